@@ -1,0 +1,146 @@
+/**
+ * Every way a pool operation can fail, as tagged, yieldable error classes.
+ *
+ * Checkout fails with a {@link CheckoutError}; layer construction fails with a
+ * {@link PoolConfigError}. Causes from the driver are kept, never swallowed.
+ *
+ * @since 0.1.0
+ */
+import { Data, Duration } from "effect"
+
+const formatSeconds = (timeout: Duration.Duration): string =>
+  Duration.isFinite(timeout) ? (Duration.toMillis(timeout) / 1000).toFixed(2) : "none"
+
+const causeMessage = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+
+/**
+ * No slot became free within `timeout`. The message names the limits, as SQLAlchemy's does:
+ * "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00".
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
+  readonly strategy: string
+  readonly poolSize: number
+  readonly maxOverflow: number
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `${this.strategy} limit of size ${this.poolSize} overflow ${this.maxOverflow} reached, ` +
+      `connection timed out, timeout ${formatSeconds(this.timeout)}`
+  }
+}
+
+/**
+ * The driver could not open a connection (or the `onConnect` hook failed). `cause` is the
+ * driver's own error: a wrong password shows up here, never as a timeout.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConnectError extends Data.TaggedError("ConnectError")<{
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `Could not connect: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The connection is (or must be treated as) dead. Fail an `onCheckout` hook with it to make the
+ * pool invalidate the slot and retry the checkout on a fresh connection (SQLAlchemy's
+ * `DisconnectionError`). With `invalidatePool`, every connection older than now is recycled too.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class DisconnectionError extends Data.TaggedError("DisconnectionError")<{
+  readonly cause?: unknown
+  readonly invalidatePool?: boolean
+}> {
+  override get message(): string {
+    return this.cause === undefined ? "Connection was disconnected" : `Disconnected: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The connection handle is no longer usable: it was invalidated, or checkout retries were
+ * exhausted. Message: "This connection is closed", as SQLAlchemy's.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConnectionInvalidatedError extends Data.TaggedError("ConnectionInvalidatedError")<{
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return "This connection is closed"
+  }
+}
+
+/**
+ * A driver operation other than connect failed in a way that is not a disconnect (for example
+ * a pre-ping that returned an unexpected error). The slot was invalidated.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class DriverError extends Data.TaggedError("DriverError")<{
+  readonly operation: "ping" | "rollback" | "commit" | "close"
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `Driver ${this.operation} failed: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The pool was closed (its layer's scope ended) before or while the checkout waited.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PoolClosedError extends Data.TaggedError("PoolClosedError")<{
+  readonly strategy: string
+}> {
+  override get message(): string {
+    return `${this.strategy} is closed`
+  }
+}
+
+/**
+ * An option was invalid. Raised when the layer is built, naming the field and the bad value.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
+  readonly field: string
+  readonly value: unknown
+  readonly reason: string
+}> {
+  override get message(): string {
+    let shown: string
+    try {
+      shown = typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
+    } catch {
+      shown = typeof this.value
+    }
+    return `Invalid pool option "${this.field}" = ${shown}: ${this.reason}`
+  }
+}
+
+/**
+ * What a checkout can fail with.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export type CheckoutError =
+  | PoolTimeoutError
+  | ConnectError
+  | ConnectionInvalidatedError
+  | DriverError
+  | PoolClosedError

@@ -1,0 +1,95 @@
+/**
+ * What happens to connections in a pool, told as events (SQLAlchemy 2.0's pool events).
+ *
+ * Events reach you two ways: as hooks given when the pool layer is built ({@link PoolHooks},
+ * run in the pipeline, in order) and as the pool's `events` stream (for observers).
+ *
+ * Orders (catalogue): first checkout and return: first_connect, connect, checkout, reset,
+ * checkin. Invalidate: invalidate, close, checkin. Detach: detach; returning the detached
+ * handle: reset, close_detached. Dispose: close per idle connection.
+ *
+ * @since 0.1.0
+ */
+import type { Effect } from "effect"
+import type { DisconnectionError } from "./PoolError.ts"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type PoolEventType =
+  | "first_connect"
+  | "connect"
+  | "checkout"
+  | "checkin"
+  | "reset"
+  | "invalidate"
+  | "soft_invalidate"
+  | "close"
+  | "detach"
+  | "close_detached"
+
+/**
+ * One event. `slot` identifies the connection record (the pool slot); `connection` is the raw
+ * driver connection the event is about, when there is one.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PoolEvent<C = unknown> {
+  readonly type: PoolEventType
+  /** The pool's name (`name` option). */
+  readonly pool: string
+  /** Id of the connection record (slot). */
+  readonly slot: number
+  readonly connection: C | undefined
+  /** Why, for invalidate / soft_invalidate / close after a failure. */
+  readonly cause?: unknown
+}
+
+/**
+ * A hook: runs inside the pipeline when its event fires. Hooks should be quick; a failing hook
+ * is logged and ignored, except where noted on the field.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Hook<C, E = never> = (event: PoolEvent<C>) => Effect.Effect<void, E>
+
+/**
+ * Hooks given at layer build.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PoolHooks<C = unknown> {
+  /** Once per pool (again after `recreate`), before the first `onConnect`. */
+  readonly onFirstConnect?: Hook<C, unknown> | undefined
+  /** After each new raw connection. A failure closes it and fails that checkout with `ConnectError`. */
+  readonly onConnect?: Hook<C, unknown> | undefined
+  /** On each checkout. Fail with `DisconnectionError` to invalidate the slot and retry the checkout. */
+  readonly onCheckout?: Hook<C, DisconnectionError> | undefined
+  /** On each return, after the reset. */
+  readonly onCheckin?: Hook<C, unknown> | undefined
+  /** Before the rollback/commit of a return (also with `resetOnReturn: "none"`). A failure invalidates the slot. */
+  readonly onReset?: Hook<C, unknown> | undefined
+  readonly onInvalidate?: Hook<C, unknown> | undefined
+  readonly onSoftInvalidate?: Hook<C, unknown> | undefined
+  readonly onClose?: Hook<C, unknown> | undefined
+  readonly onDetach?: Hook<C, unknown> | undefined
+  readonly onCloseDetached?: Hook<C, unknown> | undefined
+}
+
+/** @internal */
+export const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
+  first_connect: "onFirstConnect",
+  connect: "onConnect",
+  checkout: "onCheckout",
+  checkin: "onCheckin",
+  reset: "onReset",
+  invalidate: "onInvalidate",
+  soft_invalidate: "onSoftInvalidate",
+  close: "onClose",
+  detach: "onDetach",
+  close_detached: "onCloseDetached"
+}

@@ -1,0 +1,313 @@
+/**
+ * The checkout pipeline, written once for every strategy.
+ *
+ * A strategy only answers "give me a slot" (`take`, which may wait), "take this slot back"
+ * (`give`) and "what is your status". Everything between is here:
+ *
+ *   take slot → [recycle if stale] → [connect if empty] → [pre-ping unless fresh] → checkout hook
+ *     ↑ a DisconnectionError invalidates the slot and retries by the `checkoutRetry` Schedule
+ *   release (scope finalizer): reset hook → rollback | commit | none → checkin hook → give slot
+ *
+ * Interruption: only waiting and the driver calls run interruptibly (`restore`); every path
+ * that leaves them early hands the slot back (`abandon`), so no slot, connection or waiter
+ * leaks. Releases run uninterruptibly and are bounded by `resetTimeout`.
+ *
+ * @internal
+ */
+import { Cause, Effect, Exit, Queue, Schedule, Stream } from "effect"
+import type { Scope } from "effect"
+import type { PooledConnection, PoolStatus, Service } from "../ConnectionPool.ts"
+import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
+import type { CheckoutError } from "../PoolError.ts"
+import type { PoolEvent } from "../PoolEvent.ts"
+import type { PoolCore } from "./core.ts"
+import * as Record from "./record.ts"
+import type { ConnectionRecord } from "./record.ts"
+
+/** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * What a strategy provides. `take` runs uninterruptibly except for what it wraps in `restore`
+ * (its wait); `give` accepts any record it handed out, connected or empty, exactly once.
+ * @internal
+ */
+export interface Strategy<C, E> {
+  readonly take: (restore: Restore) => Effect.Effect<ConnectionRecord<C>, E>
+  readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
+  readonly status: () => PoolStatus
+  /** Close idle connections; checked-out ones are untouched and come back normally. */
+  readonly dispose: Effect.Effect<void>
+  /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
+  readonly shutdown: Effect.Effect<void>
+}
+
+type HandleState = "out" | "returned"
+
+/** The checked-out connection (SQLAlchemy's `_ConnectionFairy`). @internal */
+class Handle<C> implements PooledConnection<C> {
+  state: HandleState = "out"
+  detached = false
+  conn: C | undefined
+  info: Map<string, unknown>
+  constructor(readonly pipeline: Pipeline<C>, public record: ConnectionRecord<C> | undefined) {
+    this.conn = record!.connection
+    this.info = record!.info
+  }
+  get slot(): number {
+    return this.record?.id ?? -1
+  }
+  get connection(): C {
+    if (this.conn === undefined || this.state !== "out") throw new ConnectionInvalidatedError({})
+    return this.conn
+  }
+  get raw(): Effect.Effect<C, ConnectionInvalidatedError> {
+    return Effect.suspend(() =>
+      this.conn === undefined || this.state !== "out"
+        ? Effect.fail(new ConnectionInvalidatedError({}))
+        : Effect.succeed(this.conn)
+    )
+  }
+  get isValid(): boolean {
+    return this.conn !== undefined && this.state === "out"
+  }
+  get isDetached(): boolean {
+    return this.detached
+  }
+  get recordInfo(): Map<string, unknown> {
+    return this.record?.recordInfo ?? new Map()
+  }
+  invalidate(cause?: unknown): Effect.Effect<void> {
+    return this.pipeline.invalidateHandle(this, cause, false)
+  }
+  softInvalidate(cause?: unknown): Effect.Effect<void> {
+    return this.pipeline.invalidateHandle(this, cause, true)
+  }
+  get detach(): Effect.Effect<void> {
+    return this.pipeline.detach(this)
+  }
+}
+
+const isDisconnection = (e: unknown): e is DisconnectionError => e instanceof DisconnectionError
+
+/** @internal */
+export class Pipeline<C> {
+  private readonly retrySchedule: Schedule.Schedule<unknown, any>
+  constructor(readonly core: PoolCore<C>, readonly strategy: Strategy<C, unknown>) {
+    this.retrySchedule = core.options.checkoutRetry as Schedule.Schedule<unknown, any>
+  }
+
+  // ---------------------------------------------------------------- checkout
+
+  /** One attempt at making the record's connection fit to hand out. */
+  private attempt(record: ConnectionRecord<C>): Effect.Effect<void, CheckoutError | DisconnectionError> {
+    const core = this.core
+    return Effect.suspend(() => {
+      let ready: Effect.Effect<void, CheckoutError> = Effect.void
+      if (record.connection !== undefined) {
+        const recycle = core.options.recycle
+        const mayAge = recycle.value._tag !== "Infinity"
+        if (mayAge || record.softInvalidated || record.generation <= core.invalidatedUpTo) {
+          ready = Effect.clockWith((clock) =>
+            Record.isStale(core, record, clock.currentTimeMillisUnsafe())
+              ? Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record))
+              : Effect.void
+          )
+        }
+      } else {
+        ready = Record.connect(core, record)
+      }
+      return Effect.andThen(ready, () => {
+        const fresh = record.fresh
+        record.fresh = false
+        const connection = record.connection as C
+        const checkout = core.emit("checkout", record.id, connection) as Effect.Effect<void, DisconnectionError>
+        if (!core.options.prePing || fresh) return checkout
+        return Effect.andThen(
+          Effect.mapError(core.driver.ping(connection), (cause) =>
+            core.driver.isDisconnect(cause)
+              ? new DisconnectionError({ cause, invalidatePool: true })
+              : new DriverError({ operation: "ping", cause })),
+          checkout
+        )
+      })
+    }).pipe(
+      Effect.tapError((e) =>
+        isDisconnection(e)
+          ? Effect.andThen(
+            Record.invalidate(core, record, e),
+            e.invalidatePool ? core.invalidateAll : Effect.void
+          )
+          : Effect.void
+      )
+    )
+  }
+
+  /** Attempts, retried on `DisconnectionError` by the user's schedule. */
+  private validate(record: ConnectionRecord<C>): Effect.Effect<void, CheckoutError> {
+    return Effect.catchIf(this.attempt(record), isDisconnection, (first) => {
+      let replay: DisconnectionError | undefined = first
+      const again = Effect.suspend(() => {
+        if (replay === undefined) return this.attempt(record)
+        const e = replay
+        replay = undefined
+        return Effect.fail(e)
+      })
+      return again.pipe(
+        Effect.retry({ schedule: this.retrySchedule, while: isDisconnection }),
+        Effect.catchIf(isDisconnection, (cause) => Effect.fail(new ConnectionInvalidatedError({ cause })))
+      ) as Effect.Effect<void, CheckoutError>
+    })
+  }
+
+  /** A checkout that did not complete: invalidate what it may have left half-done, give the slot back. */
+  private abandon(record: ConnectionRecord<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const cause = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+    return Effect.andThen(Record.invalidate(this.core, record, cause), this.strategy.give(record))
+  }
+
+  /** Take a slot and make it ready. Call inside `uninterruptibleMask`. */
+  acquire(restore: Restore): Effect.Effect<Handle<C>, CheckoutError> {
+    return Effect.flatMap(this.strategy.take(restore), (record) =>
+      restore(this.validate(record)).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
+        Effect.map(() => new Handle(this, record))
+      )) as Effect.Effect<Handle<C>, CheckoutError>
+  }
+
+  // ----------------------------------------------------------------- release
+
+  /** Reset on return: reset hook → rollback | commit | nothing. A failure invalidates the slot. */
+  private reset(record: ConnectionRecord<C>): Effect.Effect<void> {
+    const core = this.core
+    const connection = record.connection as C
+    const mode = core.options.resetOnReturn
+    const hook = core.emit("reset", record.id, connection)
+    const work = mode === "none"
+      ? hook
+      : Effect.andThen(
+        hook,
+        core.bounded(mode === "rollback" ? core.driver.rollback(connection) : core.driver.commit(connection), mode)
+      )
+    return Effect.catchCause(work, (cause) => Record.invalidate(core, record, Cause.squash(cause)))
+  }
+
+  private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
+    return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
+  }
+
+  /** The checkout's finalizer. Idempotent; uninterruptible. */
+  release(handle: Handle<C>): Effect.Effect<void> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (handle.state !== "out") return Effect.void
+      handle.state = "returned"
+      const connection = handle.conn
+      handle.conn = undefined
+      if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection as C)
+      const record = handle.record!
+      return Effect.andThen(this.reset(record), this.checkin(record))
+    }))
+  }
+
+  private closeDetached(slot: number, connection: C): Effect.Effect<void> {
+    const core = this.core
+    const reset = Effect.andThen(
+      core.emit("reset", slot, connection),
+      core.options.resetOnReturn === "commit"
+        ? core.bounded(core.driver.commit(connection), "commit")
+        : core.options.resetOnReturn === "rollback"
+        ? core.bounded(core.driver.rollback(connection), "rollback")
+        : Effect.void
+    ).pipe(Effect.catchCause((cause) => core.logFailure("reset of a detached connection failed", cause)))
+    return Effect.andThen(
+      reset,
+      Effect.andThen(core.emitQuiet("close_detached", slot, connection), Record.closeQuietly(core, connection))
+    )
+  }
+
+  invalidateHandle(handle: Handle<C>, cause: unknown, soft: boolean): Effect.Effect<void> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (handle.state !== "out") return Effect.void
+      if (handle.detached) {
+        if (soft) return Effect.void
+        handle.state = "returned"
+        const connection = handle.conn as C
+        handle.conn = undefined
+        return Record.closeQuietly(this.core, connection)
+      }
+      const record = handle.record!
+      if (soft) return Record.invalidate(this.core, record, cause, true)
+      // Hard: close now and check the (now empty) slot in at once, as SQLAlchemy does.
+      handle.state = "returned"
+      handle.conn = undefined
+      return Effect.andThen(Record.invalidate(this.core, record, cause), this.checkin(record))
+    }))
+  }
+
+  detach(handle: Handle<C>): Effect.Effect<void> {
+    return Effect.uninterruptible(Effect.suspend(() => {
+      if (handle.state !== "out" || handle.detached) return Effect.void
+      const record = handle.record!
+      handle.detached = true
+      handle.info = new Map(record.info)
+      record.connection = undefined
+      record.softInvalidated = false
+      return Effect.andThen(this.core.emitQuiet("detach", record.id, handle.conn), this.strategy.give(record))
+    }))
+  }
+
+  // -------------------------------------------------------------- public API
+
+  readonly checkout: Effect.Effect<PooledConnection<C>, CheckoutError, Scope.Scope> = Effect.uninterruptibleMask(
+    (restore) =>
+      Effect.flatMap(this.acquire(restore), (handle) =>
+        Effect.as(Effect.addFinalizer(() => this.release(handle)), handle as PooledConnection<C>))
+  )
+
+  use<A, E, R>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E, R>): Effect.Effect<A, E | CheckoutError, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(this.acquire(restore), (handle) =>
+        Effect.onExit(restore(Effect.suspend(() => f(handle))), () => this.release(handle)))
+    )
+  }
+
+  readonly events: Stream.Stream<PoolEvent<C>> = Stream.callback<PoolEvent<C>>((queue) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const listener = (event: PoolEvent<C>) => {
+          Queue.offerUnsafe(queue, event)
+        }
+        this.core.listeners.add(listener)
+        return listener
+      }),
+      (listener) => Effect.sync(() => this.core.listeners.delete(listener))
+    )
+  )
+}
+
+/**
+ * Assemble the `ConnectionPool` service from a core and a strategy. The pool shuts down when
+ * the surrounding scope closes.
+ * @internal
+ */
+export const makeService = <C>(
+  core: PoolCore<C>,
+  strategy: Strategy<C, unknown>,
+  recreate: Effect.Effect<Service<C>, never, Scope.Scope>
+): Effect.Effect<Service<C>, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const pipeline = new Pipeline(core, strategy)
+    const service: Service<C> = {
+      name: core.name,
+      strategy: core.strategy,
+      checkout: pipeline.checkout,
+      use: (f) => pipeline.use(f),
+      status: Effect.sync(strategy.status),
+      dispose: strategy.dispose,
+      recreate,
+      invalidateAll: core.invalidateAll,
+      invalidationTime: Effect.sync(() => core.invalidationTime),
+      events: pipeline.events
+    }
+    return Effect.as(Effect.addFinalizer(() => strategy.shutdown), service)
+  })

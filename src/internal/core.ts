@@ -1,0 +1,82 @@
+/**
+ * The state one pool shares across its records, pipeline and strategy: driver, options, event
+ * fan-out, pool-wide invalidation and the once-per-pool `first_connect`.
+ *
+ * @internal
+ */
+import { Cause, Clock, Duration, Effect } from "effect"
+import type { DriverShape } from "../Driver.ts"
+import { hookName } from "../PoolEvent.ts"
+import type { Hook, PoolEvent, PoolEventType } from "../PoolEvent.ts"
+import type { ResolvedCommon } from "../PoolOptions.ts"
+
+/** @internal */
+export class PoolCore<C> {
+  readonly listeners = new Set<(event: PoolEvent<C>) => void>()
+  /** Connect sequence numbers; a record connected at or before `invalidatedUpTo` is stale. */
+  connectSeq = 0
+  invalidatedUpTo = 0
+  /** Clock time of the last pool-wide invalidation (ms), 0 when never. */
+  invalidationTime = 0
+  firstConnectDone = false
+  private nextSlot = 0
+
+  constructor(
+    readonly strategy: string,
+    readonly driver: DriverShape<C>,
+    readonly options: ResolvedCommon<C>
+  ) {}
+
+  get name(): string {
+    return this.options.name
+  }
+
+  newSlotId(): number {
+    return ++this.nextSlot
+  }
+
+  /**
+   * Fire an event: observers first (synchronously), then the hook. The hook's failure is
+   * returned to the caller, which decides whether it matters.
+   */
+  emit(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void, unknown> {
+    const hook = this.options.hooks[hookName[type]] as Hook<C, unknown> | undefined
+    if (hook === undefined && this.listeners.size === 0) return Effect.void
+    const event: PoolEvent<C> = cause === undefined
+      ? { type, pool: this.options.name, slot, connection }
+      : { type, pool: this.options.name, slot, connection, cause }
+    for (const listener of this.listeners) listener(event)
+    return hook === undefined ? Effect.void : Effect.suspend(() => hook(event))
+  }
+
+  /** Fire an event whose hook failure is only logged. */
+  emitQuiet(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void> {
+    return this.emit(type, slot, connection, cause).pipe(
+      Effect.catchCause((c) => this.logFailure(`${hookName[type]} hook failed`, c))
+    )
+  }
+
+  logFailure(message: string, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    return Cause.hasInterruptsOnly(cause)
+      ? Effect.void
+      : Effect.logWarning(message, cause).pipe(Effect.annotateLogs({ pool: this.options.name }))
+  }
+
+  /** Stamp a pool-wide invalidation: every connection made until now is recycled at its next checkout. */
+  invalidateAll: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.sync(() => {
+      this.invalidatedUpTo = this.connectSeq
+      this.invalidationTime = now
+    }))
+
+  /** Bound a release-path driver call (reset, close) by `resetTimeout`. */
+  bounded<A>(effect: Effect.Effect<A, unknown>, operation: string): Effect.Effect<A, unknown> {
+    const timeout = this.options.resetTimeout
+    return Duration.isFinite(timeout)
+      ? Effect.timeoutOrElse(effect, {
+        duration: timeout,
+        orElse: () => Effect.fail(new Error(`${operation} did not finish within ${Duration.format(timeout)}`))
+      })
+      : effect
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The connection record: one pool slot and the raw connection it holds (or not, after an
+ * invalidation), with its age, its `info` and `recordInfo`. SQLAlchemy's `_ConnectionRecord`.
+ *
+ * A record is owned by exactly one party at a time: the strategy (idle), a checkout (in use), or
+ * the pipeline while it prepares or releases it. Only the owner mutates it.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Exit, Fiber } from "effect"
+import { ConnectError } from "../PoolError.ts"
+import type { PoolCore } from "./core.ts"
+
+/** @internal */
+export class ConnectionRecord<C> {
+  connection: C | undefined = undefined
+  /** Connect sequence number of the current connection; 0 = this slot never connected. */
+  generation = 0
+  /** Clock time (ms) of the current connection's connect. */
+  startTime = 0
+  /** Made by the checkout now in progress: pre-ping skips it. */
+  fresh = false
+  softInvalidated = false
+  /** Per connection: survives checkin, cleared on reconnect. */
+  info = new Map<string, unknown>()
+  /** Per slot: lives as long as the record. */
+  readonly recordInfo = new Map<string, unknown>()
+
+  constructor(readonly id: number) {}
+}
+
+/** Must this record's connection be replaced before it is handed out? */
+export const isStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, now: number): boolean =>
+  record.softInvalidated ||
+  record.generation <= core.invalidatedUpTo ||
+  (Duration.isFinite(core.options.recycle) && now - record.startTime > Duration.toMillis(core.options.recycle))
+
+/**
+ * Open a raw connection. Interruptible, and never orphans a connection: the driver call runs in
+ * its own fiber, and a connection that arrives after the caller was interrupted is closed.
+ */
+const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDetach(core.driver.connect as Effect.Effect<C, unknown>, { startImmediately: true }), (fiber) =>
+      restore(Fiber.join(fiber)).pipe(
+        Effect.onInterrupt(() =>
+          Effect.flatMap(Fiber.interrupt(fiber), () => {
+            const exit = fiber.pollUnsafe()
+            return exit !== undefined && Exit.isSuccess(exit) ? closeQuietly(core, exit.value) : Effect.void
+          })
+        ),
+        Effect.mapError((cause) => new ConnectError({ cause }))
+      )
+    )
+  )
+
+/**
+ * Connect an empty record: driver connect, then `first_connect` (once per pool) and `connect`.
+ * A failing connect hook closes the new connection and fails with `ConnectError`.
+ */
+export const connect = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): Effect.Effect<void, ConnectError> =>
+  Effect.flatMap(connectRaw(core), (connection) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        record.connection = connection
+        record.generation = ++core.connectSeq
+        record.startTime = now
+        record.fresh = true
+        record.softInvalidated = false
+        record.info = new Map()
+        const first = core.firstConnectDone
+          ? Effect.void
+          : Effect.andThen(
+            core.emit("first_connect", record.id, connection),
+            Effect.sync(() => {
+              core.firstConnectDone = true
+            })
+          )
+        return restore(Effect.andThen(first, core.emit("connect", record.id, connection))).pipe(
+          Effect.catchCause((cause) =>
+            Effect.andThen(close(core, record), Effect.fail(new ConnectError({ cause: squashHookCause(cause) })))
+          )
+        )
+      })
+    )
+  )
+
+const squashHookCause = (cause: import("effect").Cause.Cause<unknown>): unknown => {
+  const failure = cause.reasons.find((r) => r._tag === "Fail")
+  if (failure !== undefined && failure._tag === "Fail") return failure.error
+  const die = cause.reasons.find((r) => r._tag === "Die")
+  return die !== undefined && die._tag === "Die" ? die.defect : cause
+}
+
+/** Close a raw connection, bounded by `resetTimeout`; a failure is logged, never raised. */
+export const closeQuietly = <C>(core: PoolCore<C>, connection: C): Effect.Effect<void> =>
+  core.bounded(core.driver.close(connection), "close").pipe(
+    Effect.catchCause((cause) => core.logFailure("closing a connection failed", cause)),
+    Effect.uninterruptible
+  )
+
+/** Close the record's connection (firing `close`) and leave the slot empty. No-op when empty. */
+export const close = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, cause?: unknown): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const connection = record.connection
+    if (connection === undefined) return Effect.void
+    record.connection = undefined
+    record.softInvalidated = false
+    return Effect.andThen(core.emitQuiet("close", record.id, connection, cause), closeQuietly(core, connection))
+  })
+
+/**
+ * Invalidate the record. Hard: fire `invalidate`, close now, slot reconnects at next checkout.
+ * Soft: fire `soft_invalidate`, keep the connection usable, recycle it at its next checkout.
+ * An empty record is left alone and fires nothing.
+ */
+export const invalidate = <C>(
+  core: PoolCore<C>,
+  record: ConnectionRecord<C>,
+  cause: unknown,
+  soft = false
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const connection = record.connection
+    if (connection === undefined) return Effect.void
+    if (soft) {
+      record.softInvalidated = true
+      return core.emitQuiet("soft_invalidate", record.id, connection, cause)
+    }
+    return Effect.andThen(core.emitQuiet("invalidate", record.id, connection, cause), close(core, record, cause))
+  })

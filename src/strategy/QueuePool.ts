@@ -1,0 +1,236 @@
+/**
+ * QueuePool: a bounded pool of `poolSize` connections that may grow by `maxOverflow` under load.
+ * The default strategy, as in SQLAlchemy.
+ *
+ * Waiters are served strictly first come, first served: a returned slot is handed directly to
+ * the longest waiter, and a newcomer never takes an idle slot or grows the pool while anyone
+ * waits. Overflow connections are closed when they come back to a full idle queue.
+ *
+ * @since 0.1.0
+ */
+import { Config, Duration, Effect, Layer } from "effect"
+import type { Scheduler, Scope } from "effect"
+import type { Service } from "../ConnectionPool.ts"
+import { ConnectionPool } from "../ConnectionPool.ts"
+import { Driver } from "../Driver.ts"
+import type { DriverShape } from "../Driver.ts"
+import { PoolCore } from "../internal/core.ts"
+import { makeService } from "../internal/checkout.ts"
+import type { Restore, Strategy } from "../internal/checkout.ts"
+import * as Record from "../internal/record.ts"
+import { ConnectionRecord } from "../internal/record.ts"
+import { PoolClosedError, PoolConfigError, PoolTimeoutError } from "../PoolError.ts"
+import * as PoolOptions from "../PoolOptions.ts"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {
+  /** Connections kept open. 0 = no limit (then `maxOverflow` is ignored). Default 5. */
+  readonly poolSize?: number | undefined
+  /** Extra connections allowed under load; -1 = unlimited. Default 10. */
+  readonly maxOverflow?: number | undefined
+  /** How long a checkout waits for a slot; `"Infinity"` waits forever. Default 30 s. */
+  readonly timeout?: Duration.Input | undefined
+  /** Hand out the most recently returned connection first. Default false (FIFO). */
+  readonly lifo?: boolean | undefined
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
+  readonly poolSize: number
+  readonly maxOverflow: number
+  readonly timeout: Duration.Duration
+  readonly lifo: boolean
+}
+
+/**
+ * Validate options and apply defaults.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  Effect.gen(function*() {
+    const common = yield* PoolOptions.resolveCommon(options, "QueuePool")
+    const poolSize = yield* PoolOptions.integer("poolSize", options.poolSize, 5, 0)
+    const maxOverflow = yield* PoolOptions.integer("maxOverflow", options.maxOverflow, 10, -1)
+    const timeout = yield* PoolOptions.duration("timeout", options.timeout, Duration.seconds(30))
+    const lifo = yield* PoolOptions.boolean("lifo", options.lifo, false)
+    return { ...common, poolSize, maxOverflow, timeout, lifo }
+  })
+
+interface Waiter<C> {
+  resume: (effect: Effect.Effect<ConnectionRecord<C>, PoolClosedError>) => void
+  dispatcher: Scheduler.SchedulerDispatcher
+  /** Set when a slot was handed to this waiter. */
+  record: ConnectionRecord<C> | undefined
+}
+
+const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolTimeoutError | PoolClosedError> => {
+  const { lifo, maxOverflow, poolSize } = options
+  const unlimited = maxOverflow === -1 || poolSize === 0
+  const idle: Array<ConnectionRecord<C>> = []
+  const waiters = new Set<Waiter<C>>()
+  let overflow = poolSize === 0 ? 0 : -poolSize
+  let closed = false
+
+  const timeoutError = new PoolTimeoutError({
+    strategy: "QueuePool",
+    poolSize,
+    maxOverflow,
+    timeout: options.timeout
+  })
+
+  const handOff = (waiter: Waiter<C>, record: ConnectionRecord<C>) => {
+    waiters.delete(waiter)
+    waiter.record = record
+    // Resume on the scheduler, not inside this fiber's stack: a chain of hand-offs stays flat.
+    waiter.dispatcher.scheduleTask(() => waiter.resume(Effect.succeed(record)), 0)
+  }
+
+  const give = (record: ConnectionRecord<C>): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (closed) {
+        overflow--
+        return Record.close(core, record)
+      }
+      const first = waiters.values().next()
+      if (!first.done) {
+        handOff(first.value, record)
+        return Effect.void
+      }
+      // A slot that never connected is not kept idle: it is simply given up.
+      if (record.generation === 0 && record.connection === undefined) {
+        overflow--
+        return Effect.void
+      }
+      if (poolSize > 0 && idle.length >= poolSize) {
+        overflow--
+        return Record.close(core, record)
+      }
+      idle.push(record)
+      return Effect.void
+    })
+
+  const wait = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
+    const waiter: Waiter<C> = { resume: undefined!, dispatcher: undefined!, record: undefined }
+    const sleep = Effect.withFiber((fiber) => {
+      waiter.dispatcher = fiber.currentDispatcher
+      return Effect.callback<ConnectionRecord<C>, PoolClosedError>((resume) => {
+        waiter.resume = resume
+        waiters.add(waiter)
+        return Effect.sync(() => {
+          waiters.delete(waiter)
+        })
+      })
+    })
+    const timed = Duration.isFinite(options.timeout)
+      ? Effect.timeoutOrElse(sleep, { duration: options.timeout, orElse: () => Effect.fail(timeoutError) })
+      : sleep
+    // Interrupted or timed out after a slot was handed over: pass the slot on.
+    return Effect.onExit(restore(timed), (exit) => {
+      if (exit._tag === "Success" || waiter.record === undefined) return Effect.void
+      const record = waiter.record
+      waiter.record = undefined
+      return give(record)
+    })
+  }
+
+  return {
+    take: (restore) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
+        if (waiters.size === 0) {
+          if (idle.length > 0) return Effect.succeed((lifo ? idle.pop() : idle.shift())!)
+          if (unlimited || overflow < maxOverflow) {
+            overflow++
+            return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
+          }
+        }
+        return wait(restore)
+      }),
+    give,
+    status: () => ({
+      size: poolSize,
+      checkedIn: idle.length,
+      checkedOut: poolSize - idle.length + overflow,
+      overflow,
+      waiting: waiters.size
+    }),
+    dispose: Effect.suspend(() => {
+      const records = idle.splice(0)
+      overflow -= records.length
+      return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
+    }),
+    shutdown: Effect.suspend(() => {
+      closed = true
+      const error = Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
+      for (const waiter of waiters) waiter.resume(error)
+      waiters.clear()
+      const records = idle.splice(0)
+      overflow -= records.length
+      return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
+    })
+  }
+}
+
+const build = <C>(driver: DriverShape<C>, options: Resolved<C>): Effect.Effect<Service<C>, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const core = new PoolCore("QueuePool", driver, options)
+    return makeService(core, strategy(core, options), build(driver, options))
+  })
+
+/**
+ * Build a QueuePool in the current scope (closed with it).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <C = any>(
+  options: Options<C> = {}
+): Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =>
+  Effect.flatMap(resolve(options), (resolved) =>
+    Effect.flatMap(Effect.service(Driver), (driver) => build(driver as DriverShape<C>, resolved)))
+
+/**
+ * QueuePool as a layer providing `ConnectionPool`. Options are validated when the layer builds.
+ *
+ * @example
+ * ```ts
+ * import { QueuePool } from "effect-db-pool"
+ *
+ * const Pool = QueuePool.layer({ poolSize: 5, maxOverflow: 10, timeout: "30 seconds", prePing: true })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <C = any>(options: Options<C> = {}): Layer.Layer<ConnectionPool, PoolConfigError, Driver> =>
+  Layer.effect(ConnectionPool, make(options))
+
+/**
+ * QueuePool as a layer whose options are read from `Config` (for example environment variables).
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { QueuePool } from "effect-db-pool"
+ *
+ * const Pool = QueuePool.layerConfig({
+ *   poolSize: Config.int("POOL_SIZE").pipe(Config.withDefault(5)),
+ *   timeout: Config.duration("POOL_TIMEOUT").pipe(Config.withDefault("30 seconds"))
+ * })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = <C = any>(
+  config: Config.Wrap<Options<C>>
+): Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> =>
+  Layer.effect(ConnectionPool, Effect.flatMap(Config.unwrap(config), (options) => make(options)))

@@ -1,0 +1,238 @@
+/**
+ * An in-memory `Driver` with scriptable faults and a call log: the analog of SQLAlchemy's
+ * MockDBAPI. Use it to test code that uses a pool, deterministically, with no database.
+ *
+ * Every connection has an id and a log of the calls made on it. Each driver operation
+ * (`connect`, `ping`, `rollback`, `commit`, `close`) can be scripted to succeed, fail, be slow
+ * (an `Effect.sleep`, so `TestClock` drives it) or hang; the database can be taken down and
+ * brought back up; single connections can be killed.
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, Duration, Effect, Layer } from "effect"
+import { Driver } from "../Driver.ts"
+import type { DriverShape } from "../Driver.ts"
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export type MockOperation = "connect" | "ping" | "rollback" | "commit" | "close"
+
+/**
+ * How an operation behaves: `"ok"`, `"fail"` (a `MockDbError`), `"disconnect"` (a `MockDbError`
+ * that `isDisconnect` recognises), `"hang"` (never completes), or `{ delay }` (succeeds after it).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type MockBehaviour = "ok" | "fail" | "disconnect" | "hang" | { readonly delay: Duration.Input }
+
+/**
+ * One in-memory connection.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface MockConnection {
+  readonly id: number
+  /** Calls made on this connection, in order: "ping", "rollback", "commit", "close". */
+  readonly calls: Array<Exclude<MockOperation, "connect">>
+  /** `close` was called (even if it then failed or hung). */
+  closed: boolean
+  /** The server side is gone: pings, rollbacks and commits fail with a disconnect. */
+  dead: boolean
+}
+
+/**
+ * The error every scripted failure raises.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class MockDbError extends Data.TaggedError("MockDbError")<{
+  readonly operation: MockOperation
+  readonly disconnect: boolean
+  readonly message: string
+}> {}
+
+/**
+ * The script and the record of what happened.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface MockDriverControl {
+  readonly driver: DriverShape<MockConnection>
+  /** Every connection ever made, in order. */
+  readonly connections: ReadonlyArray<MockConnection>
+  /** Connections made and not closed: what the "server" still holds. */
+  readonly open: () => ReadonlyArray<MockConnection>
+  /** Driver-level log, e.g. "connect#1", "ping#1", "close#1", "connect:fail". */
+  readonly log: Array<string>
+  /** Number of connect attempts, successful or not. */
+  readonly connectAttempts: () => number
+  /** Script an operation for every later call. */
+  readonly set: (operation: MockOperation, behaviour: MockBehaviour) => void
+  /** Script the next `n` calls of an operation (then it returns to its standing behaviour). */
+  readonly next: (operation: MockOperation, behaviour: MockBehaviour, n?: number) => void
+  /** Database down: connects fail with a disconnect error, every open connection dies. */
+  readonly down: () => void
+  /** Database up again (open connections stay dead). */
+  readonly up: () => void
+  /** Kill one connection's server side. */
+  readonly kill: (id: number) => void
+  /** Back to all "ok", up, log kept. */
+  readonly reset: () => void
+}
+
+/**
+ * Make a mock driver and its control.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (): MockDriverControl => {
+  const connections: Array<MockConnection> = []
+  const log: Array<string> = []
+  const standing = new Map<MockOperation, MockBehaviour>()
+  const queued = new Map<MockOperation, Array<MockBehaviour>>()
+  let isDown = false
+  let attempts = 0
+
+  const behaviourOf = (operation: MockOperation): MockBehaviour => {
+    const q = queued.get(operation)
+    if (q !== undefined && q.length > 0) return q.shift()!
+    return standing.get(operation) ?? "ok"
+  }
+
+  const run = <A>(operation: MockOperation, label: string, value: () => A): Effect.Effect<A, MockDbError> =>
+    Effect.suspend(() => {
+      const behaviour = behaviourOf(operation)
+      if (behaviour === "ok") return Effect.sync(value)
+      if (behaviour === "fail" || behaviour === "disconnect") {
+        log.push(`${label}:${behaviour}`)
+        return Effect.fail(
+          new MockDbError({ operation, disconnect: behaviour === "disconnect", message: `${label}: scripted ${behaviour}` })
+        )
+      }
+      if (behaviour === "hang") {
+        log.push(`${label}:hang`)
+        return Effect.never
+      }
+      return Effect.andThen(Effect.sleep(behaviour.delay), Effect.sync(value))
+    })
+
+  const onLive = (operation: Exclude<MockOperation, "connect" | "close">) => (c: MockConnection) =>
+    Effect.suspend(() => {
+      c.calls.push(operation)
+      log.push(`${operation}#${c.id}`)
+      if (c.closed) {
+        return Effect.fail(new MockDbError({ operation, disconnect: true, message: `connection ${c.id} is closed` }))
+      }
+      if (c.dead) {
+        return Effect.fail(new MockDbError({ operation, disconnect: true, message: `server closed connection ${c.id}` }))
+      }
+      return run(operation, `${operation}#${c.id}`, () => undefined)
+    })
+
+  const driver: DriverShape<MockConnection> = {
+    name: "mock",
+    connect: Effect.suspend(() => {
+      attempts++
+      if (isDown) {
+        log.push("connect:down")
+        return Effect.fail(new MockDbError({ operation: "connect", disconnect: true, message: "database is down" }))
+      }
+      // The connection exists only once connect completes: an interrupted connect leaves nothing.
+      return run("connect", "connect", () => {
+        const c: MockConnection = { id: connections.length + 1, calls: [], closed: false, dead: false }
+        connections.push(c)
+        log.push(`connect#${c.id}`)
+        return c
+      })
+    }),
+    close: (c) =>
+      Effect.suspend(() => {
+        c.calls.push("close")
+        log.push(`close#${c.id}`)
+        c.closed = true
+        return run("close", `close#${c.id}`, () => undefined)
+      }),
+    rollback: onLive("rollback"),
+    commit: onLive("commit"),
+    ping: onLive("ping"),
+    isDisconnect: (error) => error instanceof MockDbError && error.disconnect
+  }
+
+  return {
+    driver,
+    connections,
+    open: () => connections.filter((c) => !c.closed),
+    log,
+    connectAttempts: () => attempts,
+    set: (operation, behaviour) => {
+      standing.set(operation, behaviour)
+    },
+    next: (operation, behaviour, n = 1) => {
+      const q = queued.get(operation) ?? []
+      for (let i = 0; i < n; i++) q.push(behaviour)
+      queued.set(operation, q)
+    },
+    down: () => {
+      isDown = true
+      for (const c of connections) c.dead = true
+    },
+    up: () => {
+      isDown = false
+    },
+    kill: (id) => {
+      const c = connections.find((c) => c.id === id)
+      if (c !== undefined) c.dead = true
+    },
+    reset: () => {
+      standing.clear()
+      queued.clear()
+      isDown = false
+    }
+  }
+}
+
+/**
+ * The mock's control, as a service (provided by {@link layer} next to `Driver`).
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class MockDriver extends Context.Service<MockDriver, MockDriverControl>()("effect-db-pool/testing/MockDriver") {}
+
+/**
+ * A fresh mock as a layer: provides `Driver` and `MockDriver` (its control).
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { ConnectionPool, QueuePool } from "effect-db-pool"
+ * import { MockDriver } from "effect-db-pool/testing"
+ *
+ * const Test = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer))
+ * const program = Effect.gen(function*() {
+ *   const mock = yield* MockDriver.MockDriver
+ *   mock.next("connect", "fail")
+ *   const pool = yield* ConnectionPool.ConnectionPool
+ *   return yield* Effect.result(pool.use(() => Effect.void))   // Failure(ConnectError)
+ * }).pipe(Effect.provide(Test))
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<Driver | MockDriver> = Layer.effectContext(
+  Effect.sync(() => {
+    const control = make()
+    return Context.make(Driver, control.driver as DriverShape<any>).pipe(Context.add(MockDriver, control))
+  })
+)
+
+/** Re-exported so tests can write delays without importing Duration. @since 0.1.0 */
+export const delay = (input: Duration.Input): MockBehaviour => ({ delay: input })

@@ -1,0 +1,8 @@
+/**
+ * Test support for users of effect-db-pool: an in-memory driver with scriptable faults.
+ *
+ * @since 0.1.0
+ */
+
+/** In-memory driver with a call log and fault injection (SQLAlchemy's MockDBAPI). @since 0.1.0 */
+export * as MockDriver from "./MockDriver.ts"
