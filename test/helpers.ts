@@ -20,6 +20,21 @@ export const recordingHooks = (
   return hooks as PoolEvent.PoolHooks<MockDriver.MockConnection>
 }
 
+/** Recording hooks, each followed by the user's hook of the same name when given. */
+export const withRecording = (
+  log: Array<string>,
+  withSlot: boolean,
+  user: PoolEvent.PoolHooks<MockDriver.MockConnection> = {}
+): PoolEvent.PoolHooks<MockDriver.MockConnection> => {
+  const recording = recordingHooks(log, withSlot) as Record<string, PoolEvent.Hook<MockDriver.MockConnection, any>>
+  const merged: Record<string, PoolEvent.Hook<MockDriver.MockConnection, any>> = {}
+  for (const [name, hook] of Object.entries(recording)) {
+    const own = (user as Record<string, PoolEvent.Hook<MockDriver.MockConnection, any> | undefined>)[name]
+    merged[name] = own === undefined ? hook : (event) => Effect.andThen(hook(event), own(event))
+  }
+  return merged as PoolEvent.PoolHooks<MockDriver.MockConnection>
+}
+
 export interface Fixture {
   readonly pool: ConnectionPool.Service<MockDriver.MockConnection>
   readonly mock: MockDriver.MockDriverControl
@@ -35,8 +50,8 @@ export const queuePool = (
     const mock = MockDriver.make()
     const events: Array<string> = []
     const pool = yield* QueuePool.make<MockDriver.MockConnection>({
-      hooks: recordingHooks(events, withSlot),
-      ...options
+      ...options,
+      hooks: withRecording(events, withSlot, options.hooks)
     }).pipe(Effect.provide(Layer.succeed(Driver, mock.driver)), Effect.orDie)
     return { pool, mock, events }
   })

@@ -193,7 +193,9 @@ export class Pipeline<C> {
   }
 
   private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
-    return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
+    return Effect.suspend(() =>
+      Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
+    )
   }
 
   /** The checkout's finalizer. Idempotent; uninterruptible. */

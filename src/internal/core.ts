@@ -40,13 +40,15 @@ export class PoolCore<C> {
    * returned to the caller, which decides whether it matters.
    */
   emit(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void, unknown> {
-    const hook = this.options.hooks[hookName[type]] as Hook<C, unknown> | undefined
-    if (hook === undefined && this.listeners.size === 0) return Effect.void
-    const event: PoolEvent<C> = cause === undefined
-      ? { type, pool: this.options.name, slot, connection }
-      : { type, pool: this.options.name, slot, connection, cause }
-    for (const listener of this.listeners) listener(event)
-    return hook === undefined ? Effect.void : Effect.suspend(() => hook(event))
+    return Effect.suspend(() => {
+      const hook = this.options.hooks[hookName[type]] as Hook<C, unknown> | undefined
+      if (hook === undefined && this.listeners.size === 0) return Effect.void
+      const event: PoolEvent<C> = cause === undefined
+        ? { type, pool: this.options.name, slot, connection }
+        : { type, pool: this.options.name, slot, connection, cause }
+      for (const listener of this.listeners) listener(event)
+      return hook === undefined ? Effect.void : hook(event)
+    })
   }
 
   /** Fire an event whose hook failure is only logged. */

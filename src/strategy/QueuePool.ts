@@ -218,12 +218,12 @@ export const layer = <C = any>(options: Options<C> = {}): Layer.Layer<Connection
  *
  * @example
  * ```ts
- * import { Config } from "effect"
+ * import { Config, Duration } from "effect"
  * import { QueuePool } from "effect-db-pool"
  *
  * const Pool = QueuePool.layerConfig({
- *   poolSize: Config.int("POOL_SIZE").pipe(Config.withDefault(5)),
- *   timeout: Config.duration("POOL_TIMEOUT").pipe(Config.withDefault("30 seconds"))
+ *   poolSize: Config.Int("POOL_SIZE").pipe(Config.withDefault(5)),
+ *   timeout: Config.Duration("POOL_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
  * })
  * ```
  *

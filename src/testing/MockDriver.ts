@@ -72,8 +72,8 @@ export interface MockDriverControl {
   readonly log: Array<string>
   /** Number of connect attempts, successful or not. */
   readonly connectAttempts: () => number
-  /** Script an operation for every later call. */
-  readonly set: (operation: MockOperation, behaviour: MockBehaviour) => void
+  /** Script an operation for every later call (a function is asked anew at each call). */
+  readonly set: (operation: MockOperation, behaviour: MockBehaviour | (() => MockBehaviour)) => void
   /** Script the next `n` calls of an operation (then it returns to its standing behaviour). */
   readonly next: (operation: MockOperation, behaviour: MockBehaviour, n?: number) => void
   /** Database down: connects fail with a disconnect error, every open connection dies. */
@@ -95,7 +95,7 @@ export interface MockDriverControl {
 export const make = (): MockDriverControl => {
   const connections: Array<MockConnection> = []
   const log: Array<string> = []
-  const standing = new Map<MockOperation, MockBehaviour>()
+  const standing = new Map<MockOperation, MockBehaviour | (() => MockBehaviour)>()
   const queued = new Map<MockOperation, Array<MockBehaviour>>()
   let isDown = false
   let attempts = 0
@@ -103,7 +103,8 @@ export const make = (): MockDriverControl => {
   const behaviourOf = (operation: MockOperation): MockBehaviour => {
     const q = queued.get(operation)
     if (q !== undefined && q.length > 0) return q.shift()!
-    return standing.get(operation) ?? "ok"
+    const behaviour = standing.get(operation) ?? "ok"
+    return typeof behaviour === "function" ? behaviour() : behaviour
   }
 
   const run = <A>(operation: MockOperation, label: string, value: () => A): Effect.Effect<A, MockDbError> =>
