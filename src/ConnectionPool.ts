@@ -14,7 +14,9 @@ import type { PoolEvent } from "./PoolEvent.ts"
 
 /**
  * A pool's counts, as SQLAlchemy's `status()`.
- * `checkedOut = size - checkedIn + overflow` for QueuePool.
+ * `checkedOut = size - checkedIn + overflow` for QueuePool and FiberPool. Counts are of
+ * connections, not handles: checkouts sharing one connection (reentrant, StaticPool) count once.
+ * Each strategy's module doc says what its counts mean.
  *
  * @category models
  * @since 0.1.0

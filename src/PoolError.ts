@@ -49,6 +49,22 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
 }
 
 /**
+ * Opening one connection took longer than `connectTimeout`. Distinct from `PoolTimeoutError`
+ * (waiting for a free slot): one says "the database is slow or unreachable", the other "the pool
+ * is exhausted".
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
+  readonly timeout: Duration.Duration
+}> {
+  override get message(): string {
+    return `Connecting timed out after ${formatSeconds(this.timeout)} s (connectTimeout)`
+  }
+}
+
+/**
  * The connection is (or must be treated as) dead. Fail an `onCheckout` hook with it to make the
  * pool invalidate the slot and retry the checkout on a fresh connection (SQLAlchemy's
  * `DisconnectionError`). With `invalidatePool`, every connection older than now is recycled too.
@@ -111,6 +127,24 @@ export class PoolClosedError extends Data.TaggedError("PoolClosedError")<{
 }
 
 /**
+ * AssertionPool: a second checkout was attempted while the first one is still out. The message
+ * names where the first one was checked out (fiber id and the Effect stack frames / spans active
+ * at that checkout), as SQLAlchemy's "connection is already checked out at: ...".
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class AssertionPoolError extends Data.TaggedError("AssertionPoolError")<{
+  readonly pool: string
+  /** Where the connection now out was checked out: fiber id, `Effect.fn` / span names, source line. */
+  readonly checkedOutAt: string
+}> {
+  override get message(): string {
+    return `${this.pool}: connection is already checked out at:\n${this.checkedOutAt}`
+  }
+}
+
+/**
  * An option was invalid. Raised when the layer is built, naming the field and the bad value.
  *
  * @category errors
@@ -141,6 +175,8 @@ export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
 export type CheckoutError =
   | PoolTimeoutError
   | ConnectError
+  | ConnectTimeoutError
   | ConnectionInvalidatedError
   | DriverError
   | PoolClosedError
+  | AssertionPoolError

@@ -8,7 +8,7 @@
  */
 import { Duration, Effect, Exit, Schedule, Schema } from "effect"
 import { PoolConfigError } from "./PoolError.ts"
-import type { DisconnectionError } from "./PoolError.ts"
+import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "./PoolError.ts"
 import type { PoolHooks } from "./PoolEvent.ts"
 
 /**
@@ -43,6 +43,61 @@ export interface CommonOptions<C = unknown> {
   readonly checkoutRetry?: Schedule.Schedule<unknown, DisconnectionError> | undefined
   /** Event hooks, run in the pipeline. */
   readonly hooks?: PoolHooks<C> | undefined
+  /**
+   * Reentrant checkout (SQLAlchemy's `use_threadlocal`): a checkout made while the same fiber
+   * already holds one returns that same connection, and only the outermost release resets and
+   * checks it in. Child fibers are other fibers: they get their own. Default: false
+   * (FiberPool: always true).
+   */
+  readonly reentrant?: boolean | undefined
+  /** Record metrics (see `PoolMetrics`). Default: true. */
+  readonly metrics?: boolean | undefined
+  /** A span per checkout (`effect-db-pool.checkout`, with its wait time). Connect spans are always made. Default: false. */
+  readonly tracing?: boolean | undefined
+  /** Log every pool event at info level, annotated with the pool name (SQLAlchemy's `echo`). Default: false. */
+  readonly echo?: boolean | undefined
+  /** Warn once (and count) when a checkout is held longer than this, naming the checkout site. Default: off. */
+  readonly leakDetectionThreshold?: Duration.Input | undefined
+  /** Bound on opening one connection; past it the attempt fails with `ConnectTimeoutError`. Default: 30 s. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Retries of a failed connect (e.g. `Schedule.exponential("100 millis")` with a cap). Default: none. */
+  readonly connectRetry?: Schedule.Schedule<unknown, ConnectError | ConnectTimeoutError> | undefined
+  /** Replace a connection after this many checkouts. Default: 0 = unlimited. */
+  readonly maxUses?: number | undefined
+  /** Max lifetime of a connection, minus a random jitter so connections do not all expire together. Default: never. */
+  readonly maxLifetime?: Duration.Input | undefined
+  /** Largest jitter subtracted from `maxLifetime`. Default: 2.5% of `maxLifetime`. */
+  readonly maxLifetimeJitter?: Duration.Input | undefined
+}
+
+/**
+ * Background upkeep of idle connections (QueuePool). All off by default.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface IdleOptions {
+  /** Keep at least this many idle connections, warmed up in the background (never beyond `poolSize`). Default 0. */
+  readonly minIdle?: number | undefined
+  /** Close idle connections above `minIdle` once idle this long. Default: never. */
+  readonly idleTimeout?: Duration.Input | undefined
+  /** Ping connections idle this long, in the background; a failed ping closes the connection. Default: off. */
+  readonly keepalive?: Duration.Input | undefined
+  /** How often the background upkeep runs. Default: 5 s. */
+  readonly housekeepingPeriod?: Duration.Input | undefined
+}
+
+/**
+ * Idle options after validation and defaults.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ResolvedIdle {
+  readonly minIdle: number
+  readonly idleTimeout: Duration.Duration
+  readonly keepalive: Duration.Duration
+  readonly housekeepingPeriod: Duration.Duration
 }
 
 /**
@@ -59,6 +114,16 @@ export interface ResolvedCommon<C = unknown> {
   readonly resetTimeout: Duration.Duration
   readonly checkoutRetry: Schedule.Schedule<unknown, DisconnectionError>
   readonly hooks: PoolHooks<C>
+  readonly reentrant: boolean
+  readonly metrics: boolean
+  readonly tracing: boolean
+  readonly echo: boolean
+  readonly leakDetectionThreshold: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly connectRetry: Schedule.Schedule<unknown, ConnectError | ConnectTimeoutError> | undefined
+  readonly maxUses: number
+  readonly maxLifetime: Duration.Duration
+  readonly maxLifetimeJitter: Duration.Duration
 }
 
 const fail = (field: string, value: unknown, reason: string) => Effect.fail(new PoolConfigError({ field, value, reason }))
@@ -142,11 +207,23 @@ export const resolveCommon = <C>(
     if (options.checkoutRetry !== undefined && !Schedule.isSchedule(options.checkoutRetry)) {
       return yield* fail("checkoutRetry", options.checkoutRetry, "must be a Schedule")
     }
+    if (options.connectRetry !== undefined && !Schedule.isSchedule(options.connectRetry)) {
+      return yield* fail("connectRetry", options.connectRetry, "must be a Schedule")
+    }
     if (options.hooks !== undefined && (typeof options.hooks !== "object" || options.hooks === null)) {
       return yield* fail("hooks", options.hooks, "must be an object of hook functions")
     }
     for (const [key, hook] of Object.entries(options.hooks ?? {})) {
       if (hook !== undefined && typeof hook !== "function") return yield* fail(`hooks.${key}`, hook, "must be a function")
+    }
+    const maxLifetime = yield* duration("maxLifetime", options.maxLifetime, Duration.infinity)
+    const maxLifetimeJitter = yield* duration(
+      "maxLifetimeJitter",
+      options.maxLifetimeJitter,
+      Duration.isFinite(maxLifetime) ? Duration.times(maxLifetime, 0.025) : Duration.zero
+    )
+    if (Duration.isFinite(maxLifetime) && Duration.isGreaterThanOrEqualTo(maxLifetimeJitter, maxLifetime)) {
+      return yield* fail("maxLifetimeJitter", options.maxLifetimeJitter, "must be smaller than maxLifetime")
     }
     return {
       name: options.name ?? defaultName,
@@ -155,6 +232,40 @@ export const resolveCommon = <C>(
       resetOnReturn: yield* literal("resetOnReturn", options.resetOnReturn, ["rollback", "commit", "none"], "rollback"),
       resetTimeout: yield* duration("resetTimeout", options.resetTimeout, Duration.seconds(10)),
       checkoutRetry: options.checkoutRetry ?? Schedule.recurs(2),
-      hooks: options.hooks ?? {}
+      hooks: options.hooks ?? {},
+      reentrant: yield* boolean("reentrant", options.reentrant, false),
+      metrics: yield* boolean("metrics", options.metrics, true),
+      tracing: yield* boolean("tracing", options.tracing, false),
+      echo: yield* boolean("echo", options.echo, false),
+      leakDetectionThreshold: yield* duration("leakDetectionThreshold", options.leakDetectionThreshold, Duration.infinity),
+      connectTimeout: yield* duration("connectTimeout", options.connectTimeout, Duration.seconds(30)),
+      connectRetry: options.connectRetry,
+      maxUses: yield* integer("maxUses", options.maxUses, 0, 0),
+      maxLifetime,
+      maxLifetimeJitter
+    }
+  })
+
+/**
+ * Validate the idle-upkeep options against the pool size they serve.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const resolveIdle = (options: IdleOptions, poolSize: number): Effect.Effect<ResolvedIdle, PoolConfigError> =>
+  Effect.gen(function*() {
+    const minIdle = yield* integer("minIdle", options.minIdle, 0, 0)
+    if (poolSize > 0 && minIdle > poolSize) {
+      return yield* fail("minIdle", minIdle, `must not exceed poolSize (${poolSize})`)
+    }
+    const housekeepingPeriod = yield* duration("housekeepingPeriod", options.housekeepingPeriod, Duration.seconds(5))
+    if (Duration.isZero(housekeepingPeriod) || !Duration.isFinite(housekeepingPeriod)) {
+      return yield* fail("housekeepingPeriod", options.housekeepingPeriod, "must be a positive, finite duration")
+    }
+    return {
+      minIdle,
+      idleTimeout: yield* duration("idleTimeout", options.idleTimeout, Duration.infinity),
+      keepalive: yield* duration("keepalive", options.keepalive, Duration.infinity),
+      housekeepingPeriod
     }
   })

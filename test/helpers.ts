@@ -1,4 +1,4 @@
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Layer, Logger, References } from "effect"
 import type { Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { PoolEvent, QueuePool } from "effect-db-pool"
@@ -59,3 +59,43 @@ export const queuePool = (
 /** [size, checkedIn, overflow, checkedOut] */
 export const counts = (pool: ConnectionPool.Service<any>) =>
   Effect.map(pool.status, (s) => [s.size, s.checkedIn, s.overflow, s.checkedOut])
+
+export interface LogLine {
+  readonly level: string
+  readonly message: string
+  readonly annotations: Readonly<Record<string, unknown>>
+  readonly cause: string
+}
+
+/** A logger layer that records every log line (message, level, annotations, cause). */
+export const captureLogs = (lines: Array<LogLine>) =>
+  Logger.layer([
+    Logger.make((options) => {
+      const message = Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message)
+      lines.push({
+        level: options.logLevel,
+        message,
+        annotations: options.fiber.getRef(References.CurrentLogAnnotations),
+        cause: Cause.pretty(options.cause)
+      })
+    })
+  ])
+
+/** Any strategy's `make`, as the fixtures below take it. */
+export type MakePool = (options: any) => Effect.Effect<ConnectionPool.Service<any>, unknown, Driver | Scope.Scope>
+
+/** A pool of any strategy over a fresh MockDriver in the current scope, with every event recorded. */
+export const strategyPool = (
+  make: MakePool,
+  options: Record<string, unknown> = {},
+  withSlot = false
+): Effect.Effect<Fixture, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const mock = MockDriver.make()
+    const events: Array<string> = []
+    const pool = yield* make({ hooks: recordingHooks(events, withSlot), ...options }).pipe(
+      Effect.provide(Layer.succeed(Driver, mock.driver)),
+      Effect.orDie
+    )
+    return { pool, mock, events }
+  })

@@ -14,7 +14,8 @@
  *
  * @internal
  */
-import { Cause, Effect, Exit, Queue, Schedule, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Queue, Schedule, Stream } from "effect"
+import type { Context, Fiber } from "effect"
 import type { Scope } from "effect"
 import type { PooledConnection, PoolStatus, Service } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
@@ -23,6 +24,12 @@ import type { PoolEvent } from "../PoolEvent.ts"
 import type { PoolCore } from "./core.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
+import { captureSite } from "./site.ts"
+import * as Housekeeper from "./housekeeper.ts"
+import type { IdleSlots } from "./housekeeper.ts"
+import type { ResolvedIdle } from "../PoolOptions.ts"
+import { share } from "./reentrant.ts"
+import type { ShareBy } from "./reentrant.ts"
 
 /** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -40,6 +47,13 @@ export interface Strategy<C, E> {
   readonly dispose: Effect.Effect<void>
   /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
   readonly shutdown: Effect.Effect<void>
+  /**
+   * Checkouts that share one lease (see `reentrant.ts`): `"pool"` for StaticPool. Default:
+   * `"fiber"` when the `reentrant` option is on, else none.
+   */
+  readonly share?: ShareBy | undefined
+  /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
+  readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
 }
 
 type HandleState = "out" | "returned"
@@ -47,6 +61,8 @@ type HandleState = "out" | "returned"
 /** The checked-out connection (SQLAlchemy's `_ConnectionFairy`). @internal */
 class Handle<C> implements PooledConnection<C> {
   state: HandleState = "out"
+  checkedOutAt = 0
+  leakTimer: Fiber.Fiber<unknown, unknown> | undefined = undefined
   detached = false
   conn: C | undefined
   info: Map<string, unknown>
@@ -105,14 +121,9 @@ export class Pipeline<C> {
     return Effect.suspend(() => {
       let ready: Effect.Effect<void, CheckoutError> = Effect.void
       if (record.connection !== undefined) {
-        const recycle = core.options.recycle
-        const mayAge = recycle.value._tag !== "Infinity"
-        if (mayAge || record.softInvalidated || record.generation <= core.invalidatedUpTo) {
-          ready = Effect.clockWith((clock) =>
-            Record.isStale(core, record, clock.currentTimeMillisUnsafe())
-              ? Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record))
-              : Effect.void
-          )
+        if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
+          core.instruments?.recycled()
+          ready = Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record))
         }
       } else {
         ready = Record.connect(core, record)
@@ -135,7 +146,7 @@ export class Pipeline<C> {
       Effect.tapError((e) =>
         isDisconnection(e)
           ? Effect.andThen(
-            Record.invalidate(core, record, e),
+            Record.invalidate(core, record, e, "disconnect"),
             e.invalidatePool ? core.invalidateAll : Effect.void
           )
           : Effect.void
@@ -163,16 +174,72 @@ export class Pipeline<C> {
   /** A checkout that did not complete: invalidate what it may have left half-done, give the slot back. */
   private abandon(record: ConnectionRecord<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     const cause = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
-    return Effect.andThen(Record.invalidate(this.core, record, cause), this.strategy.give(record))
+    return Effect.andThen(Record.invalidate(this.core, record, cause, "checkout"), this.strategy.give(record))
   }
 
   /** Take a slot and make it ready. Call inside `uninterruptibleMask`. */
   acquire(restore: Restore): Effect.Effect<Handle<C>, CheckoutError> {
-    return Effect.flatMap(this.strategy.take(restore), (record) =>
-      restore(this.validate(record)).pipe(
-        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
-        Effect.map(() => new Handle(this, record))
-      )) as Effect.Effect<Handle<C>, CheckoutError>
+    const core = this.core
+    const acquired = Effect.suspend(() => {
+      const started = core.now()
+      return Effect.flatMap(this.take(restore), (record) =>
+        restore(this.validate(record)).pipe(
+          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
+          Effect.flatMap(() => this.handOut(record, started))
+        ))
+    })
+    return (core.options.tracing ? this.traced(acquired) : acquired) as Effect.Effect<Handle<C>, CheckoutError>
+  }
+
+  private take(restore: Restore): Effect.Effect<ConnectionRecord<C>, unknown> {
+    const instruments = this.core.instruments
+    const take = this.strategy.take(restore)
+    return instruments === undefined ? take : Effect.tapError(take, (e) =>
+      Effect.sync(() => {
+        if ((e as { _tag?: unknown })._tag === "PoolTimeoutError") instruments.timedOut()
+      }))
+  }
+
+  /** The record is ready: count it, time it, arm leak detection, make the handle. Uninterruptible. */
+  private handOut(record: ConnectionRecord<C>, started: number): Effect.Effect<Handle<C>> {
+    const core = this.core
+    const handle = new Handle(this, record)
+    const now = core.now()
+    handle.checkedOutAt = now
+    record.uses++
+    core.instruments?.checkedOut(now - started)
+    const threshold = core.options.leakDetectionThreshold
+    if (!Duration.isFinite(threshold)) return Effect.succeed(handle)
+    return Effect.flatMap(captureSite, (site) =>
+      Effect.map(
+        Effect.forkDetach(
+          Effect.andThen(
+            Effect.sleep(threshold),
+            Effect.suspend(() => {
+              core.instruments?.leaked()
+              return core.annotate(Effect.logWarning(
+                `Connection leak suspected: slot ${record.id} checked out for more than ${Duration.format(threshold)} by ${site}`
+              ))
+            })
+          )
+        ),
+        (timer) => {
+          handle.leakTimer = timer
+          return handle
+        }
+      ))
+  }
+
+  private traced<A, E, R>(acquired: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    const core = this.core
+    return Effect.withSpan(
+      Effect.suspend(() => {
+        const started = core.now()
+        return Effect.tap(acquired, () => Effect.annotateCurrentSpan("db.client.connection.wait_time_ms", core.now() - started))
+      }),
+      "effect-db-pool.checkout",
+      { attributes: { "db.client.connection.pool.name": core.name, "effect-db-pool.strategy": core.strategy } }
+    )
   }
 
   // ----------------------------------------------------------------- release
@@ -189,24 +256,38 @@ export class Pipeline<C> {
         hook,
         core.bounded(mode === "rollback" ? core.driver.rollback(connection) : core.driver.commit(connection), mode)
       )
-    return Effect.catchCause(work, (cause) => Record.invalidate(core, record, Cause.squash(cause)))
+    return Effect.catchCause(work, (cause) => Record.invalidate(core, record, Cause.squash(cause), "reset"))
   }
 
   private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
-    return Effect.suspend(() =>
-      Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
-    )
+    return Effect.suspend(() => {
+      record.lastUsed = this.core.now()
+      return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
+    })
+  }
+
+  /** Stop the handle's clocks: hold time, leak timer. */
+  private returned(handle: Handle<C>): void {
+    handle.state = "returned"
+    handle.conn = undefined
+    handle.leakTimer?.interruptUnsafe()
+    this.core.instruments?.used(this.core.now() - handle.checkedOutAt)
   }
 
   /** The checkout's finalizer. Idempotent; uninterruptible. */
   release(handle: Handle<C>): Effect.Effect<void> {
     return Effect.uninterruptible(Effect.suspend(() => {
       if (handle.state !== "out") return Effect.void
-      handle.state = "returned"
       const connection = handle.conn
-      handle.conn = undefined
+      this.returned(handle)
       if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection as C)
       const record = handle.record!
+      const maxUses = this.core.options.maxUses
+      if (maxUses > 0 && record.uses >= maxUses) {
+        // Used up: reset as usual, then close instead of pooling it.
+        this.core.instruments?.recycled()
+        return Effect.andThen(this.reset(record), Effect.andThen(Record.close(this.core, record, "maxUses"), this.checkin(record)))
+      }
       return Effect.andThen(this.reset(record), this.checkin(record))
     }))
   }
@@ -232,17 +313,15 @@ export class Pipeline<C> {
       if (handle.state !== "out") return Effect.void
       if (handle.detached) {
         if (soft) return Effect.void
-        handle.state = "returned"
         const connection = handle.conn as C
-        handle.conn = undefined
+        this.returned(handle)
         return Record.closeQuietly(this.core, connection)
       }
       const record = handle.record!
-      if (soft) return Record.invalidate(this.core, record, cause, true)
+      if (soft) return Record.invalidate(this.core, record, cause, "user", true)
       // Hard: close now and check the (now empty) slot in at once, as SQLAlchemy does.
-      handle.state = "returned"
-      handle.conn = undefined
-      return Effect.andThen(Record.invalidate(this.core, record, cause), this.checkin(record))
+      this.returned(handle)
+      return Effect.andThen(Record.invalidate(this.core, record, cause, "user"), this.checkin(record))
     }))
   }
 
@@ -297,13 +376,17 @@ export const makeService = <C>(
   strategy: Strategy<C, unknown>,
   recreate: Effect.Effect<Service<C>, never, Scope.Scope>
 ): Effect.Effect<Service<C>, never, Scope.Scope> =>
-  Effect.suspend(() => {
+  Effect.contextWith((context: Context.Context<never>) => {
+    core.attach(context)
     const pipeline = new Pipeline(core, strategy)
+    const direct = { checkout: pipeline.checkout, use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f) }
+    const shareBy = strategy.share ?? (core.options.reentrant ? "fiber" : undefined)
+    const { checkout, use } = shareBy === undefined ? direct : share(direct, shareBy)
     const service: Service<C> = {
       name: core.name,
       strategy: core.strategy,
-      checkout: pipeline.checkout,
-      use: (f) => pipeline.use(f),
+      checkout,
+      use,
       status: Effect.sync(strategy.status),
       dispose: strategy.dispose,
       recreate,
@@ -311,5 +394,16 @@ export const makeService = <C>(
       invalidationTime: Effect.sync(() => core.invalidationTime),
       events: pipeline.events
     }
-    return Effect.as(Effect.addFinalizer(() => strategy.shutdown), service)
+    const unregister = core.instruments?.register(strategy.status)
+    const upkeep = strategy.upkeep
+    const housekeeping = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)
+      ? Effect.forkScoped(Housekeeper.run(core, upkeep.slots, upkeep.options))
+      : Effect.void
+    return Effect.as(
+      Effect.andThen(
+        Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => unregister?.()), strategy.shutdown)),
+        housekeeping
+      ),
+      service
+    )
   })

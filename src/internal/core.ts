@@ -4,11 +4,12 @@
  *
  * @internal
  */
-import { Cause, Clock, Duration, Effect } from "effect"
+import { Cause, Clock, Context, Duration, Effect } from "effect"
 import type { DriverShape } from "../Driver.ts"
 import { hookName } from "../PoolEvent.ts"
 import type { Hook, PoolEvent, PoolEventType } from "../PoolEvent.ts"
 import type { ResolvedCommon } from "../PoolOptions.ts"
+import { Instruments } from "./instruments.ts"
 
 /** @internal */
 export class PoolCore<C> {
@@ -19,6 +20,10 @@ export class PoolCore<C> {
   /** Clock time of the last pool-wide invalidation (ms), 0 when never. */
   invalidationTime = 0
   firstConnectDone = false
+  /** Metrics, when the `metrics` option is on; set by `attach`. */
+  instruments: Instruments | undefined = undefined
+  /** The clock of the context the pool was built in (`TestClock` in tests). */
+  clock: Clock.Clock = Clock.Clock.defaultValue()
   private nextSlot = 0
 
   constructor(
@@ -26,6 +31,21 @@ export class PoolCore<C> {
     readonly driver: DriverShape<C>,
     readonly options: ResolvedCommon<C>
   ) {}
+
+  /** Bind the pool to the context it was built in: its clock and metric registry. */
+  attach(context: Context.Context<never>): void {
+    this.clock = Context.get(context, Clock.Clock)
+    if (this.options.metrics) this.instruments = new Instruments(this.options.name, context)
+  }
+
+  now(): number {
+    return this.clock.currentTimeMillisUnsafe()
+  }
+
+  /** Annotate an effect's logs with the pool's name. */
+  annotate<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.annotateLogs(effect, { pool: this.options.name })
+  }
 
   get name(): string {
     return this.options.name
@@ -42,12 +62,15 @@ export class PoolCore<C> {
   emit(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void, unknown> {
     return Effect.suspend(() => {
       const hook = this.options.hooks[hookName[type]] as Hook<C, unknown> | undefined
-      if (hook === undefined && this.listeners.size === 0) return Effect.void
+      if (hook === undefined && this.listeners.size === 0 && !this.options.echo) return Effect.void
       const event: PoolEvent<C> = cause === undefined
         ? { type, pool: this.options.name, slot, connection }
         : { type, pool: this.options.name, slot, connection, cause }
       for (const listener of this.listeners) listener(event)
-      return hook === undefined ? Effect.void : hook(event)
+      const run = hook === undefined ? Effect.void : hook(event)
+      return this.options.echo
+        ? Effect.andThen(this.annotate(Effect.logInfo(`${type} slot ${slot}`)), run)
+        : run
     })
   }
 
@@ -61,7 +84,7 @@ export class PoolCore<C> {
   logFailure(message: string, cause: Cause.Cause<unknown>): Effect.Effect<void> {
     return Cause.hasInterruptsOnly(cause)
       ? Effect.void
-      : Effect.logWarning(message, cause).pipe(Effect.annotateLogs({ pool: this.options.name }))
+      : this.annotate(Effect.logWarning(message, cause))
   }
 
   /** Stamp a pool-wide invalidation: every connection made until now is recycled at its next checkout. */

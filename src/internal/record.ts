@@ -3,12 +3,13 @@
  * invalidation), with its age, its `info` and `recordInfo`. SQLAlchemy's `_ConnectionRecord`.
  *
  * A record is owned by exactly one party at a time: the strategy (idle), a checkout (in use), or
- * the pipeline while it prepares or releases it. Only the owner mutates it.
+ * the pipeline / housekeeper while it prepares or releases it. Only the owner mutates it.
  *
  * @internal
  */
-import { Clock, Duration, Effect, Exit, Fiber } from "effect"
-import { ConnectError } from "../PoolError.ts"
+import { Cause, Duration, Effect, Exit, Fiber } from "effect"
+import { ConnectError, ConnectTimeoutError } from "../PoolError.ts"
+import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { PoolCore } from "./core.ts"
 
 /** @internal */
@@ -18,6 +19,12 @@ export class ConnectionRecord<C> {
   generation = 0
   /** Clock time (ms) of the current connection's connect. */
   startTime = 0
+  /** Clock time (ms) past which the connection is retired (`maxLifetime` minus jitter). */
+  expiresAt = Infinity
+  /** Clock time (ms) the connection was last returned (or made). */
+  lastUsed = 0
+  /** Checkouts of the current connection (`maxUses`). */
+  uses = 0
   /** Made by the checkout now in progress: pre-ping skips it. */
   fresh = false
   softInvalidated = false
@@ -33,14 +40,21 @@ export class ConnectionRecord<C> {
 export const isStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, now: number): boolean =>
   record.softInvalidated ||
   record.generation <= core.invalidatedUpTo ||
+  now >= record.expiresAt ||
   (Duration.isFinite(core.options.recycle) && now - record.startTime > Duration.toMillis(core.options.recycle))
 
+/** Does this record need the clock (or more) to decide whether it is stale? Cheap hot-path test. */
+export const mayBeStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): boolean =>
+  record.softInvalidated || record.generation <= core.invalidatedUpTo || record.expiresAt !== Infinity ||
+  Duration.isFinite(core.options.recycle)
+
 /**
- * Open a raw connection. Interruptible, and never orphans a connection: the driver call runs in
- * its own fiber, and a connection that arrives after the caller was interrupted is closed.
+ * One driver connect, bounded by `connectTimeout`. Interruptible, and never orphans a
+ * connection: the driver call runs in its own fiber, and a connection that arrives after the
+ * caller was interrupted (or timed out) is closed.
  */
-const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError> =>
-  Effect.uninterruptibleMask((restore) =>
+const connectOnce = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
+  const raw = Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Effect.forkDetach(core.driver.connect as Effect.Effect<C, unknown>, { startImmediately: true }), (fiber) =>
       restore(Fiber.join(fiber)).pipe(
         Effect.onInterrupt(() =>
@@ -50,21 +64,47 @@ const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError> =>
           })
         ),
         Effect.mapError((cause) => new ConnectError({ cause }))
-      )
-    )
+      ))
   )
+  const timeout = core.options.connectTimeout
+  const bounded = Duration.isFinite(timeout)
+    ? Effect.timeoutOrElse(raw, {
+      duration: timeout,
+      orElse: () => Effect.fail(new ConnectTimeoutError({ timeout }))
+    })
+    : raw
+  return Effect.tapError(bounded, () => Effect.sync(() => core.instruments?.connectFailed()))
+}
+
+/** Driver connect with the `connectRetry` schedule, inside a `effect-db-pool.connect` span. */
+const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
+  const once = connectOnce(core)
+  const retried = core.options.connectRetry === undefined ? once : Effect.retry(once, core.options.connectRetry)
+  return Effect.withSpan(retried, "effect-db-pool.connect", {
+    attributes: { [`db.client.connection.pool.name`]: core.name, "db.system.name": core.driver.name }
+  })
+}
 
 /**
  * Connect an empty record: driver connect, then `first_connect` (once per pool) and `connect`.
  * A failing connect hook closes the new connection and fails with `ConnectError`.
  */
-export const connect = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): Effect.Effect<void, ConnectError> =>
-  Effect.flatMap(connectRaw(core), (connection) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+export const connect = <C>(
+  core: PoolCore<C>,
+  record: ConnectionRecord<C>
+): Effect.Effect<void, ConnectError | ConnectTimeoutError> =>
+  Effect.suspend(() => {
+    const started = core.now()
+    return Effect.flatMap(connectRaw(core), (connection) =>
+      Effect.uninterruptibleMask((restore) => {
+        const now = core.now()
+        core.instruments?.connected(now - started)
         record.connection = connection
         record.generation = ++core.connectSeq
         record.startTime = now
+        record.lastUsed = now
+        record.expiresAt = lifetimeEnd(core, now)
+        record.uses = 0
         record.fresh = true
         record.softInvalidated = false
         record.info = new Map()
@@ -81,15 +121,21 @@ export const connect = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): Effe
             Effect.andThen(close(core, record), Effect.fail(new ConnectError({ cause: squashHookCause(cause) })))
           )
         )
-      })
-    )
-  )
+      }))
+  })
 
-const squashHookCause = (cause: import("effect").Cause.Cause<unknown>): unknown => {
-  const failure = cause.reasons.find((r) => r._tag === "Fail")
-  if (failure !== undefined && failure._tag === "Fail") return failure.error
-  const die = cause.reasons.find((r) => r._tag === "Die")
-  return die !== undefined && die._tag === "Die" ? die.defect : cause
+/** `maxLifetime` minus a uniform random jitter, from `now`. */
+const lifetimeEnd = <C>(core: PoolCore<C>, now: number): number => {
+  const { maxLifetime, maxLifetimeJitter } = core.options
+  if (!Duration.isFinite(maxLifetime)) return Infinity
+  return now + Duration.toMillis(maxLifetime) - Math.random() * Duration.toMillis(maxLifetimeJitter)
+}
+
+const squashHookCause = (cause: Cause.Cause<unknown>): unknown => {
+  const failure = cause.reasons.find(Cause.isFailReason)
+  if (failure !== undefined) return failure.error
+  const die = cause.reasons.find(Cause.isDieReason)
+  return die !== undefined ? die.defect : cause
 }
 
 /** Close a raw connection, bounded by `resetTimeout`; a failure is logged, never raised. */
@@ -118,11 +164,13 @@ export const invalidate = <C>(
   core: PoolCore<C>,
   record: ConnectionRecord<C>,
   cause: unknown,
+  reason: InvalidationReason,
   soft = false
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     const connection = record.connection
     if (connection === undefined) return Effect.void
+    core.instruments?.invalidated(reason)
     if (soft) {
       record.softInvalidated = true
       return core.emitQuiet("soft_invalidate", record.id, connection, cause)

@@ -8,25 +8,24 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Layer } from "effect"
-import type { Scheduler, Scope } from "effect"
-import type { Service } from "../ConnectionPool.ts"
-import { ConnectionPool } from "../ConnectionPool.ts"
-import { Driver } from "../Driver.ts"
-import type { DriverShape } from "../Driver.ts"
-import { PoolCore } from "../internal/core.ts"
-import { makeService } from "../internal/checkout.ts"
+import { Duration, Effect } from "effect"
+import type { Config, Layer, Scheduler, Scope } from "effect"
+import type { ConnectionPool, Service } from "../ConnectionPool.ts"
+import type { Driver } from "../Driver.ts"
 import type { Restore, Strategy } from "../internal/checkout.ts"
+import { constructors } from "../internal/constructors.ts"
+import type { PoolCore } from "../internal/core.ts"
 import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
-import { PoolClosedError, PoolConfigError, PoolTimeoutError } from "../PoolError.ts"
+import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
+import type { PoolConfigError } from "../PoolError.ts"
 import * as PoolOptions from "../PoolOptions.ts"
 
 /**
  * @category models
  * @since 0.1.0
  */
-export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C>, PoolOptions.IdleOptions {
   /** Connections kept open. 0 = no limit (then `maxOverflow` is ignored). Default 5. */
   readonly poolSize?: number | undefined
   /** Extra connections allowed under load; -1 = unlimited. Default 10. */
@@ -42,6 +41,7 @@ export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {
  * @since 0.1.0
  */
 export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
+  readonly idle: PoolOptions.ResolvedIdle
   readonly poolSize: number
   readonly maxOverflow: number
   readonly timeout: Duration.Duration
@@ -61,7 +61,8 @@ export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, Pool
     const maxOverflow = yield* PoolOptions.integer("maxOverflow", options.maxOverflow, 10, -1)
     const timeout = yield* PoolOptions.duration("timeout", options.timeout, Duration.seconds(30))
     const lifo = yield* PoolOptions.boolean("lifo", options.lifo, false)
-    return { ...common, poolSize, maxOverflow, timeout, lifo }
+    const idle = yield* PoolOptions.resolveIdle(options, poolSize)
+    return { ...common, poolSize, maxOverflow, timeout, lifo, idle }
   })
 
 interface Waiter<C> {
@@ -141,7 +142,30 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     })
   }
 
+  const retireIdle = (record: ConnectionRecord<C>) => {
+    const i = idle.indexOf(record)
+    if (i < 0) return false
+    idle.splice(i, 1)
+    return true
+  }
+
   return {
+    upkeep: {
+      options: options.idle,
+      slots: {
+        idle: () => idle.slice(),
+        borrow: retireIdle,
+        grow: () => {
+          if (closed || waiters.size > 0 || (poolSize > 0 && overflow >= 0)) return undefined
+          overflow++
+          return new ConnectionRecord<C>(core.newSlotId())
+        },
+        drop: () => {
+          overflow--
+        },
+        give
+      }
+    },
     take: (restore) =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
@@ -179,11 +203,7 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
   }
 }
 
-const build = <C>(driver: DriverShape<C>, options: Resolved<C>): Effect.Effect<Service<C>, never, Scope.Scope> =>
-  Effect.suspend(() => {
-    const core = new PoolCore("QueuePool", driver, options)
-    return makeService(core, strategy(core, options), build(driver, options))
-  })
+const ctor = constructors<Options<any>, Resolved<any>>("QueuePool", resolve, strategy)
 
 /**
  * Build a QueuePool in the current scope (closed with it).
@@ -191,11 +211,8 @@ const build = <C>(driver: DriverShape<C>, options: Resolved<C>): Effect.Effect<S
  * @category constructors
  * @since 0.1.0
  */
-export const make = <C = any>(
-  options: Options<C> = {}
-): Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =>
-  Effect.flatMap(resolve(options), (resolved) =>
-    Effect.flatMap(Effect.service(Driver), (driver) => build(driver as DriverShape<C>, resolved)))
+export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
+  ctor.make
 
 /**
  * QueuePool as a layer providing `ConnectionPool`. Options are validated when the layer builds.
@@ -210,8 +227,7 @@ export const make = <C = any>(
  * @category layers
  * @since 0.1.0
  */
-export const layer = <C = any>(options: Options<C> = {}): Layer.Layer<ConnectionPool, PoolConfigError, Driver> =>
-  Layer.effect(ConnectionPool, make(options))
+export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
 
 /**
  * QueuePool as a layer whose options are read from `Config` (for example environment variables).
@@ -230,7 +246,6 @@ export const layer = <C = any>(options: Options<C> = {}): Layer.Layer<Connection
  * @category layers
  * @since 0.1.0
  */
-export const layerConfig = <C = any>(
+export const layerConfig: <C = any>(
   config: Config.Wrap<Options<C>>
-): Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> =>
-  Layer.effect(ConnectionPool, Effect.flatMap(Config.unwrap(config), (options) => make(options)))
+) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig

@@ -1,0 +1,140 @@
+/**
+ * Background upkeep of idle connections, one fiber per pool, every `housekeepingPeriod`:
+ *
+ * 1. retire idle connections past their lifetime (`maxLifetime` minus jitter), or idle longer
+ *    than `idleTimeout` while more than `minIdle` are idle;
+ * 2. `keepalive`: ping connections idle that long; a failed ping closes the connection;
+ * 3. warm up to `minIdle` idle connections (within `poolSize`), backing off exponentially after a
+ *    failed connect.
+ *
+ * It only works on records it has taken out of the idle list (`borrow`), so it never races a
+ * checkout and never touches a connection in use; it never makes a checkout wait.
+ *
+ * @internal
+ */
+import { Duration, Effect, Schedule } from "effect"
+import type { ResolvedIdle } from "../PoolOptions.ts"
+import type { PoolCore } from "./core.ts"
+import * as Record from "./record.ts"
+import type { ConnectionRecord } from "./record.ts"
+
+/** What a strategy with an idle list offers the housekeeper. @internal */
+export interface IdleSlots<C> {
+  /** Snapshot of the idle records. */
+  readonly idle: () => ReadonlyArray<ConnectionRecord<C>>
+  /** Take this idle record out of the idle list, if it is still there. */
+  readonly borrow: (record: ConnectionRecord<C>) => boolean
+  /** A new slot for warm-up, if the pool is below its size and nobody waits. */
+  readonly grow: () => ConnectionRecord<C> | undefined
+  /** Give up a borrowed slot for good (its connection already closed). */
+  readonly drop: (record: ConnectionRecord<C>) => void
+  /** Return a borrowed slot (to a waiter or the idle list). */
+  readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
+}
+
+/** Is any upkeep asked for? */
+export const isNeeded = <C>(core: PoolCore<C>, options: ResolvedIdle): boolean =>
+  options.minIdle > 0 || Duration.isFinite(options.idleTimeout) || Duration.isFinite(options.keepalive) ||
+  Duration.isFinite(core.options.maxLifetime)
+
+/** Run `work` on a borrowed record; the record goes back (or is dropped) whatever happens. */
+const withBorrowed = <C>(
+  slots: IdleSlots<C>,
+  record: ConnectionRecord<C>,
+  work: Effect.Effect<"keep" | "drop">
+): Effect.Effect<void> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.exit(restore(work)).pipe(
+      Effect.flatMap((exit) => {
+        if (exit._tag === "Success" && exit.value === "drop") {
+          slots.drop(record)
+          return Effect.void
+        }
+        return slots.give(record)
+      })
+    )
+  )
+
+/**
+ * The housekeeper's loop. Fork it in the pool's scope.
+ * @internal
+ */
+export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: ResolvedIdle): Effect.Effect<never> => {
+  const { idleTimeout, keepalive, minIdle } = options
+  const period = Duration.toMillis(options.housekeepingPeriod)
+  let failures = 0
+  let warmUpAfter = 0
+
+  const retire = Effect.suspend(() => {
+    const now = core.now()
+    let idleCount = slots.idle().length
+    const work: Array<Effect.Effect<void>> = []
+    for (const record of slots.idle()) {
+      if (record.connection === undefined) continue
+      const expired = now >= record.expiresAt
+      const idleTooLong = Duration.isFinite(idleTimeout) && now - record.lastUsed >= Duration.toMillis(idleTimeout) &&
+        idleCount > minIdle
+      if (!(expired || idleTooLong) || !slots.borrow(record)) continue
+      idleCount--
+      if (expired) core.instruments?.recycled()
+      work.push(withBorrowed(slots, record, Effect.as(Record.close(core, record, expired ? "lifetime" : "idle"), "drop")))
+    }
+    return Effect.all(work, { discard: true })
+  })
+
+  const ping = (record: ConnectionRecord<C>): Effect.Effect<"keep" | "drop"> =>
+    core.bounded(core.driver.ping(record.connection as C), "keepalive ping").pipe(
+      Effect.as("keep" as const),
+      Effect.tap(() => Effect.sync(() => (record.lastUsed = core.now()))),
+      Effect.catchCause((cause) =>
+        Effect.as(Record.invalidate(core, record, cause, "keepalive"), "drop" as const)
+      )
+    )
+
+  const keepAlive = Effect.suspend(() => {
+    if (!Duration.isFinite(keepalive)) return Effect.void
+    const now = core.now()
+    const due = slots.idle().filter((r) =>
+      r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive) && slots.borrow(r)
+    )
+    return Effect.forEach(due, (record) => withBorrowed(slots, record, ping(record)), { discard: true })
+  })
+
+  // Connect one record for warm-up; false when the connect failed (then back off).
+  const warm = (record: ConnectionRecord<C>): Effect.Effect<boolean> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.exit(restore(Record.connect(core, record))).pipe(
+        Effect.flatMap((exit) => {
+          record.fresh = false
+          if (exit._tag === "Success") return Effect.as(slots.give(record), true)
+          const back = record.generation === 0 ? Effect.sync(() => slots.drop(record)) : slots.give(record)
+          return Effect.andThen(back, Effect.as(core.logFailure("warm-up connect failed", exit.cause), false))
+        })
+      )
+    )
+
+  const warmUp: Effect.Effect<void> = Effect.suspend(() => {
+    if (minIdle === 0 || core.now() < warmUpAfter) return Effect.void
+    const connectedIdle = slots.idle().filter((r) => r.connection !== undefined).length
+    if (connectedIdle >= minIdle) return Effect.void
+    const empty = slots.idle().find((r) => r.connection === undefined && slots.borrow(r))
+    const record = empty ?? slots.grow()
+    if (record === undefined) return Effect.void
+    return Effect.flatMap(warm(record), (ok) => {
+      if (ok) {
+        failures = 0
+        return warmUp
+      }
+      failures++
+      warmUpAfter = core.now() + Math.min(period * 2 ** (failures - 1), 60_000)
+      return Effect.void
+    })
+  })
+
+  const round = Effect.andThen(retire, Effect.andThen(keepAlive, warmUp))
+  return core.annotate(
+    Effect.repeat(round, Schedule.spaced(options.housekeepingPeriod)).pipe(
+      Effect.andThen(Effect.never)
+    )
+  )
+}

@@ -1,0 +1,108 @@
+/**
+ * AssertionPool: one connection, and at most one checkout at a time. A second checkout while
+ * the first is still out fails with `AssertionPoolError`, whose message names where the first
+ * one was checked out. Use it in tests to prove that code never holds two connections at once
+ * (a classic cause of pool exhaustion and deadlocks).
+ *
+ * The checkout site is the fiber id, the `Effect.fn("name")` / span names around the checkout
+ * and the first source line outside effect and this library. With
+ * `reentrant: true`, a nested checkout in the same fiber shares the connection instead of failing.
+ *
+ * Status: `size` 1, `checkedIn` 1 while the kept connection is idle, `checkedOut` 0 or 1,
+ * `overflow` 0, `waiting` 0 (nothing ever waits: it fails).
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { Config, Layer, Scope } from "effect"
+import type { ConnectionPool, Service } from "../ConnectionPool.ts"
+import type { Driver } from "../Driver.ts"
+import type { Strategy } from "../internal/checkout.ts"
+import { constructors } from "../internal/constructors.ts"
+import type { PoolCore } from "../internal/core.ts"
+import type { ConnectionRecord } from "../internal/record.ts"
+import { SingleSlot } from "../internal/single.ts"
+import { captureSite } from "../internal/site.ts"
+import { AssertionPoolError } from "../PoolError.ts"
+import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
+import * as PoolOptions from "../PoolOptions.ts"
+
+/**
+ * AssertionPool takes the options every strategy shares.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+
+/**
+ * Validate options and apply defaults.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  PoolOptions.resolveCommon(options, "AssertionPool")
+
+const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolClosedError> => {
+  const slot = new SingleSlot(core)
+  let site = ""
+  return {
+    take: () =>
+      Effect.suspend((): Effect.Effect<ConnectionRecord<C>, AssertionPoolError | PoolClosedError> => {
+        if (slot.closed) return slot.closedError
+        if (slot.out) return Effect.fail(new AssertionPoolError({ pool: core.name, checkedOutAt: site }))
+        slot.out = true
+        return Effect.flatMap(captureSite, (where) => {
+          site = where
+          return slot.takeOut()
+        })
+      }),
+    give: () => slot.give(),
+    status: () => slot.status(),
+    dispose: slot.dispose,
+    shutdown: slot.shutdown
+  }
+}
+
+const ctor = constructors<Options<any>, Resolved<any>>("AssertionPool", resolve, strategy)
+
+/**
+ * Build an AssertionPool in the current scope.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
+  ctor.make
+
+/**
+ * AssertionPool as a layer providing `ConnectionPool` (typically in tests).
+ *
+ * @example
+ * ```ts
+ * import { AssertionPool } from "effect-db-pool"
+ *
+ * const Pool = AssertionPool.layer()
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
+
+/**
+ * AssertionPool as a layer whose options are read from `Config`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: <C = any>(
+  config: Config.Wrap<Options<C>>
+) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig

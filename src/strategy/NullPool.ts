@@ -1,0 +1,105 @@
+/**
+ * NullPool: no pooling at all. Every checkout opens a new connection and every return resets
+ * and closes it. Use it where something else pools (PgBouncer, a serverless proxy), for
+ * short-lived scripts, or to rule pooling out while debugging.
+ *
+ * Status: `size` 0, `checkedIn` 0, `overflow` 0, `waiting` 0 (nothing is ever kept or awaited);
+ * `checkedOut` = connections checked out now (including ones still connecting).
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { Config, Layer, Scope } from "effect"
+import type { ConnectionPool, Service } from "../ConnectionPool.ts"
+import type { Driver } from "../Driver.ts"
+import type { Strategy } from "../internal/checkout.ts"
+import { constructors } from "../internal/constructors.ts"
+import type { PoolCore } from "../internal/core.ts"
+import * as Record from "../internal/record.ts"
+import { ConnectionRecord } from "../internal/record.ts"
+import { PoolClosedError } from "../PoolError.ts"
+import type { PoolConfigError } from "../PoolError.ts"
+import * as PoolOptions from "../PoolOptions.ts"
+
+/**
+ * NullPool takes only the options every strategy shares (`recycle` and pre-ping have nothing
+ * to act on: every connection is fresh).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+
+/**
+ * Validate options and apply defaults.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  PoolOptions.resolveCommon(options, "NullPool")
+
+const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
+  let out = 0
+  let closed = false
+  return {
+    take: () =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(new PoolClosedError({ strategy: "NullPool" }))
+        out++
+        return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
+      }),
+    give: (record) =>
+      Effect.suspend(() => {
+        out--
+        return Record.close(core, record)
+      }),
+    status: () => ({ size: 0, checkedIn: 0, checkedOut: out, overflow: 0, waiting: 0 }),
+    dispose: Effect.void,
+    shutdown: Effect.sync(() => {
+      closed = true
+    })
+  }
+}
+
+const ctor = constructors<Options<any>, Resolved<any>>("NullPool", resolve, strategy)
+
+/**
+ * Build a NullPool in the current scope.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
+  ctor.make
+
+/**
+ * NullPool as a layer providing `ConnectionPool`.
+ *
+ * @example
+ * ```ts
+ * import { NullPool } from "effect-db-pool"
+ *
+ * const Pool = NullPool.layer({ resetOnReturn: "rollback" })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
+
+/**
+ * NullPool as a layer whose options are read from `Config`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: <C = any>(
+  config: Config.Wrap<Options<C>>
+) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig

@@ -1,0 +1,127 @@
+/**
+ * StaticPool: exactly one raw connection, shared by every checkout. Concurrent checkouts all
+ * get the same connection (the same `PooledConnection`); it is opened by the first checkout and
+ * kept until `dispose`. Use it for a database that allows one connection only (SQLite in
+ * memory), or for tests that must see one session.
+ *
+ * Shared-connection rules (decided here; SQLAlchemy leaves them open):
+ * - **Reset on return** runs once, when the *last* holder returns: a return never rolls back
+ *   work that another fiber still has in flight on the shared connection. (SQLAlchemy's
+ *   StaticPool resets on every return.) Hooks fire per shared use: checkout and checkin once.
+ * - **Hard invalidation** by any holder closes the shared connection at once; every holder's
+ *   handle then reports `isValid: false` and `connection` throws. The next checkout reconnects.
+ * - **Soft invalidation** marks it: reconnected at the next checkout after the last holder returned.
+ * - **dispose** closes the connection if nobody holds it; a held one is untouched.
+ *
+ * Status: `size` 1, `checkedIn` 1 while the connection is open and unheld, `checkedOut` 1 while
+ * held (by any number of checkouts), `overflow` 0, `waiting` = checkouts waiting while the
+ * previous holders' reset is still running.
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect, Exit } from "effect"
+import type { Config, Layer, Scope } from "effect"
+import type { ConnectionPool, Service } from "../ConnectionPool.ts"
+import type { Driver } from "../Driver.ts"
+import type { Restore, Strategy } from "../internal/checkout.ts"
+import { constructors } from "../internal/constructors.ts"
+import type { PoolCore } from "../internal/core.ts"
+import type { ConnectionRecord } from "../internal/record.ts"
+import { SingleSlot } from "../internal/single.ts"
+import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
+import * as PoolOptions from "../PoolOptions.ts"
+
+/**
+ * StaticPool takes the options every strategy shares.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+
+/**
+ * Validate options and apply defaults.
+ *
+ * @category validation
+ * @since 0.1.0
+ */
+export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  PoolOptions.resolveCommon(options, "StaticPool")
+
+const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
+  const slot = new SingleSlot(core)
+  let returned = Deferred.makeUnsafe<void>()
+  let waiting = 0
+  // Holders share one lease (see internal/reentrant.ts), so the slot is only ever wanted again
+  // while the last lease's release is still resetting it: wait for that, then re-check.
+  const take = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolClosedError> =>
+    Effect.suspend(() => {
+      if (slot.closed) return slot.closedError
+      if (!slot.out) {
+        returned = Deferred.makeUnsafe<void>()
+        return slot.takeOut()
+      }
+      waiting++
+      return restore(Deferred.await(returned)).pipe(
+        Effect.ensuring(Effect.sync(() => waiting--)),
+        Effect.flatMap(() => take(restore))
+      )
+    })
+  return {
+    take,
+    give: () =>
+      Effect.suspend(() => {
+        Deferred.doneUnsafe(returned, Exit.void)
+        return slot.give()
+      }),
+    status: () => slot.status(waiting),
+    dispose: slot.dispose,
+    shutdown: Effect.suspend(() => {
+      Deferred.doneUnsafe(returned, Exit.void)
+      return slot.shutdown
+    }),
+    share: "pool"
+  }
+}
+
+const ctor = constructors<Options<any>, Resolved<any>>("StaticPool", resolve, strategy)
+
+/**
+ * Build a StaticPool in the current scope.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
+  ctor.make
+
+/**
+ * StaticPool as a layer providing `ConnectionPool`.
+ *
+ * @example
+ * ```ts
+ * import { StaticPool } from "effect-db-pool"
+ *
+ * const Pool = StaticPool.layer({ prePing: true })
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
+
+/**
+ * StaticPool as a layer whose options are read from `Config`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig: <C = any>(
+  config: Config.Wrap<Options<C>>
+) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig
