@@ -23,7 +23,8 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^effect-db-pool$/, replacement: src("index.ts") },
-      { find: /^effect-db-pool\/testing$/, replacement: src("testing/index.ts") }
+      { find: /^effect-db-pool\/testing$/, replacement: src("testing/index.ts") },
+      { find: /^effect-db-pool\/pg$/, replacement: src("pg/index.ts") }
     ]
   },
   test: {

