@@ -20,11 +20,11 @@ const program = Effect.gen(function*() {
 })
 
 // The driver for whichever database PgDatabase found (DATABASE_URL or embedded).
-const Driver = Layer.unwrap(
+const DriverLive = Layer.unwrap(
   Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url, applicationName: "example" }))
 )
 const sqlOver = (pool: Layer.Layer<ConnectionPool.ConnectionPool, unknown, Driver.Driver>) =>
-  PgSql.layer.pipe(Layer.provideMerge(pool), Layer.provideMerge(Driver))
+  PgSql.layer.pipe(Layer.provideMerge(pool), Layer.provideMerge(DriverLive))
 
 const main = Effect.gen(function*() {
   yield* Effect.log(yield* program.pipe(Effect.provide(sqlOver(QueuePool.layer({ poolSize: 5, prePing: true })))))
