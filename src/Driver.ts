@@ -36,6 +36,12 @@ export interface DriverShape<C> {
   readonly ping: (connection: C) => Effect.Effect<void, unknown>
   /** Does this error mean the connection is gone (SQLAlchemy's `is_disconnect`)? */
   readonly isDisconnect: (error: unknown) => boolean
+  /**
+   * Optional, synchronous: `false` when the driver knows the connection holds nothing to roll
+   * back or commit (no transaction open), so the reset round trip on return can be skipped.
+   * Absent = always reset.
+   */
+  readonly needsReset?: ((connection: C) => boolean) | undefined
 }
 
 /**

@@ -169,6 +169,16 @@ export const literal = <const L extends string>(
     ? Effect.succeed(fallback)
     : check(field, value, Schema.Literals(literals) as unknown as Schema.Codec<L, unknown>, `must be one of ${literals.map((l) => `"${l}"`).join(", ")}`)
 
+const durationObjectKeys = new Set(["weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"])
+const isNumberPart = (v: unknown): boolean => (typeof v === "number" && !Number.isNaN(v)) || typeof v === "bigint"
+
+/** `[seconds, nanos]` of two numbers, or a `DurationObject` with at least one known field, all numbers. */
+const isDurationParts = (value: object): boolean => {
+  if (Array.isArray(value)) return value.length === 2 && value.every(isNumberPart)
+  const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+  return entries.length > 0 && entries.every(([k, v]) => durationObjectKeys.has(k) && isNumberPart(v))
+}
+
 /**
  * Validate a duration option: a `Duration.Input` (`"30 seconds"`, milliseconds as a number,
  * `"Infinity"`) that is not negative and not NaN.
@@ -179,6 +189,10 @@ export const literal = <const L extends string>(
 export const duration = (field: string, value: unknown, fallback: Duration.Duration): Effect.Effect<Duration.Duration, PoolConfigError> => {
   if (value === undefined) return Effect.succeed(fallback)
   if (typeof value === "number" && Number.isNaN(value)) return fail(field, value, "must be a duration, got NaN")
+  // effect decodes `{}`, `{ secs: 5 }` and `[NaN, 0]` as a zero duration: a typo must not become 0.
+  if (typeof value === "object" && value !== null && !Duration.isDuration(value) && !isDurationParts(value)) {
+    return fail(field, value, "must be a duration such as \"30 seconds\", a number of milliseconds or \"Infinity\"")
+  }
   let decoded: Duration.Duration | undefined
   try {
     decoded = Duration.fromInputUnsafe(value as Duration.Input)
@@ -217,6 +231,7 @@ export const resolveCommon = <C>(
       if (hook !== undefined && typeof hook !== "function") return yield* fail(`hooks.${key}`, hook, "must be a function")
     }
     const maxLifetime = yield* duration("maxLifetime", options.maxLifetime, Duration.infinity)
+    if (Duration.isZero(maxLifetime)) return yield* fail("maxLifetime", options.maxLifetime, "must be positive")
     const maxLifetimeJitter = yield* duration(
       "maxLifetimeJitter",
       options.maxLifetimeJitter,

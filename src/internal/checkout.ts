@@ -52,6 +52,13 @@ export interface Strategy<C, E> {
    * `"fiber"` when the `reentrant` option is on, else none.
    */
   readonly share?: ShareBy | undefined
+  /**
+   * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
+   * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that
+   * needs no effect (else `false`, and `give` runs).
+   */
+  readonly takeNow?: (() => ConnectionRecord<C> | undefined) | undefined
+  readonly giveNow?: ((record: ConnectionRecord<C>) => boolean) | undefined
   /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
   readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
 }
@@ -154,6 +161,13 @@ export class Pipeline<C> {
     )
   }
 
+  /** Can this record be handed out as it is: connected, not stale, nothing to ping, nobody to tell? */
+  private isReady(record: ConnectionRecord<C>): boolean {
+    const core = this.core
+    return record.connection !== undefined && (!core.options.prePing || record.fresh) &&
+      !Record.mayBeStale(core, record) && !core.observed("checkout")
+  }
+
   /** Attempts, retried on `DisconnectionError` by the user's schedule. */
   private validate(record: ConnectionRecord<C>): Effect.Effect<void, CheckoutError> {
     return Effect.catchIf(this.attempt(record), isDisconnection, (first) => {
@@ -180,34 +194,39 @@ export class Pipeline<C> {
   /** Take a slot and make it ready. Call inside `uninterruptibleMask`. */
   acquire(restore: Restore): Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
+    const takeNow = this.strategy.takeNow
     const acquired = Effect.suspend(() => {
-      const started = core.now()
-      return Effect.flatMap(this.take(restore), (record) =>
-        restore(this.validate(record)).pipe(
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
-          Effect.flatMap(() => this.handOut(record, started))
-        ))
+      const started = core.instruments === undefined ? 0 : core.now()
+      // The hot path: an idle record taken synchronously, with nothing to check or tell.
+      const now = takeNow?.()
+      if (now !== undefined) return this.prepare(now, restore, started)
+      return Effect.flatMap(this.strategy.take(restore), (record) => this.prepare(record, restore, started))
     })
     return (core.options.tracing ? this.traced(acquired) : acquired) as Effect.Effect<Handle<C>, CheckoutError>
   }
 
-  private take(restore: Restore): Effect.Effect<ConnectionRecord<C>, unknown> {
-    const instruments = this.core.instruments
-    const take = this.strategy.take(restore)
-    return instruments === undefined ? take : Effect.tapError(take, (e) =>
-      Effect.sync(() => {
-        if ((e as { _tag?: unknown })._tag === "PoolTimeoutError") instruments.timedOut()
-      }))
+  /** Make a taken record ready (or give it back on any failure), then hand it out. */
+  private prepare(record: ConnectionRecord<C>, restore: Restore, started: number): Effect.Effect<Handle<C>, CheckoutError> {
+    if (this.isReady(record)) {
+      record.fresh = false
+      return this.handOut(record, started)
+    }
+    return restore(this.validate(record)).pipe(
+      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
+      Effect.flatMap(() => this.handOut(record, started))
+    )
   }
 
   /** The record is ready: count it, time it, arm leak detection, make the handle. Uninterruptible. */
   private handOut(record: ConnectionRecord<C>, started: number): Effect.Effect<Handle<C>> {
     const core = this.core
     const handle = new Handle(this, record)
-    const now = core.now()
-    handle.checkedOutAt = now
     record.uses++
-    core.instruments?.checkedOut(now - started)
+    if (core.instruments !== undefined) {
+      const now = core.now()
+      handle.checkedOutAt = now
+      core.instruments.checkedOut(now - started)
+    }
     const threshold = core.options.leakDetectionThreshold
     if (!Duration.isFinite(threshold)) return Effect.succeed(handle)
     return Effect.flatMap(captureSite, (site) =>
@@ -244,24 +263,39 @@ export class Pipeline<C> {
 
   // ----------------------------------------------------------------- release
 
-  /** Reset on return: reset hook → rollback | commit | nothing. A failure invalidates the slot. */
+  /**
+   * Reset on return: reset hook → rollback | commit | nothing. A failure invalidates the slot.
+   * The round trip is skipped when the driver knows there is nothing to reset (`needsReset`).
+   */
   private reset(record: ConnectionRecord<C>): Effect.Effect<void> {
     const core = this.core
     const connection = record.connection as C
     const mode = core.options.resetOnReturn
-    const hook = core.emit("reset", record.id, connection)
-    const work = mode === "none"
-      ? hook
-      : Effect.andThen(
-        hook,
-        core.bounded(mode === "rollback" ? core.driver.rollback(connection) : core.driver.commit(connection), mode)
-      )
+    const skip = !this.driverResets(connection)
+    const observed = core.observed("reset")
+    if (skip && !observed) return Effect.void
+    const driverReset = skip
+      ? Effect.void
+      : core.bounded(mode === "rollback" ? core.driver.rollback(connection) : core.driver.commit(connection), mode)
+    const work = observed ? Effect.andThen(core.emit("reset", record.id, connection), driverReset) : driverReset
     return Effect.catchCause(work, (cause) => Record.invalidate(core, record, Cause.squash(cause), "reset"))
+  }
+
+  /** Must the driver roll back / commit this connection on return? */
+  private driverResets(connection: C): boolean {
+    const { driver, options } = this.core
+    return options.resetOnReturn !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
+  }
+
+  /** Does returning this record involve any reset work (driver round trip or reset hook)? */
+  private resets(record: ConnectionRecord<C>): boolean {
+    return this.core.observed("reset") || this.driverResets(record.connection as C)
   }
 
   private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
     return Effect.suspend(() => {
       record.lastUsed = this.core.now()
+      if (!this.core.observed("checkin")) return this.strategy.give(record)
       return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
     })
   }
@@ -271,7 +305,7 @@ export class Pipeline<C> {
     handle.state = "returned"
     handle.conn = undefined
     handle.leakTimer?.interruptUnsafe()
-    this.core.instruments?.used(this.core.now() - handle.checkedOutAt)
+    if (this.core.instruments !== undefined) this.core.instruments.used(this.core.now() - handle.checkedOutAt)
   }
 
   /** The checkout's finalizer. Idempotent; uninterruptible. */
@@ -282,7 +316,17 @@ export class Pipeline<C> {
       this.returned(handle)
       if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection as C)
       const record = handle.record!
-      const maxUses = this.core.options.maxUses
+      const core = this.core
+      const maxUses = core.options.maxUses
+      // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
+      const giveNow = this.strategy.giveNow
+      if (
+        giveNow !== undefined && (maxUses === 0 || record.uses < maxUses) && !this.resets(record) &&
+        !core.observed("checkin")
+      ) {
+        record.lastUsed = core.now()
+        if (giveNow(record)) return Effect.void
+      }
       if (maxUses > 0 && record.uses >= maxUses) {
         // Used up: reset as usual, then close instead of pooling it.
         this.core.instruments?.recycled()

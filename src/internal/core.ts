@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Fiber } from "effect"
 import type { DriverShape } from "../Driver.ts"
 import { hookName } from "../PoolEvent.ts"
 import type { Hook, PoolEvent, PoolEventType } from "../PoolEvent.ts"
@@ -55,6 +55,11 @@ export class PoolCore<C> {
     return ++this.nextSlot
   }
 
+  /** Would `emit(type, ...)` do anything (a hook, a listener, echo)? Lets the hot path skip it. */
+  observed(type: PoolEventType): boolean {
+    return this.options.hooks[hookName[type]] !== undefined || this.listeners.size > 0 || this.options.echo
+  }
+
   /**
    * Fire an event: observers first (synchronously), then the hook. The hook's failure is
    * returned to the caller, which decides whether it matters.
@@ -94,14 +99,24 @@ export class PoolCore<C> {
       this.invalidationTime = now
     }))
 
-  /** Bound a release-path driver call (reset, close) by `resetTimeout`. */
+  /**
+   * Bound a release-path driver call (reset, close) by `resetTimeout`. The call starts at once in
+   * its own fiber; only one that has not finished synchronously pays for a timer.
+   */
   bounded<A>(effect: Effect.Effect<A, unknown>, operation: string): Effect.Effect<A, unknown> {
     const timeout = this.options.resetTimeout
-    return Duration.isFinite(timeout)
-      ? Effect.timeoutOrElse(effect, {
+    if (!Duration.isFinite(timeout)) return effect
+    return Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
+      const exit = fiber.pollUnsafe()
+      if (exit !== undefined) return exit
+      return Effect.timeoutOrElse(Fiber.join(fiber), {
         duration: timeout,
-        orElse: () => Effect.fail(new Error(`${operation} did not finish within ${Duration.format(timeout)}`))
+        orElse: () =>
+          Effect.andThen(
+            Effect.sync(() => fiber.interruptUnsafe()),
+            Effect.fail(new Error(`${operation} did not finish within ${Duration.format(timeout)}`))
+          )
       })
-      : effect
+    })
   }
 }

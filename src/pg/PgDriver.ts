@@ -394,7 +394,9 @@ export const make = (config: Config): DriverShape<Connection> => {
     rollback: (connection) => connection.reset("ROLLBACK"),
     commit: (connection) => connection.reset("COMMIT"),
     ping: (connection) => connection.ping,
-    isDisconnect
+    isDisconnect,
+    // Known outside a transaction and not known dead: the pool skips the reset round trip.
+    needsReset: (connection) => connection.alwaysReset || !connection.knownIdle || connection.deadError !== undefined
   }
 }
 

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Duration, Effect } from "effect"
-import type { Config, Layer, Scheduler, Scope } from "effect"
+import type { Config, Fiber, Layer, Scheduler, Scope } from "effect"
 import type { ConnectionPool, Service } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import type { Restore, Strategy } from "../internal/checkout.ts"
@@ -66,10 +66,12 @@ export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, Pool
   })
 
 interface Waiter<C> {
-  resume: (effect: Effect.Effect<ConnectionRecord<C>, PoolClosedError>) => void
+  resume: (effect: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => void
   dispatcher: Scheduler.SchedulerDispatcher
   /** Set when a slot was handed to this waiter. */
   record: ConnectionRecord<C> | undefined
+  /** Clock time (ms) past which the wait fails with `PoolTimeoutError`. */
+  deadline: number
 }
 
 const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolTimeoutError | PoolClosedError> => {
@@ -87,11 +89,49 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     timeout: options.timeout
   })
 
-  const handOff = (waiter: Waiter<C>, record: ConnectionRecord<C>) => {
+  /** Wake a sleeping waiter on its scheduler, not inside this fiber's stack: chains of hand-offs stay flat. */
+  const wake = (waiter: Waiter<C>, result: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => {
     waiters.delete(waiter)
+    waiter.dispatcher.scheduleTask(() => waiter.resume(result), 0)
+  }
+
+  const handOff = (waiter: Waiter<C>, record: ConnectionRecord<C>) => {
     waiter.record = record
-    // Resume on the scheduler, not inside this fiber's stack: a chain of hand-offs stays flat.
-    waiter.dispatcher.scheduleTask(() => waiter.resume(Effect.succeed(record)), 0)
+    wake(waiter, Effect.succeed(record))
+  }
+
+  // Every wait has the same timeout and waiters are FIFO, so their deadlines are in queue order:
+  // one sweeper fiber sleeping until the oldest deadline replaces a timer (a race of two fibers)
+  // per wait. It runs only while someone waits, and on the pool's clock (TestClock in tests).
+  const timeoutMs = Duration.isFinite(options.timeout) ? Duration.toMillis(options.timeout) : -1
+  let sweeper: Fiber.Fiber<void> | undefined = undefined
+  const sweep: Effect.Effect<void> = Effect.suspend(() => {
+    const now = core.now()
+    for (const waiter of waiters) {
+      if (waiter.deadline > now) return Effect.andThen(Effect.sleep(waiter.deadline - now), sweep)
+      core.instruments?.timedOut()
+      wake(waiter, Effect.fail(timeoutError))
+    }
+    sweeper = undefined
+    return Effect.void
+  })
+  const ensureSweeper = Effect.suspend(() =>
+    sweeper !== undefined ? Effect.void : Effect.map(Effect.forkDetach(sweep), (fiber) => {
+      sweeper = fiber
+    })
+  )
+
+  /** Give back without effects when possible: to the longest waiter, or into a non-full idle list. */
+  const giveNow = (record: ConnectionRecord<C>): boolean => {
+    if (closed) return false
+    const first = waiters.values().next()
+    if (!first.done) {
+      handOff(first.value, record)
+      return true
+    }
+    if (record.connection === undefined || (poolSize > 0 && idle.length >= poolSize)) return false
+    idle.push(record)
+    return true
   }
 
   const give = (record: ConnectionRecord<C>): Effect.Effect<void> =>
@@ -119,22 +159,21 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     })
 
   const wait = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
-    const waiter: Waiter<C> = { resume: undefined!, dispatcher: undefined!, record: undefined }
+    const waiter: Waiter<C> = { resume: undefined!, dispatcher: undefined!, record: undefined, deadline: Infinity }
     const sleep = Effect.withFiber((fiber) => {
       waiter.dispatcher = fiber.currentDispatcher
-      return Effect.callback<ConnectionRecord<C>, PoolClosedError>((resume) => {
+      return Effect.callback<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>((resume) => {
         waiter.resume = resume
+        if (timeoutMs >= 0) waiter.deadline = core.now() + timeoutMs
         waiters.add(waiter)
         return Effect.sync(() => {
           waiters.delete(waiter)
         })
       })
     })
-    const timed = Duration.isFinite(options.timeout)
-      ? Effect.timeoutOrElse(sleep, { duration: options.timeout, orElse: () => Effect.fail(timeoutError) })
-      : sleep
-    // Interrupted or timed out after a slot was handed over: pass the slot on.
-    return Effect.onExit(restore(timed), (exit) => {
+    const timed = timeoutMs >= 0 ? Effect.andThen(ensureSweeper, restore(sleep)) : restore(sleep)
+    // Interrupted (or timed out) after a slot was handed over: pass the slot on.
+    return Effect.onExit(timed, (exit) => {
       if (exit._tag === "Success" || waiter.record === undefined) return Effect.void
       const record = waiter.record
       waiter.record = undefined
@@ -166,6 +205,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
         give
       }
     },
+    takeNow: () => waiters.size === 0 && idle.length > 0 ? (lifo ? idle.pop() : idle.shift()) : undefined,
+    giveNow,
     take: (restore) =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
@@ -193,9 +234,10 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     }),
     shutdown: Effect.suspend(() => {
       closed = true
+      sweeper?.interruptUnsafe()
+      sweeper = undefined
       const error = Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
-      for (const waiter of waiters) waiter.resume(error)
-      waiters.clear()
+      for (const waiter of waiters) wake(waiter, error)
       const records = idle.splice(0)
       overflow -= records.length
       return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
