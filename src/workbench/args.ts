@@ -1,0 +1,212 @@
+/**
+ * Command-line flags of the workbench: parsing, validation and the `--help` text.
+ *
+ * Pure and synchronous so that `main.ts` can reject bad flags (exit code 2) before anything
+ * starts, and tests can call it directly.
+ */
+
+/** The pool strategies the workbench can drive, in the order they run. */
+export const strategies = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "AssertionPool"] as const
+
+/** One strategy name. */
+export type StrategyName = typeof strategies[number]
+
+/** Validated workbench settings. */
+export interface Options {
+  readonly strategies: ReadonlyArray<StrategyName>
+  /** Concurrent worker fibers (AssertionPool always runs one: it allows one checkout at a time). */
+  readonly workers: number
+  /** QueuePool `poolSize`, FiberPool `poolSize`. */
+  readonly poolSize: number
+  /** QueuePool `maxOverflow` (-1 = unlimited). */
+  readonly maxOverflow: number
+  /** Seconds of workload per strategy. */
+  readonly durationSeconds: number
+  /** Terminate random backends of the workbench during the run. */
+  readonly chaos: boolean
+  /** Where the HTML report is written. */
+  readonly reportPath: string
+  /** Seed of the workload's and chaos's random choices. */
+  readonly seed: number
+  /** Plain periodic lines even on a terminal. */
+  readonly plain: boolean
+}
+
+/** Defaults: about 10 s per strategy, so a full run takes about a minute. */
+export const defaults: Omit<Options, "seed"> = {
+  strategies,
+  workers: 32,
+  poolSize: 5,
+  maxOverflow: 10,
+  durationSeconds: 10,
+  chaos: false,
+  reportPath: "tmp/workbench-report.html",
+  plain: false
+}
+
+/** What the command line asked for. */
+export type Parsed =
+  | { readonly _tag: "Run"; readonly options: Options }
+  | { readonly _tag: "Help"; readonly text: string }
+  | { readonly _tag: "Invalid"; readonly message: string }
+
+const aliases: Record<string, StrategyName> = {
+  queue: "QueuePool",
+  queuepool: "QueuePool",
+  null: "NullPool",
+  nullpool: "NullPool",
+  static: "StaticPool",
+  staticpool: "StaticPool",
+  fiber: "FiberPool",
+  fiberpool: "FiberPool",
+  assertion: "AssertionPool",
+  assertionpool: "AssertionPool"
+}
+
+/** The `--help` text. */
+export const usage = `effect-db-pool workbench: drive a mixed PostgreSQL workload through each pool strategy,
+watch it live, and get a summary table and an HTML report.
+
+Usage: npm start -- [flags]        (or: npx tsx src/workbench/main.ts [flags])
+
+Flags:
+  -s, --strategy <list>     all, or a comma list of queue,null,static,fiber,assertion
+                            (or the class names: QueuePool,...). Default: all, in that order
+  -w, --workers <n>         concurrent worker fibers, 1..500. Default: ${defaults.workers}
+                            (AssertionPool always runs 1: it allows one checkout at a time)
+  -p, --pool-size <n>       QueuePool/FiberPool poolSize, 1..200. Default: ${defaults.poolSize}
+  -o, --max-overflow <n>    QueuePool maxOverflow, -1 (unlimited)..500. Default: ${defaults.maxOverflow}
+  -d, --duration <time>     workload per strategy: 10, 10s, 1.5s, 800ms, 1m. Default: ${defaults.durationSeconds}s
+      --chaos               terminate random backends of the workbench (its own application_name
+                            only) while it runs, to show invalidation, pre-ping and recovery
+  -r, --report <path>       HTML report path. Default: ${defaults.reportPath}
+      --seed <n>            seed of the random workload and chaos (integer). Default: random, printed
+      --plain               plain periodic lines instead of the live view (automatic when stdout
+                            is not a terminal)
+  -h, --help                this text
+
+The database is DATABASE_URL when set, otherwise an embedded PostgreSQL started in a temporary
+directory (stopped and removed at the end, also on Ctrl-C, which still writes the report).
+
+Examples:
+  npm start
+  npm start -- --chaos
+  npm start -- -s queue -w 64 -p 10 -o 20 -d 30s --seed 7
+`
+
+const parseDuration = (text: string): number | undefined => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?|m|min|minutes?)?\s*$/i.exec(text)
+  if (m === null) return undefined
+  const n = Number(m[1])
+  const unit = (m[2] ?? "s").toLowerCase()
+  const seconds = unit === "ms" ? n / 1000 : unit.startsWith("m") && unit !== "ms" ? n * 60 : n
+  return Number.isFinite(seconds) ? seconds : undefined
+}
+
+const parseInteger = (text: string): number | undefined => (/^-?\d+$/.test(text.trim()) ? Number(text) : undefined)
+
+const flagNames: Record<string, string> = {
+  "-s": "--strategy",
+  "-w": "--workers",
+  "-p": "--pool-size",
+  "-o": "--max-overflow",
+  "-d": "--duration",
+  "-r": "--report",
+  "-h": "--help"
+}
+const valued = new Set(["--strategy", "--workers", "--pool-size", "--max-overflow", "--duration", "--report", "--seed"])
+const booleans = new Set(["--chaos", "--plain", "--help"])
+
+/**
+ * Parse the command line (without `node` and the script). `randomSeed` is used when no
+ * `--seed` is given.
+ */
+export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = () => Math.floor(Math.random() * 1_000_000)): Parsed => {
+  const invalid = (message: string): Parsed => ({ _tag: "Invalid", message })
+  const values = new Map<string, string>()
+  const flags = new Set<string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") continue
+    if (!arg.startsWith("-") || arg === "-") return invalid(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`)
+    const eq = arg.indexOf("=")
+    const rawName = eq > 0 ? arg.slice(0, eq) : arg
+    const name = flagNames[rawName] ?? rawName
+    if (valued.has(name)) {
+      let value: string | undefined
+      if (eq > 0) value = arg.slice(eq + 1)
+      else {
+        value = argv[i + 1]
+        // A following flag is not a value ("-1" is: --max-overflow -1).
+        if (value !== undefined && value.startsWith("-") && !/^-\d/.test(value)) value = undefined
+        if (value !== undefined) i++
+      }
+      if (value === undefined || value.length === 0) return invalid(`${name} needs a value`)
+      if (values.has(name)) return invalid(`${name} given twice`)
+      values.set(name, value)
+    } else if (booleans.has(name)) {
+      if (eq > 0) return invalid(`${name} takes no value`)
+      flags.add(name)
+    } else {
+      return invalid(`unknown flag ${rawName}`)
+    }
+  }
+  if (flags.has("--help")) return { _tag: "Help", text: usage }
+
+  let chosen: ReadonlyArray<StrategyName> = defaults.strategies
+  const strategyText = values.get("--strategy")
+  if (strategyText !== undefined && strategyText.trim().toLowerCase() !== "all") {
+    const picked: Array<StrategyName> = []
+    for (const part of strategyText.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+      const name = aliases[part.toLowerCase()]
+      if (name === undefined) {
+        return invalid(`--strategy: unknown strategy ${JSON.stringify(part)} (expected all or queue, null, static, fiber, assertion)`)
+      }
+      if (!picked.includes(name)) picked.push(name)
+    }
+    if (picked.length === 0) return invalid("--strategy needs at least one strategy")
+    chosen = picked
+  }
+
+  const intFlag = (name: string, fallback: number, min: number, max: number): number | string => {
+    const text = values.get(name)
+    if (text === undefined) return fallback
+    const n = parseInteger(text)
+    if (n === undefined || n < min || n > max) return `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`
+    return n
+  }
+  const workers = intFlag("--workers", defaults.workers, 1, 500)
+  if (typeof workers === "string") return invalid(workers)
+  const poolSize = intFlag("--pool-size", defaults.poolSize, 1, 200)
+  if (typeof poolSize === "string") return invalid(poolSize)
+  const maxOverflow = intFlag("--max-overflow", defaults.maxOverflow, -1, 500)
+  if (typeof maxOverflow === "string") return invalid(maxOverflow)
+  const seed = intFlag("--seed", -1, 0, 2 ** 31 - 1)
+  if (typeof seed === "string") return invalid(seed)
+
+  let durationSeconds = defaults.durationSeconds
+  const durationText = values.get("--duration")
+  if (durationText !== undefined) {
+    const d = parseDuration(durationText)
+    if (d === undefined || d < 0.2 || d > 3600) {
+      return invalid(`--duration must be a time from 200ms to 1h such as 10, 10s, 800ms or 1m, got ${JSON.stringify(durationText)}`)
+    }
+    durationSeconds = d
+  }
+  const reportPath = values.get("--report") ?? defaults.reportPath
+
+  return {
+    _tag: "Run",
+    options: {
+      strategies: chosen,
+      workers,
+      poolSize,
+      maxOverflow,
+      durationSeconds,
+      chaos: flags.has("--chaos"),
+      reportPath,
+      seed: seed === -1 ? randomSeed() : seed,
+      plain: flags.has("--plain")
+    }
+  }
+}

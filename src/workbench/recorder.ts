@@ -1,0 +1,264 @@
+/**
+ * What a workbench run records: per strategy, a timeline of pool occupancy sampled every
+ * 100 ms, every acquire wait (from the pool's checkout spans, `tracing: true`), errors by
+ * type, pool events, chaos kills, and the pool's metric counters. The terminal view, the
+ * summary table and the HTML report only read it.
+ */
+import { Effect, Metric, Tracer } from "effect"
+import type { Exit } from "effect"
+import { PoolMetrics } from "effect-db-pool"
+import type { ConnectionPool, PoolEvent } from "effect-db-pool"
+import type { Options, StrategyName } from "./args.ts"
+
+/** Sampling period of the occupancy timeline. */
+export const sampleEveryMs = 100
+
+/** One point of the occupancy timeline. */
+export interface Sample {
+  /** Milliseconds since the strategy's phase started. */
+  readonly t: number
+  readonly checkedOut: number
+  readonly idle: number
+  /** Slots beyond `size` (negative while the pool is not yet full). */
+  readonly overflow: number
+  readonly waiting: number
+  /** Statements completed so far. */
+  readonly statements: number
+  /** Operations that failed so far. */
+  readonly errors: number
+}
+
+/** Pool metric counters, as deltas over one phase. */
+export interface Counters {
+  readonly connects: number
+  readonly connectFailures: number
+  readonly checkouts: number
+  readonly timeouts: number
+  readonly recycles: number
+  readonly invalidations: Readonly<Record<PoolMetrics.InvalidationReason, number>>
+}
+
+const reasons: ReadonlyArray<PoolMetrics.InvalidationReason> = ["user", "disconnect", "reset", "checkout", "keepalive", "statement"]
+
+/** The kinds of operation the workload runs. */
+export type OpKind = "query" | "transaction" | "report" | "slow"
+
+/** Everything recorded about one strategy's phase. */
+export class StrategyRun {
+  /** Epoch ms of the phase start (set by {@link StrategyRun.begin}). */
+  startedAt = 0
+  /** Elapsed ms when the phase ended (or so far). */
+  elapsedMs = 0
+  /** Ran its full duration (false: interrupted or failed). */
+  completed = false
+  /** Why the phase stopped early, if it did. */
+  failure: string | undefined = undefined
+  readonly samples: Array<Sample> = []
+  /** Successful acquire waits (ms) and when they ended (ms since start). */
+  readonly waits: Array<number> = []
+  readonly waitsAt: Array<number> = []
+  /** Checkouts that failed (their wait is not in {@link waits}). */
+  failedCheckouts = 0
+  statements = 0
+  readonly ops: Record<OpKind, number> = { query: 0, transaction: 0, report: 0, slow: 0 }
+  errorCount = 0
+  readonly errors = new Map<string, number>()
+  readonly events = new Map<PoolEvent.PoolEventType, number>()
+  /** Times (ms since start) a backend was terminated by chaos. */
+  readonly kills: Array<number> = []
+  /** Operations that failed with a disconnect and succeeded when retried. */
+  recovered = 0
+  counters: Counters | undefined = undefined
+  private countersBefore: Counters | undefined = undefined
+
+  constructor(
+    readonly strategy: StrategyName,
+    readonly poolName: string,
+    readonly workers: number,
+    readonly plannedMs: number,
+    /** The pool options used, for display. */
+    readonly config: Readonly<Record<string, string | number | boolean>>,
+    /** How the workload was adapted to this strategy. */
+    readonly notes: ReadonlyArray<string>
+  ) {}
+
+  /** Milliseconds since the phase started. */
+  now(): number {
+    return this.startedAt === 0 ? 0 : Date.now() - this.startedAt
+  }
+
+  /** Mark the start and read the metric counters' baseline. */
+  begin(): Effect.Effect<void> {
+    return Effect.map(readCounters(this.poolName), (c) => {
+      this.countersBefore = c
+      this.startedAt = Date.now()
+    })
+  }
+
+  /** Mark the end and compute the metric counters' deltas. */
+  end(completed: boolean): Effect.Effect<void> {
+    return Effect.map(readCounters(this.poolName), (after) => {
+      this.elapsedMs = this.now()
+      this.completed = completed
+      const before = this.countersBefore
+      this.counters = before === undefined ? after : diff(after, before)
+    })
+  }
+
+  recordWait(ms: number, ok: boolean): void {
+    if (!ok) {
+      this.failedCheckouts++
+      return
+    }
+    this.waits.push(ms)
+    this.waitsAt.push(this.now())
+  }
+
+  recordError(type: string): void {
+    this.errorCount++
+    this.errors.set(type, (this.errors.get(type) ?? 0) + 1)
+  }
+
+  recordEvent(type: PoolEvent.PoolEventType): void {
+    this.events.set(type, (this.events.get(type) ?? 0) + 1)
+  }
+
+  /** Sample the pool's status into the timeline. */
+  sample(pool: ConnectionPool.Service): Effect.Effect<void> {
+    return Effect.map(pool.status, (s) => {
+      this.samples.push({
+        t: this.now(),
+        checkedOut: s.checkedOut,
+        idle: s.checkedIn,
+        overflow: s.overflow,
+        waiting: s.waiting,
+        statements: this.statements,
+        errors: this.errorCount
+      })
+    })
+  }
+
+  /** Statements per second over the last `windowMs` of the timeline. */
+  rate(windowMs = 1000): number {
+    const n = this.samples.length
+    if (n < 2) return 0
+    const last = this.samples[n - 1]!
+    let i = n - 1
+    while (i > 0 && last.t - this.samples[i - 1]!.t <= windowMs) i--
+    const first = this.samples[i]!
+    const dt = last.t - first.t
+    return dt > 0 ? ((last.statements - first.statements) * 1000) / dt : 0
+  }
+
+  /** Acquire-wait percentiles, over the whole phase or the waits that ended in the last `windowMs`. */
+  waitPercentiles(windowMs?: number): WaitStats {
+    let values: Array<number> = this.waits
+    if (windowMs !== undefined) {
+      const from = this.now() - windowMs
+      let i = this.waitsAt.length
+      while (i > 0 && this.waitsAt[i - 1]! >= from) i--
+      values = this.waits.slice(i)
+    }
+    return waitStats(values)
+  }
+
+  /** Mean statements per second over the phase. */
+  get throughput(): number {
+    return this.elapsedMs > 0 ? (this.statements * 1000) / this.elapsedMs : 0
+  }
+
+  get totalOps(): number {
+    return this.ops.query + this.ops.transaction + this.ops.report + this.ops.slow
+  }
+}
+
+/** Summary of a set of waits (ms). */
+export interface WaitStats {
+  readonly count: number
+  readonly p50: number
+  readonly p90: number
+  readonly p99: number
+  readonly max: number
+  readonly mean: number
+}
+
+/** Nearest-rank percentiles of `values` (ms). */
+export const waitStats = (values: ReadonlyArray<number>): WaitStats => {
+  if (values.length === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 }
+  const sorted = Float64Array.from(values).sort()
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
+  let sum = 0
+  for (const v of sorted) sum += v
+  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1]!, mean: sum / sorted.length }
+}
+
+/** A whole workbench run: the settings, the database, and one {@link StrategyRun} per phase. */
+export class Recorder {
+  readonly runs: Array<StrategyRun> = []
+  /** The phase the tracer attributes checkouts to. */
+  current: StrategyRun | undefined = undefined
+  readonly startedAt = Date.now()
+  finishedAt = 0
+  database = "starting"
+  serverVersion = ""
+  serverStartMs = 0
+  /** Why the run stopped early: "interrupted" (Ctrl-C) or an error message. */
+  stopped: string | undefined = undefined
+
+  constructor(readonly options: Options) {}
+
+  /**
+   * A tracer that records the duration of every `effect-db-pool.checkout` span (the pool's
+   * acquire wait, with `tracing: true`) into the current phase. Other spans are kept as usual.
+   */
+  readonly tracer: Tracer.Tracer = Tracer.make({
+    span: (options) => options.name === checkoutSpan ? new CheckoutSpan(options, this) : new Tracer.NativeSpan(options)
+  })
+}
+
+const checkoutSpan = "effect-db-pool.checkout"
+
+/** A checkout span that reports its duration (the acquire wait) to the recorder's current phase. */
+class CheckoutSpan extends Tracer.NativeSpan {
+  constructor(options: ConstructorParameters<typeof Tracer.NativeSpan>[0], readonly recorder: Recorder) {
+    super(options)
+  }
+  override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+    const first = this.status._tag !== "Ended"
+    super.end(endTime, exit)
+    if (first) this.recorder.current?.recordWait(Number(endTime - this.startTime) / 1e6, exit._tag === "Success")
+  }
+}
+
+const readCounters = (poolName: string): Effect.Effect<Counters> =>
+  Effect.gen(function*() {
+    const m = PoolMetrics.forPool(poolName)
+    const count = (metric: Metric.Counter<number>) => Effect.map(Metric.value(metric), (s) => s.count)
+    const invalidations = {} as Record<PoolMetrics.InvalidationReason, number>
+    for (const reason of reasons) invalidations[reason] = yield* count(m.invalidations(reason))
+    return {
+      connects: yield* count(m.connects),
+      connectFailures: yield* count(m.connectFailures),
+      checkouts: yield* count(m.checkouts),
+      timeouts: yield* count(m.timeouts),
+      recycles: yield* count(m.recycles),
+      invalidations
+    }
+  })
+
+const diff = (a: Counters, b: Counters): Counters => {
+  const invalidations = {} as Record<PoolMetrics.InvalidationReason, number>
+  for (const reason of reasons) invalidations[reason] = a.invalidations[reason] - b.invalidations[reason]
+  return {
+    connects: a.connects - b.connects,
+    connectFailures: a.connectFailures - b.connectFailures,
+    checkouts: a.checkouts - b.checkouts,
+    timeouts: a.timeouts - b.timeouts,
+    recycles: a.recycles - b.recycles,
+    invalidations
+  }
+}
+
+/** Total invalidations of a phase. */
+export const totalInvalidations = (c: Counters | undefined): number =>
+  c === undefined ? 0 : reasons.reduce((n, r) => n + c.invalidations[r], 0)

@@ -1,0 +1,241 @@
+/**
+ * The terminal side of the workbench: a live block per strategy (progress bar, pool occupancy,
+ * statements per second, acquire-wait percentiles, errors by type, events), redrawn in place on
+ * a terminal and printed as plain periodic lines otherwise, then the summary table.
+ */
+import type { PoolEvent } from "effect-db-pool"
+import type { Recorder, StrategyRun } from "./recorder.ts"
+import { totalInvalidations } from "./recorder.ts"
+
+/** Where the view writes. */
+export interface Output {
+  readonly write: (text: string) => void
+  /** Redraw in place with colours (false: plain periodic lines). */
+  readonly live: boolean
+  readonly columns: number
+}
+
+/** An output over a Node stream; live only on a terminal and unless `plain`. */
+export const streamOutput = (stream: NodeJS.WriteStream, plain: boolean): Output => ({
+  write: (text) => {
+    stream.write(text)
+  },
+  live: stream.isTTY === true && !plain,
+  get columns() {
+    return stream.columns ?? 100
+  }
+})
+
+// ------------------------------------------------------------------------------- formatting
+
+/** `1234567` → `1,234,567`. */
+export const int = (n: number): string => Math.round(n).toLocaleString("en-US")
+
+/** A duration in ms, readable at every scale. */
+export const ms = (v: number): string =>
+  v < 1 ? `${v.toFixed(2)} ms` : v < 10 ? `${v.toFixed(1)} ms` : v < 1000 ? `${v.toFixed(0)} ms` : `${(v / 1000).toFixed(2)} s`
+
+const ansi = (code: string) => (live: boolean, text: string) => (live ? `\x1b[${code}m${text}\x1b[0m` : text)
+const bold = ansi("1")
+const dim = ansi("2")
+const red = ansi("31")
+const green = ansi("32")
+const yellow = ansi("33")
+const cyan = ansi("36")
+// eslint-disable-next-line no-control-regex
+const visible = (text: string) => text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "")
+
+const bar = (fraction: number, width: number): string => {
+  const f = Math.max(0, Math.min(1, fraction))
+  const full = Math.floor(f * width)
+  const partial = " ▏▎▍▌▋▊▉"[Math.floor((f * width - full) * 8)] ?? ""
+  return ("█".repeat(full) + (full < width ? partial : "")).padEnd(width, "·")
+}
+
+const shownEvents: ReadonlyArray<PoolEvent.PoolEventType> = ["connect", "checkout", "invalidate", "soft_invalidate", "close"]
+
+/** Errors by type, most frequent first: `disconnect 3 · PoolTimeoutError 1`. */
+export const errorList = (run: StrategyRun): string =>
+  [...run.errors.entries()].sort((a, b) => b[1] - a[1]).map(([type, n]) => `${type} ${int(n)}`).join(" · ")
+
+const overflowText = (run: StrategyRun, overflow: number): string => {
+  const max = run.config.maxOverflow
+  return typeof max === "number" ? `${Math.max(0, overflow)}/${max === -1 ? "∞" : max}` : `${Math.max(0, overflow)}`
+}
+
+// ------------------------------------------------------------------------------------ view
+
+/** The live view and the summary table. */
+export class TerminalView {
+  private drawn = 0
+  private lastPlain = 0
+
+  constructor(readonly out: Output, readonly recorder: Recorder) {}
+
+  private line(text: string): void {
+    this.out.write(`${text}\n`)
+  }
+
+  /** Lines of the live block for `run`. */
+  block(run: StrategyRun, live: boolean): Array<string> {
+    const elapsed = Math.min(run.now(), run.plannedMs)
+    const fraction = run.plannedMs > 0 ? elapsed / run.plannedMs : 1
+    const s = run.samples[run.samples.length - 1]
+    const recent = run.waitPercentiles(2000)
+    const errors = errorList(run)
+    const events = shownEvents.map((e) => `${e} ${int(run.events.get(e) ?? 0)}`).join(" · ")
+    const lines = [
+      `${cyan(live, "▶")} ${bold(live, run.strategy.padEnd(13))} ${cyan(live, bar(fraction, 30))} ${String(Math.floor(fraction * 100)).padStart(3)}%  ${(elapsed / 1000).toFixed(1)} / ${(run.plannedMs / 1000).toFixed(1)} s  ${dim(live, `${run.workers} worker${run.workers === 1 ? "" : "s"}`)}`,
+      `  ${dim(live, "pool   ")} checked out ${bold(live, String(s?.checkedOut ?? 0).padStart(3))} │ idle ${String(s?.idle ?? 0).padStart(3)} │ overflow ${overflowText(run, s?.overflow ?? 0).padStart(5)} │ waiting ${(s?.waiting ?? 0) > 0 ? yellow(live, String(s?.waiting).padStart(3)) : "  0"}`,
+      `  ${dim(live, "load   ")} ${bold(live, int(run.rate()).padStart(6))} stmt/s │ acquire wait p50 ${ms(recent.p50).padStart(8)} · p99 ${ms(recent.p99).padStart(8)} ${dim(live, "(last 2 s)")} │ ${int(run.totalOps)} ops`,
+      `  ${dim(live, "errors ")} ${errors.length === 0 ? green(live, "none") : red(live, errors)}${run.recovered > 0 ? ` ${dim(live, "·")} ${green(live, `recovered ${int(run.recovered)}`)}` : ""}`,
+      `  ${dim(live, "events ")} ${events}`
+    ]
+    if (this.recorder.options.chaos) {
+      lines.push(`  ${dim(live, "chaos  ")} ${yellow(live, `${run.kills.length} backend${run.kills.length === 1 ? "" : "s"} terminated`)}`)
+    }
+    return lines
+  }
+
+  /** A one-line result for a finished phase. */
+  result(run: StrategyRun, live: boolean): string {
+    const w = run.waitPercentiles()
+    const mark = run.completed ? green(live, "✔") : yellow(live, "■")
+    const errors = run.errorCount === 0 ? green(live, "0 errors") : red(live, `${int(run.errorCount)} errors`)
+    return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${int(run.totalOps).padStart(7)} ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
+      (this.recorder.options.chaos ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered` : "") +
+      (run.completed ? "" : dim(live, "  (stopped early)"))
+  }
+
+  /** What is about to run. */
+  header(): void {
+    const o = this.recorder.options
+    const live = this.out.live
+    this.line(`${bold(live, "effect-db-pool workbench")}  ${dim(live, `seed ${o.seed} · ${o.workers} workers · poolSize ${o.poolSize} · maxOverflow ${o.maxOverflow} · ${o.durationSeconds} s per strategy${o.chaos ? " · chaos" : ""}`)}`)
+  }
+
+  /** Status lines before the workload (server start, ...). */
+  note(text: string): void {
+    this.line(dim(this.out.live, text))
+  }
+
+  phaseStart(run: StrategyRun): void {
+    this.drawn = 0
+    this.lastPlain = 0
+    if (this.out.live) {
+      this.out.write("\x1b[?25l")
+      this.tick(run)
+    } else {
+      this.line(`-- ${run.strategy}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${Object.entries(run.config).map(([k, v]) => `${k} ${v}`).join(", ")})`)
+      for (const note of run.notes) this.line(`   ${note}`)
+    }
+  }
+
+  /** Redraw the live block (terminal) or print a plain line every 2 s. */
+  tick(run: StrategyRun): void {
+    if (this.out.live) {
+      this.redraw(this.block(run, true))
+      return
+    }
+    const now = run.now()
+    if (now - this.lastPlain < 2000) return
+    this.lastPlain = now
+    const s = run.samples[run.samples.length - 1]
+    const w = run.waitPercentiles(2000)
+    const errors = errorList(run)
+    this.line(
+      `[${run.strategy} ${String(Math.min(100, Math.floor((now / run.plannedMs) * 100))).padStart(3)}% ${(now / 1000).toFixed(1)}s] ` +
+        `checked_out=${s?.checkedOut ?? 0} idle=${s?.idle ?? 0} overflow=${Math.max(0, s?.overflow ?? 0)} waiting=${s?.waiting ?? 0} ` +
+        `stmt/s=${Math.round(run.rate())} wait_p50=${ms(w.p50).replace(" ", "")} wait_p99=${ms(w.p99).replace(" ", "")} ` +
+        `errors=${errors.length === 0 ? "none" : errors.replace(/ · /g, ",").replace(/ /g, ":")}` +
+        (this.recorder.options.chaos ? ` killed=${run.kills.length}` : "")
+    )
+  }
+
+  private redraw(lines: ReadonlyArray<string>): void {
+    const width = Math.max(20, this.out.columns - 1)
+    let text = this.drawn > 0 ? `\x1b[${this.drawn}F` : ""
+    for (const line of lines) {
+      // A wrapped line would break the cursor arithmetic: cut it (dropping colours) instead.
+      const shown = visible(line).length > width ? visible(line).slice(0, width) : line
+      text += `\x1b[2K${shown}\n`
+    }
+    this.out.write(text)
+    this.drawn = lines.length
+  }
+
+  phaseEnd(run: StrategyRun): void {
+    if (this.out.live) {
+      this.redraw([this.result(run, true)])
+      // Leave only the result line: clear what the block left below it.
+      this.out.write("\x1b[0J\x1b[?25h")
+      this.drawn = 0
+    } else {
+      this.line(this.result(run, false))
+    }
+  }
+
+  /** Show the cursor again (on exit, whatever happened). */
+  restore(): void {
+    if (this.out.live) this.out.write("\x1b[?25h")
+  }
+
+  /** The summary table of every phase. */
+  summary(): void {
+    const live = this.out.live
+    const runs = this.recorder.runs.filter((r) => r.startedAt > 0)
+    if (runs.length === 0) return
+    const table = summaryRows(this.recorder)
+    const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)))
+    const render = (row: ReadonlyArray<string>) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")
+    this.line("")
+    this.line(bold(live, "Summary") + dim(live, `  (${((this.recorder.finishedAt - this.recorder.startedAt) / 1000).toFixed(1)} s total${this.recorder.stopped ? `, stopped: ${this.recorder.stopped}` : ""})`))
+    this.line(bold(live, render(table[0]!)))
+    this.line(dim(live, widths.map((w) => "─".repeat(w)).join("  ")))
+    for (const row of table.slice(1)) this.line(render(row))
+    for (const run of runs) {
+      if (run.errors.size > 0) this.line(`${dim(live, `${run.strategy} errors:`)} ${errorList(run)}`)
+    }
+    for (const run of runs) {
+      for (const note of run.notes) this.line(dim(live, `${run.strategy}: ${note}`))
+    }
+  }
+}
+
+/** The summary table (header row first), shared with the HTML report. */
+export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
+  const rows = [[
+    "strategy",
+    "time",
+    "workers",
+    "ops",
+    "stmt/s",
+    "wait p50",
+    "wait p99",
+    "wait max",
+    "errors",
+    "timeouts",
+    "connects",
+    "invalidated",
+    ...(recorder.options.chaos ? ["killed", "recovered"] : [])
+  ]]
+  for (const run of recorder.runs.filter((r) => r.startedAt > 0)) {
+    const w = run.waitPercentiles()
+    rows.push([
+      run.strategy + (run.completed ? "" : " *"),
+      `${(run.elapsedMs / 1000).toFixed(1)} s`,
+      String(run.workers),
+      int(run.totalOps),
+      int(run.throughput),
+      ms(w.p50),
+      ms(w.p99),
+      ms(w.max),
+      int(run.errorCount),
+      int(run.counters?.timeouts ?? 0),
+      int(run.counters?.connects ?? 0),
+      int(totalInvalidations(run.counters)),
+      ...(recorder.options.chaos ? [int(run.kills.length), int(run.recovered)] : [])
+    ])
+  }
+  return rows
+}

@@ -1,0 +1,187 @@
+/**
+ * The workbench (`npm start`): its flags, a short end-to-end run on the real server
+ * (DATABASE_URL or embedded) with chaos, and the real process's exit codes (bad flags: 2,
+ * Ctrl-C: 130 with the report still written and the server stopped).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { defaults, parse, strategies } from "../src/workbench/args.ts"
+import type { Options } from "../src/workbench/args.ts"
+import { run } from "../src/workbench/run.ts"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const tsx = path.join(root, "node_modules", ".bin", "tsx")
+const main = path.join(root, "src", "workbench", "main.ts")
+const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "workbench-test-"))
+
+const invalid = (argv: ReadonlyArray<string>) => {
+  const parsed = parse(argv)
+  expect(parsed._tag).toBe("Invalid")
+  return parsed._tag === "Invalid" ? parsed.message : ""
+}
+
+describe("flags", () => {
+  it("defaults: every strategy, ~10 s each, a random seed", () => {
+    const parsed = parse([], () => 1234)
+    expect(parsed).toEqual({ _tag: "Run", options: { ...defaults, seed: 1234 } })
+    if (parsed._tag === "Run") expect(parsed.options.strategies).toEqual(strategies)
+  })
+
+  it("every flag, long and short, = and space forms", () => {
+    const parsed = parse(["-s", "fiber,queue", "--workers=8", "-p", "3", "--max-overflow", "-1", "-d", "800ms", "--chaos", "-r", "x.html", "--seed", "7", "--plain"])
+    expect(parsed).toEqual({
+      _tag: "Run",
+      options: {
+        strategies: ["FiberPool", "QueuePool"],
+        workers: 8,
+        poolSize: 3,
+        maxOverflow: -1,
+        durationSeconds: 0.8,
+        chaos: true,
+        reportPath: "x.html",
+        seed: 7,
+        plain: true
+      }
+    })
+    const named = parse(["--strategy", "NullPool, staticpool,AssertionPool", "--duration", "1m", "--", "--seed=0"])
+    expect(named._tag === "Run" && named.options.strategies).toEqual(["NullPool", "StaticPool", "AssertionPool"])
+    expect(named._tag === "Run" && named.options.durationSeconds).toBe(60)
+    expect(named._tag === "Run" && named.options.seed).toBe(0)
+  })
+
+  it("--help wins over everything else", () => {
+    const parsed = parse(["--workers", "3", "-h"])
+    expect(parsed._tag).toBe("Help")
+    expect(parsed._tag === "Help" && parsed.text).toContain("--max-overflow")
+  })
+
+  it("bad flags get a message naming the flag", () => {
+    expect(invalid(["--wokers", "3"])).toBe("unknown flag --wokers")
+    expect(invalid(["--workers", "0"])).toMatch(/--workers must be an integer from 1 to 500, got "0"/)
+    expect(invalid(["--workers", "2.5"])).toMatch(/--workers must be an integer/)
+    expect(invalid(["--workers"])).toBe("--workers needs a value")
+    expect(invalid(["--workers", "--chaos"])).toBe("--workers needs a value")
+    expect(invalid(["--pool-size", "abc"])).toMatch(/--pool-size/)
+    expect(invalid(["--max-overflow", "-2"])).toMatch(/--max-overflow must be an integer from -1/)
+    expect(invalid(["--duration", "10 parsecs"])).toMatch(/--duration/)
+    expect(invalid(["--duration", "50ms"])).toMatch(/--duration/)
+    expect(invalid(["--strategy", "queue,lifo"])).toMatch(/unknown strategy "lifo"/)
+    expect(invalid(["--seed", "-5"])).toMatch(/--seed/)
+    expect(invalid(["--chaos=yes"])).toBe("--chaos takes no value")
+    expect(invalid(["--workers", "3", "--workers", "4"])).toBe("--workers given twice")
+    expect(invalid(["queue"])).toMatch(/unexpected argument "queue"/)
+  })
+})
+
+describe("the workbench process", () => {
+  it("exits 2 with a clear message on a bad flag", () => {
+    const result = spawnSync(tsx, [main, "--workers", "many"], { cwd: root, encoding: "utf8", timeout: 20_000 })
+    expect(result.status).toBe(2)
+    expect(result.stderr).toContain("workbench: --workers must be an integer from 1 to 500, got \"many\"")
+    expect(result.stderr).toContain("--help")
+    expect(result.stdout).toBe("")
+  })
+
+  it("Ctrl-C stops cleanly (exit 130), writes the report of what ran and stops the server", async () => {
+    const dir = tempDir()
+    const report = path.join(dir, "interrupted.html")
+    const child = spawn(tsx, [main, "-s", "queue", "-d", "20s", "-w", "4", "--seed", "5", "--plain", "-r", report], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString()
+      // Interrupt once the first periodic line shows the workload running.
+      if (/\[QueuePool +\d+%/.test(stdout) && child.signalCode === null && !child.killed) child.kill("SIGINT")
+    })
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)))
+    expect(code).toBe(130)
+    expect(stdout).toContain(`Report: ${report}`)
+    const html = fs.readFileSync(report, "utf8")
+    expect(html).toContain("Stopped early: interrupted")
+    expect(html).toContain(`data-strategy="QueuePool"`)
+    const port = /embedded, port (\d+)/.exec(stdout)?.[1]
+    if (port !== undefined) {
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = net.connect(Number(port), "127.0.0.1")
+        socket.once("connect", () => {
+          socket.destroy()
+          resolve(false)
+        })
+        socket.once("error", () => resolve(true))
+      })
+      expect(refused).toBe(true)
+    }
+    fs.rmSync(dir, { recursive: true, force: true })
+  }, 30_000)
+})
+
+describe("a short run end to end", () => {
+  // Shared with the screenshot check below.
+  let reportPath: string | undefined
+  it.live("every strategy runs, with chaos; the report has one non-empty timeline per strategy", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const options: Options = {
+        strategies,
+        workers: 8,
+        poolSize: 3,
+        maxOverflow: 2,
+        durationSeconds: 1.2,
+        chaos: true,
+        reportPath: path.join(dir, "report.html"),
+        seed: 11,
+        plain: false
+      }
+      let printed = ""
+      const result = yield* Effect.scoped(run(options, { write: (t) => void (printed += t), live: false, columns: 120 }))
+      // The report is written when the run's scope closes.
+      expect(result.reportPath).toBe(options.reportPath)
+      const runs = result.recorder.runs
+      expect(runs.map((r) => r.strategy)).toEqual([...strategies])
+      for (const r of runs) {
+        expect(r.completed).toBe(true)
+        expect(r.samples.length).toBeGreaterThan(5)
+        expect(r.waits.length).toBeGreaterThan(0)
+        expect(r.totalOps).toBeGreaterThan(0)
+        expect(r.events.get("checkout") ?? 0).toBeGreaterThan(0)
+        expect(r.counters?.checkouts ?? 0).toBeGreaterThan(0)
+      }
+      expect(runs.find((r) => r.strategy === "AssertionPool")?.workers).toBe(1)
+      expect(runs.reduce((n, r) => n + r.kills.length, 0)).toBeGreaterThan(0)
+
+      const html = fs.readFileSync(options.reportPath, "utf8")
+      expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/)
+      const sections = [...html.matchAll(/<section id="s\d+" class="strategy" data-strategy="(\w+)" data-samples="(\d+)" data-waits="(\d+)">([\s\S]*?)<\/section>/g)]
+      expect(sections.map((m) => m[1])).toEqual([...strategies])
+      for (const m of sections) {
+        expect(Number(m[2])).toBeGreaterThan(5)
+        expect(Number(m[3])).toBeGreaterThan(0)
+        const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(m[4]!)?.[0] ?? ""
+        // Four series, each a path with at least one point.
+        expect(timeline.match(/<path d="M[\d.]+,[\d.]+/g)?.length).toBe(4)
+        expect(m[4]).toContain("Acquire-wait distribution")
+        expect(m[4]).toContain("Pool events")
+      }
+      expect(printed).toContain("Summary")
+      expect(printed).toMatch(/QueuePool +\d/)
+      expect(printed).toContain(`Report: ${options.reportPath}`)
+      reportPath = options.reportPath
+    }), 60_000)
+
+  it.skipIf(!fs.existsSync("/usr/bin/chromium"))("the report renders in headless Chromium (scripts/screenshot-report.sh)", () => {
+    expect(reportPath).toBeDefined()
+    const png = path.join(path.dirname(reportPath!), "report.png")
+    const result = spawnSync(path.join(root, "scripts", "screenshot-report.sh"), [reportPath!, png, "1000,1400"], { encoding: "utf8", timeout: 20_000 })
+    expect(result.status).toBe(0)
+    expect(fs.statSync(png).size).toBeGreaterThan(20_000)
+    fs.rmSync(path.dirname(reportPath!), { recursive: true, force: true })
+  }, 25_000)
+})
