@@ -56,7 +56,11 @@ export class PgConfigError extends Data.TaggedError("PgConfigError")<{
   }
 }
 
-const invalid = (field: string, value: unknown, reason: string) => Effect.fail(new PgConfigError({ field, value, reason }))
+/** Fields whose value is a secret: the error keeps "<redacted>" instead (it may be logged or serialised). */
+const secretFields = new Set(["url", "password"])
+
+const invalid = (field: string, value: unknown, reason: string) =>
+  Effect.fail(new PgConfigError({ field, value: secretFields.has(field) ? "<redacted>" : value, reason }))
 
 const isDuration = (value: unknown): boolean => {
   if (typeof value === "number" && Number.isNaN(value)) return false
