@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url"
-import { defineConfig } from "vitest/config"
+import { configDefaults, defineConfig } from "vitest/config"
 
 // Node 20 lacks Map.groupBy; vitest 5's reporter calls it when a test fails and would
 // otherwise crash, losing the failure message (see shared/reference/effect4-notes.md §0).
@@ -29,6 +29,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // The long runs live in `npm run test:chaos` (vitest.chaos.config.ts).
+    exclude: [...configDefaults.exclude, "test/chaos/**"],
     testTimeout: 30_000,
     hookTimeout: 60_000
   }

@@ -71,7 +71,14 @@ const isCheckoutError = (e: unknown): e is CheckoutError =>
  * @since 0.1.0
  */
 export const checkoutError = (error: CheckoutError): SqlError => {
-  if (error instanceof ConnectError && isSqlError(error.cause)) return error.cause
+  if (error instanceof ConnectError && isSqlError(error.cause)) {
+    // A server starting up or shutting down answers 57P03 (an UnknownError): report it as the
+    // retryable ConnectionError it is. Refused, authentication, unknown database pass through.
+    const cause = error.cause
+    return cause.reason._tag === "UnknownError" && PgDriver.isDisconnect(cause)
+      ? PgDriver.disconnected(cause, "checkout")
+      : cause
+  }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
 

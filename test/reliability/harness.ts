@@ -1,0 +1,74 @@
+/**
+ * Shared pieces of the reliability suite: a seeded random source (so a failing combination can
+ * be replayed with RELIABILITY_SEED), exit classification, and the strategies under test.
+ */
+import { Cause, Exit } from "effect"
+import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
+import type { MakePool } from "../helpers.ts"
+
+/** mulberry32: small, fast, good enough to spread faults. */
+export const seeded = (seed: number) => {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  return {
+    next,
+    /** Integer in [lo, hi]. */
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <A>(items: ReadonlyArray<A>): A => items[Math.floor(next() * items.length)]!
+  }
+}
+export type Rng = ReturnType<typeof seeded>
+
+export const seedFromEnv = (): number => {
+  const fromEnv = Number(process.env.RELIABILITY_SEED)
+  return Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : Math.floor(Math.random() * 2 ** 31)
+}
+
+export type Outcome = "success" | "interrupted" | `fail:${string}` | `defect:${string}`
+
+/** What a user saw: success, interruption only, a typed failure (by tag), or a defect. */
+export const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
+  if (Exit.isSuccess(exit)) return "success"
+  const cause = exit.cause
+  if (Cause.hasDies(cause)) {
+    const die = cause.reasons.find(Cause.isDieReason)
+    return `defect:${String((die?.defect as Error | undefined)?.message ?? die?.defect)}`
+  }
+  const failure = cause.reasons.find(Cause.isFailReason)
+  if (failure === undefined) return "interrupted"
+  const error = failure.error as { _tag?: unknown } | undefined
+  return `fail:${typeof error?._tag === "string" ? error._tag : String(error)}`
+}
+
+export interface StrategyUnderTest {
+  readonly name: string
+  readonly make: MakePool
+  readonly options: Record<string, unknown>
+  /** Invariants that must hold at every sampled moment. */
+  readonly limits: {
+    readonly maxCheckedOut?: number
+    readonly maxOverflow?: number
+    readonly maxCheckedIn?: number
+    /** Raw connections open at once (MockDriver.open()). */
+    readonly maxOpen?: number
+  }
+}
+
+export const strategies: ReadonlyArray<StrategyUnderTest> = [
+  {
+    name: "QueuePool",
+    make: QueuePool.make,
+    options: { poolSize: 3, maxOverflow: 2, timeout: "4 millis" },
+    limits: { maxCheckedOut: 5, maxOverflow: 2, maxCheckedIn: 3, maxOpen: 5 }
+  },
+  { name: "NullPool", make: NullPool.make, options: {}, limits: { maxCheckedIn: 0 } },
+  { name: "StaticPool", make: StaticPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } },
+  { name: "FiberPool", make: FiberPool.make, options: { poolSize: 3 }, limits: { maxCheckedIn: 3 } },
+  { name: "AssertionPool", make: AssertionPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } }
+]
