@@ -2,9 +2,10 @@
  * The metrics every pool records, with effect's `Metric`, attributed by pool name
  * (`db.client.connection.pool.name`, OpenTelemetry's database-client conventions).
  *
- * They live in effect's `MetricRegistry`, so effect's own exporters
- * (`effect/unstable/observability` `OtlpMetrics`, `PrometheusMetrics`) export them with no glue.
- * Gauges are read live from the pool when a snapshot is taken: they cost nothing per checkout.
+ * They live in effect's `MetricRegistry`, so effect's own exporters (`effect/observability`
+ * `OtlpMetrics`, `PrometheusMetrics`) export them with no glue. The pool keeps the numbers itself
+ * and publishes them as observable series read when a snapshot is taken: a checkout pays a few
+ * additions, never a registry lookup. The series are removed when the pool closes.
  *
  * @since 0.1.0
  */

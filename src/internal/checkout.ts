@@ -207,10 +207,10 @@ export class Pipeline<C> {
     const core = this.core
     const takeNow = this.strategy.takeNow
     const acquired = Effect.suspend(() => {
-      const started = core.instruments === undefined ? 0 : core.now()
-      // The hot path: an idle record taken synchronously, with nothing to check or tell.
+      // The hot path: an idle record taken synchronously (no wait: `started` -1), nothing to check.
       const now = takeNow?.()
-      if (now !== undefined) return this.prepare(now, restore, started)
+      if (now !== undefined) return this.prepare(now, restore, -1)
+      const started = core.instruments === undefined ? 0 : core.now()
       return Effect.flatMap(this.strategy.take(restore), (record) => this.prepare(record, restore, started))
     })
     return (core.options.tracing ? this.traced(acquired) : acquired) as Effect.Effect<Handle<C>, CheckoutError>
@@ -222,6 +222,7 @@ export class Pipeline<C> {
       record.fresh = false
       return this.handOut(record, started)
     }
+    if (started < 0 && this.core.instruments !== undefined) started = this.core.now()
     return restore(this.validate(record)).pipe(
       Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
       Effect.flatMap(() => this.handOut(record, started))
@@ -236,7 +237,7 @@ export class Pipeline<C> {
     if (core.instruments !== undefined) {
       const now = core.now()
       handle.checkedOutAt = now
-      core.instruments.checkedOut(now - started)
+      core.instruments.checkedOut(started < 0 ? 0 : now - started)
     }
     const threshold = core.options.leakDetectionThreshold
     if (!Duration.isFinite(threshold)) return Effect.succeed(handle)
@@ -305,7 +306,7 @@ export class Pipeline<C> {
 
   private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
     return Effect.suspend(() => {
-      record.lastUsed = this.core.now()
+      if (this.core.tracksIdle) record.lastUsed = this.core.now()
       if (!this.core.observed("checkin")) return this.strategy.give(record)
       return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
     })
@@ -335,7 +336,7 @@ export class Pipeline<C> {
         giveNow !== undefined && (maxUses === 0 || record.uses < maxUses) && !this.resets(record) &&
         !core.observed("checkin")
       ) {
-        record.lastUsed = core.now()
+        if (core.tracksIdle) record.lastUsed = core.now()
         if (giveNow(record)) return Effect.void
       }
       if (maxUses > 0 && record.uses >= maxUses) {
@@ -451,8 +452,9 @@ export const makeService = <C>(
     }
     const unregister = core.instruments?.register(strategy.status)
     const upkeep = strategy.upkeep
-    const housekeeping = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)
-      ? Effect.forkScoped(Housekeeper.run(core, upkeep.slots, upkeep.options))
+    core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)
+    const housekeeping = core.tracksIdle
+      ? Effect.forkScoped(Housekeeper.run(core, upkeep!.slots, upkeep!.options))
       : Effect.void
     return Effect.as(
       Effect.andThen(

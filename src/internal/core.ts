@@ -20,6 +20,10 @@ export class PoolCore<C> {
   /** Clock time of the last pool-wide invalidation (ms), 0 when never. */
   invalidationTime = 0
   firstConnectDone = false
+  /** Background upkeep runs: records must remember when they were last returned (`lastUsed`). */
+  tracksIdle = false
+  /** Event types with a hook (or all, with `echo`): fixed for the pool's life. */
+  private readonly hooked: ReadonlySet<PoolEventType>
   /** Metrics, when the `metrics` option is on; set by `attach`. */
   instruments: Instruments | undefined = undefined
   /** The clock of the context the pool was built in (`TestClock` in tests). */
@@ -30,7 +34,10 @@ export class PoolCore<C> {
     readonly strategy: string,
     readonly driver: DriverShape<C>,
     readonly options: ResolvedCommon<C>
-  ) {}
+  ) {
+    const types = Object.keys(hookName) as Array<PoolEventType>
+    this.hooked = new Set(types.filter((type) => options.echo || options.hooks[hookName[type]] !== undefined))
+  }
 
   /** Bind the pool to the context it was built in: its clock and metric registry. */
   attach(context: Context.Context<never>): void {
@@ -57,7 +64,7 @@ export class PoolCore<C> {
 
   /** Would `emit(type, ...)` do anything (a hook, a listener, echo)? Lets the hot path skip it. */
   observed(type: PoolEventType): boolean {
-    return this.options.hooks[hookName[type]] !== undefined || this.listeners.size > 0 || this.options.echo
+    return this.listeners.size > 0 || this.hooked.has(type)
   }
 
   /**

@@ -1,6 +1,9 @@
 /**
- * Synchronous metric updates for one pool, against the context the pool was built in (so they
- * land in that context's `MetricRegistry`, where effect's exporters read them).
+ * The metrics of one pool, kept as plain numbers on the hot path and published as observable
+ * series: every metric is registered in the pool's `MetricRegistry` (the one of the context the
+ * pool was built in, where effect's exporters read) with a `get` that reads these numbers when a
+ * snapshot is taken. A checkout pays a few additions, never a registry lookup. The series are
+ * removed when the pool closes.
  *
  * @internal
  */
@@ -9,61 +12,112 @@ import type { Context } from "effect"
 import type { PoolStatus } from "../ConnectionPool.ts"
 import * as PoolMetrics from "../PoolMetrics.ts"
 
+/** A histogram's state, updated in place (the shape of effect's `HistogramState`). */
+class Histogram {
+  private readonly counts: Uint32Array
+  count = 0
+  sum = 0
+  min = Number.MAX_VALUE
+  max = -Number.MAX_VALUE
+
+  constructor(private readonly boundaries: ReadonlyArray<number>) {
+    this.counts = new Uint32Array(boundaries.length + 1)
+  }
+
+  update(value: number): void {
+    const bounds = this.boundaries
+    let i = 0
+    while (i < bounds.length && value > bounds[i]!) i++
+    this.counts[i]!++
+    this.count++
+    this.sum += value
+    if (value < this.min) this.min = value
+    if (value > this.max) this.max = value
+  }
+
+  state(): Metric.HistogramState {
+    let cumulated = 0
+    const buckets = this.boundaries.map((boundary, i): [number, number] => [boundary, cumulated += this.counts[i]!])
+    return { buckets, count: this.count, min: this.min, max: this.max, sum: this.sum }
+  }
+}
+
+const reasons: ReadonlyArray<PoolMetrics.InvalidationReason> = [
+  "user",
+  "disconnect",
+  "reset",
+  "checkout",
+  "keepalive",
+  "statement"
+]
+
 /** @internal */
 export class Instruments {
-  private readonly m: PoolMetrics.Metrics
-  private readonly invalidations = new Map<PoolMetrics.InvalidationReason, Metric.Counter<number>>()
+  private connects = 0
+  private connectFailures = 0
+  private checkouts = 0
+  private timeouts = 0
+  private recycles = 0
+  private leaks = 0
+  private readonly invalidations = new Map<PoolMetrics.InvalidationReason, number>(reasons.map((r) => [r, 0]))
+  private readonly waitTime = new Histogram(PoolMetrics.timeBoundaries)
+  private readonly createTime = new Histogram(PoolMetrics.timeBoundaries)
+  private readonly useTime = new Histogram(PoolMetrics.timeBoundaries)
 
-  constructor(pool: string, private readonly context: Context.Context<never>) {
-    this.m = PoolMetrics.forPool(pool)
-  }
+  constructor(private readonly pool: string, private readonly context: Context.Context<never>) {}
 
   connected(ms: number): void {
-    this.m.connects.updateUnsafe(1, this.context)
-    this.m.createTime.updateUnsafe(ms, this.context)
+    this.connects++
+    this.createTime.update(ms)
   }
   connectFailed(): void {
-    this.m.connectFailures.updateUnsafe(1, this.context)
+    this.connectFailures++
   }
   checkedOut(waitMs: number): void {
-    this.m.checkouts.updateUnsafe(1, this.context)
-    this.m.waitTime.updateUnsafe(waitMs, this.context)
+    this.checkouts++
+    this.waitTime.update(waitMs)
   }
   timedOut(): void {
-    this.m.timeouts.updateUnsafe(1, this.context)
+    this.timeouts++
   }
   invalidated(reason: PoolMetrics.InvalidationReason): void {
-    let counter = this.invalidations.get(reason)
-    if (counter === undefined) {
-      counter = this.m.invalidations(reason)
-      this.invalidations.set(reason, counter)
-    }
-    counter.updateUnsafe(1, this.context)
+    this.invalidations.set(reason, (this.invalidations.get(reason) ?? 0) + 1)
   }
   recycled(): void {
-    this.m.recycles.updateUnsafe(1, this.context)
+    this.recycles++
   }
   used(ms: number): void {
-    this.m.useTime.updateUnsafe(ms, this.context)
+    this.useTime.update(ms)
   }
   leaked(): void {
-    this.m.leaks.updateUnsafe(1, this.context)
+    this.leaks++
   }
 
-  /** Register the gauges, read live from `status`. Returns their removal. */
+  /** Publish every series (gauges read live from `status`). Returns their removal. */
   register(status: () => PoolStatus): () => void {
+    const m = PoolMetrics.forPool(this.pool)
+    const observe = <S>(metric: Metric.Metric<any, S>, get: () => S) =>
+      Metric.registerUnsafe(metric, this.context, { get, update: () => {}, modify: () => {} })
+    const counter = (metric: Metric.Counter<number>, read: () => number) =>
+      observe(metric, () => ({ count: read(), incremental: true }))
     const gauge = (metric: Metric.Gauge<number>, read: (s: PoolStatus) => number) =>
-      Metric.registerUnsafe(metric, this.context, {
-        get: () => ({ value: read(status()) }),
-        update: () => {},
-        modify: () => {}
-      })
+      observe(metric, () => ({ value: read(status()) }))
     const registrations = [
-      gauge(this.m.idle, (s) => s.checkedIn),
-      gauge(this.m.used, (s) => s.checkedOut),
-      gauge(this.m.max, (s) => s.size),
-      gauge(this.m.overflow, (s) => s.overflow),
-      gauge(this.m.pending, (s) => s.waiting)
+      gauge(m.idle, (s) => s.checkedIn),
+      gauge(m.used, (s) => s.checkedOut),
+      gauge(m.max, (s) => s.size),
+      gauge(m.overflow, (s) => s.overflow),
+      gauge(m.pending, (s) => s.waiting),
+      counter(m.connects, () => this.connects),
+      counter(m.connectFailures, () => this.connectFailures),
+      counter(m.checkouts, () => this.checkouts),
+      counter(m.timeouts, () => this.timeouts),
+      counter(m.recycles, () => this.recycles),
+      counter(m.leaks, () => this.leaks),
+      ...reasons.map((reason) => counter(m.invalidations(reason), () => this.invalidations.get(reason) ?? 0)),
+      observe(m.waitTime, () => this.waitTime.state()),
+      observe(m.createTime, () => this.createTime.state()),
+      observe(m.useTime, () => this.useTime.state())
     ]
     return () => {
       for (const r of registrations) r.remove()
