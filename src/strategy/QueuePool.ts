@@ -115,11 +115,9 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     sweeper = undefined
     return Effect.void
   })
-  const ensureSweeper = Effect.suspend(() =>
-    sweeper !== undefined ? Effect.void : Effect.map(Effect.forkDetach(sweep), (fiber) => {
-      sweeper = fiber
-    })
-  )
+  const startSweeper = Effect.map(Effect.forkDetach(sweep), (fiber) => {
+    sweeper = fiber
+  })
 
   /** Give back without effects when possible: to the longest waiter, or into a non-full idle list. */
   const giveNow = (record: ConnectionRecord<C>): boolean => {
@@ -171,7 +169,7 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
         })
       })
     })
-    const timed = timeoutMs >= 0 ? Effect.andThen(ensureSweeper, restore(sleep)) : restore(sleep)
+    const timed = timeoutMs >= 0 && sweeper === undefined ? Effect.andThen(startSweeper, restore(sleep)) : restore(sleep)
     // Interrupted (or timed out) after a slot was handed over: pass the slot on.
     return Effect.onExit(timed, (exit) => {
       if (exit._tag === "Success" || waiter.record === undefined) return Effect.void
