@@ -139,6 +139,14 @@ export const runPgBench = async (options: E2eOptions): Promise<ReadonlyArray<E2e
             Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
           )
         ),
+      () =>
+        sqlSubject(
+          "SqlClient over QueuePool lifo (PgSql)",
+          PgSql.layer.pipe(
+            Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo: true })),
+            Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
+          )
+        ),
       () => sqlSubject("@effect/sql-pg PgClient.layer", PgClient.layer({ url: Redacted.make(url), maxConnections: connections })),
       async () => pgPoolSubject(url),
       (workers) => dedicatedSqlSubject(url, workers),

@@ -209,6 +209,24 @@ const main = async () => {
           )
         ])
       ))
+      // Throughput ratios: (their µs/op) / (our µs/op), so > 1 means we are faster.
+      const usOf = (subject: string | undefined, key: string) =>
+        e2e.results.find((r) => r.subject === subject && `${r.query} c=${r.concurrency}` === key)?.medianUs ?? NaN
+      const ourSubjects = subjects.filter((s) => s.startsWith("SqlClient over QueuePool"))
+      if (ourSubjects.length > 0) {
+        const others = subjects.filter((s) => !ourSubjects.includes(s))
+        const rows = ourSubjects.flatMap((ours) =>
+          others.map((other) => {
+            const rs = keys.map((k) => usOf(other, k) / usOf(ours, k))
+            const isTarget = other.startsWith("@effect/sql-pg PgClient.layer")
+            const holds = rs.every((r) => r >= 1)
+            const label = `${ours.replace("SqlClient over ", "").replace(" (PgSql)", "")} vs ${other}`
+            return [label, ...rs.map((r) => `${fmt(r, 2)}×`), isTarget ? "≥ 1.0×" : "(info)", isTarget ? (holds ? "yes" : "NO") : ""]
+          })
+        )
+        console.log("\nEnd-to-end throughput ratio (their µs/op ÷ ours; > 1 = we are faster)\n")
+        console.log(table(["ratio", ...keys, "target", "holds"], rows))
+      }
     }
   }
 
