@@ -89,10 +89,25 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     timeout: options.timeout
   })
 
-  /** Wake a sleeping waiter on its scheduler, not inside this fiber's stack: chains of hand-offs stay flat. */
+  /**
+   * Wake a sleeping waiter. At once, as `Deferred` does, so a returned connection is back at work
+   * without a trip through the scheduler; but a chain of hand-offs made inside woken waiters
+   * (their work finished synchronously) goes through the scheduler past a small depth, so the
+   * stack stays flat.
+   */
+  let wakeDepth = 0
   const wake = (waiter: Waiter<C>, result: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => {
     waiters.delete(waiter)
-    waiter.dispatcher.scheduleTask(() => waiter.resume(result), 0)
+    if (wakeDepth >= 8) {
+      waiter.dispatcher.scheduleTask(() => waiter.resume(result), 0)
+      return
+    }
+    wakeDepth++
+    try {
+      waiter.resume(result)
+    } finally {
+      wakeDepth--
+    }
   }
 
   const handOff = (waiter: Waiter<C>, record: ConnectionRecord<C>) => {

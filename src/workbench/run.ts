@@ -120,6 +120,8 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       yield* Effect.forkScoped(Stream.runForEach(pool.events, (event) => Effect.sync(() => run.recordEvent(event.type))))
       yield* Effect.sleep(Duration.millis(20)) // let the event subscription start
       yield* run.begin()
+      // Read the closing counters while the pool is still open (its metric series close with it).
+      yield* Effect.addFinalizer((exit) => run.end(Exit.isSuccess(exit)))
       view.phaseStart(run)
       yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
         yield* Effect.sleep(Duration.millis(sampleEveryMs))
@@ -147,11 +149,11 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
   ).pipe(
     Effect.provideService(Tracer.Tracer, recorder.tracer),
     Effect.onExit((exit) =>
-      Effect.andThen(run.end(Exit.isSuccess(exit)), Effect.sync(() => {
+      Effect.sync(() => {
         if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) run.failure = String(Cause.squash(exit.cause))
         recorder.current = undefined
         view.phaseEnd(run)
-      }))
+      })
     )
   )
 }
