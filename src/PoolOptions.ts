@@ -204,17 +204,52 @@ export const duration = (field: string, value: unknown, fallback: Duration.Durat
   return Effect.succeed(decoded)
 }
 
+/** Every option name of `CommonOptions`. */
+export const commonKeys: ReadonlyArray<string> = [
+  "name", "recycle", "prePing", "resetOnReturn", "resetTimeout", "checkoutRetry", "hooks", "reentrant", "metrics",
+  "tracing", "echo", "leakDetectionThreshold", "connectTimeout", "connectRetry", "maxUses", "maxLifetime",
+  "maxLifetimeJitter"
+]
+
+/** Every option name of `IdleOptions`. */
+export const idleKeys: ReadonlyArray<string> = ["minIdle", "idleTimeout", "keepalive", "housekeepingPeriod"]
+
+/** Option names of some strategy: accepted (and ignored) by the others, so swapping the layer needs no change. */
+const strategyOptionKeys: ReadonlyArray<string> = ["poolSize", "maxOverflow", "timeout", "lifo", ...idleKeys]
+
 /**
- * Validate the options every strategy shares.
+ * A misspelled option (`poolsize`, `max_overflow`) is an error, not a silently ignored default.
+ * Options of another strategy (`poolSize` given to NullPool) are accepted, so that swapping the
+ * strategy layer needs no other change.
+ */
+const knownKeys = (options: object, strategy: string, strategyKeys: ReadonlyArray<string>) => {
+  const known = [...commonKeys, ...strategyKeys, ...strategyOptionKeys]
+  const normal = (key: string) => key.toLowerCase().replace(/[_-]/g, "")
+  for (const key of Object.keys(options)) {
+    if (known.includes(key) || (options as Record<string, unknown>)[key] === undefined) continue
+    const near = known.find((k) => normal(k) === normal(key))
+    return fail(key, (options as Record<string, unknown>)[key], `is not an option of ${strategy}${near === undefined ? "" : ` (did you mean "${near}"?)`}`)
+  }
+  return Effect.void
+}
+
+/**
+ * Validate the options every strategy shares (and reject names that are no option of the
+ * strategy: pass its own option names as `strategyKeys`).
  *
  * @category validation
  * @since 0.1.0
  */
 export const resolveCommon = <C>(
   options: CommonOptions<C>,
-  defaultName: string
+  defaultName: string,
+  strategyKeys: ReadonlyArray<string> = []
 ): Effect.Effect<ResolvedCommon<C>, PoolConfigError> =>
   Effect.gen(function*() {
+    if (typeof options !== "object" || options === null) {
+      return yield* fail("options", options, "must be an object")
+    }
+    yield* knownKeys(options, defaultName, strategyKeys)
     if (options.name !== undefined && (typeof options.name !== "string" || options.name.length === 0)) {
       return yield* fail("name", options.name, "must be a non-empty string")
     }

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Exit, Layer } from "effect"
-import { ConnectionPool, QueuePool } from "effect-db-pool"
+import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
 
 const buildError = (options: QueuePool.Options) =>
@@ -56,5 +56,28 @@ describe("Options are validated when the layer builds", () => {
       const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
       assert.strictEqual(error._tag, "PoolConfigError")
       assert.strictEqual(error.field, "poolSize")
+    }))
+})
+
+describe("Option names", () => {
+  it.effect("a misspelled option is a PoolConfigError naming it, with a suggestion", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        Layer.build(QueuePool.layer({ poolsize: 3 } as any).pipe(Layer.provide(MockDriver.layer)))
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
+      assert.strictEqual(error._tag, "PoolConfigError")
+      assert.strictEqual(error.field, "poolsize")
+      assert.include(error.message, `did you mean "poolSize"`)
+    }))
+
+  it.effect("options of another strategy are accepted, so swapping the layer needs no other change", () =>
+    Effect.gen(function*() {
+      const options = { poolSize: 3, maxOverflow: 2, timeout: "5 seconds", prePing: true } as const
+      const pool = yield* Effect.service(ConnectionPool.ConnectionPool).pipe(
+        Effect.provide(NullPool.layer(options as any).pipe(Layer.provide(MockDriver.layer)))
+      )
+      assert.strictEqual(pool.strategy, "NullPool")
     }))
 })

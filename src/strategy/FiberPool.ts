@@ -60,7 +60,7 @@ export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
  */
 export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
-    const common = yield* PoolOptions.resolveCommon(options, "FiberPool")
+    const common = yield* PoolOptions.resolveCommon(options, "FiberPool", ["poolSize"])
     const poolSize = yield* PoolOptions.integer("poolSize", options.poolSize, 5, 0)
     return { ...common, reentrant: true, poolSize }
   })

@@ -56,7 +56,7 @@ export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
  */
 export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
-    const common = yield* PoolOptions.resolveCommon(options, "QueuePool")
+    const common = yield* PoolOptions.resolveCommon(options, "QueuePool", ["poolSize", "maxOverflow", "timeout", "lifo", ...PoolOptions.idleKeys])
     const poolSize = yield* PoolOptions.integer("poolSize", options.poolSize, 5, 0)
     const maxOverflow = yield* PoolOptions.integer("maxOverflow", options.maxOverflow, 10, -1)
     const timeout = yield* PoolOptions.duration("timeout", options.timeout, Duration.seconds(30))
