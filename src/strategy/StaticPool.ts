@@ -77,8 +77,10 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
     take,
     give: () =>
       Effect.suspend(() => {
+        // Mark the slot free before waking the waiters (they are resumed at once and re-check it).
+        const closing = slot.give()
         Deferred.doneUnsafe(returned, Exit.void)
-        return slot.give()
+        return closing
       }),
     status: () => slot.status(waiting),
     dispose: slot.dispose,
