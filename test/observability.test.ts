@@ -124,6 +124,8 @@ describe("Leak detection", () => {
         assert.strictEqual(warnings.length, 2)
         assert.isTrue(warnings.every((w) => w.level === "Warn"))
         assert.isTrue(warnings.every((w) => w.message.includes("OrderRepository.find")))
+        // and the user's own source line, not a frame of effect or of this library
+        assert.isTrue(warnings.every((w) => w.message.includes("observability.test.ts")), warnings[0]!.message)
         assert.isTrue(warnings.every((w) => w.annotations.pool === "leaky"))
         assert.strictEqual(yield* count(PoolMetrics.forPool("leaky").leaks), 2)
         yield* Scope.close(held, Exit.void)

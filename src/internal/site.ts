@@ -7,10 +7,14 @@
  */
 import { Context, Effect, References } from "effect"
 
-const internalFrame = /node_modules[\\/]effect[\\/]|[\\/]effect-db-pool[\\/]src[\\/]|[\\/]src[\\/]internal[\\/]|node:internal/
+/** This library's own source directory (`.../src/`), whatever the package is installed as. */
+const librarySources = new URL("../", import.meta.url).pathname
+
+const isInternal = (line: string): boolean =>
+  line.includes(librarySources) || /node_modules[\\/]effect[\\/]|node:internal/.test(line)
 
 const firstUserLine = (stack: string | undefined): string | undefined =>
-  stack?.split("\n").map((l) => l.trim()).find((l) => l.startsWith("at ") && !internalFrame.test(l))
+  stack?.split("\n").map((l) => l.trim()).find((l) => l.startsWith("at ") && !isInternal(l))
 
 /** Describe the current checkout site; cheap enough for opt-in diagnostics, not for the hot path. */
 export const captureSite: Effect.Effect<string> = Effect.withFiber((fiber) => {
