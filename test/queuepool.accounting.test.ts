@@ -202,6 +202,20 @@ describe("QueuePool accounting", () => {
       assert.deepStrictEqual(order, [1, 2, 3])
     }))
 
+  it.live("5,000 waiters on one connection, with work that never yields, are all served in arrival order", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity", resetOnReturn: "none" })
+      const served: Array<number> = []
+      yield* Effect.forEach(
+        Array.from({ length: 5_000 }, (_, i) => i),
+        (i) => pool.use(() => Effect.sync(() => served.push(i))),
+        { concurrency: "unbounded", discard: true }
+      )
+      assert.strictEqual(served.length, 5_000)
+      assert.deepStrictEqual(served, Array.from({ length: 5_000 }, (_, i) => i))
+      assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
+    }))
+
   it.effect("waiters are woken when a slot frees by invalidation", () =>
     Effect.gen(function*() {
       const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity" })

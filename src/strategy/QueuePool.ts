@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Duration, Effect } from "effect"
-import type { Config, Fiber, Layer, Scheduler, Scope } from "effect"
+import type { Config, Fiber, Layer, Scope } from "effect"
 import type { ConnectionPool, Service } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import type { Restore, Strategy } from "../internal/checkout.ts"
@@ -67,7 +67,6 @@ export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, Pool
 
 interface Waiter<C> {
   resume: (effect: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => void
-  dispatcher: Scheduler.SchedulerDispatcher
   /** Set when a slot was handed to this waiter. */
   record: ConnectionRecord<C> | undefined
   /** Clock time (ms) past which the wait fails with `PoolTimeoutError`. */
@@ -92,14 +91,14 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
   /**
    * Wake a sleeping waiter. At once, as `Deferred` does, so a returned connection is back at work
    * without a trip through the scheduler; but a chain of hand-offs made inside woken waiters
-   * (their work finished synchronously) goes through the scheduler past a small depth, so the
+   * (their work finished synchronously) continues in a microtask past a small depth, so the
    * stack stays flat.
    */
   let wakeDepth = 0
   const wake = (waiter: Waiter<C>, result: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => {
     waiters.delete(waiter)
     if (wakeDepth >= 8) {
-      waiter.dispatcher.scheduleTask(() => waiter.resume(result), 0)
+      queueMicrotask(() => waiter.resume(result))
       return
     }
     wakeDepth++
@@ -172,16 +171,13 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     })
 
   const wait = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
-    const waiter: Waiter<C> = { resume: undefined!, dispatcher: undefined!, record: undefined, deadline: Infinity }
-    const sleep = Effect.withFiber((fiber) => {
-      waiter.dispatcher = fiber.currentDispatcher
-      return Effect.callback<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>((resume) => {
-        waiter.resume = resume
-        if (timeoutMs >= 0) waiter.deadline = core.now() + timeoutMs
-        waiters.add(waiter)
-        return Effect.sync(() => {
-          waiters.delete(waiter)
-        })
+    const waiter: Waiter<C> = { resume: undefined!, record: undefined, deadline: Infinity }
+    const sleep = Effect.callback<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>((resume) => {
+      waiter.resume = resume
+      if (timeoutMs >= 0) waiter.deadline = core.now() + timeoutMs
+      waiters.add(waiter)
+      return Effect.sync(() => {
+        waiters.delete(waiter)
       })
     })
     const timed = timeoutMs >= 0 && sweeper === undefined ? Effect.andThen(startSweeper, restore(sleep)) : restore(sleep)
