@@ -17,8 +17,8 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, Queue, Schedule, Stream } from "effect"
-import type { Context, Fiber, Scope } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Queue, Schedule, Scope, Stream } from "effect"
+import type { Fiber } from "effect"
 import type { PooledConnection, PoolStatus, Service } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
@@ -204,18 +204,37 @@ export class Pipeline<C> {
     return Effect.andThen(Record.invalidate(this.core, record, cause, "checkout"), this.strategy.give(record))
   }
 
-  /** Take a slot and make it ready. Call inside `uninterruptibleMask`. */
-  acquire(restore: Restore): Effect.Effect<Handle<C>, CheckoutError> {
+  /**
+   * Take a slot and make it ready. Call inside `uninterruptibleMask`, at run time (not when the
+   * effect is built). The hot path returns the handle itself, synchronously: an idle record that
+   * nothing needs to check, time or trace. Otherwise the effect that produces it.
+   */
+  private acquireNow(restore: Restore): Handle<C> | Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
-    const takeNow = this.strategy.takeNow
-    const acquired = Effect.suspend(() => {
-      // The hot path: an idle record taken synchronously (no wait: `started` -1), nothing to check.
-      const idle = takeNow?.()
+    if (core.options.tracing) return this.traced(this.acquireSlow(restore))
+    const idle = this.strategy.takeNow?.()
+    if (idle === undefined) return this.acquireSlow(restore, false)
+    if (this.isReady(idle) && !this.armsLeakTimer) {
+      idle.fresh = false
+      return this.handOutNow(idle, -1)
+    }
+    // Taken at once (no wait: `started` -1), but it must be connected, pinged or told about first.
+    return this.prepare(idle, restore, -1)
+  }
+
+  private get armsLeakTimer(): boolean {
+    return Duration.isFinite(this.core.options.leakDetectionThreshold)
+  }
+
+  /** The general path: take (maybe waiting), then make the record ready. */
+  private acquireSlow(restore: Restore, tryIdle = true): Effect.Effect<Handle<C>, CheckoutError> {
+    const core = this.core
+    return Effect.suspend(() => {
+      const idle = tryIdle ? this.strategy.takeNow?.() : undefined
       if (idle !== undefined) return this.prepare(idle, restore, -1)
       const started = core.instruments === undefined ? 0 : core.now()
       return Effect.flatMap(this.strategy.take(restore), (record) => this.prepare(record, restore, started))
-    })
-    return (core.options.tracing ? this.traced(acquired) : acquired) as Effect.Effect<Handle<C>, CheckoutError>
+    }) as Effect.Effect<Handle<C>, CheckoutError>
   }
 
   /** Make a taken record ready (or give it back on any failure), then hand it out. */
@@ -231,8 +250,8 @@ export class Pipeline<C> {
     )
   }
 
-  /** The record is ready: count it, time it, arm leak detection, make the handle. Uninterruptible. */
-  private handOut(record: ConnectionRecord<C>, started: number): Effect.Effect<Handle<C>> {
+  /** The record is ready: count it, time it, make the handle. */
+  private handOutNow(record: ConnectionRecord<C>, started: number): Handle<C> {
     const core = this.core
     const handle = new Handle(this, record)
     record.uses++
@@ -241,6 +260,13 @@ export class Pipeline<C> {
       handle.checkedOutAt = now
       core.instruments.checkedOut(started < 0 ? 0 : now - started)
     }
+    return handle
+  }
+
+  /** The record is ready: hand it out and arm leak detection. Uninterruptible. */
+  private handOut(record: ConnectionRecord<C>, started: number): Effect.Effect<Handle<C>> {
+    const core = this.core
+    const handle = this.handOutNow(record, started)
     const threshold = core.options.leakDetectionThreshold
     if (!Duration.isFinite(threshold)) return Effect.succeed(handle)
     return Effect.flatMap(captureSite, (site) =>
@@ -324,8 +350,16 @@ export class Pipeline<C> {
 
   /** The checkout's finalizer. Idempotent; uninterruptible. */
   release(handle: Handle<C>): Effect.Effect<void> {
-    return Effect.uninterruptible(Effect.suspend(() => {
-      if (handle.state !== "out") return Effect.void
+    return Effect.uninterruptible(Effect.suspend(() => this.releaseNow(handle) ?? Effect.void))
+  }
+
+  /**
+   * Release, synchronously when nothing needs an effect (returns `undefined`), else the effect
+   * that finishes it. Idempotent. Call uninterruptibly.
+   */
+  private releaseNow(handle: Handle<C>): Effect.Effect<void> | undefined {
+    {
+      if (handle.state !== "out") return undefined
       const connection = handle.conn
       this.returned(handle)
       if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection as C)
@@ -339,7 +373,7 @@ export class Pipeline<C> {
         !core.observed("checkin")
       ) {
         if (core.tracksIdle) record.lastUsed = core.now()
-        if (giveNow(record)) return Effect.void
+        if (giveNow(record)) return undefined
       }
       if (maxUses > 0 && record.uses >= maxUses) {
         // Used up: reset as usual, then close instead of pooling it.
@@ -347,7 +381,7 @@ export class Pipeline<C> {
         return Effect.andThen(this.reset(record), Effect.andThen(Record.close(this.core, record, "maxUses"), this.checkin(record)))
       }
       return Effect.andThen(this.reset(record), this.checkin(record))
-    }))
+    }
   }
 
   private closeDetached(slot: number, connection: C): Effect.Effect<void> {
@@ -397,16 +431,29 @@ export class Pipeline<C> {
 
   // -------------------------------------------------------------- public API
 
+  // Acquisition and the registration of its release happen in one uninterruptible step, so no
+  // interruption can fall between them.
   readonly checkout: Effect.Effect<PooledConnection<C>, CheckoutError, Scope.Scope> = Effect.uninterruptibleMask(
     (restore) =>
-      Effect.flatMap(this.acquire(restore), (handle) =>
-        Effect.as(Effect.addFinalizer(() => this.release(handle)), handle as PooledConnection<C>))
+      Effect.withFiber((fiber) => {
+        const scope = Context.get(fiber.context as Context.Context<Scope.Scope>, Scope.Scope)
+        const register = (handle: Handle<C>) =>
+          Effect.as(Scope.addFinalizerExit(scope, () => this.release(handle)), handle as PooledConnection<C>)
+        const acquired = this.acquireNow(restore)
+        return acquired instanceof Handle ? register(acquired) : Effect.flatMap(acquired, register)
+      })
   )
 
   use<A, E, R>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E, R>): Effect.Effect<A, E | CheckoutError, R> {
+    const lease = (handle: Handle<C>, restore: Restore) =>
+      Effect.onExitPrimitive(restore(Effect.suspend(() => f(handle))), () => this.releaseNow(handle))
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(this.acquire(restore), (handle) =>
-        Effect.onExit(restore(Effect.suspend(() => f(handle))), () => this.release(handle)))
+      Effect.suspend(() => {
+        const acquired = this.acquireNow(restore)
+        return acquired instanceof Handle
+          ? lease(acquired, restore)
+          : Effect.flatMap(acquired, (handle) => lease(handle, restore))
+      })
     )
   }
 
