@@ -37,22 +37,29 @@ export const isNeeded = <C>(core: PoolCore<C>, options: ResolvedIdle): boolean =
   options.minIdle > 0 || Duration.isFinite(options.idleTimeout) || Duration.isFinite(options.keepalive) ||
   Duration.isFinite(core.options.maxLifetime)
 
-/** Run `work` on a borrowed record; the record goes back (or is dropped) whatever happens. */
+/**
+ * Borrow an idle record and run `work` on it; the record goes back (or is dropped) whatever
+ * happens. The borrow itself happens inside the uninterruptible region, so an interruption of
+ * the housekeeper (the pool closing) can never strand a borrowed record.
+ */
 const withBorrowed = <C>(
   slots: IdleSlots<C>,
   record: ConnectionRecord<C>,
-  work: Effect.Effect<"keep" | "drop">
+  work: (record: ConnectionRecord<C>) => Effect.Effect<"keep" | "drop">
 ): Effect.Effect<void> =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.exit(restore(work)).pipe(
-      Effect.flatMap((exit) => {
-        if (exit._tag === "Success" && exit.value === "drop") {
-          slots.drop(record)
-          return Effect.void
-        }
-        return slots.give(record)
-      })
-    )
+    Effect.suspend(() => {
+      if (!slots.borrow(record)) return Effect.void
+      return Effect.exit(restore(work(record))).pipe(
+        Effect.flatMap((exit) => {
+          if (exit._tag === "Success" && exit.value === "drop") {
+            slots.drop(record)
+            return Effect.void
+          }
+          return slots.give(record)
+        })
+      )
+    })
   )
 
 /**
@@ -74,10 +81,13 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
       const expired = now >= record.expiresAt
       const idleTooLong = Duration.isFinite(idleTimeout) && now - record.lastUsed >= Duration.toMillis(idleTimeout) &&
         idleCount > minIdle
-      if (!(expired || idleTooLong) || !slots.borrow(record)) continue
+      if (!(expired || idleTooLong)) continue
       idleCount--
-      if (expired) core.instruments?.recycled()
-      work.push(withBorrowed(slots, record, Effect.as(Record.close(core, record, expired ? "lifetime" : "idle"), "drop")))
+      work.push(withBorrowed(slots, record, (r) =>
+        Effect.suspend(() => {
+          if (expired) core.instruments?.recycled()
+          return Effect.as(Record.close(core, r, expired ? "lifetime" : "idle"), "drop" as const)
+        })))
     }
     return Effect.all(work, { discard: true })
   })
@@ -94,16 +104,18 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
   const keepAlive = Effect.suspend(() => {
     if (!Duration.isFinite(keepalive)) return Effect.void
     const now = core.now()
-    const due = slots.idle().filter((r) =>
-      r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive) && slots.borrow(r)
-    )
-    return Effect.forEach(due, (record) => withBorrowed(slots, record, ping(record)), { discard: true })
+    const due = slots.idle().filter((r) => r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive))
+    return Effect.forEach(due, (record) => withBorrowed(slots, record, ping), { discard: true })
   })
 
-  // Connect one record for warm-up; false when the connect failed (then back off).
-  const warm = (record: ConnectionRecord<C>): Effect.Effect<boolean> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.exit(restore(Record.connect(core, record))).pipe(
+  // Take an empty idle slot or grow one, and connect it, inside one uninterruptible region (only
+  // the connect is interruptible). `undefined`: nothing to warm; false: the connect failed.
+  const warmOne: Effect.Effect<boolean | undefined> = Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const empty = slots.idle().find((r) => r.connection === undefined && slots.borrow(r))
+      const record = empty ?? slots.grow()
+      if (record === undefined) return Effect.succeed(undefined)
+      return Effect.exit(restore(Record.connect(core, record))).pipe(
         Effect.flatMap((exit) => {
           record.fresh = false
           if (exit._tag === "Success") return Effect.as(slots.give(record), true)
@@ -111,16 +123,15 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
           return Effect.andThen(back, Effect.as(core.logFailure("warm-up connect failed", exit.cause), false))
         })
       )
-    )
+    })
+  )
 
   const warmUp: Effect.Effect<void> = Effect.suspend(() => {
     if (minIdle === 0 || core.now() < warmUpAfter) return Effect.void
     const connectedIdle = slots.idle().filter((r) => r.connection !== undefined).length
     if (connectedIdle >= minIdle) return Effect.void
-    const empty = slots.idle().find((r) => r.connection === undefined && slots.borrow(r))
-    const record = empty ?? slots.grow()
-    if (record === undefined) return Effect.void
-    return Effect.flatMap(warm(record), (ok) => {
+    return Effect.flatMap(warmOne, (ok) => {
+      if (ok === undefined) return Effect.void
       if (ok) {
         failures = 0
         return warmUp
