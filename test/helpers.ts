@@ -1,4 +1,4 @@
-import { Cause, Effect, Layer, Logger, References } from "effect"
+import { Cause, Effect, Layer, Logger, References, Tracer } from "effect"
 import type { Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { PoolEvent, QueuePool } from "effect-db-pool"
@@ -98,4 +98,14 @@ export const strategyPool = (
       Effect.orDie
     )
     return { pool, mock, events }
+  })
+
+/** A tracer that records every span it makes, in order. */
+export const recordingTracer = (spans: Array<Tracer.Span>): Tracer.Tracer =>
+  Tracer.make({
+    span: (options) => {
+      const span = new Tracer.NativeSpan(options)
+      spans.push(span)
+      return span
+    }
   })

@@ -3,7 +3,7 @@ import { Effect, Exit, Fiber, Metric, Scope, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolMetrics } from "effect-db-pool"
 import type { LogLine } from "./helpers.ts"
-import { captureLogs, queuePool } from "./helpers.ts"
+import { captureLogs, queuePool, recordingTracer } from "./helpers.ts"
 
 /** Run with a private metric registry, so counts start at zero. */
 const withRegistry = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -83,13 +83,7 @@ describe("Tracing", () => {
   it.effect("a span for checkout (with wait time) and for connect, with pool attributes", () =>
     Effect.gen(function*() {
       const spans: Array<Tracer.Span> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const tracer = recordingTracer(spans)
       const { pool } = yield* queuePool({ name: "traced", tracing: true })
       yield* Effect.scoped(pool.checkout).pipe(Effect.withTracer(tracer))
       const names = spans.map((s) => s.name)

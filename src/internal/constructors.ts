@@ -12,36 +12,46 @@ import { ConnectionPool } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import type { PoolConfigError } from "../PoolError.ts"
-import type { ResolvedCommon } from "../PoolOptions.ts"
+import type { CommonOptions, ResolvedCommon } from "../PoolOptions.ts"
 import { makeService } from "./checkout.ts"
 import type { Strategy } from "./checkout.ts"
 import { PoolCore } from "./core.ts"
 
-/** @internal */
-export interface Constructors<O> {
-  readonly make: (options?: O) => Effect.Effect<Service<any>, PoolConfigError, Driver | Scope.Scope>
-  readonly layer: (options?: O) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
-  readonly layerConfig: (
-    config: Config.Wrap<O>
+/**
+ * A strategy's constructors, generic in the raw connection type `C` (which types the hooks).
+ * `Own` is the strategy's own options, beside the common ones.
+ * @internal
+ */
+export interface Constructors<Own> {
+  /** Build the pool in the current scope (closed with it). Options are validated first. */
+  readonly make: <C = any>(
+    options?: CommonOptions<C> & Own
+  ) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope>
+  /** The pool as a layer providing `ConnectionPool`; options are validated when the layer builds. */
+  readonly layer: <C = any>(options?: CommonOptions<C> & Own) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
+  /** The pool as a layer whose options are read from `Config` (environment variables, ...). */
+  readonly layerConfig: <C = any>(
+    config: Config.Wrap<CommonOptions<C> & Own>
   ) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver>
 }
 
 /** @internal */
-export const constructors = <O, R extends ResolvedCommon<any>>(
+export const constructors = <Own, R extends ResolvedCommon<any>>(
   name: string,
-  resolve: (options: O) => Effect.Effect<R, PoolConfigError>,
+  resolve: (options: CommonOptions<any> & Own) => Effect.Effect<R, PoolConfigError>,
   strategy: (core: PoolCore<any>, options: R) => Strategy<any, unknown>
-): Constructors<O> => {
+): Constructors<Own> => {
   const build = (driver: DriverShape<any>, options: R): Effect.Effect<Service<any>, never, Scope.Scope> =>
     Effect.suspend(() => {
       const core = new PoolCore(name, driver, options)
       return makeService(core, strategy(core, options), build(driver, options))
     })
-  const make = (options: O = {} as O) =>
+  const make = (options: CommonOptions<any> & Own = {} as CommonOptions<any> & Own) =>
     Effect.flatMap(resolve(options), (resolved) => Effect.flatMap(Effect.service(Driver), (driver) => build(driver, resolved)))
   return {
     make,
     layer: (options) => Layer.effect(ConnectionPool, make(options)),
-    layerConfig: (config) => Layer.effect(ConnectionPool, Effect.flatMap(Config.unwrap(config), (options) => make(options)))
+    layerConfig: (config) =>
+      Layer.effect(ConnectionPool, Effect.flatMap(Config.unwrap(config), (options) => make(options as CommonOptions<any> & Own)))
   }
 }

@@ -14,9 +14,6 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import type { Config, Layer, Scope } from "effect"
-import type { ConnectionPool, Service } from "../ConnectionPool.ts"
-import type { Driver } from "../Driver.ts"
 import type { Strategy } from "../internal/checkout.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -71,19 +68,10 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
   }
 }
 
-const ctor = constructors<Options<any>, Resolved<any>>("AssertionPool", resolve, strategy)
-
 /**
- * Build an AssertionPool in the current scope.
- *
- * @category constructors
- * @since 0.1.0
- */
-export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
-  ctor.make
-
-/**
- * AssertionPool as a layer providing `ConnectionPool` (typically in tests).
+ * `make(options)` builds a AssertionPool in the current scope (closed with it); `layer(options)` provides it
+ * as the `ConnectionPool` service, options validated when the layer builds; `layerConfig(config)`
+ * reads the options from `Config`.
  *
  * @example
  * ```ts
@@ -92,17 +80,7 @@ export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, 
  * const Pool = AssertionPool.layer()
  * ```
  *
- * @category layers
+ * @category constructors
  * @since 0.1.0
  */
-export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
-
-/**
- * AssertionPool as a layer whose options are read from `Config`.
- *
- * @category layers
- * @since 0.1.0
- */
-export const layerConfig: <C = any>(
-  config: Config.Wrap<Options<C>>
-) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig
+export const { layer, layerConfig, make } = constructors<object, Resolved<any>>("AssertionPool", resolve, strategy)

@@ -23,9 +23,6 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import type { Config, Layer, Scope } from "effect"
-import type { ConnectionPool, Service } from "../ConnectionPool.ts"
-import type { Driver } from "../Driver.ts"
 import type { Strategy } from "../internal/checkout.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -36,10 +33,20 @@ import type { PoolConfigError } from "../PoolError.ts"
 import * as PoolOptions from "../PoolOptions.ts"
 
 /**
+ * Every FiberPool option: the common ones (typed by the raw connection `C`) and its own.
+ *
  * @category models
  * @since 0.1.0
  */
-export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C>, OwnOptions {}
+
+/**
+ * FiberPool's own options, beside the common ones.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface OwnOptions {
   /** How many fibers keep a connection between checkouts (0: none, every return closes). Default 5. */
   readonly poolSize?: number | undefined
 }
@@ -151,19 +158,10 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
   }
 }
 
-const ctor = constructors<Options<any>, Resolved<any>>("FiberPool", resolve, strategy)
-
 /**
- * Build a FiberPool in the current scope.
- *
- * @category constructors
- * @since 0.1.0
- */
-export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
-  ctor.make
-
-/**
- * FiberPool as a layer providing `ConnectionPool`.
+ * `make(options)` builds a FiberPool in the current scope (closed with it); `layer(options)` provides it
+ * as the `ConnectionPool` service, options validated when the layer builds; `layerConfig(config)`
+ * reads the options from `Config`.
  *
  * @example
  * ```ts
@@ -172,17 +170,7 @@ export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, 
  * const Pool = FiberPool.layer({ poolSize: 8 })
  * ```
  *
- * @category layers
+ * @category constructors
  * @since 0.1.0
  */
-export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
-
-/**
- * FiberPool as a layer whose options are read from `Config`.
- *
- * @category layers
- * @since 0.1.0
- */
-export const layerConfig: <C = any>(
-  config: Config.Wrap<Options<C>>
-) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig
+export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<any>>("FiberPool", resolve, strategy)

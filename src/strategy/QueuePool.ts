@@ -9,9 +9,7 @@
  * @since 0.1.0
  */
 import { Duration, Effect } from "effect"
-import type { Config, Fiber, Layer, Scope } from "effect"
-import type { ConnectionPool, Service } from "../ConnectionPool.ts"
-import type { Driver } from "../Driver.ts"
+import type { Fiber } from "effect"
 import type { Restore, Strategy } from "../internal/checkout.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -22,10 +20,20 @@ import type { PoolConfigError } from "../PoolError.ts"
 import * as PoolOptions from "../PoolOptions.ts"
 
 /**
+ * Every QueuePool option: the common ones (typed by the raw connection `C`) and its own.
+ *
  * @category models
  * @since 0.1.0
  */
-export interface Options<C = unknown> extends PoolOptions.CommonOptions<C>, PoolOptions.IdleOptions {
+export interface Options<C = unknown> extends PoolOptions.CommonOptions<C>, OwnOptions {}
+
+/**
+ * QueuePool's own options, beside the common ones.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface OwnOptions extends PoolOptions.IdleOptions {
   /** Connections kept open. 0 = no limit (then `maxOverflow` is ignored). Default 5. */
   readonly poolSize?: number | undefined
   /** Extra connections allowed under load; -1 = unlimited. Default 10. */
@@ -254,19 +262,10 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
   }
 }
 
-const ctor = constructors<Options<any>, Resolved<any>>("QueuePool", resolve, strategy)
-
 /**
- * Build a QueuePool in the current scope (closed with it).
- *
- * @category constructors
- * @since 0.1.0
- */
-export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope> =
-  ctor.make
-
-/**
- * QueuePool as a layer providing `ConnectionPool`. Options are validated when the layer builds.
+ * `make(options)` builds a QueuePool in the current scope (closed with it); `layer(options)` provides it
+ * as the `ConnectionPool` service, options validated when the layer builds; `layerConfig(config)`
+ * reads the options from `Config`.
  *
  * @example
  * ```ts
@@ -274,14 +273,6 @@ export const make: <C = any>(options?: Options<C>) => Effect.Effect<Service<C>, 
  *
  * const Pool = QueuePool.layer({ poolSize: 5, maxOverflow: 10, timeout: "30 seconds", prePing: true })
  * ```
- *
- * @category layers
- * @since 0.1.0
- */
-export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPool, PoolConfigError, Driver> = ctor.layer
-
-/**
- * QueuePool as a layer whose options are read from `Config` (for example environment variables).
  *
  * @example
  * ```ts
@@ -294,9 +285,7 @@ export const layer: <C = any>(options?: Options<C>) => Layer.Layer<ConnectionPoo
  * })
  * ```
  *
- * @category layers
+ * @category constructors
  * @since 0.1.0
  */
-export const layerConfig: <C = any>(
-  config: Config.Wrap<Options<C>>
-) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = ctor.layerConfig
+export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<any>>("QueuePool", resolve, strategy)

@@ -9,6 +9,7 @@ import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { QueuePool } from "effect-db-pool"
 import { PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+import { recordingTracer } from "../helpers.ts"
 import { appName, Database } from "./fixture.ts"
 
 const secret = `Sup3r-S3cret-${Math.random().toString(36).slice(2, 10)}`
@@ -21,13 +22,7 @@ const Capture = Logger.layer([
   })
 ])
 const spans: Array<Tracer.Span> = []
-const tracer = Tracer.make({
-  span: (options) => {
-    const span = new Tracer.NativeSpan(options)
-    spans.push(span)
-    return span
-  }
-})
+const tracer = recordingTracer(spans)
 
 const render = (u: unknown): string => {
   let json = ""
