@@ -244,10 +244,10 @@ export class Pipeline<C> {
       return this.handOut(record, started)
     }
     if (started < 0 && this.core.instruments !== undefined) started = this.core.now()
-    return restore(this.validate(record)).pipe(
-      Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : this.abandon(record, exit)),
-      Effect.flatMap(() => this.handOut(record, started))
-    )
+    return Effect.onExitPrimitive(
+      restore(this.validate(record)),
+      (exit) => Exit.isSuccess(exit) ? undefined : this.abandon(record, exit)
+    ).pipe(Effect.flatMap(() => this.handOut(record, started)))
   }
 
   /** The record is ready: count it, time it, make the handle. */

@@ -190,8 +190,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     })
     const timed = timeoutMs >= 0 && sweeper === undefined ? Effect.andThen(startSweeper, restore(sleep)) : restore(sleep)
     // Interrupted (or timed out) after a slot was handed over: pass the slot on.
-    return Effect.onExit(timed, (exit) => {
-      if (exit._tag === "Success" || waiter.record === undefined) return Effect.void
+    return Effect.onExitPrimitive(timed, (exit) => {
+      if (exit._tag === "Success" || waiter.record === undefined) return undefined
       const record = waiter.record
       waiter.record = undefined
       return give(record)
