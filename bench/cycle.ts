@@ -5,7 +5,7 @@
  * median round is reported.
  */
 import type { ResetOnReturn } from "../src/PoolOptions.ts"
-import { collect, median, now } from "./stats.ts"
+import { median, timeRounds } from "./stats.ts"
 import type { Subject } from "./subjects.ts"
 import {
   effectPoolSubjects,
@@ -69,16 +69,7 @@ export const runCycles = async (options: CycleOptions): Promise<Array<CycleResul
     const subjects = await subjectsFor(connections, options.resets)
     options.log(`cycle ${workers}:${connections}  (${total} cycles x ${options.rounds} rounds, ${subjects.length} subjects)`)
     for (const s of subjects) await s.run(workers, warmPerWorker)
-    const samples = subjects.map((): Array<number> => [])
-    for (let round = 0; round < options.rounds; round++) {
-      for (let k = 0; k < subjects.length; k++) {
-        const i = (k + round) % subjects.length
-        collect()
-        const t0 = now()
-        await subjects[i]!.run(workers, perWorker)
-        samples[i]!.push(((now() - t0) * 1000) / total)
-      }
-    }
+    const samples = await timeRounds(subjects.length, options.rounds, total, (i) => subjects[i]!.run(workers, perWorker))
     for (let i = 0; i < subjects.length; i++) {
       results.push({
         subject: subjects[i]!.name,

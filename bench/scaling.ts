@@ -3,7 +3,7 @@
  * fiber costs (heap delta after a full GC / number of waiters; needs node --expose-gc).
  */
 import { Deferred, Effect, Exit, Fiber, Pool, Scope } from "effect"
-import { collect, hasGc, median, now } from "./stats.ts"
+import { collect, hasGc, median, timeRounds } from "./stats.ts"
 import {
   effectPoolGet,
   makeEffectPool,
@@ -53,16 +53,12 @@ export const runScaling = async (options: ScalingOptions): Promise<Array<Scaling
     const total = perWorker * waiters
     options.log(`scaling ${waiters}:${connections}  (${total} cycles x ${options.rounds} rounds)`)
     for (const [, cycle] of subjects) await runEffectWorkers(cycle, waiters, Math.max(1, perWorker >> 2))
-    const samples = subjects.map((): Array<number> => [])
-    for (let round = 0; round < options.rounds; round++) {
-      for (let k = 0; k < subjects.length; k++) {
-        const i = (k + round) % subjects.length
-        collect()
-        const t0 = now()
-        await runEffectWorkers(subjects[i]![1], waiters, perWorker)
-        samples[i]!.push(((now() - t0) * 1000) / total)
-      }
-    }
+    const samples = await timeRounds(
+      subjects.length,
+      options.rounds,
+      total,
+      (i) => runEffectWorkers(subjects[i]![1], waiters, perWorker)
+    )
     subjects.forEach(([subject], i) =>
       results.push({ subject, waiters, connections, medianUs: median(samples[i]!), rounds: samples[i]! })
     )

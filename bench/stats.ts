@@ -25,6 +25,29 @@ export const collect = (): void => {
 
 export const now = (): number => performance.now()
 
+/**
+ * Time `rounds` rounds of `subjects` runs, each round starting with the next subject so no subject
+ * always runs first (or right after the same neighbour). Returns µs per cycle samples per subject.
+ */
+export const timeRounds = async (
+  subjects: number,
+  rounds: number,
+  cyclesPerRun: number,
+  run: (subject: number) => Promise<void>
+): Promise<Array<Array<number>>> => {
+  const samples = Array.from({ length: subjects }, (): Array<number> => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < subjects; k++) {
+      const i = (k + round) % subjects
+      collect()
+      const t0 = now()
+      await run(i)
+      samples[i]!.push(((now() - t0) * 1000) / cyclesPerRun)
+    }
+  }
+  return samples
+}
+
 export const fmt = (x: number, digits = 2): string => Number.isFinite(x) ? x.toFixed(digits) : "n/a"
 
 /** Render rows as a fixed-width text table. */

@@ -304,32 +304,26 @@ export class Pipeline<C> {
   // ----------------------------------------------------------------- release
 
   /**
-   * Reset on return: reset hook → rollback | commit | nothing. A failure invalidates the slot.
-   * The round trip is skipped when the driver knows there is nothing to reset (`needsReset`).
+   * The reset of a return: reset hook → rollback | commit | nothing. `undefined` when there is
+   * nothing to do: no reset hook or observer, and `resetOnReturn: "none"` or a driver that knows
+   * the connection holds nothing (`needsReset`). Computed once per return.
    */
-  private reset(record: ConnectionRecord<C>): Effect.Effect<void> {
-    const core = this.core
-    const connection = record.connection as C
-    const mode = core.options.resetOnReturn
-    const skip = !this.driverResets(connection)
-    const observed = core.observed("reset")
-    if (skip && !observed) return Effect.void
-    const driverReset = skip
-      ? Effect.void
-      : core.bounded(mode === "rollback" ? core.driver.rollback(connection) : core.driver.commit(connection), mode)
-    const work = observed ? Effect.andThen(core.emit("reset", record.id, connection), driverReset) : driverReset
-    return Effect.catchCause(work, (cause) => Record.invalidate(core, record, Cause.squash(cause), "reset"))
-  }
-
-  /** Must the driver roll back / commit this connection on return? */
-  private driverResets(connection: C): boolean {
+  private resetWork(slot: number, connection: C): Effect.Effect<void, unknown> | undefined {
     const { driver, options } = this.core
-    return options.resetOnReturn !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
+    const mode = options.resetOnReturn
+    const driverReset = mode !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
+      ? this.core.bounded(mode === "rollback" ? driver.rollback(connection) : driver.commit(connection), mode)
+      : undefined
+    if (!this.core.observed("reset")) return driverReset
+    const hook = this.core.emit("reset", slot, connection)
+    return driverReset === undefined ? hook : Effect.andThen(hook, driverReset)
   }
 
-  /** Does returning this record involve any reset work (driver round trip or reset hook)? */
-  private resets(record: ConnectionRecord<C>): boolean {
-    return this.core.observed("reset") || this.driverResets(record.connection as C)
+  /** Run a return's reset; a failure (or a reset past `resetTimeout`) invalidates the slot. */
+  private reset(record: ConnectionRecord<C>, work: Effect.Effect<void, unknown> | undefined): Effect.Effect<void> {
+    return work === undefined
+      ? Effect.void
+      : Effect.catchCause(work, (cause) => Record.invalidate(this.core, record, Cause.squash(cause), "reset"))
   }
 
   private checkin(record: ConnectionRecord<C>): Effect.Effect<void> {
@@ -358,42 +352,34 @@ export class Pipeline<C> {
    * that finishes it. Idempotent. Call uninterruptibly.
    */
   private releaseNow(handle: Handle<C>): Effect.Effect<void> | undefined {
-    {
-      if (handle.state !== "out") return undefined
-      const connection = handle.conn
-      this.returned(handle)
-      if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection as C)
-      const record = handle.record!
-      const core = this.core
-      const maxUses = core.options.maxUses
-      // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
-      const giveNow = this.strategy.giveNow
-      if (
-        giveNow !== undefined && (maxUses === 0 || record.uses < maxUses) && !this.resets(record) &&
-        !core.observed("checkin")
-      ) {
-        if (core.tracksIdle) record.lastUsed = core.now()
-        if (giveNow(record)) return undefined
-      }
-      if (maxUses > 0 && record.uses >= maxUses) {
-        // Used up: reset as usual, then close instead of pooling it.
-        this.core.instruments?.recycled()
-        return Effect.andThen(this.reset(record), Effect.andThen(Record.close(this.core, record, "maxUses"), this.checkin(record)))
-      }
-      return Effect.andThen(this.reset(record), this.checkin(record))
+    if (handle.state !== "out") return undefined
+    const connection = handle.conn as C
+    this.returned(handle)
+    if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection)
+    const record = handle.record!
+    const core = this.core
+    const work = this.resetWork(record.id, connection)
+    const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
+    // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
+    if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow?.(record)) {
+      if (core.tracksIdle) record.lastUsed = core.now()
+      return undefined
     }
+    if (usedUp) {
+      // Used up: reset as usual, then close instead of pooling it.
+      core.instruments?.recycled()
+      return Effect.andThen(this.reset(record, work), Effect.andThen(Record.close(core, record, "maxUses"), this.checkin(record)))
+    }
+    return Effect.andThen(this.reset(record, work), this.checkin(record))
   }
 
+  /** Returning a detached handle: reset it (a failure is only logged), then close it for good. */
   private closeDetached(slot: number, connection: C): Effect.Effect<void> {
     const core = this.core
-    const reset = Effect.andThen(
-      core.emit("reset", slot, connection),
-      core.options.resetOnReturn === "commit"
-        ? core.bounded(core.driver.commit(connection), "commit")
-        : core.options.resetOnReturn === "rollback"
-        ? core.bounded(core.driver.rollback(connection), "rollback")
-        : Effect.void
-    ).pipe(Effect.catchCause((cause) => core.logFailure("reset of a detached connection failed", cause)))
+    const reset = Effect.catchCause(
+      this.resetWork(slot, connection) ?? Effect.void,
+      (cause) => core.logFailure("reset of a detached connection failed", cause)
+    )
     return Effect.andThen(
       reset,
       Effect.andThen(core.emitQuiet("close_detached", slot, connection), Record.closeQuietly(core, connection))

@@ -20,6 +20,8 @@ export class PoolCore<C> {
   /** Clock time of the last pool-wide invalidation (ms), 0 when never. */
   invalidationTime = 0
   firstConnectDone = false
+  /** `recycle` in milliseconds (Infinity: never), computed once. */
+  readonly recycleMs: number
   /** Background upkeep runs: records must remember when they were last returned (`lastUsed`). */
   tracksIdle = false
   /** Event types with a hook (or all, with `echo`): fixed for the pool's life. */
@@ -35,6 +37,7 @@ export class PoolCore<C> {
     readonly driver: DriverShape<C>,
     readonly options: ResolvedCommon<C>
   ) {
+    this.recycleMs = Duration.isFinite(options.recycle) ? Duration.toMillis(options.recycle) : Infinity
     const types = Object.keys(hookName) as Array<PoolEventType>
     this.hooked = new Set(types.filter((type) => options.echo || options.hooks[hookName[type]] !== undefined))
   }

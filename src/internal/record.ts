@@ -41,12 +41,12 @@ export const isStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, now: 
   record.softInvalidated ||
   record.generation <= core.invalidatedUpTo ||
   now >= record.expiresAt ||
-  (Duration.isFinite(core.options.recycle) && now - record.startTime > Duration.toMillis(core.options.recycle))
+  now - record.startTime > core.recycleMs
 
 /** Does this record need the clock (or more) to decide whether it is stale? Cheap hot-path test. */
 export const mayBeStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): boolean =>
   record.softInvalidated || record.generation <= core.invalidatedUpTo || record.expiresAt !== Infinity ||
-  Duration.isFinite(core.options.recycle)
+  core.recycleMs !== Infinity
 
 /**
  * One driver connect, bounded by `connectTimeout`. Interruptible, and never orphans a

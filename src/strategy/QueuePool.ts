@@ -141,7 +141,11 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     sweeper = fiber
   })
 
-  /** Give back without effects when possible: to the longest waiter, or into a non-full idle list. */
+  /**
+   * Give a slot back without effects when possible: to the longest waiter, else into a non-full
+   * idle list. `false` when it must be given up instead (pool closed, idle list full, or a slot
+   * that never connected): then `give` lowers overflow and closes what it holds.
+   */
   const giveNow = (record: ConnectionRecord<C>): boolean => {
     if (closed) return false
     const first = waiters.values().next()
@@ -149,34 +153,28 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
       handOff(first.value, record)
       return true
     }
-    if (record.connection === undefined || (poolSize > 0 && idle.length >= poolSize)) return false
+    if (record.generation === 0 && record.connection === undefined) return false
+    if (poolSize > 0 && idle.length >= poolSize) return false
     idle.push(record)
     return true
   }
 
   const give = (record: ConnectionRecord<C>): Effect.Effect<void> =>
     Effect.suspend(() => {
-      if (closed) {
-        overflow--
-        return Record.close(core, record)
-      }
-      const first = waiters.values().next()
-      if (!first.done) {
-        handOff(first.value, record)
-        return Effect.void
-      }
-      // A slot that never connected is not kept idle: it is simply given up.
-      if (record.generation === 0 && record.connection === undefined) {
-        overflow--
-        return Effect.void
-      }
-      if (poolSize > 0 && idle.length >= poolSize) {
-        overflow--
-        return Record.close(core, record)
-      }
-      idle.push(record)
-      return Effect.void
+      if (giveNow(record)) return Effect.void
+      overflow--
+      return Record.close(core, record)
     })
+
+  const takeNow = (): ConnectionRecord<C> | undefined =>
+    waiters.size === 0 && idle.length > 0 ? (lifo ? idle.pop() : idle.shift()) : undefined
+
+  /** Close every idle connection and give up its slot (dispose, shutdown). */
+  const closeIdle = Effect.suspend(() => {
+    const records = idle.splice(0)
+    overflow -= records.length
+    return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
+  })
 
   const wait = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
     const waiter: Waiter<C> = { resume: undefined!, record: undefined, deadline: Infinity }
@@ -222,13 +220,14 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
         give
       }
     },
-    takeNow: () => waiters.size === 0 && idle.length > 0 ? (lifo ? idle.pop() : idle.shift()) : undefined,
+    takeNow,
     giveNow,
     take: (restore) =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
+        const idleRecord = takeNow()
+        if (idleRecord !== undefined) return Effect.succeed(idleRecord)
         if (waiters.size === 0) {
-          if (idle.length > 0) return Effect.succeed((lifo ? idle.pop() : idle.shift())!)
           if (unlimited || overflow < maxOverflow) {
             overflow++
             return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
@@ -244,20 +243,14 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
       overflow,
       waiting: waiters.size
     }),
-    dispose: Effect.suspend(() => {
-      const records = idle.splice(0)
-      overflow -= records.length
-      return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
-    }),
+    dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true
       sweeper?.interruptUnsafe()
       sweeper = undefined
       const error = Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
       for (const waiter of waiters) wake(waiter, error)
-      const records = idle.splice(0)
-      overflow -= records.length
-      return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
+      return closeIdle
     })
   }
 }

@@ -4,23 +4,15 @@
  */
 import { Cause, Exit } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
+import * as SeededRandom from "../../src/workbench/random.ts"
 import type { MakePool } from "../helpers.ts"
 
-/** mulberry32: small, fast, good enough to spread faults. */
+/** The workbench's seeded generator (mulberry32), plus `pick`. */
 export const seeded = (seed: number) => {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const random = SeededRandom.make(seed)
   return {
-    next,
-    /** Integer in [lo, hi]. */
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <A>(items: ReadonlyArray<A>): A => items[Math.floor(next() * items.length)]!
+    ...random,
+    pick: <A>(items: ReadonlyArray<A>): A => items[Math.floor(random.next() * items.length)]!
   }
 }
 export type Rng = ReturnType<typeof seeded>
