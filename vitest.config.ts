@@ -24,7 +24,8 @@ export default defineConfig({
     alias: [
       { find: /^effect-db-pool$/, replacement: src("index.ts") },
       { find: /^effect-db-pool\/testing$/, replacement: src("testing/index.ts") },
-      { find: /^effect-db-pool\/pg$/, replacement: src("pg/index.ts") }
+      { find: /^effect-db-pool\/pg$/, replacement: src("pg/index.ts") },
+      { find: /^effect-db-pool\/pg\/embedded$/, replacement: src("pg/embedded.ts") }
     ]
   },
   test: {

@@ -11,7 +11,8 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { QueuePool } from "effect-db-pool"
-import { PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 
 const seconds = Number(process.argv[2] ?? 3)
 const fibers = 16

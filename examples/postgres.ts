@@ -7,7 +7,8 @@ import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
 import type { Driver } from "effect-db-pool"
-import { PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

