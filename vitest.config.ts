@@ -29,7 +29,7 @@ export default defineConfig({
     ]
   },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "workbench/**/*.test.ts"],
     // The long runs live in `npm run test:chaos` (vitest.chaos.config.ts).
     exclude: [...configDefaults.exclude, "test/chaos/**"],
     testTimeout: 30_000,

@@ -4,7 +4,7 @@
  * each subject runs once (the order rotates each round, so drift hits everyone alike); the
  * median round is reported.
  */
-import type { ResetOnReturn } from "../src/PoolOptions.ts"
+import type { PoolOptions } from "effect-db-pool"
 import { median, timeRounds } from "./stats.ts"
 import type { Subject } from "./subjects.ts"
 import {
@@ -36,7 +36,7 @@ export interface CycleOptions {
   readonly cycles: number
   readonly warmupCycles: number
   readonly rounds: number
-  readonly resets: ReadonlyArray<ResetOnReturn>
+  readonly resets: ReadonlyArray<PoolOptions.ResetOnReturn>
   readonly log: (line: string) => void
 }
 
@@ -47,7 +47,7 @@ export const defaultConfigs: ReadonlyArray<CycleConfig> = [
   { workers: 1024, connections: 8 }
 ]
 
-const subjectsFor = async (connections: number, resets: ReadonlyArray<ResetOnReturn>): Promise<Array<Subject>> => {
+const subjectsFor = async (connections: number, resets: ReadonlyArray<PoolOptions.ResetOnReturn>): Promise<Array<Subject>> => {
   const ours: Array<Subject> = []
   for (const reset of resets) ours.push(...(await queuePoolSubjects(connections, reset)))
   return [

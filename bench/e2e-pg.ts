@@ -8,14 +8,15 @@
  * at concurrency 1/16/64 (the pools have 10 connections; "dedicated" has one per worker).
  * The server: DATABASE_URL if set, else an embedded one (PgDatabase.layer).
  *
- * Loaded by bench/e2e.ts only when src/pg exists.
+ * Loaded by bench/e2e.ts (by computed path).
  */
 import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import pg from "pg"
-import { PgDatabase, PgDriver, PgSql } from "../src/pg/index.ts"
-import * as QueuePool from "../src/strategy/QueuePool.ts"
+import { QueuePool } from "effect-db-pool"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 import type { E2eOptions, E2eResult } from "./e2e.ts"
 import { median, now } from "./stats.ts"
 

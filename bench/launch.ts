@@ -1,12 +1,15 @@
 /**
- * `npm run bench` entry: bundles the harness with esbuild (the library's TypeScript compiled as
- * a user's build would, without tsx's keepNames helpers and loader hooks in the hot path), then
- * runs the bundle in a fresh `node --expose-gc`.
+ * `npm run bench` entry: builds the library (`npm run build`, so the bench always measures the
+ * current sources), bundles the harness with esbuild, then runs the bundle in a fresh
+ * `node --expose-gc`. The library stays external: the bundle imports `effect-db-pool`,
+ * `effect-db-pool/pg` ... and Node resolves them through package.json `exports` to `dist/`, as
+ * in a user's app (no tsx keepNames helpers or loader hooks in the hot path).
  *
  *   npm run bench                         full run
  *   npm run bench -- --quick              under a minute
  *   npm run bench -- --only=cycle,scaling,memory,e2e
- *   npm run bench -- --tsx                run the sources through tsx instead of the bundle
+ *   npm run bench -- --tsx                run the sources through tsx instead of the bundle (the
+ *                                         library from src/, through tsconfig.json `paths`)
  *   npm run bench -- --profile [checkout|use] [none|rollback] [workers] [connections] [cycles]
  *                                         CPU-profile the QueuePool hot path and print a summary
  */
@@ -18,14 +21,27 @@ import { build } from "esbuild"
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
 const rootDir = join(benchDir, "..")
-const outDir = join(rootDir, "node_modules", ".cache", "effect-db-pool-bench")
+// Inside the package (the `/tmp/` of .gitignore), not under node_modules/: Node resolves the
+// bundle's `effect-db-pool` imports by package self-reference, which only works from files whose
+// nearest package.json is this package's.
+const outDir = join(rootDir, "tmp", "bench-bundle")
 const args = process.argv.slice(2)
 const env = { ...process.env, EFFECT_DB_POOL_BENCH_DIR: benchDir }
 
 const run = (nodeArgs: ReadonlyArray<string>): number =>
   spawnSync(process.execPath, nodeArgs, { stdio: "inherit", env, cwd: rootDir }).status ?? 1
 
+/** `npm run build`: dist/ from the current sources. */
+const buildLibrary = (): void => {
+  const npm = process.env.npm_execpath
+  const result = npm !== undefined && npm.endsWith(".js")
+    ? spawnSync(process.execPath, [npm, "run", "--silent", "build"], { stdio: "inherit", env, cwd: rootDir })
+    : spawnSync("npm", ["run", "--silent", "build"], { stdio: "inherit", env, cwd: rootDir, shell: process.platform === "win32" })
+  if (result.status !== 0) throw new Error(`npm run build failed (exit ${result.status ?? result.signal})`)
+}
+
 const bundle = async (): Promise<void> => {
+  buildLibrary()
   mkdirSync(outDir, { recursive: true })
   const entryPoints = ["run.ts", "profile.ts", "e2e-pg.ts"]
     .map((f) => join(benchDir, f))
@@ -37,6 +53,9 @@ const bundle = async (): Promise<void> => {
     bundle: true,
     splitting: true,
     packages: "external",
+    // Without tsconfig.json's `paths` (they map the entry points to src/ for tests and tsx), so
+    // `effect-db-pool/*` stays external and resolves to dist/ at run time.
+    tsconfig: join(rootDir, "tsconfig.build.json"),
     format: "esm",
     platform: "node",
     target: "node20",

@@ -8,7 +8,7 @@
  * to see what the timers cost.
  */
 import { performance } from "node:perf_hooks"
-import type { ResetOnReturn } from "../src/PoolOptions.ts"
+import type { PoolOptions } from "effect-db-pool"
 import { makeQueuePool, queuePoolCheckout, queuePoolUse, runEffectWorkers } from "./subjects.ts"
 
 const [mode = "use", reset = "none", w = "64", c = "8", n = "1000000"] = process.argv.slice(2)
@@ -19,7 +19,7 @@ const cycles = Number(n)
 const { pool } = await makeQueuePool({
   poolSize: connections,
   maxOverflow: 0,
-  resetOnReturn: reset as ResetOnReturn,
+  resetOnReturn: reset as PoolOptions.ResetOnReturn,
   ...(process.env.TIMEOUT ? { timeout: process.env.TIMEOUT as "Infinity" } : {}),
   ...(process.env.RESET_TIMEOUT ? { resetTimeout: process.env.RESET_TIMEOUT as "Infinity" } : {})
 })

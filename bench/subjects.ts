@@ -6,18 +6,15 @@
 import { Effect, Exit, Pool, Scope } from "effect"
 import * as GenericPool from "generic-pool"
 import * as Tarn from "tarn"
-import type { Service } from "../src/ConnectionPool.ts"
-import { Driver } from "../src/Driver.ts"
-import type { DriverShape } from "../src/Driver.ts"
-import type { ResetOnReturn } from "../src/PoolOptions.ts"
-import * as QueuePool from "../src/strategy/QueuePool.ts"
+import type { ConnectionPool, PoolOptions } from "effect-db-pool"
+import { Driver, QueuePool } from "effect-db-pool"
 
 export interface StubConnection {
   readonly id: number
 }
 
 /** A driver whose every operation succeeds at once. */
-export const stubDriver = (): DriverShape<StubConnection> => {
+export const stubDriver = (): Driver.DriverShape<StubConnection> => {
   let next = 0
   return {
     name: "stub",
@@ -71,24 +68,24 @@ const effectSubject = (
 /** Build a QueuePool over the stub driver in a scope the caller closes. */
 export const makeQueuePool = async (
   options: QueuePool.Options<StubConnection>
-): Promise<{ readonly pool: Service<StubConnection>; readonly scope: Scope.Closeable }> => {
+): Promise<{ readonly pool: ConnectionPool.Service<StubConnection>; readonly scope: Scope.Closeable }> => {
   const scope = Scope.makeUnsafe()
   const pool = await Effect.runPromise(
     QueuePool.make<StubConnection>(options).pipe(
-      Effect.provideService(Driver, stubDriver()),
+      Effect.provide(Driver.layer(stubDriver())),
       Scope.provide(scope)
     )
   )
   return { pool, scope }
 }
 
-export const queuePoolCheckout = (pool: Service<StubConnection>): Effect.Effect<void, unknown> =>
+export const queuePoolCheckout = (pool: ConnectionPool.Service<StubConnection>): Effect.Effect<void, unknown> =>
   Effect.scoped(Effect.flatMap(pool.checkout, () => Effect.yieldNow))
 
-export const queuePoolUse = (pool: Service<StubConnection>): Effect.Effect<void, unknown> =>
+export const queuePoolUse = (pool: ConnectionPool.Service<StubConnection>): Effect.Effect<void, unknown> =>
   pool.use(() => Effect.yieldNow)
 
-export const queuePoolSubjects = async (connections: number, reset: ResetOnReturn): Promise<Array<Subject>> => {
+export const queuePoolSubjects = async (connections: number, reset: PoolOptions.ResetOnReturn): Promise<Array<Subject>> => {
   // maxOverflow 0: exactly `connections` connections; other options are the library defaults
   // (timeout 30 s, resetTimeout 10 s, no pre-ping, no recycle).
   const { pool, scope } = await makeQueuePool({ poolSize: connections, maxOverflow: 0, resetOnReturn: reset })

@@ -6,30 +6,34 @@
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
-import type { Driver } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
-  const [{ one }] = yield* sql<{ one: number }>`select ${1}::int as one`
-  const pids = yield* sql.withTransaction(
-    Effect.all([sql`select pg_backend_pid() as pid`, sql`select pg_backend_pid() as pid`])
-  )
+  yield* sql`create table if not exists orders (id serial primary key, item text not null, qty int not null)`
+  // A transaction keeps one connection (nested ones are savepoints); a statement borrows one.
+  const id = yield* sql.withTransaction(Effect.gen(function*() {
+    const [order] = yield* sql<{ id: number }>`insert into orders ${sql.insert({ item: "widget", qty: 2 })} returning id`
+    yield* sql`update orders set qty = qty + 1 where id = ${order!.id}`
+    return order!.id
+  }))
+  const [order] = yield* sql<{ id: number; item: string; qty: number }>`select * from orders where id = ${id}`
   const pool = yield* ConnectionPool.ConnectionPool
-  return { strategy: pool.strategy, one, sameBackendInTransaction: pids[0][0]!.pid === pids[1][0]!.pid, status: yield* pool.status }
+  return { strategy: pool.strategy, order, status: yield* pool.status }
 })
 
-// The driver for whichever database PgDatabase found (DATABASE_URL or embedded).
-const DriverLive = Layer.unwrap(
-  Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url, applicationName: "example" }))
+// The driver for whichever database PgDatabase found (DATABASE_URL or embedded). With a URL of
+// your own: PgDriver.layer({ url: Redacted.make(process.env.DATABASE_URL!), applicationName: "orders" })
+const Driver = Layer.unwrap(
+  Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url, applicationName: "orders" }))
 )
-const sqlOver = (pool: Layer.Layer<ConnectionPool.ConnectionPool, unknown, Driver.Driver>) =>
-  PgSql.layer.pipe(Layer.provideMerge(pool), Layer.provideMerge(DriverLive))
+const Pool = QueuePool.layer({ poolSize: 5, prePing: true }) // swap: NullPool.layer(), FiberPool.layer(), ...
+const Sql = (pool: typeof Pool) => PgSql.layer.pipe(Layer.provideMerge(pool), Layer.provideMerge(Driver))
 
 const main = Effect.gen(function*() {
-  yield* Effect.log(yield* program.pipe(Effect.provide(sqlOver(QueuePool.layer({ poolSize: 5, prePing: true })))))
-  yield* Effect.log(yield* program.pipe(Effect.provide(sqlOver(NullPool.layer()))))
+  console.log(yield* program.pipe(Effect.provide(Sql(Pool))))
+  console.log(yield* program.pipe(Effect.provide(Sql(NullPool.layer()))))
 }).pipe(Effect.provide(PgDatabase.layer()))
 
 Effect.runPromise(main).catch((error) => {

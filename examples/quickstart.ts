@@ -3,13 +3,13 @@
  * A QueuePool over the in-memory MockDriver (swap in PgDriver for a real database).
  */
 import { Effect, Layer, Schedule } from "effect"
-import { ConnectionPool, PoolError, QueuePool } from "effect-db-pool"
+import { PoolError, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
 
 const Pool = QueuePool.layer({
   poolSize: 5,
   maxOverflow: 10,
-  timeout: "30 seconds", // SQLAlchemy's defaults
+  timeout: "30 seconds", // SQLAlchemy's defaults; a bare number is milliseconds (30 = 30 ms)
   recycle: "30 minutes",
   prePing: true,
   resetOnReturn: "rollback",
@@ -20,12 +20,13 @@ const Pool = QueuePool.layer({
 })
 
 const program = Effect.gen(function*() {
-  const pool = yield* ConnectionPool.ConnectionPool
+  const pool = yield* MockDriver.Pool // the ConnectionPool service, its connection typed by the driver
 
   // A scoped checkout: reset (rollback) and checked in when the scope closes, whatever ends it.
   yield* Effect.scoped(Effect.gen(function*() {
     const conn = yield* pool.checkout
     conn.info.set("tenant", "a") // survives checkin, cleared on reconnect
+    // also: conn.invalidate(), conn.softInvalidate(), conn.detach
     yield* Effect.log(`using raw connection ${conn.connection.id} from slot ${conn.slot}`)
   }))
 

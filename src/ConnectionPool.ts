@@ -8,10 +8,11 @@
  * @since 0.1.0
  */
 import { Context, Effect } from "effect"
-import type { Scope, Stream } from "effect"
+import type { Duration, Option, Scope, Stream } from "effect"
 import type { CheckoutError, ConnectionInvalidatedError } from "./PoolError.ts"
 import type { PoolEvent } from "./PoolEvent.ts"
 import type { InvalidationReason } from "./PoolMetrics.ts"
+import type { ResetOnReturn } from "./PoolOptions.ts"
 
 /**
  * A pool's counts, as SQLAlchemy's `status()`.
@@ -36,13 +37,43 @@ export interface PoolStatus {
 }
 
 /**
+ * A pool's settings after validation and defaults, as the service reports them. Durations are
+ * `Duration`s (`Duration.infinity` = never / no bound). Strategy options that a strategy does
+ * not have are `undefined` (`poolSize` of a NullPool).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PoolSettings {
+  readonly name: string
+  readonly strategy: string
+  /** QueuePool: connections kept; FiberPool: idle per-fiber connections kept. */
+  readonly poolSize: number | undefined
+  /** QueuePool: connections allowed beyond `poolSize` (-1 = unlimited). */
+  readonly maxOverflow: number | undefined
+  /** QueuePool: how long a checkout waits for a slot. */
+  readonly timeout: Duration.Duration | undefined
+  /** QueuePool: most recently returned first. */
+  readonly lifo: boolean | undefined
+  readonly recycle: Duration.Duration
+  readonly prePing: boolean
+  readonly resetOnReturn: ResetOnReturn
+  readonly resetTimeout: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly reentrant: boolean
+  readonly leakDetectionThreshold: Duration.Duration
+  readonly maxUses: number
+  readonly maxLifetime: Duration.Duration
+}
+
+/**
  * A checked-out connection (SQLAlchemy's `PoolProxiedConnection`).
  *
  * @category models
  * @since 0.1.0
  */
 export interface PooledConnection<C = unknown> {
-  /** Id of the slot (connection record) it came from; -1 once detached and returned. */
+  /** Id of the slot (connection record) it came from; -1 once detached. */
   readonly slot: number
   /** The raw driver connection. Throws `ConnectionInvalidatedError` once invalidated or returned. */
   readonly connection: C
@@ -51,10 +82,13 @@ export interface PooledConnection<C = unknown> {
   /** False after a hard invalidation or the return. */
   readonly isValid: boolean
   readonly isDetached: boolean
-  /** Per-connection user data: survives checkin, cleared on reconnect, copied on detach. */
+  /**
+   * Per-connection user data: survives checkin, cleared on reconnect. On detach the handle
+   * takes a copy of its own (the slot's map stays with the slot).
+   */
   readonly info: Map<string, unknown>
-  /** Per-slot user data: lives as long as the slot. */
-  readonly recordInfo: Map<string, unknown>
+  /** Per-slot user data: lives as long as the slot. `undefined` once detached (no slot any more). */
+  readonly recordInfo: Map<string, unknown> | undefined
   /**
    * Hard invalidation: close the raw connection now and give the slot back (it reconnects at its
    * next checkout). The handle becomes unusable. Events: invalidate, close, checkin. `reason`
@@ -94,14 +128,20 @@ export interface Service<C = unknown> {
   readonly recreate: Effect.Effect<Service<C>, never, Scope.Scope>
   /** Pool-wide invalidation: every connection made until now is recycled at its next checkout. */
   readonly invalidateAll: Effect.Effect<void>
-  /** Clock time (ms) of the last pool-wide invalidation; 0 when none. */
-  readonly invalidationTime: Effect.Effect<number>
+  /** Clock time (ms) of the last pool-wide invalidation; `None` when there was none. */
+  readonly invalidationTime: Effect.Effect<Option.Option<number>>
+  /** The pool's settings after validation and defaults (SQLAlchemy's `timeout()`, `size()`, ...). */
+  readonly settings: PoolSettings
   /** Events for observers. Subscribe (fork) before the activity you want to see. */
   readonly events: Stream.Stream<PoolEvent<C>>
 }
 
 /**
  * The pool service tag. Provided by every strategy layer.
+ *
+ * The raw connection is `unknown` through this tag, since one tag serves every driver. A
+ * program written for one driver reads the same service through that driver's typed tag
+ * (`PgDriver.Pool`, `MockDriver.Pool`) or {@link typed}, and gets its connection typed.
  *
  * @example
  * ```ts
@@ -118,7 +158,31 @@ export interface Service<C = unknown> {
  * @category services
  * @since 0.1.0
  */
-export class ConnectionPool extends Context.Service<ConnectionPool, Service<any>>()("effect-db-pool/ConnectionPool") {}
+export class ConnectionPool extends Context.Service<ConnectionPool, Service<unknown>>()("effect-db-pool/ConnectionPool") {}
+
+/**
+ * The {@link ConnectionPool} tag, typed with the raw connection type `C` of the driver the pool
+ * runs over: the same service (same requirement, same key), seen with its connection typed.
+ * Drivers export theirs (`PgDriver.Pool`, `MockDriver.Pool`); call this for a driver of your
+ * own. The type is a promise about the `Driver` layer below the pool: use a driver's tag only
+ * with pools built over that driver.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ConnectionPool } from "effect-db-pool"
+ *
+ * interface MyConnection { readonly query: (sql: string) => Effect.Effect<unknown> }
+ * const MyPool = ConnectionPool.typed<MyConnection>()
+ *
+ * const program = MyPool.use((pool) => pool.use((conn) => conn.connection.query("select 1")))
+ * ```
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const typed = <C>(): Context.Service<ConnectionPool, Service<C>> =>
+  ConnectionPool as unknown as Context.Service<ConnectionPool, Service<C>>
 
 /**
  * Check out from the pool in context, for the life of the current scope.
@@ -126,7 +190,7 @@ export class ConnectionPool extends Context.Service<ConnectionPool, Service<any>
  * @category accessors
  * @since 0.1.0
  */
-export const checkout: Effect.Effect<PooledConnection<any>, CheckoutError, ConnectionPool | Scope.Scope> = Effect
+export const checkout: Effect.Effect<PooledConnection<unknown>, CheckoutError, ConnectionPool | Scope.Scope> = Effect
   .flatMap(Effect.service(ConnectionPool), (pool) => pool.checkout)
 
 /**
@@ -136,7 +200,7 @@ export const checkout: Effect.Effect<PooledConnection<any>, CheckoutError, Conne
  * @since 0.1.0
  */
 export const use = <A, E, R>(
-  f: (connection: PooledConnection<any>) => Effect.Effect<A, E, R>
+  f: (connection: PooledConnection<unknown>) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | CheckoutError, R | ConnectionPool> => Effect.flatMap(Effect.service(ConnectionPool), (pool) => pool.use(f))
 
 /**

@@ -45,7 +45,9 @@ export interface DriverShape<C> {
 }
 
 /**
- * The `Driver` service a pool layer requires.
+ * The `Driver` service a pool layer requires. Its connection type is `unknown` here (one tag
+ * serves every driver); a pool reads it back typed through the driver's pool tag (see
+ * `ConnectionPool.typed`).
  *
  * @example
  * ```ts
@@ -66,7 +68,7 @@ export interface DriverShape<C> {
  * @category services
  * @since 0.1.0
  */
-export class Driver extends Context.Service<Driver, DriverShape<any>>()("effect-db-pool/Driver") {}
+export class Driver extends Context.Service<Driver, DriverShape<unknown>>()("effect-db-pool/Driver") {}
 
 /**
  * Provide a driver implementation as a layer.
@@ -74,4 +76,5 @@ export class Driver extends Context.Service<Driver, DriverShape<any>>()("effect-
  * @category layers
  * @since 0.1.0
  */
-export const layer = <C>(driver: DriverShape<C>): Layer.Layer<Driver> => Layer.succeed(Driver, driver)
+export const layer = <C>(driver: DriverShape<C>): Layer.Layer<Driver> =>
+  Layer.succeed(Driver, driver as unknown as DriverShape<unknown>)

@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { Data, Duration } from "effect"
+import { showValue } from "./internal/validate.ts"
 
 const formatSeconds = (timeout: Duration.Duration): string =>
   Duration.isFinite(timeout) ? (Duration.toMillis(timeout) / 1000).toFixed(2) : "none"
@@ -156,13 +157,7 @@ export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
   readonly reason: string
 }> {
   override get message(): string {
-    let shown: string
-    try {
-      shown = typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
-    } catch {
-      shown = typeof this.value
-    }
-    return `Invalid pool option "${this.field}" = ${shown}: ${this.reason}`
+    return `Invalid pool option "${this.field}" = ${showValue(this.value)}: ${this.reason}`
   }
 }
 

@@ -30,6 +30,24 @@ export type PoolEventType =
   | "close_detached"
 
 /**
+ * A pool slot and the connection it holds, as hooks see it (SQLAlchemy 2.0's
+ * `ConnectionPoolEntry`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ConnectionEntry<C = unknown> {
+  /** Id of the slot. */
+  readonly slot: number
+  /** The raw connection the slot holds now, if any. */
+  readonly connection: C | undefined
+  /** Per-connection data: survives checkin, replaced by a new map when the slot reconnects. */
+  readonly info: Map<string, unknown>
+  /** Per-slot data: lives as long as the slot. */
+  readonly recordInfo: Map<string, unknown>
+}
+
+/**
  * One event. `slot` identifies the connection record (the pool slot); `connection` is the raw
  * driver connection the event is about, when there is one.
  *
@@ -43,6 +61,13 @@ export interface PoolEvent<C = unknown> {
   /** Id of the connection record (slot). */
   readonly slot: number
   readonly connection: C | undefined
+  /**
+   * The connection record (SQLAlchemy's `connection_record`): hooks stamp its `info` /
+   * `recordInfo` (`event.record.info.set("tenant", ...)` in `onConnect`), and the checked-out
+   * handle sees the same maps. `undefined` for a detached connection (`close_detached`, the
+   * reset of a detached handle).
+   */
+  readonly record: ConnectionEntry<C> | undefined
   /** Why, for invalidate / soft_invalidate / close after a failure. */
   readonly cause?: unknown
 }
@@ -78,18 +103,4 @@ export interface PoolHooks<C = unknown> {
   readonly onClose?: Hook<C, unknown> | undefined
   readonly onDetach?: Hook<C, unknown> | undefined
   readonly onCloseDetached?: Hook<C, unknown> | undefined
-}
-
-/** @internal */
-export const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
-  first_connect: "onFirstConnect",
-  connect: "onConnect",
-  checkout: "onCheckout",
-  checkin: "onCheckin",
-  reset: "onReset",
-  invalidate: "onInvalidate",
-  soft_invalidate: "onSoftInvalidate",
-  close: "onClose",
-  detach: "onDetach",
-  close_detached: "onCloseDetached"
 }

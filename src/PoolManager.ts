@@ -21,14 +21,14 @@ import type { CheckoutError } from "./PoolError.ts"
  * @category models
  * @since 0.1.0
  */
-export interface Options<Args, E, R> {
+export interface Options<Args, E, R, C = unknown> {
   /**
    * Build the pool for one set of connect arguments: a layer providing `ConnectionPool` (e.g.
    * `QueuePool.layer(opts).pipe(Layer.provide(PgDriver.layer({ url: args.url })))`) or a scoped
    * effect returning the service (`QueuePool.make(opts)`). Runs once per key, on first use; the
    * pool lives in its own scope, closed when the pool is disposed, expires or the manager closes.
    */
-  readonly pool: (args: Args) => Layer.Layer<ConnectionPool, E, R> | Effect.Effect<Service<any>, E, R | Scope.Scope>
+  readonly pool: (args: Args) => Layer.Layer<ConnectionPool, E, R> | Effect.Effect<Service<C>, E, R | Scope.Scope>
   /**
    * The key that decides which arguments share a pool (SQLAlchemy's `sa_pool_key`). Default
    * {@link defaultKey}: a serialisation of the arguments with object keys sorted.
@@ -42,22 +42,22 @@ export interface Options<Args, E, R> {
 }
 
 /**
- * A running manager.
+ * A running manager. `C` is the raw connection type (typed when `pool` returns a typed service).
  *
  * @category models
  * @since 0.1.0
  */
-export interface PoolManager<Args, E> {
+export interface PoolManager<Args, E, C = unknown> {
   /** The key the given arguments map to. */
   readonly keyOf: (args: Args) => string
   /** The pool for these arguments (built on first use), held for the life of the current scope. */
-  readonly get: (args: Args) => Effect.Effect<Service<any>, E, Scope.Scope>
+  readonly get: (args: Args) => Effect.Effect<Service<C>, E, Scope.Scope>
   /** Check a connection out of the pool for these arguments, for the life of the current scope. */
-  readonly checkout: (args: Args) => Effect.Effect<PooledConnection<any>, E | CheckoutError, Scope.Scope>
+  readonly checkout: (args: Args) => Effect.Effect<PooledConnection<C>, E | CheckoutError, Scope.Scope>
   /** Borrow a connection from the pool for these arguments for one effect. */
   readonly use: <A, E2, R2>(
     args: Args,
-    f: (connection: PooledConnection<any>) => Effect.Effect<A, E2, R2>
+    f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>
   ) => Effect.Effect<A, E | E2 | CheckoutError, R2>
   /**
    * Run an effect with the pool for these arguments as its `ConnectionPool` service (held while
@@ -129,27 +129,28 @@ export const defaultKey = (args: unknown): string =>
  * @category constructors
  * @since 0.1.0
  */
-export const make = <Args, E = never, R = never>(
-  options: Options<Args, E, R>
-): Effect.Effect<PoolManager<Args, E>, never, R | Scope.Scope> =>
+export const make = <Args, E = never, R = never, C = unknown>(
+  options: Options<Args, E, R, C>
+): Effect.Effect<PoolManager<Args, E, C>, never, R | Scope.Scope> =>
   Effect.gen(function*() {
     const keyOf = options.key ?? defaultKey
     const map = yield* RcMap.make({
-      lookup: ({ args }: PoolKey<Args>): Effect.Effect<Service<any>, E, R | Scope.Scope> => {
+      lookup: ({ args }: PoolKey<Args>): Effect.Effect<Service<C>, E, R | Scope.Scope> => {
         const built = options.pool(args)
+        // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
         return Layer.isLayer(built)
-          ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) => Context.get(context, ConnectionPool))
-          : built as Effect.Effect<Service<any>, E, R | Scope.Scope>
+          ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) => Context.get(context, ConnectionPool) as Service<C>)
+          : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
       },
       idleTimeToLive: options.idleTimeToLive ?? Duration.infinity
     })
-    const get = (args: Args): Effect.Effect<Service<any>, E, Scope.Scope> =>
+    const get = (args: Args): Effect.Effect<Service<C>, E, Scope.Scope> =>
       Effect.suspend(() => {
         const key = new PoolKey(keyOf(args), args)
         // A failed build is not cached: the next get tries again.
         return RcMap.get(map, key).pipe(Effect.tapError(() => RcMap.invalidate(map, key)))
       })
-    const manager: PoolManager<Args, E> = {
+    const manager: PoolManager<Args, E, C> = {
       keyOf,
       get,
       checkout: (args) => Effect.flatMap(get(args), (pool) => pool.checkout),
@@ -157,7 +158,7 @@ export const make = <Args, E = never, R = never>(
       provide: (args) => (effect) =>
         Effect.acquireUseRelease(
           Scope.make(),
-          (scope) => Effect.flatMap(Scope.provide(get(args), scope), (pool) => Effect.provideService(effect, ConnectionPool, pool)),
+          (scope) => Effect.flatMap(Scope.provide(get(args), scope), (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)),
           (scope, exit) => Scope.close(scope, exit)
         ),
       dispose: (args) => Effect.suspend(() => RcMap.invalidate(map, new PoolKey(keyOf(args), args))),

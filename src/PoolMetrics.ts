@@ -58,18 +58,27 @@ export const names = {
 } as const
 
 /**
- * Why a connection was invalidated (the `reason` attribute).
+ * Every reason a connection is invalidated (the values of the `reason` attribute):
+ *
+ * - `user`: `PooledConnection.invalidate`
+ * - `disconnect`: failed pre-ping or `DisconnectionError` from the checkout hook
+ * - `reset`: reset on return failed or timed out
+ * - `checkout`: a checkout failed or was interrupted half-way
+ * - `keepalive`: background keepalive ping failed
+ * - `statement`: a statement failed with a disconnect (SQL binding)
  *
  * @category models
  * @since 0.1.0
  */
-export type InvalidationReason =
-  | "user" // PooledConnection.invalidate
-  | "disconnect" // failed pre-ping or DisconnectionError from the checkout hook
-  | "reset" // reset on return failed or timed out
-  | "checkout" // a checkout failed or was interrupted half-way
-  | "keepalive" // background keepalive ping failed
-  | "statement" // a statement failed with a disconnect (SQL binding)
+export const invalidationReasons = ["user", "disconnect", "reset", "checkout", "keepalive", "statement"] as const
+
+/**
+ * Why a connection was invalidated (the `reason` attribute): one of {@link invalidationReasons}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type InvalidationReason = typeof invalidationReasons[number]
 
 /**
  * The metrics of one pool.

@@ -4,6 +4,7 @@
  * Each strategy is a Layer providing one `ConnectionPool` service over a `Driver`; swap the
  * strategy by swapping the layer.
  *
+ * @module effect-db-pool
  * @since 0.1.0
  */
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import { Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolError } from "effect-db-pool"
 import { queuePool } from "./helpers.ts"
@@ -87,7 +87,7 @@ describe("Checkout validation and retry", () => {
       const id = yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))
       assert.strictEqual(id, 3)
       assert.deepStrictEqual(events.slice(0, 4), ["invalidate", "close", "connect", "checkout"])
-      assert.strictEqual(yield* pool.invalidationTime, 1000)
+      assert.deepStrictEqual(yield* pool.invalidationTime, Option.some(1000))
       // connection 1 is older than the pool-wide invalidation: recycled at its checkout, not pinged
       const s2 = yield* Scope.make()
       const next = yield* pool.checkout.pipe(Scope.provide(s2))

@@ -4,17 +4,16 @@
  * recording hooks, which take the general path; these run the same behaviours without them.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Random, Scope } from "effect"
-import { QueuePool } from "effect-db-pool"
+import { Effect, Exit, Fiber, Random, Scope } from "effect"
+import { Driver, QueuePool } from "effect-db-pool"
 import type { PoolOptions } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../src/Driver.ts"
 
 const plainPool = (options: QueuePool.Options<MockDriver.MockConnection>) =>
   Effect.gen(function*() {
     const mock = MockDriver.make()
     const pool = yield* QueuePool.make<MockDriver.MockConnection>(options).pipe(
-      Effect.provide(Layer.succeed(Driver, mock.driver)),
+      Effect.provide(Driver.layer(mock.driver)),
       Effect.orDie
     )
     return { pool, mock }

@@ -1,9 +1,22 @@
-import { Cause, Effect, Layer, Logger, References, Tracer } from "effect"
+import { Cause, Effect, Logger, References, Tracer } from "effect"
 import type { Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
-import { PoolEvent, QueuePool } from "effect-db-pool"
+import { Driver, PoolEvent, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../src/Driver.ts"
+
+/** The hook of each event type (the mapped type makes a missing event a compile error). */
+const hookNames: { readonly [K in PoolEvent.PoolEventType]: keyof PoolEvent.PoolHooks } = {
+  first_connect: "onFirstConnect",
+  connect: "onConnect",
+  checkout: "onCheckout",
+  checkin: "onCheckin",
+  reset: "onReset",
+  invalidate: "onInvalidate",
+  soft_invalidate: "onSoftInvalidate",
+  close: "onClose",
+  detach: "onDetach",
+  close_detached: "onCloseDetached"
+}
 
 /** Hooks for every event type that append "type" (or "type#slot") to `log`. */
 export const recordingHooks = (
@@ -11,7 +24,7 @@ export const recordingHooks = (
   withSlot = false
 ): PoolEvent.PoolHooks<MockDriver.MockConnection> => {
   const hooks: Record<string, PoolEvent.Hook<MockDriver.MockConnection, never>> = {}
-  for (const [type, name] of Object.entries(PoolEvent.hookName)) {
+  for (const [type, name] of Object.entries(hookNames)) {
     hooks[name] = (event) =>
       Effect.sync(() => {
         log.push(withSlot ? `${type}#${event.slot}` : type)
@@ -52,7 +65,7 @@ export const queuePool = (
     const pool = yield* QueuePool.make<MockDriver.MockConnection>({
       ...options,
       hooks: withRecording(events, withSlot, options.hooks)
-    }).pipe(Effect.provide(Layer.succeed(Driver, mock.driver)), Effect.orDie)
+    }).pipe(Effect.provide(Driver.layer(mock.driver)), Effect.orDie)
     return { pool, mock, events }
   })
 
@@ -82,7 +95,7 @@ export const captureLogs = (lines: Array<LogLine>) =>
   ])
 
 /** Any strategy's `make`, as the fixtures below take it. */
-export type MakePool = (options: any) => Effect.Effect<ConnectionPool.Service<any>, unknown, Driver | Scope.Scope>
+export type MakePool = (options: any) => Effect.Effect<ConnectionPool.Service<any>, unknown, Driver.Driver | Scope.Scope>
 
 /** A pool of any strategy over a fresh MockDriver in the current scope, with every event recorded. */
 export const strategyPool = (
@@ -94,7 +107,7 @@ export const strategyPool = (
     const mock = MockDriver.make()
     const events: Array<string> = []
     const pool = yield* make({ hooks: recordingHooks(events, withSlot), ...options }).pipe(
-      Effect.provide(Layer.succeed(Driver, mock.driver)),
+      Effect.provide(Driver.layer(mock.driver)),
       Effect.orDie
     )
     return { pool, mock, events }

@@ -2,9 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import type { PoolError } from "effect-db-pool"
-import { ConnectionPool, PoolManager, QueuePool } from "effect-db-pool"
+import { ConnectionPool, Driver, PoolManager, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../src/Driver.ts"
 
 interface Tenant {
   readonly host: string
@@ -28,7 +27,7 @@ const fixture = (options: Partial<PoolManager.Options<Tenant, PoolError.PoolConf
     const manager = yield* PoolManager.make<Tenant, PoolError.PoolConfigError>({
       pool: (args) => {
         builds.push(args.host)
-        return QueuePool.layer({ poolSize: 2 }).pipe(Layer.provide(Layer.succeed(Driver, mockFor(args.host).driver)))
+        return QueuePool.layer({ poolSize: 2 }).pipe(Layer.provide(Driver.layer(mockFor(args.host).driver)))
       },
       ...options
     })

@@ -133,7 +133,7 @@ describe("QueuePool accounting", () => {
       for (let i = 0; i < 20; i++) yield* checkoutIn(pool, scope)
       assert.strictEqual((yield* pool.status).checkedOut, 20)
       yield* Scope.close(scope, Exit.void)
-      assert.deepStrictEqual(yield* pool.status, { size: 0, checkedIn: 20, checkedOut: 0, overflow: 20, waiting: 0 })
+      assert.deepStrictEqual(yield* pool.status, { size: 0, checkedIn: 20, checkedOut: 0, overflow: 0, waiting: 0 })
       assert.strictEqual(mock.open().length, 20)
     }))
 

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Option, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { queuePool } from "./helpers.ts"
 
@@ -70,7 +70,7 @@ describe("Recycle and invalidation", () => {
       yield* Scope.close(scope, Exit.void)
       yield* TestClock.adjust("5 seconds")
       yield* pool.invalidateAll
-      assert.strictEqual(yield* pool.invalidationTime, 5000)
+      assert.deepStrictEqual(yield* pool.invalidationTime, Option.some(5000))
       assert.strictEqual(mock.open().length, 3)
       const id = yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))
       assert.strictEqual(id, 4)

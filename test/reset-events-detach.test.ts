@@ -131,6 +131,7 @@ describe("Detach and info", () => {
       const { pool, mock, events } = yield* queuePool({ poolSize: 1, maxOverflow: 0 })
       const scope = yield* Scope.make()
       const conn = yield* pool.checkout.pipe(Scope.provide(scope))
+      const slot = conn.slot
       events.length = 0
       yield* conn.detach
       assert.deepStrictEqual(events, ["detach"])
@@ -138,7 +139,7 @@ describe("Detach and info", () => {
       assert.strictEqual(conn.connection.id, 1)
       // the slot is free at once: another checkout gets a new connection on the same slot
       const other = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.slot, c.connection.id]))
-      assert.deepStrictEqual(other, [conn.slot, 2])
+      assert.deepStrictEqual(other, [slot, 2])
       events.length = 0
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(events, ["reset", "close_detached"])
@@ -152,9 +153,9 @@ describe("Detach and info", () => {
       const { pool } = yield* queuePool({ poolSize: 1, maxOverflow: 0 })
       yield* Effect.scoped(Effect.map(pool.checkout, (c) => {
         c.info.set("tenant", "a")
-        c.recordInfo.set("slot-note", 1)
+        c.recordInfo?.set("slot-note", 1)
       }))
-      const seen = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.recordInfo.get("slot-note")]))
+      const seen = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.recordInfo?.get("slot-note")]))
       assert.deepStrictEqual(seen, ["a", 1])
       // detach: the handle keeps a copy; the slot's info goes with the next connection (cleared)
       const scope = yield* Scope.make()
@@ -162,12 +163,12 @@ describe("Detach and info", () => {
       yield* detached.detach
       detached.info.set("only-detached", true)
       assert.strictEqual(detached.info.get("tenant"), "a")
-      const after = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.info.get("only-detached"), c.recordInfo.get("slot-note")]))
+      const after = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.info.get("only-detached"), c.recordInfo?.get("slot-note")]))
       assert.deepStrictEqual(after, [undefined, undefined, 1])
       yield* Scope.close(scope, Exit.void)
       // invalidate → reconnect clears info, keeps recordInfo
       yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => Effect.andThen(Effect.sync(() => c.info.set("x", 1)), c.invalidate())))
-      const fresh = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("x"), c.recordInfo.get("slot-note")]))
+      const fresh = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("x"), c.recordInfo?.get("slot-note")]))
       assert.deepStrictEqual(fresh, [undefined, 1])
     }))
 })

@@ -380,20 +380,20 @@ describe("every strategy: the pool's scope closes", () => {
 const program = Effect.gen(function*() {
   const pool = yield* ConnectionPool.ConnectionPool
   const mock = yield* MockDriver.MockDriver
-  const once = Effect.scoped(Effect.map(ConnectionPool.checkout, (c) => c.connection.id as number))
+  const once = Effect.scoped(Effect.map(ConnectionPool.checkout, (c) => (c.connection as MockDriver.MockConnection).id))
   const first = yield* once
   const second = yield* once
   const nested = yield* Effect.scoped(Effect.gen(function*() {
     const outer = yield* ConnectionPool.checkout
     const inner = yield* Effect.exit(once)
-    return [outer.connection.id as number, tagOf(inner)]
+    return [(outer.connection as MockDriver.MockConnection).id, tagOf(inner)]
   }))
   const latch = yield* Latch.make()
   let arrived = 0
   const concurrent = yield* Effect.all(
     [1, 2].map(() =>
       Effect.scoped(Effect.gen(function*() {
-        const got = yield* Effect.exit(Effect.map(ConnectionPool.checkout, (c) => c.connection.id as number))
+        const got = yield* Effect.exit(Effect.map(ConnectionPool.checkout, (c) => (c.connection as MockDriver.MockConnection).id))
         if (++arrived === 2) yield* latch.open
         yield* latch.await
         return tagOf(got)

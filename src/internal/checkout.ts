@@ -17,14 +17,14 @@
  *
  * @internal
  */
-import { Cause, Context, Duration, Effect, Exit, Queue, Schedule, Scope, Stream } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Fiber } from "effect"
-import type { PooledConnection, PoolStatus, Service } from "../ConnectionPool.ts"
+import type { PooledConnection, PoolSettings, PoolStatus, Service } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
-import type { ResolvedIdle } from "../PoolOptions.ts"
+import type { ResolvedCommon, ResolvedIdle } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
 import type { IdleSlots } from "./housekeeper.ts"
@@ -32,7 +32,7 @@ import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
 import type { ShareBy } from "./reentrant.ts"
-import { captureSite } from "./site.ts"
+import { captureSite, withCallSite } from "./site.ts"
 
 /** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -62,6 +62,8 @@ export interface Strategy<C, E> {
    */
   readonly takeNow?: (() => ConnectionRecord<C> | undefined) | undefined
   readonly giveNow?: ((record: ConnectionRecord<C>) => boolean) | undefined
+  /** The strategy reports checkout sites (AssertionPool): capture them even without leak detection. */
+  readonly wantsSite?: boolean | undefined
   /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
   readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
 }
@@ -74,6 +76,8 @@ class Handle<C> implements PooledConnection<C> {
   checkedOutAt = 0
   leakTimer: Fiber.Fiber<unknown, unknown> | undefined = undefined
   detached = false
+  /** The slot a detached handle came from (its events still name it). */
+  detachedFrom = -1
   conn: C | undefined
   info: Map<string, unknown>
   constructor(readonly pipeline: Pipeline<C>, public record: ConnectionRecord<C> | undefined) {
@@ -100,8 +104,8 @@ class Handle<C> implements PooledConnection<C> {
   get isDetached(): boolean {
     return this.detached
   }
-  get recordInfo(): Map<string, unknown> {
-    return this.record?.recordInfo ?? new Map()
+  get recordInfo(): Map<string, unknown> | undefined {
+    return this.record?.recordInfo
   }
   invalidate(cause?: unknown, reason: InvalidationReason = "user"): Effect.Effect<void> {
     return this.pipeline.invalidateHandle(this, cause, false, reason)
@@ -142,7 +146,7 @@ export class Pipeline<C> {
         const fresh = record.fresh
         record.fresh = false
         const connection = record.connection as C
-        const checkout = core.emit("checkout", record.id, connection) as Effect.Effect<void, DisconnectionError>
+        const checkout = core.emit("checkout", record, connection) as Effect.Effect<void, DisconnectionError>
         if (!core.options.prePing || fresh) return checkout
         const ping = Effect.mapError(core.driver.ping(connection), (cause) =>
           core.driver.isDisconnect(cause)
@@ -308,14 +312,14 @@ export class Pipeline<C> {
    * nothing to do: no reset hook or observer, and `resetOnReturn: "none"` or a driver that knows
    * the connection holds nothing (`needsReset`). Computed once per return.
    */
-  private resetWork(slot: number, connection: C): Effect.Effect<void, unknown> | undefined {
+  private resetWork(entry: ConnectionRecord<C> | number, connection: C): Effect.Effect<void, unknown> | undefined {
     const { driver, options } = this.core
     const mode = options.resetOnReturn
     const driverReset = mode !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
       ? this.core.bounded(mode === "rollback" ? driver.rollback(connection) : driver.commit(connection), mode)
       : undefined
     if (!this.core.observed("reset")) return driverReset
-    const hook = this.core.emit("reset", slot, connection)
+    const hook = this.core.emit("reset", entry, connection)
     return driverReset === undefined ? hook : Effect.andThen(hook, driverReset)
   }
 
@@ -330,7 +334,7 @@ export class Pipeline<C> {
     return Effect.suspend(() => {
       if (this.core.tracksIdle) record.lastUsed = this.core.now()
       if (!this.core.observed("checkin")) return this.strategy.give(record)
-      return Effect.andThen(this.core.emitQuiet("checkin", record.id, record.connection), this.strategy.give(record))
+      return Effect.andThen(this.core.emitQuiet("checkin", record, record.connection), this.strategy.give(record))
     })
   }
 
@@ -355,10 +359,10 @@ export class Pipeline<C> {
     if (handle.state !== "out") return undefined
     const connection = handle.conn as C
     this.returned(handle)
-    if (handle.detached) return this.closeDetached(handle.record?.id ?? -1, connection)
+    if (handle.detached) return this.closeDetached(handle.detachedFrom, connection)
     const record = handle.record!
     const core = this.core
-    const work = this.resetWork(record.id, connection)
+    const work = this.resetWork(record, connection)
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
     if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow?.(record)) {
@@ -407,11 +411,17 @@ export class Pipeline<C> {
     return Effect.uninterruptible(Effect.suspend(() => {
       if (handle.state !== "out" || handle.detached) return Effect.void
       const record = handle.record!
+      // Cut the tie to the slot: the handle keeps a copy of `info`, no `recordInfo`, slot -1.
       handle.detached = true
+      handle.detachedFrom = record.id
+      handle.record = undefined
       handle.info = new Map(record.info)
-      record.connection = undefined
-      record.softInvalidated = false
-      return Effect.andThen(this.core.emitQuiet("detach", record.id, handle.conn), this.strategy.give(record))
+      // The hook sees the record still holding the connection; then the slot lets go of it.
+      const emptySlot = Effect.sync(() => {
+        record.connection = undefined
+        record.softInvalidated = false
+      })
+      return this.core.emitQuiet("detach", record, handle.conn).pipe(Effect.andThen(emptySlot), Effect.andThen(this.strategy.give(record)))
     }))
   }
 
@@ -457,6 +467,33 @@ export class Pipeline<C> {
   )
 }
 
+/** The service's `settings`: the resolved options, strategy ones where the strategy has them. */
+const settingsOf = <C>(core: PoolCore<C>): PoolSettings => {
+  const o = core.options as ResolvedCommon<C> & {
+    readonly poolSize?: number
+    readonly maxOverflow?: number
+    readonly timeout?: Duration.Duration
+    readonly lifo?: boolean
+  }
+  return {
+    name: o.name,
+    strategy: core.strategy,
+    poolSize: o.poolSize,
+    maxOverflow: o.maxOverflow,
+    timeout: o.timeout,
+    lifo: o.lifo,
+    recycle: o.recycle,
+    prePing: o.prePing,
+    resetOnReturn: o.resetOnReturn,
+    resetTimeout: o.resetTimeout,
+    connectTimeout: o.connectTimeout,
+    reentrant: o.reentrant,
+    leakDetectionThreshold: o.leakDetectionThreshold,
+    maxUses: o.maxUses,
+    maxLifetime: o.maxLifetime
+  }
+}
+
 /**
  * Assemble the `ConnectionPool` service from a core and a strategy. The pool shuts down when
  * the surrounding scope closes.
@@ -472,17 +509,26 @@ export const makeService = <C>(
     const pipeline = new Pipeline(core, strategy)
     const direct = { checkout: pipeline.checkout, use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f) }
     const shareBy = strategy.share ?? (core.options.reentrant ? "fiber" : undefined)
-    const { checkout, use } = shareBy === undefined ? direct : share(direct, shareBy)
+    const shared = shareBy === undefined ? direct : share(direct, shareBy)
+    // Where a site will be reported (AssertionPool, leak detection), take the caller's stack
+    // when `checkout` is read or `use` called: in the user's frame, the only moment it is there.
+    const wantsSite = strategy.wantsSite === true || Duration.isFinite(core.options.leakDetectionThreshold)
+    const use = wantsSite
+      ? <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => withCallSite(shared.use(f))
+      : shared.use
     const service: Service<C> = {
       name: core.name,
       strategy: core.strategy,
-      checkout,
+      get checkout() {
+        return wantsSite ? withCallSite(shared.checkout) : shared.checkout
+      },
       use,
       status: Effect.sync(strategy.status),
       dispose: strategy.dispose,
       recreate,
       invalidateAll: core.invalidateAll,
-      invalidationTime: Effect.sync(() => core.invalidationTime),
+      invalidationTime: Effect.sync(() => Option.fromUndefinedOr(core.invalidationTime)),
+      settings: settingsOf(core),
       events: pipeline.events
     }
     const unregister = core.instruments?.register(strategy.status)

@@ -12,7 +12,8 @@ import { ConnectionPool } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import type { PoolConfigError } from "../PoolError.ts"
-import type { CommonOptions, ResolvedCommon } from "../PoolOptions.ts"
+import type { CommonOptions } from "../PoolOptions.ts"
+import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { makeService } from "./checkout.ts"
 import type { Strategy } from "./checkout.ts"
 import { PoolCore } from "./core.ts"
@@ -24,34 +25,42 @@ import { PoolCore } from "./core.ts"
  */
 export interface Constructors<Own> {
   /** Build the pool in the current scope (closed with it). Options are validated first. */
-  readonly make: <C = any>(
+  readonly make: <C = unknown>(
     options?: CommonOptions<C> & Own
   ) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope>
   /** The pool as a layer providing `ConnectionPool`; options are validated when the layer builds. */
-  readonly layer: <C = any>(options?: CommonOptions<C> & Own) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
+  readonly layer: <C = unknown>(options?: CommonOptions<C> & Own) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
   /** The pool as a layer whose options are read from `Config` (environment variables, ...). */
-  readonly layerConfig: <C = any>(
+  readonly layerConfig: <C = unknown>(
     config: Config.Wrap<CommonOptions<C> & Own>
   ) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver>
 }
 
 /** @internal */
-export const constructors = <Own, R extends ResolvedCommon<any>>(
-  name: string,
-  resolve: (options: CommonOptions<any> & Own) => Effect.Effect<R, PoolConfigError>,
-  strategy: (core: PoolCore<any>, options: R) => Strategy<any, unknown>
+export const constructors = <Own, R extends ResolvedCommon<unknown>>(
+  name: StrategyName,
+  resolve: (options: CommonOptions<unknown> & Own) => Effect.Effect<R, PoolConfigError>,
+  strategy: (core: PoolCore<unknown>, options: R) => Strategy<unknown, unknown>
 ): Constructors<Own> => {
-  const build = (driver: DriverShape<any>, options: R): Effect.Effect<Service<any>, never, Scope.Scope> =>
+  const build = (driver: DriverShape<unknown>, options: R): Effect.Effect<Service<unknown>, never, Scope.Scope> =>
     Effect.suspend(() => {
       const core = new PoolCore(name, driver, options)
       return makeService(core, strategy(core, options), build(driver, options))
     })
-  const make = (options: CommonOptions<any> & Own = {} as CommonOptions<any> & Own) =>
-    Effect.flatMap(resolve(options), (resolved) => Effect.flatMap(Effect.service(Driver), (driver) => build(driver, resolved)))
+  // The pool is generic in `C` only through its hooks and handles: at run time it hands out
+  // whatever the `Driver` in context connects, which is the promise the caller's `C` makes.
+  const make = <C = unknown>(options: CommonOptions<C> & Own = {} as CommonOptions<C> & Own) =>
+    Effect.flatMap(
+      resolve(options as CommonOptions<unknown> & Own),
+      (resolved) => Effect.flatMap(Effect.service(Driver), (driver) => build(driver, resolved))
+    ) as Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope>
   return {
     make,
-    layer: (options) => Layer.effect(ConnectionPool, make(options)),
+    layer: (options) => Layer.effect(ConnectionPool, make(options) as Effect.Effect<Service<unknown>, PoolConfigError, Driver | Scope.Scope>),
     layerConfig: (config) =>
-      Layer.effect(ConnectionPool, Effect.flatMap(Config.unwrap(config), (options) => make(options as CommonOptions<any> & Own)))
+      Layer.effect(
+        ConnectionPool,
+        Effect.flatMap(Config.unwrap(config), (options) => make(options as CommonOptions<unknown> & Own))
+      )
   }
 }

@@ -4,12 +4,25 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Fiber } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Fiber, Latch } from "effect"
 import type { DriverShape } from "../Driver.ts"
-import { hookName } from "../PoolEvent.ts"
-import type { Hook, PoolEvent, PoolEventType } from "../PoolEvent.ts"
-import type { ResolvedCommon } from "../PoolOptions.ts"
+import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
+import type { ResolvedCommon } from "./options.ts"
 import { Instruments } from "./instruments.ts"
+
+/** The hook of each event type. */
+const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
+  first_connect: "onFirstConnect",
+  connect: "onConnect",
+  checkout: "onCheckout",
+  checkin: "onCheckin",
+  reset: "onReset",
+  invalidate: "onInvalidate",
+  soft_invalidate: "onSoftInvalidate",
+  close: "onClose",
+  detach: "onDetach",
+  close_detached: "onCloseDetached"
+}
 
 /** @internal */
 export class PoolCore<C> {
@@ -17,9 +30,14 @@ export class PoolCore<C> {
   /** Connect sequence numbers; a record connected at or before `invalidatedUpTo` is stale. */
   connectSeq = 0
   invalidatedUpTo = 0
-  /** Clock time of the last pool-wide invalidation (ms), 0 when never. */
-  invalidationTime = 0
-  firstConnectDone = false
+  /** Clock time of the last pool-wide invalidation (ms), undefined when never. */
+  invalidationTime: number | undefined = undefined
+  /**
+   * `first_connect` (once per pool): "pending" until a connect runs it, a latch while it runs
+   * (other connects wait on it), "done" once it succeeded. A failure puts it back to "pending":
+   * the next connect runs it again (SQLAlchemy 1.4's `exec_once_unless_exception`).
+   */
+  firstConnect: "pending" | "done" | Latch.Latch = "pending"
   /** `recycle` in milliseconds (Infinity: never), computed once. */
   readonly recycleMs: number
   /** Background upkeep runs: records must remember when they were last returned (`lastUsed`). */
@@ -74,13 +92,20 @@ export class PoolCore<C> {
    * Fire an event: observers first (synchronously), then the hook. The hook's failure is
    * returned to the caller, which decides whether it matters.
    */
-  emit(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void, unknown> {
+  emit(
+    type: PoolEventType,
+    entry: ConnectionEntry<C> | number,
+    connection: C | undefined,
+    cause?: unknown
+  ): Effect.Effect<void, unknown> {
     return Effect.suspend(() => {
       const hook = this.options.hooks[hookName[type]] as Hook<C, unknown> | undefined
       if (hook === undefined && this.listeners.size === 0 && !this.options.echo) return Effect.void
+      const record = typeof entry === "number" ? undefined : entry
+      const slot = typeof entry === "number" ? entry : entry.slot
       const event: PoolEvent<C> = cause === undefined
-        ? { type, pool: this.options.name, slot, connection }
-        : { type, pool: this.options.name, slot, connection, cause }
+        ? { type, pool: this.options.name, slot, connection, record }
+        : { type, pool: this.options.name, slot, connection, record, cause }
       for (const listener of this.listeners) listener(event)
       const run = hook === undefined ? Effect.void : hook(event)
       return this.options.echo
@@ -90,8 +115,8 @@ export class PoolCore<C> {
   }
 
   /** Fire an event whose hook failure is only logged. */
-  emitQuiet(type: PoolEventType, slot: number, connection: C | undefined, cause?: unknown): Effect.Effect<void> {
-    return this.emit(type, slot, connection, cause).pipe(
+  emitQuiet(type: PoolEventType, entry: ConnectionEntry<C> | number, connection: C | undefined, cause?: unknown): Effect.Effect<void> {
+    return this.emit(type, entry, connection, cause).pipe(
       Effect.catchCause((c) => this.logFailure(`${hookName[type]} hook failed`, c))
     )
   }

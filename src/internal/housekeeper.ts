@@ -13,7 +13,7 @@
  * @internal
  */
 import { Duration, Effect, Schedule } from "effect"
-import type { ResolvedIdle } from "../PoolOptions.ts"
+import type { ResolvedIdle } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"

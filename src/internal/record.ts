@@ -7,13 +7,14 @@
  *
  * @internal
  */
-import { Cause, Duration, Effect, Exit, Fiber } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Latch } from "effect"
 import { ConnectError, ConnectTimeoutError } from "../PoolError.ts"
+import type { ConnectionEntry } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { PoolCore } from "./core.ts"
 
 /** @internal */
-export class ConnectionRecord<C> {
+export class ConnectionRecord<C> implements ConnectionEntry<C> {
   connection: C | undefined = undefined
   /** Connect sequence number of the current connection; 0 = this slot never connected. */
   generation = 0
@@ -34,6 +35,10 @@ export class ConnectionRecord<C> {
   readonly recordInfo = new Map<string, unknown>()
 
   constructor(readonly id: number) {}
+
+  get slot(): number {
+    return this.id
+  }
 }
 
 /** Must this record's connection be replaced before it is handed out? */
@@ -108,20 +113,37 @@ export const connect = <C>(
         record.fresh = true
         record.softInvalidated = false
         record.info = new Map()
-        const first = core.firstConnectDone
-          ? Effect.void
-          : Effect.andThen(
-            core.emit("first_connect", record.id, connection),
-            Effect.sync(() => {
-              core.firstConnectDone = true
-            })
-          )
-        return restore(Effect.andThen(first, core.emit("connect", record.id, connection))).pipe(
+        const first = core.firstConnect === "done" ? Effect.void : firstConnect(core, record, connection)
+        return restore(Effect.andThen(first, core.emit("connect", record, connection))).pipe(
           Effect.catchCause((cause) =>
             Effect.andThen(close(core, record), Effect.fail(new ConnectError({ cause: squashHookCause(cause) })))
           )
         )
       }))
+  })
+
+/**
+ * `first_connect`, exactly once per pool and before any `connect`: the first connection runs
+ * it; connections made meanwhile wait for it to end. If it fails, its connection fails (closed,
+ * `ConnectError`) and the next connection runs it again; waiters then take their turn.
+ */
+const firstConnect = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, connection: C): Effect.Effect<void, unknown> =>
+  Effect.suspend(() => {
+    const state = core.firstConnect
+    if (state === "done") return Effect.void
+    if (state !== "pending") return Effect.andThen(state.await, firstConnect(core, record, connection))
+    const latch = Latch.makeUnsafe(false)
+    core.firstConnect = latch
+    return core.emit("first_connect", record, connection).pipe(
+      Effect.onExit((exit) =>
+        Effect.andThen(
+          Effect.sync(() => {
+            core.firstConnect = Exit.isSuccess(exit) ? "done" : "pending"
+          }),
+          latch.open
+        )
+      )
+    )
   })
 
 /** `maxLifetime` minus a uniform random jitter, from `now`. */
@@ -152,7 +174,7 @@ export const close = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, cause?:
     if (connection === undefined) return Effect.void
     record.connection = undefined
     record.softInvalidated = false
-    return Effect.andThen(core.emitQuiet("close", record.id, connection, cause), closeQuietly(core, connection))
+    return Effect.andThen(core.emitQuiet("close", record, connection, cause), closeQuietly(core, connection))
   })
 
 /**
@@ -173,7 +195,7 @@ export const invalidate = <C>(
     core.instruments?.invalidated(reason)
     if (soft) {
       record.softInvalidated = true
-      return core.emitQuiet("soft_invalidate", record.id, connection, cause)
+      return core.emitQuiet("soft_invalidate", record, connection, cause)
     }
-    return Effect.andThen(core.emitQuiet("invalidate", record.id, connection, cause), close(core, record, cause))
+    return Effect.andThen(core.emitQuiet("invalidate", record, connection, cause), close(core, record, cause))
   })

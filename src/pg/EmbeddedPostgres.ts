@@ -311,7 +311,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
  * @example
  * ```ts
  * import { Effect, Redacted } from "effect"
- * import { EmbeddedPostgres } from "effect-db-pool/pg"
+ * import { EmbeddedPostgres } from "effect-db-pool/pg/embedded"
  *
  * const program = Effect.gen(function*() {
  *   const server = yield* EmbeddedPostgres.EmbeddedPostgres

@@ -34,7 +34,8 @@ export class PgDatabase extends Context.Service<PgDatabase, Service>()("effect-d
  * ```ts
  * import { Effect, Layer } from "effect"
  * import { QueuePool } from "effect-db-pool"
- * import { PgDatabase, PgDriver, PgSql } from "effect-db-pool/pg"
+ * import { PgDriver, PgSql } from "effect-db-pool/pg"
+ * import { PgDatabase } from "effect-db-pool/pg/embedded"
  *
  * const Driver = Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url })))
  * const Sql = PgSql.layer.pipe(

@@ -9,14 +9,17 @@
  *
  * @since 0.1.0
  */
-import { Config as EffectConfig, Context, Data, Duration, Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { Config as EffectConfig, Context, Data, Duration, Effect, Exit, Layer, Redacted, Result, Scope } from "effect"
 import { Stream } from "effect"
 import type { Queue } from "effect"
 import { PgConnection } from "@effect/sql-pg"
 import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
+import { typed } from "../ConnectionPool.ts"
+import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import { DisconnectionError, PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
+import * as V from "../internal/validate.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -32,9 +35,12 @@ import { DisconnectionError, PoolClosedError, PoolTimeoutError } from "../PoolEr
  */
 export type Config = Omit<PgConnection.Config, "multiplex"> & { readonly alwaysReset?: boolean | undefined }
 
+/** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
+const secretFields: ReadonlySet<string> = new Set(["url", "password"])
+
 /**
  * A connection option was invalid. Raised when the layer is built; the value of a secret
- * (`url`, `password`) is never shown.
+ * (`url`, `password`) is never kept, so never shown.
  *
  * @category errors
  * @since 0.1.0
@@ -44,102 +50,109 @@ export class PgConfigError extends Data.TaggedError("PgConfigError")<{
   readonly value: unknown
   readonly reason: string
 }> {
+  constructor(args: { readonly field: string; readonly value: unknown; readonly reason: string }) {
+    super({ ...args, value: secretFields.has(args.field) ? "<redacted>" : args.value })
+  }
   override get message(): string {
-    const secret = this.field === "url" || this.field === "password"
-    let shown: string
-    try {
-      shown = secret ? "<redacted>" : typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
-    } catch {
-      shown = typeof this.value
-    }
+    const shown = secretFields.has(this.field) || this.value === "<redacted>" ? "<redacted>" : V.showValue(this.value)
     return `Invalid PostgreSQL option "${this.field}" = ${shown}: ${this.reason}`
   }
 }
 
-/** Fields whose value is a secret: the error keeps "<redacted>" instead (it may be logged or serialised). */
-const secretFields = new Set(["url", "password"])
+const pg = V.validator((invalid) => new PgConfigError(invalid))
 
-const invalid = (field: string, value: unknown, reason: string) =>
-  Effect.fail(new PgConfigError({ field, value: secretFields.has(field) ? "<redacted>" : value, reason }))
+const reservedStartupParameters = new Set(["user", "database", "replication", "options"])
 
-const isDuration = (value: unknown): boolean => {
-  if (typeof value === "number" && Number.isNaN(value)) return false
-  try {
-    const d = Duration.fromInputUnsafe(value as Duration.Input)
-    return d !== undefined && !Duration.isNegative(d)
-  } catch {
-    return false
-  }
-}
+/** The rules of every {@link Config} field (an option of `PgConnection.Config` without one does not compile). */
+const configRules = V.rulesFor<Config>()({
+  url: V.custom<Redacted.Redacted | undefined>((value) => {
+    if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(String(Redacted.value(value)))
+    } catch {
+      parsed = undefined
+    }
+    return parsed === undefined || (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:")
+      ? Result.fail("must be a postgres:// or postgresql:// URL")
+      : Result.succeed(value as Redacted.Redacted)
+  }, undefined),
+  host: V.string({ noNul: true }),
+  port: V.integer({ min: 1, max: 65535 }),
+  path: V.string({ noNul: true }),
+  ssl: V.custom<PgConnection.Config["ssl"]>(
+    (value) =>
+      typeof value === "boolean" || (typeof value === "object" && value !== null && !Array.isArray(value))
+        ? Result.succeed(value as PgConnection.Config["ssl"])
+        : Result.fail("must be true, false or tls.ConnectionOptions"),
+    undefined
+  ),
+  database: V.string({ noNul: true }),
+  username: V.string({ noNul: true }),
+  password: V.custom<PgConnection.Config["password"]>(
+    (value) =>
+      Redacted.isRedacted(value) || Effect.isEffect(value)
+        ? Result.succeed(value as PgConnection.Config["password"])
+        : Result.fail("must be Redacted (Redacted.make(password)) or an Effect of one"),
+    undefined
+  ),
+  connectTimeout: V.duration(undefined, { min: [Duration.nanos(1n), "must be positive (\"Infinity\" waits forever)"] }),
+  // @effect/sql-pg truncates it to whole seconds and refuses anything outside [1, 2^31 - 1] s when connecting.
+  keepAlive: V.duration(undefined, {
+    min: [Duration.seconds(1), "must be between 1 second and 2147483647 seconds"],
+    max: [Duration.seconds(2147483647), "must be between 1 second and 2147483647 seconds"]
+  }),
+  applicationName: V.string({ noNul: true }),
+  // @effect/sql-pg refuses these when connecting: refused here, when the layer builds.
+  startupParameters: V.record<Readonly<Record<string, string>>>("must be a record of strings", (name, value) => {
+    if (typeof value !== "string") return `must be a record of strings ("${name}" is not a string)`
+    if (name === "" || name.includes("\0") || value.includes("\0")) return "names must be non-empty, names and values without NUL"
+    const key = name.toLowerCase()
+    if (reservedStartupParameters.has(key)) return `"${name}" is reserved (use the option of that name)`
+    if (key === "client_encoding" && value.toUpperCase() !== "UTF8" && value.toUpperCase() !== "UTF-8") {
+      return "client_encoding must be UTF8"
+    }
+    return undefined
+  }),
+  startupOptions: V.string({ noNul: true }),
+  stream: V.func<NonNullable<PgConnection.Config["stream"]>>("must be a function returning a Duplex"),
+  types: V.custom<PgConnection.Config["types"]>(
+    (value) =>
+      typeof value === "object" && value !== null && typeof (value as { register?: unknown }).register === "function"
+        ? Result.succeed(value as PgConnection.Config["types"])
+        : Result.fail("must be a PgTypes.Registry"),
+    undefined
+  ),
+  prepare: V.boolean(),
+  preparedStatementCacheSize: V.integer({ min: 0 }),
+  maxMessageSize: V.integer({ min: 1 }),
+  alwaysReset: V.boolean()
+})
 
-const optionalString = (config: Record<string, unknown>, field: string) => {
-  const value = config[field]
-  return value === undefined || typeof value === "string" ? Effect.void : invalid(field, value, "must be a string")
-}
+/** `multiplex: false` is accepted (it is what a pooled connection is anyway); see {@link validate}. */
+const configKeys: ReadonlyArray<string> = [...V.keysOfRules(configRules), "multiplex"]
 
-const optionalInt = (config: Record<string, unknown>, field: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
-  const value = config[field]
-  return value === undefined || (Number.isInteger(value) && (value as number) >= min && (value as number) <= max)
-    ? Effect.void
-    : invalid(field, value, `must be an integer between ${min} and ${max}`)
-}
+/** Names users reach for that mean one of ours. */
+const configAliases = { user: "username", dbname: "database", connectionString: "url", hostname: "host", pass: "password" }
 
 /**
- * Validate connection settings (types, ranges, URL scheme, `Redacted` secrets).
+ * Validate connection settings (types, ranges, URL scheme, `Redacted` secrets, names): every
+ * check `@effect/sql-pg` would only make when connecting is made here, when the layer builds.
  *
  * @category validation
  * @since 0.1.0
  */
 export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =>
   Effect.gen(function*() {
-    if (typeof config !== "object" || config === null) return yield* invalid("config", config, "must be an object")
+    yield* pg.check(V.notAnObject(config, "config"))
     const record = config as unknown as Record<string, unknown>
-    if ("multiplex" in record && record.multiplex !== undefined && record.multiplex !== false) {
-      return yield* invalid("multiplex", record.multiplex, "is not supported: a pooled connection is exclusive to its borrower")
+    if (record.multiplex !== undefined && record.multiplex !== false) {
+      return yield* pg.fail("multiplex", record.multiplex, "is not supported: a pooled connection is exclusive to its borrower")
     }
-    if (config.url !== undefined) {
-      if (!Redacted.isRedacted(config.url)) return yield* invalid("url", config.url, "must be Redacted (Redacted.make(url))")
-      const text = Redacted.value(config.url)
-      let parsed: URL | undefined
-      try {
-        parsed = new URL(String(text))
-      } catch {
-        parsed = undefined
-      }
-      if (parsed === undefined || (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:")) {
-        return yield* invalid("url", config.url, "must be a postgres:// or postgresql:// URL")
-      }
-    }
-    if (config.password !== undefined && !Redacted.isRedacted(config.password) && !Effect.isEffect(config.password)) {
-      return yield* invalid("password", config.password, "must be Redacted (Redacted.make(password)) or an Effect of one")
-    }
-    for (const field of ["host", "path", "database", "username", "applicationName", "startupOptions"]) {
-      yield* optionalString(record, field)
-    }
-    yield* optionalInt(record, "port", 1, 65535)
-    yield* optionalInt(record, "preparedStatementCacheSize", 0)
-    yield* optionalInt(record, "maxMessageSize", 1)
-    for (const field of ["connectTimeout", "keepAlive"]) {
-      if (record[field] !== undefined && !isDuration(record[field])) {
-        return yield* invalid(field, record[field], "must be a non-negative duration such as \"5 seconds\"")
-      }
-    }
-    if (config.alwaysReset !== undefined && typeof config.alwaysReset !== "boolean") {
-      return yield* invalid("alwaysReset", config.alwaysReset, "must be true or false")
-    }
-    if (config.prepare !== undefined && typeof config.prepare !== "boolean") {
-      return yield* invalid("prepare", config.prepare, "must be true or false")
-    }
-    if (config.stream !== undefined && typeof config.stream !== "function") {
-      return yield* invalid("stream", config.stream, "must be a function returning a Duplex")
-    }
-    if (
-      config.startupParameters !== undefined &&
-      (typeof config.startupParameters !== "object" || config.startupParameters === null ||
-        Object.values(config.startupParameters).some((v) => typeof v !== "string"))
-    ) {
-      return yield* invalid("startupParameters", config.startupParameters, "must be a record of strings")
-    }
+    const unknown = V.unknownKey(config, configKeys, "PgDriver", configAliases)
+    // A name that is no option may be a misspelled secret (`pasword`): its value is never kept.
+    yield* pg.check(unknown && { ...unknown, value: "<redacted>" })
+    yield* pg.decode(configRules, config)
     return config
   })
 
@@ -378,6 +391,27 @@ export const unknownError = (cause: unknown, message: string, operation: string)
 export class PgDriver extends Context.Service<PgDriver, { readonly config: Config }>()("effect-db-pool/pg/PgDriver") {}
 
 /**
+ * The `ConnectionPool` service of a pool built over this driver, with its raw connection typed
+ * as a {@link Connection}: `yield* PgDriver.Pool` where `yield* ConnectionPool.ConnectionPool`
+ * would give an `unknown` connection. Same service, same requirement.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PgDriver } from "effect-db-pool/pg"
+ *
+ * const knownIdle = Effect.gen(function*() {
+ *   const pool = yield* PgDriver.Pool
+ *   return yield* pool.use((conn) => Effect.succeed(conn.connection.knownIdle))
+ * })
+ * ```
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = typed<Connection>()
+
+/**
  * The driver for already validated settings.
  *
  * @category constructors
@@ -425,7 +459,7 @@ export const make = (config: Config): DriverShape<Connection> => {
  */
 export const layer = (config: Config): Layer.Layer<Driver | PgDriver, PgConfigError> =>
   Layer.effectContext(Effect.map(validate(config), (valid) =>
-    Context.make(Driver, make(valid) as DriverShape<any>).pipe(Context.add(PgDriver, { config: valid }))))
+    Context.make(Driver, make(valid) as unknown as DriverShape<unknown>).pipe(Context.add(PgDriver, { config: valid }))))
 
 /**
  * As {@link layer}, with settings read from `Config`.

@@ -36,6 +36,7 @@ import {
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
+import * as V from "../internal/validate.ts"
 import * as PgDriver from "./PgDriver.ts"
 
 /**
@@ -189,21 +190,25 @@ interface PgJson extends Statement.Custom<"PgJson", unknown> {}
 /** The same custom kind `PgClient.makeCompiler` encodes as jsonb. */
 const PgJson = Statement.custom<PgJson>("PgJson")
 
-const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> => {
-  for (const field of ["transformResultNames", "transformQueryNames"] as const) {
-    const value = options[field]
-    if (value !== undefined && typeof value !== "function") {
-      return Effect.fail(new PgDriver.PgConfigError({ field, value, reason: "must be a function" }))
-    }
-  }
-  if (options.transformJson !== undefined && typeof options.transformJson !== "boolean") {
-    return Effect.fail(new PgDriver.PgConfigError({ field: "transformJson", value: options.transformJson, reason: "must be true or false" }))
-  }
-  if (options.spanAttributes !== undefined && (typeof options.spanAttributes !== "object" || options.spanAttributes === null)) {
-    return Effect.fail(new PgDriver.PgConfigError({ field: "spanAttributes", value: options.spanAttributes, reason: "must be a record" }))
-  }
-  return Effect.succeed(options)
-}
+const sql = V.validator((invalid) => new PgDriver.PgConfigError(invalid))
+
+/** The rules of every {@link Options} field (an option without one does not compile). */
+const optionRules = V.rulesFor<Options>()({
+  transformResultNames: V.func<(name: string) => string>(),
+  transformQueryNames: V.func<(name: string) => string>(),
+  transformJson: V.boolean(),
+  spanAttributes: V.record<Record<string, unknown>>("must be a record")
+})
+
+const optionKeys = V.keysOfRules(optionRules)
+
+const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
+  Effect.gen(function*() {
+    yield* sql.check(V.notAnObject(options))
+    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layerWith"))
+    yield* sql.decode(optionRules, options)
+    return options
+  })
 
 /** Server address and database, for span attributes. */
 const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => {
@@ -236,7 +241,7 @@ export const make = (
 > =>
   Effect.gen(function*() {
     const valid = yield* validateOptions(options)
-    const pool = (yield* Effect.service(ConnectionPool)) as PoolService<PgDriver.Connection>
+    const pool = yield* PgDriver.Pool
     const { config } = yield* Effect.service(PgDriver.PgDriver)
     const target = hostOf(config)
     const compiler = PgClient.makeCompiler(valid.transformQueryNames, valid.transformJson)

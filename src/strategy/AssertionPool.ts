@@ -5,7 +5,8 @@
  * (a classic cause of pool exhaustion and deadlocks).
  *
  * The checkout site is the fiber id, the `Effect.fn("name")` / span names around the checkout
- * and the first source line outside effect and this library. With
+ * and the line of your code that read `pool.checkout` or called `pool.use` (frames of effect,
+ * this library, `node:` and `node_modules` are skipped). With
  * `reentrant: true`, a nested checkout in the same fiber shares the connection instead of failing.
  *
  * Status: `size` 1, `checkedIn` 1 while the kept connection is idle, `checkedOut` 0 or 1,
@@ -22,7 +23,9 @@ import { SingleSlot } from "../internal/single.ts"
 import { captureSite } from "../internal/site.ts"
 import { AssertionPoolError } from "../PoolError.ts"
 import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
-import * as PoolOptions from "../PoolOptions.ts"
+import type * as PoolOptions from "../PoolOptions.ts"
+import { resolveCommon } from "../internal/options.ts"
+import type { ResolvedCommon } from "../internal/options.ts"
 
 /**
  * AssertionPool takes the options every strategy shares.
@@ -32,25 +35,18 @@ import * as PoolOptions from "../PoolOptions.ts"
  */
 export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
 
-/**
- * @category models
- * @since 0.1.0
- */
-export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+/** Options after validation and defaults. */
+interface Resolved<C = unknown> extends ResolvedCommon<C> {}
 
-/**
- * Validate options and apply defaults.
- *
- * @category validation
- * @since 0.1.0
- */
-export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
-  PoolOptions.resolveCommon(options, "AssertionPool")
+/** Validate options and apply defaults. */
+const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  resolveCommon(options, "AssertionPool")
 
 const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolClosedError> => {
   const slot = new SingleSlot(core)
   let site = ""
   return {
+    wantsSite: true,
     take: () =>
       Effect.suspend((): Effect.Effect<ConnectionRecord<C>, AssertionPoolError | PoolClosedError> => {
         if (slot.closed) return slot.closedError
@@ -83,4 +79,4 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<object, Resolved<any>>("AssertionPool", resolve, strategy)
+export const { layer, layerConfig, make } = constructors<object, Resolved<unknown>>("AssertionPool", resolve, strategy)

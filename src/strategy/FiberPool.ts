@@ -30,7 +30,9 @@ import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
-import * as PoolOptions from "../PoolOptions.ts"
+import type * as PoolOptions from "../PoolOptions.ts"
+import { resolveCommon, resolveOwn } from "../internal/options.ts"
+import type { ResolvedCommon } from "../internal/options.ts"
 
 /**
  * Every FiberPool option: the common ones (typed by the raw connection `C`) and its own.
@@ -51,11 +53,8 @@ export interface OwnOptions {
   readonly poolSize?: number | undefined
 }
 
-/**
- * @category models
- * @since 0.1.0
- */
-export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
+/** Options after validation and defaults. */
+interface Resolved<C = unknown> extends ResolvedCommon<C> {
   readonly poolSize: number
 }
 
@@ -65,10 +64,10 @@ export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
  * @category validation
  * @since 0.1.0
  */
-export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
-    const common = yield* PoolOptions.resolveCommon(options, "FiberPool", ["poolSize"])
-    const poolSize = yield* PoolOptions.integer("poolSize", options.poolSize, 5, 0)
+    const common = yield* resolveCommon(options, "FiberPool")
+    const { poolSize } = yield* resolveOwn("FiberPool", options)
     return { ...common, reentrant: true, poolSize }
   })
 
@@ -173,4 +172,4 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<any>>("FiberPool", resolve, strategy)
+export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<unknown>>("FiberPool", resolve, strategy)

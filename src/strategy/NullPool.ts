@@ -16,7 +16,9 @@ import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
-import * as PoolOptions from "../PoolOptions.ts"
+import type * as PoolOptions from "../PoolOptions.ts"
+import { resolveCommon } from "../internal/options.ts"
+import type { ResolvedCommon } from "../internal/options.ts"
 
 /**
  * NullPool takes only the options every strategy shares (`recycle` and pre-ping have nothing
@@ -27,20 +29,12 @@ import * as PoolOptions from "../PoolOptions.ts"
  */
 export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
 
-/**
- * @category models
- * @since 0.1.0
- */
-export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+/** Options after validation and defaults. */
+interface Resolved<C = unknown> extends ResolvedCommon<C> {}
 
-/**
- * Validate options and apply defaults.
- *
- * @category validation
- * @since 0.1.0
- */
-export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
-  PoolOptions.resolveCommon(options, "NullPool")
+/** Validate options and apply defaults. */
+const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  resolveCommon(options, "NullPool")
 
 const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
   let out = 0
@@ -80,4 +74,4 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<object, Resolved<any>>("NullPool", resolve, strategy)
+export const { layer, layerConfig, make } = constructors<object, Resolved<unknown>>("NullPool", resolve, strategy)

@@ -17,7 +17,9 @@ import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
-import * as PoolOptions from "../PoolOptions.ts"
+import type * as PoolOptions from "../PoolOptions.ts"
+import { resolveCommon, resolveIdle, resolveOwn } from "../internal/options.ts"
+import type { ResolvedCommon, ResolvedIdle } from "../internal/options.ts"
 
 /**
  * Every QueuePool option: the common ones (typed by the raw connection `C`) and its own.
@@ -44,33 +46,21 @@ export interface OwnOptions extends PoolOptions.IdleOptions {
   readonly lifo?: boolean | undefined
 }
 
-/**
- * @category models
- * @since 0.1.0
- */
-export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {
-  readonly idle: PoolOptions.ResolvedIdle
+/** Options after validation and defaults. */
+interface Resolved<C = unknown> extends ResolvedCommon<C> {
+  readonly idle: ResolvedIdle
   readonly poolSize: number
   readonly maxOverflow: number
   readonly timeout: Duration.Duration
   readonly lifo: boolean
 }
 
-/**
- * Validate options and apply defaults.
- *
- * @category validation
- * @since 0.1.0
- */
-export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+/** Validate options and apply defaults. */
+const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
-    const common = yield* PoolOptions.resolveCommon(options, "QueuePool", ["poolSize", "maxOverflow", "timeout", "lifo", ...PoolOptions.idleKeys])
-    const poolSize = yield* PoolOptions.integer("poolSize", options.poolSize, 5, 0)
-    const maxOverflow = yield* PoolOptions.integer("maxOverflow", options.maxOverflow, 10, -1)
-    const timeout = yield* PoolOptions.duration("timeout", options.timeout, Duration.seconds(30))
-    const lifo = yield* PoolOptions.boolean("lifo", options.lifo, false)
-    const idle = yield* PoolOptions.resolveIdle(options, poolSize)
-    return { ...common, poolSize, maxOverflow, timeout, lifo, idle }
+    const common = yield* resolveCommon(options, "QueuePool")
+    const { lifo, maxOverflow, poolSize, timeout, ...idle } = yield* resolveOwn("QueuePool", options)
+    return { ...common, poolSize, maxOverflow, timeout, lifo, idle: yield* resolveIdle(idle, poolSize) }
   })
 
 interface Waiter<C> {
@@ -236,11 +226,13 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
         return wait(restore)
       }),
     give,
+    // An unlimited pool (poolSize 0) has no "beyond the size": its overflow reads 0, as
+    // SQLAlchemy 2.0's, while `checkedOut` still counts the connections out.
     status: () => ({
       size: poolSize,
       checkedIn: idle.length,
       checkedOut: poolSize - idle.length + overflow,
-      overflow,
+      overflow: poolSize === 0 ? 0 : overflow,
       waiting: waiters.size
     }),
     dispose: closeIdle,
@@ -281,4 +273,4 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<any>>("QueuePool", resolve, strategy)
+export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<unknown>>("QueuePool", resolve, strategy)

@@ -26,7 +26,9 @@ import type { PoolCore } from "../internal/core.ts"
 import type { ConnectionRecord } from "../internal/record.ts"
 import { SingleSlot } from "../internal/single.ts"
 import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
-import * as PoolOptions from "../PoolOptions.ts"
+import type * as PoolOptions from "../PoolOptions.ts"
+import { resolveCommon } from "../internal/options.ts"
+import type { ResolvedCommon } from "../internal/options.ts"
 
 /**
  * StaticPool takes the options every strategy shares.
@@ -36,20 +38,12 @@ import * as PoolOptions from "../PoolOptions.ts"
  */
 export interface Options<C = unknown> extends PoolOptions.CommonOptions<C> {}
 
-/**
- * @category models
- * @since 0.1.0
- */
-export interface Resolved<C = unknown> extends PoolOptions.ResolvedCommon<C> {}
+/** Options after validation and defaults. */
+interface Resolved<C = unknown> extends ResolvedCommon<C> {}
 
-/**
- * Validate options and apply defaults.
- *
- * @category validation
- * @since 0.1.0
- */
-export const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
-  PoolOptions.resolveCommon(options, "StaticPool")
+/** Validate options and apply defaults. */
+const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
+  resolveCommon(options, "StaticPool")
 
 const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
   const slot = new SingleSlot(core)
@@ -104,4 +98,4 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<object, Resolved<any>>("StaticPool", resolve, strategy)
+export const { layer, layerConfig, make } = constructors<object, Resolved<unknown>>("StaticPool", resolve, strategy)

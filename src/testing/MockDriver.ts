@@ -10,6 +10,8 @@
  * @since 0.1.0
  */
 import { Context, Data, Duration, Effect, Layer } from "effect"
+import { typed } from "../ConnectionPool.ts"
+import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 
@@ -208,6 +210,15 @@ export const make = (): MockDriverControl => {
 export class MockDriver extends Context.Service<MockDriver, MockDriverControl>()("effect-db-pool/testing/MockDriver") {}
 
 /**
+ * The `ConnectionPool` service of a pool built over the mock, with its raw connection typed as
+ * a {@link MockConnection}. Same service and requirement as `ConnectionPool.ConnectionPool`.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export const Pool: Context.Service<ConnectionPool, PoolService<MockConnection>> = typed<MockConnection>()
+
+/**
  * A fresh mock as a layer: provides `Driver` and `MockDriver` (its control).
  *
  * @example
@@ -231,7 +242,7 @@ export class MockDriver extends Context.Service<MockDriver, MockDriverControl>()
 export const layer: Layer.Layer<Driver | MockDriver> = Layer.effectContext(
   Effect.sync(() => {
     const control = make()
-    return Context.make(Driver, control.driver as DriverShape<any>).pipe(Context.add(MockDriver, control))
+    return Context.make(Driver, control.driver as unknown as DriverShape<unknown>).pipe(Context.add(MockDriver, control))
   })
 )
 

@@ -1,6 +1,7 @@
 /**
  * Test support for users of effect-db-pool: an in-memory driver with scriptable faults.
  *
+ * @module effect-db-pool/testing
  * @since 0.1.0
  */
 

@@ -8,16 +8,12 @@ import { Effect, Exit, Queue, Stream } from "effect"
 import type { Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
-import { QueuePool } from "effect-db-pool"
-import * as AssertionPool from "../../src/strategy/AssertionPool.ts"
-import * as FiberPool from "../../src/strategy/FiberPool.ts"
-import * as NullPool from "../../src/strategy/NullPool.ts"
-import * as StaticPool from "../../src/strategy/StaticPool.ts"
+import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
-/** Every strategy in src/strategy/. AssertionPool forbids a second checkout while one is out. */
+/** Every strategy. AssertionPool forbids a second checkout while one is out. */
 const strategies: ReadonlyArray<readonly [string, PoolLayer, { readonly concurrent: boolean }]> = [
   ["QueuePool", QueuePool.layer({ poolSize: 3, maxOverflow: 2, prePing: true }), { concurrent: true }],
   ["NullPool", NullPool.layer({}), { concurrent: true }],

@@ -4,10 +4,10 @@
  */
 import { Cause, Exit } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import * as SeededRandom from "../../src/workbench/random.ts"
+import * as SeededRandom from "../support/random.ts"
 import type { MakePool } from "../helpers.ts"
 
-/** The workbench's seeded generator (mulberry32), plus `pick`. */
+/** A seeded generator (mulberry32, test/support/random.ts), plus `pick`. */
 export const seeded = (seed: number) => {
   const random = SeededRandom.make(seed)
   return {

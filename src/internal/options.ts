@@ -1,0 +1,190 @@
+/**
+ * Validation of pool options and their defaults: every option is checked when the layer
+ * builds, and a bad value is a `PoolConfigError` naming the field.
+ *
+ * Each options object is one rule table (see `validate.ts`) typed against its interface, so an
+ * option added to `CommonOptions`, `IdleOptions` or a strategy's `OwnOptions` without a rule here
+ * does not compile. The strategy names are one list, {@link strategyNames}; the table of each
+ * strategy's own options is keyed by it, so a new strategy without its table does not compile.
+ *
+ * @internal
+ */
+import { Duration, Effect, Schedule } from "effect"
+import { PoolConfigError } from "../PoolError.ts"
+import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "../PoolError.ts"
+import type { PoolHooks } from "../PoolEvent.ts"
+import type { CommonOptions, IdleOptions, ResetOnReturn } from "../PoolOptions.ts"
+import type * as FiberPool from "../strategy/FiberPool.ts"
+import type * as QueuePool from "../strategy/QueuePool.ts"
+import type { Decoded, Rule } from "./validate.ts"
+import * as V from "./validate.ts"
+
+/**
+ * Every strategy, by name (its `strategy` in status, errors and events).
+ *
+ * @internal
+ */
+export const strategyNames = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "AssertionPool"] as const
+
+/**
+ * The name of a strategy.
+ *
+ * @internal
+ */
+export type StrategyName = typeof strategyNames[number]
+
+/**
+ * Idle options after validation and defaults.
+ *
+ * @internal
+ */
+export interface ResolvedIdle {
+  readonly minIdle: number
+  readonly idleTimeout: Duration.Duration
+  readonly keepalive: Duration.Duration
+  readonly housekeepingPeriod: Duration.Duration
+}
+
+/**
+ * Common options after validation and defaults.
+ *
+ * @internal
+ */
+export interface ResolvedCommon<C = unknown> {
+  readonly name: string
+  readonly recycle: Duration.Duration
+  readonly prePing: boolean
+  readonly resetOnReturn: ResetOnReturn
+  readonly resetTimeout: Duration.Duration
+  readonly checkoutRetry: Schedule.Schedule<unknown, DisconnectionError>
+  readonly hooks: PoolHooks<C>
+  readonly reentrant: boolean
+  readonly metrics: boolean
+  readonly tracing: boolean
+  readonly echo: boolean
+  readonly leakDetectionThreshold: Duration.Duration
+  readonly connectTimeout: Duration.Duration
+  readonly connectRetry: Schedule.Schedule<unknown, ConnectError | ConnectTimeoutError> | undefined
+  readonly maxUses: number
+  readonly maxLifetime: Duration.Duration
+  readonly maxLifetimeJitter: Duration.Duration
+}
+
+const pool = V.validator((invalid) => new PoolConfigError(invalid))
+
+/** The rules of `CommonOptions`. */
+const commonRules = V.rulesFor<CommonOptions<unknown>>()({
+  name: V.string({ nonEmpty: true }),
+  recycle: V.duration(Duration.infinity),
+  prePing: V.boolean(false),
+  resetOnReturn: V.literal<ResetOnReturn>(["rollback", "commit", "none"], "rollback"),
+  resetTimeout: V.duration(Duration.seconds(10)),
+  checkoutRetry: V.schedule<Schedule.Schedule<unknown, DisconnectionError>>(Schedule.recurs(2)),
+  hooks: V.hooks<PoolHooks<unknown>>({}),
+  reentrant: V.boolean(false),
+  metrics: V.boolean(true),
+  tracing: V.boolean(false),
+  echo: V.boolean(false),
+  leakDetectionThreshold: V.duration(Duration.infinity),
+  connectTimeout: V.duration(Duration.seconds(30)),
+  connectRetry: V.schedule<Schedule.Schedule<unknown, ConnectError | ConnectTimeoutError>>(),
+  maxUses: V.integer({ min: 0, fallback: 0 }),
+  maxLifetime: V.duration(Duration.infinity, { positive: true }),
+  // default: 2.5% of maxLifetime (see resolveCommon)
+  maxLifetimeJitter: V.duration()
+})
+
+/** The rules of `IdleOptions`. */
+const idleRules = V.rulesFor<IdleOptions>()({
+  minIdle: V.integer({ min: 0, fallback: 0 }),
+  idleTimeout: V.duration(Duration.infinity),
+  keepalive: V.duration(Duration.infinity),
+  housekeepingPeriod: V.duration(Duration.seconds(5), { positive: true, finite: true })
+})
+
+/**
+ * Each strategy's own options (beside the common ones), by strategy name. An option of some
+ * strategy is accepted (and ignored) by the others, so that swapping the layer needs no change.
+ */
+const strategyRules = {
+  QueuePool: V.rulesFor<QueuePool.OwnOptions>()({
+    ...idleRules,
+    poolSize: V.integer({ min: 0, fallback: 5 }),
+    maxOverflow: V.integer({ min: -1, fallback: 10 }),
+    timeout: V.duration(Duration.seconds(30)),
+    lifo: V.boolean(false)
+  }),
+  NullPool: {},
+  StaticPool: {},
+  FiberPool: V.rulesFor<FiberPool.OwnOptions>()({
+    poolSize: V.integer({ min: 0, fallback: 5 })
+  }),
+  AssertionPool: {}
+} as const satisfies { readonly [S in StrategyName]: Readonly<Record<string, Rule<any>>> }
+
+/** Every option name of `CommonOptions`. */
+export const commonKeys = V.keysOfRules(commonRules)
+
+/** Every option name of `IdleOptions`. */
+export const idleKeys = V.keysOfRules(idleRules)
+
+/** Own option names of each strategy. */
+export const strategyOptionKeys: { readonly [S in StrategyName]: ReadonlyArray<string> } = {
+  QueuePool: V.keysOfRules(strategyRules.QueuePool),
+  NullPool: V.keysOfRules(strategyRules.NullPool),
+  StaticPool: V.keysOfRules(strategyRules.StaticPool),
+  FiberPool: V.keysOfRules(strategyRules.FiberPool),
+  AssertionPool: V.keysOfRules(strategyRules.AssertionPool)
+}
+
+/** Every name any strategy accepts. */
+const knownKeys: ReadonlyArray<string> = [...new Set([...commonKeys, ...strategyNames.flatMap((s) => strategyOptionKeys[s])])]
+
+/**
+ * Validate the options every strategy shares, and reject names that are no option of any
+ * strategy (a misspelled `poolsize` is an error, not a silently ignored default; `poolSize`
+ * given to NullPool is accepted, so that swapping the strategy layer needs no other change).
+ *
+ * @internal
+ */
+export const resolveCommon = <C>(options: CommonOptions<C>, strategy: StrategyName): Effect.Effect<ResolvedCommon<C>, PoolConfigError> =>
+  Effect.gen(function*() {
+    yield* pool.check(V.notAnObject(options))
+    yield* pool.check(V.unknownKey(options, knownKeys, strategy))
+    const o = yield* pool.decode(commonRules, options)
+    const maxLifetimeJitter = o.maxLifetimeJitter ??
+      (Duration.isFinite(o.maxLifetime) ? Duration.times(o.maxLifetime, 0.025) : Duration.zero)
+    if (Duration.isFinite(o.maxLifetime) && Duration.isGreaterThanOrEqualTo(maxLifetimeJitter, o.maxLifetime)) {
+      return yield* pool.fail("maxLifetimeJitter", options.maxLifetimeJitter, "must be smaller than maxLifetime")
+    }
+    return { ...o, name: o.name ?? strategy, hooks: o.hooks as PoolHooks<C>, maxLifetimeJitter }
+  })
+
+/**
+ * Validate a strategy's own options (see {@link resolveCommon} for the common ones).
+ *
+ * @internal
+ */
+export const resolveOwn = <S extends StrategyName>(
+  strategy: S,
+  options: object
+): Effect.Effect<Decoded<(typeof strategyRules)[S]>, PoolConfigError> =>
+  pool.decode(strategyRules[strategy] as Record<string, Rule<unknown>>, options) as Effect.Effect<
+    Decoded<(typeof strategyRules)[S]>,
+    PoolConfigError
+  >
+
+/**
+ * Check the decoded idle-upkeep options against the pool size they serve.
+ *
+ * @internal
+ */
+export const resolveIdle = (idle: ResolvedIdle, poolSize: number): Effect.Effect<ResolvedIdle, PoolConfigError> =>
+  poolSize > 0 && idle.minIdle > poolSize
+    ? pool.fail("minIdle", idle.minIdle, `must not exceed poolSize (${poolSize})`)
+    : Effect.succeed({
+      minIdle: idle.minIdle,
+      idleTimeout: idle.idleTimeout,
+      keepalive: idle.keepalive,
+      housekeepingPeriod: idle.housekeepingPeriod
+    })
