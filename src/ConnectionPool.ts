@@ -10,9 +10,17 @@
 import { Context, Effect } from "effect"
 import type { Duration, Option, Scope, Stream } from "effect"
 import type { CheckoutError, ConnectionInvalidatedError } from "./PoolError.ts"
-import type { PoolEvent } from "./PoolEvent.ts"
+import type { ObservedEvent } from "./PoolEvent.ts"
 import type { InvalidationReason } from "./PoolMetrics.ts"
 import type { ResetOnReturn } from "./PoolOptions.ts"
+
+/**
+ * How many events one `events` subscriber may have waiting before newer ones are dropped.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const eventBufferSize = 4096
 
 /**
  * A pool's counts, as SQLAlchemy's `status()`.
@@ -132,8 +140,14 @@ export interface Service<C = unknown> {
   readonly invalidationTime: Effect.Effect<Option.Option<number>>
   /** The pool's settings after validation and defaults (SQLAlchemy's `timeout()`, `size()`, ...). */
   readonly settings: PoolSettings
-  /** Events for observers. Subscribe (fork) before the activity you want to see. */
-  readonly events: Stream.Stream<PoolEvent<C>>
+  /**
+   * Events for observers. Subscribe (fork) before the activity you want to see. Each subscriber
+   * has a buffer of {@link eventBufferSize} events: a subscriber that falls further behind loses
+   * the newest events (counted by `droppedEvents`) and never slows the pool or grows its memory.
+   */
+  readonly events: Stream.Stream<ObservedEvent>
+  /** Events dropped so far because a subscriber's buffer was full. */
+  readonly droppedEvents: Effect.Effect<number>
 }
 
 /**

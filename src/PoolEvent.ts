@@ -73,6 +73,23 @@ export interface PoolEvent<C = unknown> {
 }
 
 /**
+ * An event as the `events` stream delivers it: what happened, to which slot, and why. It holds
+ * no raw connection and no record, so a slow subscriber's buffer pins no connection.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ObservedEvent {
+  readonly type: PoolEventType
+  /** The pool's name (`name` option). */
+  readonly pool: string
+  /** Id of the connection record (slot). */
+  readonly slot: number
+  /** Why, for invalidate / soft_invalidate / close after a failure. */
+  readonly cause?: unknown
+}
+
+/**
  * A hook: runs inside the pipeline when its event fires. Hooks should be quick; a failing hook
  * is logged and ignored, except where noted on the field.
  *

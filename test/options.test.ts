@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Exit, Layer } from "effect"
+import { Config, ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { MockDriver } from "effect-db-pool/testing"
 
 const buildError = (options: QueuePool.Options) =>
@@ -27,7 +28,8 @@ describe("Options are validated when the layer builds", () => {
     ["resetTimeout", { resetTimeout: "ten seconds" as any }, "must be a duration"],
     ["name", { name: "" }, "non-empty"],
     ["checkoutRetry", { checkoutRetry: 3 as any }, "must be a Schedule"],
-    ["hooks.onCheckout", { hooks: { onCheckout: "x" as any } }, "must be a function"]
+    ["hooks.onCheckout", { hooks: { onCheckout: "x" as any } }, "must be a function"],
+    ["hooks.onChekout", { hooks: { onChekout: () => Effect.void } as any }, `is not a hook (did you mean "onCheckout"?)`]
   ]
   for (const [field, options, reason] of bad) {
     it.effect(`${field} = ${String(Object.values(options)[0])} → PoolConfigError naming ${field}`, () =>
@@ -72,6 +74,18 @@ describe("Option names", () => {
       assert.include(error.message, `did you mean "poolSize"`)
     }))
 
+  it.effect("a typo (swapped or missing letters) gets a suggestion too", () =>
+    Effect.gen(function*() {
+      for (const [key, near] of [["poolSzie", "poolSize"], ["maxOverflw", "maxOverflow"], ["prePng", "prePing"]]) {
+        const exit = yield* Effect.exit(
+          Layer.build(QueuePool.layer({ [key!]: 3 } as any).pipe(Layer.provide(MockDriver.layer)))
+        )
+        const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
+        assert.strictEqual(error?.field, key)
+        assert.include(error?.message, `did you mean "${near}"`)
+      }
+    }))
+
   it.effect("options of another strategy are accepted, so swapping the layer needs no other change", () =>
     Effect.gen(function*() {
       const options = { poolSize: 3, maxOverflow: 2, timeout: "5 seconds", prePing: true } as const
@@ -79,5 +93,81 @@ describe("Option names", () => {
         Effect.provide(NullPool.layer(options as any).pipe(Layer.provide(MockDriver.layer)))
       )
       assert.strictEqual(pool.strategy, "NullPool")
+    }))
+})
+
+describe("Postgres option names and values (one validator with the pool's)", () => {
+  const driverError = (config: Record<string, unknown>) =>
+    Effect.flip(Effect.scoped(Layer.build(PgDriver.layer(config as PgDriver.Config))))
+  const sqlError = (options: Record<string, unknown>) =>
+    Effect.flip(Effect.scoped(Layer.build(
+      PgSql.layerWith(options as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
+    )))
+
+  it.effect("a misspelled PgDriver option is a PgConfigError with a suggestion, its value never shown", () =>
+    Effect.gen(function*() {
+      for (const [key, near] of [["connect_timeout", "connectTimeout"], ["portt", "port"], ["user", "username"], ["pasword", "password"]]) {
+        const error = yield* driverError({ [key!]: "s3cret-value" })
+        assert.strictEqual(error._tag, "PgConfigError")
+        assert.strictEqual(error.field, key)
+        assert.include(error.message, `did you mean "${near}"`)
+        assert.notInclude(error.message, "s3cret-value")
+        assert.notInclude(JSON.stringify(error), "s3cret-value")
+      }
+    }))
+
+  it.effect("a misspelled PgSql.layerWith option is a PgConfigError with a suggestion", () =>
+    Effect.gen(function*() {
+      const error = yield* sqlError({ transformResultName: (s: string) => s })
+      assert.strictEqual(error._tag, "PgConfigError")
+      assert.strictEqual(error.field, "transformResultName")
+      assert.include(error.message, `did you mean "transformResultNames"`)
+    }))
+
+  it.effect("multiplex: false is accepted, multiplex: true is not", () =>
+    Effect.gen(function*() {
+      const ok = yield* Effect.exit(Effect.scoped(Layer.build(PgDriver.layer({ multiplex: false } as PgDriver.Config))))
+      assert.isTrue(Exit.isSuccess(ok))
+      const error = yield* driverError({ multiplex: true })
+      assert.strictEqual(error.field, "multiplex")
+    }))
+
+  it.effect("what @effect/sql-pg would refuse at the first connect is refused when the layer builds", () =>
+    Effect.gen(function*() {
+      const cases: Array<[Record<string, unknown>, string, string]> = [
+        [{ connectTimeout: { secs: 5 } }, "connectTimeout", "must be a duration"],
+        [{ connectTimeout: 0 }, "connectTimeout", "must be positive"],
+        [{ keepAlive: "500 millis" }, "keepAlive", "between 1 second"],
+        [{ keepAlive: "Infinity" }, "keepAlive", "between 1 second"],
+        [{ startupParameters: { user: "x" } }, "startupParameters", "reserved"],
+        [{ startupParameters: { client_encoding: "LATIN1" } }, "startupParameters", "UTF8"],
+        [{ startupParameters: { search_path: 5 } }, "startupParameters", "record of strings"],
+        [{ applicationName: "a\0b" }, "applicationName", "NUL"],
+        [{ ssl: "require" }, "ssl", "tls.ConnectionOptions"],
+        [{ types: {} }, "types", "PgTypes.Registry"]
+      ]
+      for (const [config, field, reason] of cases) {
+        const error = yield* driverError(config)
+        assert.strictEqual(error.field, field, JSON.stringify(config))
+        assert.include(error.message, reason)
+      }
+      // the value is shown as written: `{"secs":5}`, not `[object Object]`
+      assert.include((yield* driverError({ connectTimeout: { secs: 5 } })).message, `{"secs":5}`)
+    }))
+
+  it.effect("legitimate settings still build", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Effect.scoped(Layer.build(PgDriver.layer({
+        url: Redacted.make("postgres://u@h:5432/db"),
+        connectTimeout: "Infinity",
+        keepAlive: { seconds: 30 },
+        ssl: { rejectUnauthorized: false },
+        startupParameters: { search_path: "app", client_encoding: "utf-8" },
+        password: Effect.succeed(Redacted.make("pw")),
+        prepare: false,
+        preparedStatementCacheSize: 0,
+        alwaysReset: true
+      }))))
+      assert.isTrue(Exit.isSuccess(exit))
     }))
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Scope, Stream } from "effect"
+import { ConnectionPool, PoolEvent } from "effect-db-pool"
 import { TestClock } from "effect/testing"
 import { queuePool } from "./helpers.ts"
 
@@ -170,5 +171,27 @@ describe("Detach and info", () => {
       yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => Effect.andThen(Effect.sync(() => c.info.set("x", 1)), c.invalidate())))
       const fresh = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("x"), c.recordInfo?.get("slot-note")]))
       assert.deepStrictEqual(fresh, [undefined, 1])
+    }))
+})
+
+describe("The events stream is bounded", () => {
+  it.effect("a stalled subscriber loses the newest events (counted), holds no connection, never blocks the pool", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* queuePool({ poolSize: 2 })
+      const stall = yield* Deferred.make<void>()
+      const first: Array<PoolEvent.ObservedEvent> = []
+      // Takes one event, then never pulls again.
+      yield* Effect.forkChild(Stream.runForEach(pool.events, (e) => Effect.andThen(Effect.sync(() => first.push(e)), Deferred.await(stall))))
+      yield* Effect.yieldNow
+      const cycles = 3_000 // 3 events each (checkout, reset, checkin) + first_connect, connect
+      for (let i = 0; i < cycles; i++) yield* pool.use(() => Effect.void)
+      const emitted = 3 * cycles + 2
+      const dropped = yield* pool.droppedEvents
+      // The subscriber pulled one batch before it stalled; everything past its buffer was dropped.
+      assert.isAtMost(dropped, emitted - ConnectionPool.eventBufferSize)
+      assert.isAtLeast(dropped, emitted - ConnectionPool.eventBufferSize - 1024)
+      assert.deepStrictEqual(first.map((e) => e.type), ["first_connect"])
+      assert.deepStrictEqual(Object.keys(first[0]!).sort(), ["pool", "slot", "type"])
+      assert.deepStrictEqual(yield* pool.status, { size: 2, checkedIn: 1, checkedOut: 0, overflow: -1, waiting: 0 })
     }))
 })

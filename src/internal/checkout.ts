@@ -19,10 +19,11 @@
  */
 import { Cause, Context, Duration, Effect, Exit, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Fiber } from "effect"
+import { eventBufferSize } from "../ConnectionPool.ts"
 import type { PooledConnection, PoolSettings, PoolStatus, Service } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
-import type { PoolEvent } from "../PoolEvent.ts"
+import type { ObservedEvent, PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { ResolvedCommon, ResolvedIdle } from "./options.ts"
 import type { PoolCore } from "./core.ts"
@@ -453,18 +454,24 @@ export class Pipeline<C> {
     )
   }
 
-  readonly events: Stream.Stream<PoolEvent<C>> = Stream.callback<PoolEvent<C>>((queue) =>
+  /** Events dropped because a subscriber's buffer was full. */
+  droppedEvents = 0
+
+  // Bounded per subscriber; an event keeps neither the raw connection nor the record.
+  readonly events: Stream.Stream<ObservedEvent> = Stream.callback<ObservedEvent>((queue) =>
     Effect.acquireRelease(
       Effect.sync(() => {
         const listener = (event: PoolEvent<C>) => {
-          Queue.offerUnsafe(queue, event)
+          const observed: ObservedEvent = event.cause === undefined
+            ? { type: event.type, pool: event.pool, slot: event.slot }
+            : { type: event.type, pool: event.pool, slot: event.slot, cause: event.cause }
+          if (!Queue.offerUnsafe(queue, observed)) this.droppedEvents++
         }
         this.core.listeners.add(listener)
         return listener
       }),
       (listener) => Effect.sync(() => this.core.listeners.delete(listener))
-    )
-  )
+    ), { bufferSize: eventBufferSize, strategy: "dropping" })
 }
 
 /** The service's `settings`: the resolved options, strategy ones where the strategy has them. */
@@ -529,7 +536,8 @@ export const makeService = <C>(
       invalidateAll: core.invalidateAll,
       invalidationTime: Effect.sync(() => Option.fromUndefinedOr(core.invalidationTime)),
       settings: settingsOf(core),
-      events: pipeline.events
+      events: pipeline.events,
+      droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
     const unregister = core.instruments?.register(strategy.status)
     const upkeep = strategy.upkeep

@@ -72,6 +72,20 @@ export interface ResolvedCommon<C = unknown> {
 
 const pool = V.validator((invalid) => new PoolConfigError(invalid))
 
+/** Every hook name (a hook added to `PoolHooks` without a line here does not compile). */
+const hookNames = V.keysOf<PoolHooks<unknown>>()({
+  onFirstConnect: true,
+  onConnect: true,
+  onCheckout: true,
+  onCheckin: true,
+  onReset: true,
+  onInvalidate: true,
+  onSoftInvalidate: true,
+  onClose: true,
+  onDetach: true,
+  onCloseDetached: true
+})
+
 /** The rules of `CommonOptions`. */
 const commonRules = V.rulesFor<CommonOptions<unknown>>()({
   name: V.string({ nonEmpty: true }),
@@ -80,7 +94,7 @@ const commonRules = V.rulesFor<CommonOptions<unknown>>()({
   resetOnReturn: V.literal<ResetOnReturn>(["rollback", "commit", "none"], "rollback"),
   resetTimeout: V.duration(Duration.seconds(10)),
   checkoutRetry: V.schedule<Schedule.Schedule<unknown, DisconnectionError>>(Schedule.recurs(2)),
-  hooks: V.hooks<PoolHooks<unknown>>({}),
+  hooks: V.hooks<PoolHooks<unknown>>({}, hookNames),
   reentrant: V.boolean(false),
   metrics: V.boolean(true),
   tracing: V.boolean(false),

@@ -20,9 +20,6 @@ export interface Invalid {
   readonly reason: string
 }
 
-/** What a rule checks (the property test feeds each kind its catalogue of bad values). */
-export type Kind = "duration" | "integer" | "boolean" | "literal" | "string" | "schedule" | "function" | "hooks" | "record" | "other"
-
 /** A rejection: the reason, and the sub-field when the fault is inside the value (`hooks.onCheckout`). */
 export interface Rejection {
   readonly reason: string
@@ -32,7 +29,6 @@ export interface Rejection {
 
 /** The rule of one field. */
 export interface Rule<A> {
-  readonly kind: Kind
   /** Decode a given value (never called with `undefined`). */
   readonly decode: (value: unknown) => Result.Result<A, string | Rejection>
   /** The value when the option is not given (or given as `undefined`). */
@@ -101,6 +97,31 @@ const isDurationParts = (value: object): boolean => {
   return entries.length > 0 && entries.every(([k, v]) => durationObjectKeys.has(k) && isNumberPart(v))
 }
 
+const unitNanos: Readonly<Record<string, number>> = {
+  weeks: 604_800e9,
+  days: 86_400e9,
+  hours: 3_600e9,
+  minutes: 60e9,
+  seconds: 1e9,
+  milliseconds: 1e6,
+  microseconds: 1e3,
+  nanoseconds: 1
+}
+
+/**
+ * The input is below zero, even when effect would round it to zero (`-5e-324` milliseconds,
+ * `"-0.0000001 millis"`, `{ nanoseconds: -0.4 }`): a negative input is a mistake, not a zero.
+ */
+const isNegativeInput = (value: unknown): boolean => {
+  if (typeof value === "number" || typeof value === "bigint") return value < 0
+  if (typeof value === "string") return value.trimStart().startsWith("-")
+  if (Array.isArray(value)) return (value[0] as number) * 1e9 + (value[1] as number) < 0
+  if (typeof value === "object" && value !== null && !Duration.isDuration(value)) {
+    return Object.entries(value).reduce((sum, [k, v]) => sum + (typeof v === "number" ? v * (unitNanos[k] ?? 0) : 0), 0) < 0
+  }
+  return false
+}
+
 const durationShape = "must be a duration such as \"30 seconds\", a number of milliseconds or \"Infinity\""
 
 /**
@@ -119,7 +140,7 @@ export const parseDuration = (value: unknown): Result.Result<Duration.Duration, 
     decoded = undefined
   }
   if (decoded === undefined) return no(durationShape)
-  if (Duration.isNegative(decoded)) return no("must not be negative")
+  if (Duration.isNegative(decoded) || isNegativeInput(value)) return no("must not be negative")
   return ok(decoded)
 }
 
@@ -145,7 +166,6 @@ export function duration(fallback?: Duration.Duration, bounds: DurationBounds = 
     ? "must be positive"
     : "must be finite"
   return {
-    kind: "duration",
     fallback,
     decode: (value) => {
       const parsed = parseDuration(value)
@@ -172,7 +192,6 @@ export function integer(options: {
   const { max, min } = options
   const reason = max === undefined ? `must be an integer >= ${min}` : `must be an integer between ${min} and ${max}`
   return {
-    kind: "integer",
     fallback: options.fallback,
     decode: (value) =>
       Number.isSafeInteger(value) && (value as number) >= min && (max === undefined || (value as number) <= max)
@@ -186,7 +205,6 @@ export function boolean(fallback: boolean): Rule<boolean>
 export function boolean(): Rule<boolean | undefined>
 export function boolean(fallback?: boolean): Rule<boolean | undefined> {
   return {
-    kind: "boolean",
     fallback,
     decode: (value) => typeof value === "boolean" ? ok(value) : no("must be true or false")
   }
@@ -194,7 +212,6 @@ export function boolean(fallback?: boolean): Rule<boolean | undefined> {
 
 /** One of a set of string literals. */
 export const literal = <const L extends string>(literals: ReadonlyArray<L>, fallback: L): Rule<L> => ({
-  kind: "literal",
   fallback,
   decode: (value) =>
     literals.includes(value as L) ? ok(value as L) : no(`must be one of ${literals.map((l) => `"${l}"`).join(", ")}`)
@@ -202,7 +219,6 @@ export const literal = <const L extends string>(literals: ReadonlyArray<L>, fall
 
 /** A string option; `nonEmpty` rejects `""`, `noNul` rejects a NUL character (PostgreSQL rejects it at connect). */
 export const string = (options: { readonly nonEmpty?: boolean; readonly noNul?: boolean } = {}): Rule<string | undefined> => ({
-  kind: "string",
   fallback: undefined,
   decode: (value) => {
     if (typeof value !== "string") return no(options.nonEmpty ? "must be a non-empty string" : "must be a string")
@@ -217,7 +233,6 @@ export function schedule<S extends Schedule.Schedule<any, any, any, any>>(fallba
 export function schedule<S extends Schedule.Schedule<any, any, any, any>>(): Rule<S | undefined>
 export function schedule<S extends Schedule.Schedule<any, any, any, any>>(fallback?: S): Rule<S | undefined> {
   return {
-    kind: "schedule",
     fallback,
     decode: (value) => Schedule.isSchedule(value) ? ok(value as S) : no("must be a Schedule")
   }
@@ -225,7 +240,6 @@ export function schedule<S extends Schedule.Schedule<any, any, any, any>>(fallba
 
 /** A function (`F` is the function type the option declares). */
 export const func = <F extends (...args: Array<any>) => unknown>(reason = "must be a function"): Rule<F | undefined> => ({
-  kind: "function",
   fallback: undefined,
   decode: (value) => typeof value === "function" ? ok(value as F) : no(reason)
 })
@@ -233,14 +247,21 @@ export const func = <F extends (...args: Array<any>) => unknown>(reason = "must 
 const isPlainRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
 
-/** An object of functions (event hooks): a non-function hook is named as `hooks.<name>`. */
-export const hooks = <H extends object>(fallback: H): Rule<H> => ({
-  kind: "hooks",
+/**
+ * An object of functions (event hooks) named in `names`: a non-function hook, or a name that is
+ * no hook (`onChekout`), is named as `hooks.<name>`.
+ */
+export const hooks = <H extends object>(fallback: H, names: ReadonlyArray<string>): Rule<H> => ({
   fallback,
   decode: (value) => {
     if (!isPlainRecord(value)) return no("must be an object of hook functions")
     for (const [key, hook] of Object.entries(value)) {
-      if (hook !== undefined && typeof hook !== "function") return Result.fail({ path: key, value: hook, reason: "must be a function" })
+      if (hook === undefined) continue
+      if (!names.includes(key)) {
+        const near = nearest(key, names)
+        return Result.fail({ path: key, value: hook, reason: `is not a hook${near === undefined ? "" : ` (did you mean "${near}"?)`}` })
+      }
+      if (typeof hook !== "function") return Result.fail({ path: key, value: hook, reason: "must be a function" })
     }
     return ok(value as H)
   }
@@ -251,7 +272,6 @@ export const record = <A extends object>(
   reason: string,
   each?: (key: string, value: unknown) => string | undefined
 ): Rule<A | undefined> => ({
-  kind: "record",
   fallback: undefined,
   decode: (value) => {
     if (!isPlainRecord(value)) return no(reason)
@@ -267,7 +287,6 @@ export const record = <A extends object>(
 
 /** A rule written by hand (`decode` returns a reason to reject, or the value). */
 export const custom = <A>(decode: (value: unknown) => Result.Result<A, string | Rejection>, fallback: A): Rule<A> => ({
-  kind: "other",
   fallback,
   decode
 })
