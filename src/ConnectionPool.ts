@@ -12,7 +12,7 @@ import type { Duration, Option, Scope, Stream } from "effect"
 import type { CheckoutError, ConnectionInvalidatedError } from "./PoolError.ts"
 import type { ObservedEvent } from "./PoolEvent.ts"
 import type { InvalidationReason } from "./PoolMetrics.ts"
-import type { ResetOnReturn } from "./PoolOptions.ts"
+import type { ResetOnReturn, StrategyName } from "./PoolOptions.ts"
 
 /**
  * How many events one `events` subscriber may have waiting before newer ones are dropped.
@@ -54,7 +54,7 @@ export interface PoolStatus {
  */
 export interface PoolSettings {
   readonly name: string
-  readonly strategy: string
+  readonly strategy: StrategyName
   /** QueuePool: connections kept; FiberPool: idle per-fiber connections kept. */
   readonly poolSize: number | undefined
   /** QueuePool: connections allowed beyond `poolSize` (-1 = unlimited). */
@@ -122,7 +122,7 @@ export interface Service<C = unknown> {
   /** The `name` option (logs, metrics, errors). */
   readonly name: string
   /** `"QueuePool"`, `"NullPool"`, ... */
-  readonly strategy: string
+  readonly strategy: StrategyName
   /** Check a connection out for the life of the current scope. */
   readonly checkout: Effect.Effect<PooledConnection<C>, CheckoutError, Scope.Scope>
   /** Borrow a connection for one effect, with no scope. */

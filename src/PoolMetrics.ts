@@ -96,6 +96,7 @@ export interface Metrics {
   readonly connectFailures: Metric.Counter<number>
   readonly checkouts: Metric.Counter<number>
   readonly timeouts: Metric.Counter<number>
+  /** The invalidation counter of one reason (`"disconnect"`, `"statement"`, ...). */
   readonly invalidations: (reason: InvalidationReason) => Metric.Counter<number>
   readonly recycles: Metric.Counter<number>
   readonly leaks: Metric.Counter<number>

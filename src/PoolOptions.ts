@@ -87,3 +87,19 @@ export interface IdleOptions {
   /** How often the background upkeep runs. Default: 5 s. */
   readonly housekeepingPeriod?: Duration.Input | undefined
 }
+
+/**
+ * Every strategy, by name: the `strategy` of a service, its settings and its errors.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const strategyNames = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "AssertionPool"] as const
+
+/**
+ * The name of a strategy.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type StrategyName = typeof strategyNames[number]

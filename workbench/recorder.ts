@@ -38,7 +38,7 @@ export interface Counters {
   readonly invalidations: Readonly<Record<PoolMetrics.InvalidationReason, number>>
 }
 
-const reasons: ReadonlyArray<PoolMetrics.InvalidationReason> = ["user", "disconnect", "reset", "checkout", "keepalive", "statement"]
+const reasons = PoolMetrics.invalidationReasons
 
 /** The kinds of operation the workload runs. */
 export type OpKind = "query" | "transaction" | "report" | "slow"

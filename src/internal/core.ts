@@ -7,7 +7,7 @@
 import { Cause, Clock, Context, Duration, Effect, Fiber, Latch } from "effect"
 import type { DriverShape } from "../Driver.ts"
 import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
-import type { ResolvedCommon } from "./options.ts"
+import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { Instruments } from "./instruments.ts"
 
 /** The hook of each event type. */
@@ -51,7 +51,7 @@ export class PoolCore<C> {
   private nextSlot = 0
 
   constructor(
-    readonly strategy: string,
+    readonly strategy: StrategyName,
     readonly driver: DriverShape<C>,
     readonly options: ResolvedCommon<C>
   ) {

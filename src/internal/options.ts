@@ -13,25 +13,15 @@ import { Duration, Effect, Schedule } from "effect"
 import { PoolConfigError } from "../PoolError.ts"
 import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "../PoolError.ts"
 import type { PoolHooks } from "../PoolEvent.ts"
-import type { CommonOptions, IdleOptions, ResetOnReturn } from "../PoolOptions.ts"
+import { strategyNames } from "../PoolOptions.ts"
+import type { CommonOptions, IdleOptions, ResetOnReturn, StrategyName } from "../PoolOptions.ts"
 import type * as FiberPool from "../strategy/FiberPool.ts"
 import type * as QueuePool from "../strategy/QueuePool.ts"
 import type { Decoded, Rule } from "./validate.ts"
 import * as V from "./validate.ts"
 
-/**
- * Every strategy, by name (its `strategy` in status, errors and events).
- *
- * @internal
- */
-export const strategyNames = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "AssertionPool"] as const
-
-/**
- * The name of a strategy.
- *
- * @internal
- */
-export type StrategyName = typeof strategyNames[number]
+export { strategyNames } from "../PoolOptions.ts"
+export type { StrategyName } from "../PoolOptions.ts"
 
 /**
  * Idle options after validation and defaults.

@@ -157,10 +157,11 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
   }
 }
 
+const built = constructors<OwnOptions, Resolved<unknown>>("FiberPool", resolve, strategy)
+
 /**
- * `make(options)` builds a FiberPool in the current scope (closed with it); `layer(options)` provides it
- * as the `ConnectionPool` service, options validated when the layer builds; `layerConfig(config)`
- * reads the options from `Config`.
+ * A FiberPool as a layer providing the `ConnectionPool` service over the `Driver` in context;
+ * options are validated when the layer builds (a bad one fails it with `PoolConfigError`).
  *
  * @example
  * ```ts
@@ -169,7 +170,24 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
  * const Pool = FiberPool.layer({ poolSize: 8 })
  * ```
  *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = built.layer
+
+/**
+ * Build a FiberPool in the current scope (closed with it) and return the service itself, for code
+ * that wants the value rather than a layer. Options are validated first.
+ *
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<OwnOptions, Resolved<unknown>>("FiberPool", resolve, strategy)
+export const make = built.make
+
+/**
+ * As {@link layer}, with the options read from `Config` (environment variables, ...).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = built.layerConfig

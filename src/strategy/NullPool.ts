@@ -59,10 +59,11 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
   }
 }
 
+const built = constructors<object, Resolved<unknown>>("NullPool", resolve, strategy)
+
 /**
- * `make(options)` builds a NullPool in the current scope (closed with it); `layer(options)` provides it
- * as the `ConnectionPool` service, options validated when the layer builds; `layerConfig(config)`
- * reads the options from `Config`.
+ * A NullPool as a layer providing the `ConnectionPool` service over the `Driver` in context;
+ * options are validated when the layer builds (a bad one fails it with `PoolConfigError`).
  *
  * @example
  * ```ts
@@ -71,7 +72,24 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
  * const Pool = NullPool.layer({ resetOnReturn: "rollback" })
  * ```
  *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = built.layer
+
+/**
+ * Build a NullPool in the current scope (closed with it) and return the service itself, for code
+ * that wants the value rather than a layer. Options are validated first.
+ *
  * @category constructors
  * @since 0.1.0
  */
-export const { layer, layerConfig, make } = constructors<object, Resolved<unknown>>("NullPool", resolve, strategy)
+export const make = built.make
+
+/**
+ * As {@link layer}, with the options read from `Config` (environment variables, ...).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = built.layerConfig
