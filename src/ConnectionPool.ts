@@ -9,7 +9,7 @@
  */
 import { Context, Effect } from "effect"
 import type { Duration, Option, Scope, Stream } from "effect"
-import type { CheckoutError, ConnectionInvalidatedError } from "./PoolError.ts"
+import type { CheckoutError, ConnectionInvalidatedError, PoolConfigError } from "./PoolError.ts"
 import type { ObservedEvent } from "./PoolEvent.ts"
 import type { InvalidationReason } from "./PoolMetrics.ts"
 import type { ResetOnReturn, StrategyName } from "./PoolOptions.ts"
@@ -138,8 +138,29 @@ export interface Service<C = unknown> {
   readonly invalidateAll: Effect.Effect<void>
   /** Clock time (ms) of the last pool-wide invalidation; `None` when there was none. */
   readonly invalidationTime: Effect.Effect<Option.Option<number>>
-  /** The pool's settings after validation and defaults (SQLAlchemy's `timeout()`, `size()`, ...). */
+  /** The pool's settings after validation and defaults (SQLAlchemy's `timeout()`, `size()`, ...); sizes as resized. */
   readonly settings: PoolSettings
+  /**
+   * Change `poolSize` / `maxOverflow` at run time (QueuePool; absent fields stay). Growing serves
+   * waiters at once; shrinking closes idle connections beyond the new size now and busy ones as
+   * they come back, never interrupting a user. A bad value, or a strategy without a size, fails
+   * with `PoolConfigError`. Event: resize.
+   */
+  readonly resize: (size: {
+    readonly poolSize?: number | undefined
+    readonly maxOverflow?: number | undefined
+  }) => Effect.Effect<void, PoolConfigError>
+  /**
+   * Suspend the pool for maintenance or failover: new checkouts wait (bounded by the pool's
+   * `timeout`, where it has one; they count in `status.waiting`) while checked-out work goes on
+   * and returns normally. Nested checkouts of a lease already held are not held back. Idempotent.
+   * Event: suspend; gauge `db.client.connection.pool.suspended`.
+   */
+  readonly suspend: Effect.Effect<void>
+  /** End a suspension: waiting checkouts go on in arrival order. Idempotent. Event: resume. */
+  readonly resume: Effect.Effect<void>
+  /** Is the pool suspended? */
+  readonly isSuspended: Effect.Effect<boolean>
   /**
    * Events for observers. Subscribe (fork) before the activity you want to see. Each subscriber
    * has a buffer of {@link eventBufferSize} events: a subscriber that falls further behind loses

@@ -28,6 +28,9 @@ export type PoolEventType =
   | "close"
   | "detach"
   | "close_detached"
+  | "suspend"
+  | "resume"
+  | "resize"
 
 /**
  * A pool slot and the connection it holds, as hooks see it (SQLAlchemy 2.0's
@@ -120,4 +123,10 @@ export interface PoolHooks<C = unknown> {
   readonly onClose?: Hook<C, unknown> | undefined
   readonly onDetach?: Hook<C, unknown> | undefined
   readonly onCloseDetached?: Hook<C, unknown> | undefined
+  /** The pool was suspended (`suspend`): new checkouts wait. Slot -1. */
+  readonly onSuspend?: Hook<C, unknown> | undefined
+  /** The pool was resumed (`resume`). Slot -1. */
+  readonly onResume?: Hook<C, unknown> | undefined
+  /** The pool's size changed (`resize`). Slot -1. */
+  readonly onResize?: Hook<C, unknown> | undefined
 }

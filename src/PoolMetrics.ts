@@ -26,6 +26,7 @@ export const timeBoundaries: ReadonlyArray<number> = [0.1, 0.5, 1, 2, 5, 10, 25,
  * | `db.client.connection.max` | gauge | configured size |
  * | `db.client.connection.overflow` | gauge | slots beyond size |
  * | `db.client.connection.pending_requests` | gauge | fibers waiting for a slot |
+ * | `db.client.connection.pool.suspended` | gauge | 1 while the pool is suspended (`suspend` / `resume`), else 0 |
  * | `db.client.connection.connects` | counter | connections opened |
  * | `db.client.connection.connect_failures` | counter | failed connects (incl. connect timeouts) |
  * | `db.client.connection.checkouts` | counter | successful checkouts |
@@ -45,6 +46,7 @@ export const names = {
   max: "db.client.connection.max",
   overflow: "db.client.connection.overflow",
   pending: "db.client.connection.pending_requests",
+  suspended: "db.client.connection.pool.suspended",
   connects: "db.client.connection.connects",
   connectFailures: "db.client.connection.connect_failures",
   checkouts: "db.client.connection.checkouts",
@@ -92,6 +94,8 @@ export interface Metrics {
   readonly max: Metric.Gauge<number>
   readonly overflow: Metric.Gauge<number>
   readonly pending: Metric.Gauge<number>
+  /** 1 while the pool is suspended, else 0. */
+  readonly suspended: Metric.Gauge<number>
   readonly connects: Metric.Counter<number>
   readonly connectFailures: Metric.Counter<number>
   readonly checkouts: Metric.Counter<number>
@@ -124,6 +128,7 @@ export const forPool = (pool: string): Metrics => {
     max: Metric.gauge(names.max, { description: "Configured pool size", attributes }),
     overflow: Metric.gauge(names.overflow, { description: "Slots beyond the pool size", attributes }),
     pending: Metric.gauge(names.pending, { description: "Fibers waiting for a connection", attributes }),
+    suspended: Metric.gauge(names.suspended, { description: "1 while the pool is suspended", attributes }),
     connects: counter(names.connects, "Connections opened"),
     connectFailures: counter(names.connectFailures, "Connection attempts that failed"),
     checkouts: counter(names.checkouts, "Successful checkouts"),

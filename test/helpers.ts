@@ -1,5 +1,4 @@
-import { Cause, Effect, Logger, References, Tracer } from "effect"
-import type { Scope } from "effect"
+import { Cause, Effect, Logger, References, Scope, Tracer } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { Driver, PoolEvent, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
@@ -15,7 +14,10 @@ const hookNames: { readonly [K in PoolEvent.PoolEventType]: keyof PoolEvent.Pool
   soft_invalidate: "onSoftInvalidate",
   close: "onClose",
   detach: "onDetach",
-  close_detached: "onCloseDetached"
+  close_detached: "onCloseDetached",
+  suspend: "onSuspend",
+  resume: "onResume",
+  resize: "onResize"
 }
 
 /** Hooks for every event type that append "type" (or "type#slot") to `log`. */
@@ -68,6 +70,9 @@ export const queuePool = (
     }).pipe(Effect.provide(Driver.layer(mock.driver)), Effect.orDie)
     return { pool, mock, events }
   })
+
+/** Check out from `pool` for the life of `scope` (a checkout held across steps of a test). */
+export const checkoutIn = <C>(pool: ConnectionPool.Service<C>, scope: Scope.Scope) => pool.checkout.pipe(Scope.provide(scope))
 
 /** [size, checkedIn, overflow, checkedOut] */
 export const counts = (pool: ConnectionPool.Service<any>) =>

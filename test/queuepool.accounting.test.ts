@@ -2,10 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import type { ConnectionPool } from "effect-db-pool"
-import { counts, queuePool } from "./helpers.ts"
-
-const checkoutIn = (pool: ConnectionPool.Service<any>, scope: Scope.Scope) =>
-  pool.checkout.pipe(Scope.provide(scope))
+import { counts, queuePool, checkoutIn } from "./helpers.ts"
 
 /** Check out n connections, then return them in checkout order (c1, c2, c3). */
 const checkoutThenReturnInOrder = (pool: ConnectionPool.Service<any>, n: number) =>

@@ -3,10 +3,7 @@ import { Effect, Exit, Fiber, Latch, Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { MockDriver } from "effect-db-pool/testing"
-import { strategyPool } from "./helpers.ts"
-
-const checkoutIn = (pool: ConnectionPool.Service<MockDriver.MockConnection>, scope: Scope.Scope) =>
-  pool.checkout.pipe(Scope.provide(scope))
+import { strategyPool, checkoutIn } from "./helpers.ts"
 
 const idOf = (pool: ConnectionPool.Service<MockDriver.MockConnection>) =>
   Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))

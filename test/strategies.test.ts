@@ -4,10 +4,7 @@ import { TestClock } from "effect/testing"
 import { AssertionPool, ConnectionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
 import type { MakePool } from "./helpers.ts"
-import { strategyPool } from "./helpers.ts"
-
-const checkoutIn = (pool: ConnectionPool.Service<MockDriver.MockConnection>, scope: Scope.Scope) =>
-  pool.checkout.pipe(Scope.provide(scope))
+import { strategyPool, checkoutIn } from "./helpers.ts"
 
 /** The failure's tag, or the value. */
 const tagOf = <A>(exit: Exit.Exit<A, unknown>): A | string =>

@@ -1,8 +1,8 @@
 /**
  * The checkout pipeline, written once for every strategy.
  *
- * A strategy only answers "give me a slot" (`take`, which may wait), "take this slot back"
- * (`give`) and "what is your status". Everything between is here:
+ * A strategy (its contract: `strategy.ts`) only answers "give me a slot" (`take`, which may
+ * wait), "take this slot back" (`give`) and "what is your status". Everything between is here:
  *
  *   take slot → [recycle if stale] → [connect if empty] → [pre-ping unless fresh] → checkout hook
  *     ↑ a DisconnectionError invalidates the slot and retries by the `checkoutRetry` Schedule
@@ -20,54 +20,21 @@
 import { Cause, Context, Duration, Effect, Exit, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Fiber } from "effect"
 import { eventBufferSize } from "../ConnectionPool.ts"
-import type { PooledConnection, PoolSettings, PoolStatus, Service } from "../ConnectionPool.ts"
+import type { PooledConnection, PoolSettings, Service } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { ObservedEvent, PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
-import type { ResolvedCommon, ResolvedIdle } from "./options.ts"
+import type { ResolvedCommon } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
-import type { IdleSlots } from "./housekeeper.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
-import type { ShareBy } from "./reentrant.ts"
+import * as Control from "./control.ts"
+import { Gate } from "./control.ts"
 import { captureSite, withCallSite } from "./site.ts"
-
-/** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
-export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-
-/**
- * What a strategy provides. `take` runs uninterruptibly except for what it wraps in `restore`
- * (its wait); `give` accepts any record it handed out, connected or empty, exactly once.
- * @internal
- */
-export interface Strategy<C, E> {
-  readonly take: (restore: Restore) => Effect.Effect<ConnectionRecord<C>, E>
-  readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
-  readonly status: () => PoolStatus
-  /** Close idle connections; checked-out ones are untouched and come back normally. */
-  readonly dispose: Effect.Effect<void>
-  /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
-  readonly shutdown: Effect.Effect<void>
-  /**
-   * Checkouts that share one lease (see `reentrant.ts`): `"pool"` for StaticPool. Default:
-   * `"fiber"` when the `reentrant` option is on, else none.
-   */
-  readonly share?: ShareBy | undefined
-  /**
-   * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
-   * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that
-   * needs no effect (else `false`, and `give` runs).
-   */
-  readonly takeNow?: (() => ConnectionRecord<C> | undefined) | undefined
-  readonly giveNow?: ((record: ConnectionRecord<C>) => boolean) | undefined
-  /** The strategy reports checkout sites (AssertionPool): capture them even without leak detection. */
-  readonly wantsSite?: boolean | undefined
-  /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
-  readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
-}
+import type { Restore, Strategy } from "./strategy.ts"
 
 type HandleState = "out" | "returned"
 
@@ -124,8 +91,11 @@ const isDisconnection = (e: unknown): e is DisconnectionError => e instanceof Di
 /** @internal */
 export class Pipeline<C> {
   private readonly retrySchedule: Schedule.Schedule<unknown, any>
+  /** Closed while the pool is suspended (`control.ts`). */
+  readonly gate: Gate<C>
   constructor(readonly core: PoolCore<C>, readonly strategy: Strategy<C, unknown>) {
     this.retrySchedule = core.options.checkoutRetry as Schedule.Schedule<unknown, any>
+    this.gate = new Gate(core, strategy)
   }
 
   // ---------------------------------------------------------------- checkout
@@ -216,6 +186,7 @@ export class Pipeline<C> {
    */
   private acquireNow(restore: Restore): Handle<C> | Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
+    if (this.gate.suspended) return this.afterGate(restore)
     if (core.options.tracing) return this.traced(this.acquireSlow(restore))
     const idle = this.strategy.takeNow?.()
     if (idle === undefined) return this.acquireSlow(restore, false)
@@ -225,6 +196,17 @@ export class Pipeline<C> {
     }
     // Taken at once (no wait: `started` -1), but it must be connected, pinged or told about first.
     return this.prepare(idle, restore, -1)
+  }
+
+  /** The pool is suspended: wait for `resume` (bounded by `timeout`), then check out as usual. */
+  private afterGate(restore: Restore): Effect.Effect<Handle<C>, CheckoutError> {
+    return Effect.andThen(
+      this.gate.pass(restore),
+      Effect.suspend(() => {
+        const acquired = this.acquireNow(restore)
+        return acquired instanceof Handle ? Effect.succeed(acquired) : acquired
+      })
+    )
   }
 
   private get armsLeakTimer(): boolean {
@@ -475,18 +457,19 @@ export class Pipeline<C> {
 }
 
 /** The service's `settings`: the resolved options, strategy ones where the strategy has them. */
-const settingsOf = <C>(core: PoolCore<C>): PoolSettings => {
+const settingsOf = <C>(core: PoolCore<C>, strategy: Strategy<C, unknown>): PoolSettings => {
   const o = core.options as ResolvedCommon<C> & {
     readonly poolSize?: number
     readonly maxOverflow?: number
     readonly timeout?: Duration.Duration
     readonly lifo?: boolean
   }
+  const sizes = strategy.sizes?.()
   return {
     name: o.name,
     strategy: core.strategy,
-    poolSize: o.poolSize,
-    maxOverflow: o.maxOverflow,
+    poolSize: sizes?.poolSize ?? o.poolSize,
+    maxOverflow: sizes?.maxOverflow ?? o.maxOverflow,
     timeout: o.timeout,
     lifo: o.lifo,
     recycle: o.recycle,
@@ -523,6 +506,11 @@ export const makeService = <C>(
     const use = wantsSite
       ? <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => withCallSite(shared.use(f))
       : shared.use
+    // Checkouts waiting at the gate of a suspended pool count as waiting.
+    const status = () => {
+      const s = strategy.status()
+      return pipeline.gate.waiting === 0 ? s : { ...s, waiting: s.waiting + pipeline.gate.waiting }
+    }
     const service: Service<C> = {
       name: core.name,
       strategy: core.strategy,
@@ -530,16 +518,22 @@ export const makeService = <C>(
         return wantsSite ? withCallSite(shared.checkout) : shared.checkout
       },
       use,
-      status: Effect.sync(strategy.status),
+      status: Effect.sync(status),
       dispose: strategy.dispose,
       recreate,
       invalidateAll: core.invalidateAll,
       invalidationTime: Effect.sync(() => Option.fromUndefinedOr(core.invalidationTime)),
-      settings: settingsOf(core),
+      get settings() {
+        return settingsOf(core, strategy)
+      },
+      resize: (change) => Control.resize(core, strategy, change),
+      suspend: pipeline.gate.suspend,
+      resume: pipeline.gate.resume,
+      isSuspended: Effect.sync(() => pipeline.gate.suspended),
       events: pipeline.events,
       droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
-    const unregister = core.instruments?.register(strategy.status)
+    const unregister = core.instruments?.register(status, () => pipeline.gate.suspended)
     const upkeep = strategy.upkeep
     core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)
     const housekeeping = core.tracksIdle

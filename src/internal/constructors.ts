@@ -15,7 +15,7 @@ import type { PoolConfigError } from "../PoolError.ts"
 import type { CommonOptions } from "../PoolOptions.ts"
 import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { makeService } from "./checkout.ts"
-import type { Strategy } from "./checkout.ts"
+import type { Strategy } from "./strategy.ts"
 import { PoolCore } from "./core.ts"
 
 /**

@@ -21,7 +21,10 @@ const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
   soft_invalidate: "onSoftInvalidate",
   close: "onClose",
   detach: "onDetach",
-  close_detached: "onCloseDetached"
+  close_detached: "onCloseDetached",
+  suspend: "onSuspend",
+  resume: "onResume",
+  resize: "onResize"
 }
 
 /** @internal */

@@ -85,7 +85,7 @@ export class Instruments {
   }
 
   /** Publish every series (gauges read live from `status`). Returns their removal. */
-  register(status: () => PoolStatus): () => void {
+  register(status: () => PoolStatus, suspended: () => boolean): () => void {
     const m = PoolMetrics.forPool(this.pool)
     const observe = <S>(metric: Metric.Metric<any, S>, get: () => S) =>
       Metric.registerUnsafe(metric, this.context, { get, update: () => {}, modify: () => {} })
@@ -99,6 +99,7 @@ export class Instruments {
       gauge(m.max, (s) => s.size),
       gauge(m.overflow, (s) => s.overflow),
       gauge(m.pending, (s) => s.waiting),
+      observe(m.suspended, () => ({ value: suspended() ? 1 : 0 })),
       counter(m.connects, () => this.connects),
       counter(m.connectFailures, () => this.connectFailures),
       counter(m.checkouts, () => this.checkouts),

@@ -73,7 +73,10 @@ const hookNames = V.keysOf<PoolHooks<unknown>>()({
   onSoftInvalidate: true,
   onClose: true,
   onDetach: true,
-  onCloseDetached: true
+  onCloseDetached: true,
+  onSuspend: true,
+  onResume: true,
+  onResize: true
 })
 
 /** The rules of `CommonOptions`. */

@@ -20,7 +20,7 @@
 import { Cause, Deferred, Effect, Exit, Scope } from "effect"
 import type { PooledConnection } from "../ConnectionPool.ts"
 import type { CheckoutError } from "../PoolError.ts"
-import type { Restore } from "./checkout.ts"
+import type { Restore } from "./strategy.ts"
 
 /** What is shared: nested checkouts of one fiber, or every checkout of the pool. @internal */
 export type ShareBy = "fiber" | "pool"

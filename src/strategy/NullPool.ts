@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import type { Strategy } from "../internal/checkout.ts"
+import type { Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import * as Record from "../internal/record.ts"

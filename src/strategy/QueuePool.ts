@@ -9,8 +9,8 @@
  * @since 0.1.0
  */
 import { Duration, Effect } from "effect"
-import type { Fiber } from "effect"
-import type { Restore, Strategy } from "../internal/checkout.ts"
+import type { Strategy } from "../internal/strategy.ts"
+import { WaiterQueue } from "../internal/waiters.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import * as Record from "../internal/record.ts"
@@ -63,73 +63,24 @@ const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigE
     return { ...common, poolSize, maxOverflow, timeout, lifo, idle: yield* resolveIdle(idle, poolSize) }
   })
 
-interface Waiter<C> {
-  resume: (effect: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => void
-  /** Set when a slot was handed to this waiter. */
-  record: ConnectionRecord<C> | undefined
-  /** Clock time (ms) past which the wait fails with `PoolTimeoutError`. */
-  deadline: number
-}
-
 const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolTimeoutError | PoolClosedError> => {
-  const { lifo, maxOverflow, poolSize } = options
-  const unlimited = maxOverflow === -1 || poolSize === 0
+  const { lifo } = options
+  // Sizes change at run time (`resize`); `overflow` is always (connections open) - poolSize.
+  let { maxOverflow, poolSize } = options
+  const unlimited = () => maxOverflow === -1 || poolSize === 0
+  /** More connections open than the size allows (after a shrink): returns close, not pool. */
+  const overCapacity = () => !unlimited() && overflow > maxOverflow
   const idle: Array<ConnectionRecord<C>> = []
-  const waiters = new Set<Waiter<C>>()
   let overflow = poolSize === 0 ? 0 : -poolSize
   let closed = false
 
-  const timeoutError = new PoolTimeoutError({
-    strategy: "QueuePool",
-    poolSize,
-    maxOverflow,
-    timeout: options.timeout
-  })
-
-  /**
-   * Wake a sleeping waiter. At once, as `Deferred` does, so a returned connection is back at work
-   * without a trip through the scheduler; but a chain of hand-offs made inside woken waiters
-   * (their work finished synchronously) continues in a microtask past a small depth, so the
-   * stack stays flat.
-   */
-  let wakeDepth = 0
-  const wake = (waiter: Waiter<C>, result: Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>) => {
-    waiters.delete(waiter)
-    if (wakeDepth >= 8) {
-      queueMicrotask(() => waiter.resume(result))
-      return
-    }
-    wakeDepth++
-    try {
-      waiter.resume(result)
-    } finally {
-      wakeDepth--
-    }
-  }
-
-  const handOff = (waiter: Waiter<C>, record: ConnectionRecord<C>) => {
-    waiter.record = record
-    wake(waiter, Effect.succeed(record))
-  }
-
-  // Every wait has the same timeout and waiters are FIFO, so their deadlines are in queue order:
-  // one sweeper fiber sleeping until the oldest deadline replaces a timer (a race of two fibers)
-  // per wait. It runs only while someone waits, and on the pool's clock (TestClock in tests).
   const timeoutMs = Duration.isFinite(options.timeout) ? Duration.toMillis(options.timeout) : -1
-  let sweeper: Fiber.Fiber<void> | undefined = undefined
-  const sweep: Effect.Effect<void> = Effect.suspend(() => {
-    const now = core.now()
-    for (const waiter of waiters) {
-      if (waiter.deadline > now) return Effect.andThen(Effect.sleep(waiter.deadline - now), sweep)
-      core.instruments?.timedOut()
-      wake(waiter, Effect.fail(timeoutError))
-    }
-    sweeper = undefined
-    return Effect.void
-  })
-  const startSweeper = Effect.map(Effect.forkDetach(sweep), (fiber) => {
-    sweeper = fiber
-  })
+  const waiters = new WaiterQueue<C, PoolTimeoutError | PoolClosedError>(
+    core,
+    timeoutMs,
+    () => new PoolTimeoutError({ strategy: "QueuePool", poolSize, maxOverflow, timeout: options.timeout }),
+    (record) => give(record)
+  )
 
   /**
    * Give a slot back without effects when possible: to the longest waiter, else into a non-full
@@ -137,12 +88,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
    * that never connected): then `give` lowers overflow and closes what it holds.
    */
   const giveNow = (record: ConnectionRecord<C>): boolean => {
-    if (closed) return false
-    const first = waiters.values().next()
-    if (!first.done) {
-      handOff(first.value, record)
-      return true
-    }
+    if (closed || overCapacity()) return false
+    if (waiters.handOff(record)) return true
     if (record.generation === 0 && record.connection === undefined) return false
     if (poolSize > 0 && idle.length >= poolSize) return false
     idle.push(record)
@@ -166,25 +113,31 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
   })
 
-  const wait = (restore: Restore): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
-    const waiter: Waiter<C> = { resume: undefined!, record: undefined, deadline: Infinity }
-    const sleep = Effect.callback<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError>((resume) => {
-      waiter.resume = resume
-      if (timeoutMs >= 0) waiter.deadline = core.now() + timeoutMs
-      waiters.add(waiter)
-      return Effect.sync(() => {
-        waiters.delete(waiter)
-      })
-    })
-    const timed = timeoutMs >= 0 && sweeper === undefined ? Effect.andThen(startSweeper, restore(sleep)) : restore(sleep)
-    // Interrupted (or timed out) after a slot was handed over: pass the slot on.
-    return Effect.onExitPrimitive(timed, (exit) => {
-      if (exit._tag === "Success" || waiter.record === undefined) return undefined
-      const record = waiter.record
-      waiter.record = undefined
-      return give(record)
-    })
+  /** Serve waiters with new slots while the size allows (after a resize grew the pool). */
+  const serveWaiters = () => {
+    while (!closed && waiters.size > 0 && (unlimited() || overflow < maxOverflow)) {
+      overflow++
+      waiters.handOff(new ConnectionRecord<C>(core.newSlotId()))
+    }
   }
+
+  /**
+   * New sizes: growing serves waiters at once; shrinking closes idle connections beyond the new
+   * size now and busy ones as they come back (nobody is interrupted).
+   */
+  const resize = (size: { readonly poolSize: number; readonly maxOverflow: number }) =>
+    Effect.suspend(() => {
+      overflow += poolSize - size.poolSize
+      poolSize = size.poolSize
+      maxOverflow = size.maxOverflow
+      const excess: Array<ConnectionRecord<C>> = []
+      while (idle.length > 0 && (overCapacity() || (poolSize > 0 && idle.length > poolSize))) {
+        excess.push(idle.shift()!)
+        overflow--
+      }
+      serveWaiters()
+      return Effect.forEach(excess, (record) => Record.close(core, record, "resize"), { discard: true })
+    })
 
   const retireIdle = (record: ConnectionRecord<C>) => {
     const i = idle.indexOf(record)
@@ -212,18 +165,20 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     },
     takeNow,
     giveNow,
+    resize,
+    sizes: () => ({ poolSize, maxOverflow }),
     take: (restore) =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
         const idleRecord = takeNow()
         if (idleRecord !== undefined) return Effect.succeed(idleRecord)
         if (waiters.size === 0) {
-          if (unlimited || overflow < maxOverflow) {
+          if (unlimited() || overflow < maxOverflow) {
             overflow++
             return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
           }
         }
-        return wait(restore)
+        return waiters.wait(restore)
       }),
     give,
     // An unlimited pool (poolSize 0) has no "beyond the size": its overflow reads 0, as
@@ -238,10 +193,7 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true
-      sweeper?.interruptUnsafe()
-      sweeper = undefined
-      const error = Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
-      for (const waiter of waiters) wake(waiter, error)
+      waiters.failAll(Effect.fail(new PoolClosedError({ strategy: "QueuePool" })))
       return closeIdle
     })
   }

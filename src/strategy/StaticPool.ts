@@ -20,7 +20,7 @@
  * @since 0.1.0
  */
 import { Deferred, Effect, Exit } from "effect"
-import type { Restore, Strategy } from "../internal/checkout.ts"
+import type { Restore, Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import type { ConnectionRecord } from "../internal/record.ts"

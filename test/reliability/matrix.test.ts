@@ -7,7 +7,8 @@
  * random timeouts and interruptions (live clock, tight bounds). While it runs, the pool's counts
  * are sampled (from every hook and a sampler fiber); afterwards nothing is checked out, nobody
  * waits, every raw connection still open is one the pool holds idle, the pool still serves, and
- * dispose / shutdown leave no connection open. Every failure a user sees is typed.
+ * dispose / shutdown leave no connection open. Every failure a user sees is typed. Some rounds
+ * suspend and resume the pool at random while the users run.
  *
  * Replay a run with RELIABILITY_SEED=<seed printed below>.
  */
@@ -56,6 +57,8 @@ interface Combination {
   readonly behaviourOf: (operation: Operation) => Behaviour
   /** Close the pool's scope while the users run. */
   readonly shutdownMidFlight?: boolean
+  /** Suspend and resume the pool at random while the users run (maintenance). */
+  readonly maintenance?: boolean
 }
 
 const seed = seedFromEnv()
@@ -200,6 +203,14 @@ const runCombination = (s: StrategyUnderTest, combo: Combination, rng: Rng) =>
       yield* Effect.sleep(`${rng.int(1, 4)} millis`)
       yield* Scope.close(scope, Exit.void)
     }
+    if (combo.maintenance) {
+      for (let k = 0; k < 6; k++) {
+        yield* pool.suspend
+        yield* Effect.sleep(`${rng.int(0, 3)} millis`)
+        yield* pool.resume
+        yield* Effect.sleep(`${rng.int(0, 2)} millis`)
+      }
+    }
     const exits = yield* Fiber.join(users).pipe(
       Effect.timeoutOrElse({
         duration: "5 seconds",
@@ -260,6 +271,12 @@ const combinationsFor = (rng: Rng): ReadonlyArray<Combination> => {
       behaviourOf: () => (rng.next() < 0.6 ? "ok" : rng.pick(faults))
     })
   }
+  list.push({ label: "suspend/resume mid-flight, all ok", behaviourOf: () => "ok", maintenance: true })
+  list.push({
+    label: "suspend/resume mid-flight, random mix",
+    behaviourOf: () => (rng.next() < 0.6 ? "ok" : rng.pick(faults)),
+    maintenance: true
+  })
   list.push({ label: "shutdown mid-flight, all ok", behaviourOf: () => "ok", shutdownMidFlight: true })
   for (let round = 1; round <= 2; round++) {
     list.push({

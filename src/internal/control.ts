@@ -1,0 +1,100 @@
+/**
+ * Run-time control of a pool, for maintenance and failover (HikariCP's suspend and resize):
+ *
+ * - {@link Gate}: `suspend` closes the gate in front of every new checkout; they wait (bounded
+ *   by the pool's `timeout`, when it has one, and interruptible) while checked-out work goes on
+ *   and returns normally; `resume` opens it and the waiters go on in arrival order. Nested
+ *   checkouts of a lease already held (reentrant, StaticPool) do not pass the gate, so a
+ *   suspension never deadlocks a holder. The open gate costs the hot path one field read.
+ * - {@link resize}: validates new sizes and hands them to the strategy (QueuePool).
+ *
+ * @internal
+ */
+import { Duration, Effect, Latch } from "effect"
+import { PoolConfigError, PoolTimeoutError } from "../PoolError.ts"
+import type { PoolCore } from "./core.ts"
+import type { Restore, Sizes, Strategy } from "./strategy.ts"
+
+/** @internal */
+export class Gate<C> {
+  /** Closed while the pool is suspended. */
+  private latch: Latch.Latch | undefined = undefined
+  /** Checkouts waiting at the gate (they count in `status.waiting`). */
+  waiting = 0
+
+  constructor(private readonly core: PoolCore<C>, private readonly strategy: Strategy<C, unknown>) {}
+
+  get suspended(): boolean {
+    return this.latch !== undefined
+  }
+
+  readonly suspend: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.latch !== undefined) return Effect.void
+    this.latch = Latch.makeUnsafe(false)
+    return this.core.emitQuiet("suspend", -1, undefined)
+  })
+
+  readonly resume: Effect.Effect<void> = Effect.suspend(() => {
+    const latch = this.latch
+    if (latch === undefined) return Effect.void
+    this.latch = undefined
+    return Effect.andThen(latch.open, this.core.emitQuiet("resume", -1, undefined))
+  })
+
+  /** Wait until the pool is resumed; past the pool's `timeout` fail as a checkout timeout would. */
+  pass(restore: Restore): Effect.Effect<void, PoolTimeoutError> {
+    return Effect.suspend(() => {
+      const latch = this.latch
+      if (latch === undefined) return Effect.void
+      this.waiting++
+      const timeout = (this.core.options as { readonly timeout?: Duration.Duration }).timeout
+      const wait = restore(latch.await)
+      const bounded = timeout === undefined || !Duration.isFinite(timeout)
+        ? wait
+        : Effect.timeoutOrElse(wait, {
+          duration: timeout,
+          orElse: () => {
+            this.core.instruments?.timedOut()
+            const sizes = this.strategy.sizes?.() ?? { poolSize: 0, maxOverflow: 0 }
+            return Effect.fail(new PoolTimeoutError({ strategy: this.core.strategy, ...sizes, timeout }))
+          }
+        })
+      // Resumed and suspended again before this fiber ran: wait once more.
+      return bounded.pipe(
+        Effect.ensuring(Effect.sync(() => this.waiting--)),
+        Effect.andThen(this.pass(restore))
+      )
+    })
+  }
+}
+
+/** The sizes a `resize` asks for (absent = unchanged). */
+export interface SizeChange {
+  readonly poolSize?: number | undefined
+  readonly maxOverflow?: number | undefined
+}
+
+const invalid = (field: string, value: unknown, reason: string) =>
+  Effect.fail(new PoolConfigError({ field, value, reason }))
+
+/** Validate new sizes and hand them to the strategy; a strategy without sizes cannot resize. */
+export const resize = <C>(
+  core: PoolCore<C>,
+  strategy: Strategy<C, unknown>,
+  change: SizeChange
+): Effect.Effect<void, PoolConfigError> =>
+  Effect.suspend(() => {
+    const current = strategy.sizes?.()
+    if (strategy.resize === undefined || current === undefined) {
+      return invalid("poolSize", change.poolSize, `cannot be changed at run time: ${core.strategy} has no size`)
+    }
+    if (typeof change !== "object" || change === null) return invalid("size", change, "must be an object")
+    const poolSize = change.poolSize ?? current.poolSize
+    const maxOverflow = change.maxOverflow ?? current.maxOverflow
+    if (!Number.isSafeInteger(poolSize) || poolSize < 0) return invalid("poolSize", change.poolSize, "must be an integer >= 0")
+    if (!Number.isSafeInteger(maxOverflow) || maxOverflow < -1) {
+      return invalid("maxOverflow", change.maxOverflow, "must be an integer >= -1")
+    }
+    const sizes: Sizes = { poolSize, maxOverflow }
+    return Effect.andThen(strategy.resize(sizes), core.emitQuiet("resize", -1, undefined))
+  }).pipe(Effect.uninterruptible)

@@ -1,0 +1,70 @@
+/**
+ * The strategy contract: what a pool strategy provides to the checkout pipeline.
+ *
+ * A strategy decides only WHICH slot a checkout gets and where a returned slot goes; the
+ * pipeline (`checkout.ts`) does everything between (connect, recycle, pre-ping, hooks, reset).
+ *
+ * - `take` hands out a record (idle, or a new empty slot the pipeline will connect), waiting if
+ *   it must; it runs uninterruptibly except for what it wraps in `restore` (its wait).
+ * - `give` takes back any record it handed out, connected or empty, exactly once.
+ * - `takeNow` / `giveNow` are the optional synchronous fast paths: an idle record taken, or a
+ *   record taken back, with no effect at all; `undefined` / `false` sends the caller to
+ *   `take` / `give`.
+ * - `status`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and `resize`
+ *   are optional capabilities.
+ *
+ * @internal
+ */
+import type { Effect } from "effect"
+import type { PoolStatus } from "../ConnectionPool.ts"
+import type { IdleSlots } from "./housekeeper.ts"
+import type { ResolvedIdle } from "./options.ts"
+import type { ConnectionRecord } from "./record.ts"
+import type { ShareBy } from "./reentrant.ts"
+
+/** A bounded pool's sizes. */
+export interface Sizes {
+  readonly poolSize: number
+  readonly maxOverflow: number
+}
+
+/** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/**
+ * What a strategy provides. `take` runs uninterruptibly except for what it wraps in `restore`
+ * (its wait); `give` accepts any record it handed out, connected or empty, exactly once.
+ * @internal
+ */
+export interface Strategy<C, E> {
+  readonly take: (restore: Restore) => Effect.Effect<ConnectionRecord<C>, E>
+  readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
+  readonly status: () => PoolStatus
+  /** Close idle connections; checked-out ones are untouched and come back normally. */
+  readonly dispose: Effect.Effect<void>
+  /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
+  readonly shutdown: Effect.Effect<void>
+  /**
+   * Checkouts that share one lease (see `reentrant.ts`): `"pool"` for StaticPool. Default:
+   * `"fiber"` when the `reentrant` option is on, else none.
+   */
+  readonly share?: ShareBy | undefined
+  /**
+   * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
+   * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that
+   * needs no effect (else `false`, and `give` runs).
+   */
+  readonly takeNow?: (() => ConnectionRecord<C> | undefined) | undefined
+  readonly giveNow?: ((record: ConnectionRecord<C>) => boolean) | undefined
+  /** The strategy reports checkout sites (AssertionPool): capture them even without leak detection. */
+  readonly wantsSite?: boolean | undefined
+  /**
+   * Change the sizes at run time (QueuePool): growing serves waiters at once, shrinking closes
+   * idle connections beyond the new size and busy ones as they come back. Absent = fixed size.
+   */
+  readonly resize?: ((size: Sizes) => Effect.Effect<void>) | undefined
+  /** The sizes now (they change with `resize`). */
+  readonly sizes?: (() => Sizes) | undefined
+  /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
+  readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
+}
