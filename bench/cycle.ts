@@ -11,6 +11,7 @@ import {
   effectPoolSubjects,
   floorSubjects,
   genericPoolSubject,
+  minimalHandoffSubject,
   queuePoolSubjects,
   tarnSubject
 } from "./subjects.ts"
@@ -52,6 +53,7 @@ const subjectsFor = async (connections: number, resets: ReadonlyArray<PoolOption
   for (const reset of resets) ours.push(...(await queuePoolSubjects(connections, reset)))
   return [
     ...floorSubjects(),
+    minimalHandoffSubject(connections),
     ...ours,
     ...(await effectPoolSubjects(connections)),
     tarnSubject(connections),

@@ -131,6 +131,35 @@ export const floorSubjects = (): Array<Subject> => [
   effectSubject("Effect floor (acquireUseRelease)", floorUse)
 ]
 
+/**
+ * The design floor: the smallest direct hand-off pool (an idle list and a FIFO of parked
+ * fibers; a returned connection goes straight to the oldest waiter), with no feature at all —
+ * no timeout, reset, events, metrics, validation or interruption bookkeeping beyond the minimum.
+ * What QueuePool `use` costs above it is what its features cost.
+ */
+export const minimalHandoffSubject = (connections: number): Subject => {
+  let next = 0
+  const idle: Array<StubConnection> = Array.from({ length: connections }, () => ({ id: ++next }))
+  const waiters: Array<(conn: Effect.Effect<StubConnection>) => void> = []
+  const acquire: Effect.Effect<StubConnection> = Effect.suspend(() => {
+    const conn = idle.pop()
+    if (conn !== undefined) return Effect.succeed(conn)
+    return Effect.callback<StubConnection>((resume) => {
+      waiters.push(resume)
+    })
+  })
+  const release = (conn: StubConnection) =>
+    Effect.sync(() => {
+      const waiter = waiters.shift()
+      if (waiter !== undefined) waiter(Effect.succeed(conn))
+      else idle.push(conn)
+    })
+  const cycle = Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(acquire, (conn) => Effect.ensuring(restore(Effect.yieldNow), release(conn)))
+  )
+  return effectSubject("minimal hand-off use", cycle)
+}
+
 const runPromiseWorkers = (cycle: () => Promise<void>, workers: number, perWorker: number): Promise<void> => {
   const worker = async () => {
     for (let i = 0; i < perWorker; i++) await cycle()

@@ -6,13 +6,21 @@
  *
  * Built on effect's `RcMap`: a pool is "in use" while some scope holds it through
  * {@link PoolManager.get} (a checkout or `use` through the manager holds it too), and only an
- * unused pool can expire.
+ * unused pool can expire or be evicted.
+ *
+ * Keys are security-relevant when the arguments carry credentials: a caller whose arguments map
+ * to tenant A's key gets tenant A's pool, whatever password it gave. So the default key keeps a
+ * `Redacted` value as a keyed fingerprint (HMAC-SHA-256 under a random per-process key, 128 bits
+ * shown), never as the value or a short hash; a pool whose connects fail authentication is not
+ * kept for its key; and the number of pools is bounded (`idleTimeToLive`, `maxPools`).
  *
  * @since 0.1.0
  */
-import { Context, Duration, Effect, Equal, Hash, Layer, RcMap, Redacted, Scope } from "effect"
+import { Context, Duration, Effect, Equal, Exit, Hash, Layer, MutableHashMap, RcMap, Redacted, Scope } from "effect"
+import { createHmac, randomBytes } from "node:crypto"
 import { ConnectionPool } from "./ConnectionPool.ts"
 import type { PooledConnection, Service } from "./ConnectionPool.ts"
+import { ConnectError } from "./PoolError.ts"
 import type { CheckoutError } from "./PoolError.ts"
 
 /**
@@ -31,14 +39,41 @@ export interface Options<Args, E, R, C = unknown> {
   readonly pool: (args: Args) => Layer.Layer<ConnectionPool, E, R> | Effect.Effect<Service<C>, E, R | Scope.Scope>
   /**
    * The key that decides which arguments share a pool (SQLAlchemy's `sa_pool_key`). Default
-   * {@link defaultKey}: a serialisation of the arguments with object keys sorted.
+   * {@link defaultKey}. A string is used as it is, so it must tell apart every credential that
+   * must not share a pool, and must not contain a secret (it is what {@link PoolManager.keys}
+   * shows); any other value (e.g. `{ host: args.host, password: args.password }` with a
+   * `Redacted` password) is serialised by {@link defaultKey}, which fingerprints `Redacted`
+   * values safely. A string containing `"<redacted>"` (a `Redacted` interpolated into a
+   * template, which would make every password share one pool) is refused with a defect.
    */
-  readonly key?: ((args: Args) => string) | undefined
+  readonly key?: ((args: Args) => unknown) | undefined
   /**
-   * How long a pool nobody holds is kept before it is closed. Default `"Infinity"`: kept until
-   * {@link PoolManager.dispose} or the manager's scope closes, as SQLAlchemy's `manage()`.
+   * How long a pool nobody holds is kept before it is closed. Default `"5 minutes"`: a tenant
+   * active at least every few minutes keeps its warm pool, and a one-off key (a typo, a wrong
+   * password, a tenant seen once) does not hold memory and server connections for the life of
+   * the process. `"Infinity"` keeps pools until {@link PoolManager.dispose}, eviction by
+   * `maxPools` or the manager's scope closes (SQLAlchemy's `manage()`).
    */
   readonly idleTimeToLive?: Duration.Input | undefined
+  /**
+   * The most pools kept at once. Default 100. When a new key would exceed it, the least
+   * recently used *idle* pools (held by no scope) are closed first; when a held pool is released
+   * while the manager is over the bound, idle pools are closed until it is back within it. A
+   * pool in use is never closed for this, so when every pool is in use a new key still gets its
+   * pool and the manager is over the bound until pools are released (a soft bound: in-use pools
+   * are bounded by the program's own concurrency; failing a tenant because others are busy
+   * would be worse). `Infinity` for no bound.
+   */
+  readonly maxPools?: number | undefined
+  /**
+   * Is this connect failure an authentication failure (wrong password, unknown user)? When a
+   * checkout through one of the manager's pools fails with a `ConnectError` whose `cause`
+   * satisfies it, the pool is dropped from its key (closed once no one holds it), so the
+   * failed credentials leave no pool behind and the next request for that key builds a fresh
+   * pool. Default {@link isAuthenticationError}: SQLSTATE class 28 or effect/sql's
+   * `AuthenticationError` anywhere in the cause chain.
+   */
+  readonly isAuthenticationError?: ((cause: unknown) => boolean) | undefined
 }
 
 /**
@@ -48,7 +83,7 @@ export interface Options<Args, E, R, C = unknown> {
  * @since 0.1.0
  */
 export interface PoolManager<Args, E, C = unknown> {
-  /** The key the given arguments map to. */
+  /** The key the given arguments map to (secrets only as {@link defaultKey}'s fingerprints). */
   readonly keyOf: (args: Args) => string
   /** The pool for these arguments (built on first use), held for the life of the current scope. */
   readonly get: (args: Args) => Effect.Effect<Service<C>, E, Scope.Scope>
@@ -87,10 +122,28 @@ class PoolKey<Args> implements Equal.Equal {
   }
 }
 
+/** The HMAC key for fingerprints: random, made on first use, never leaves the process. */
+let fingerprintKey: Uint8Array | undefined
+
+/** 128 bits of HMAC-SHA-256 of a secret under the process key, as hex. */
+const fingerprint = (secret: unknown): string => {
+  fingerprintKey ??= randomBytes(32)
+  // "s" / "j" so that the string "1" and the number 1 differ.
+  const text = typeof secret === "string" ? `s${secret}` : `j${defaultKey(secret)}`
+  return createHmac("sha256", fingerprintKey).update(text).digest("hex").slice(0, 32)
+}
+
 /**
  * The default key: JSON with object keys sorted, so `{ host, port }` and `{ port, host }` share a
- * pool. A `Redacted` value (a password) contributes a hash of its value, never the value itself;
- * give `key` explicitly when arguments hold functions or class instances that JSON cannot tell apart.
+ * pool. A `Redacted` value (a password) contributes `<redacted:…>`, a keyed fingerprint of its
+ * value: 128 bits of HMAC-SHA-256 under a random key made once per process, so two different
+ * secrets never share a key (no collision can be searched for: the HMAC key is unknown outside
+ * the process), and the fingerprint reveals nothing about the secret (nor can a guess be checked
+ * against it offline). Fingerprints are stable within a process and differ between processes.
+ * A plain string starting with `<` gets one more `<`, so no plain value can pass for a
+ * fingerprint; a bigint is `<bigint:…>`. Give `key` explicitly when arguments hold functions or
+ * class instances that JSON cannot tell apart. Put secrets in `Redacted`: a plain string is
+ * part of the key as it is, and the key is what {@link PoolManager.keys} shows.
  *
  * @category keys
  * @since 0.1.0
@@ -98,14 +151,44 @@ class PoolKey<Args> implements Equal.Equal {
 export const defaultKey = (args: unknown): string =>
   JSON.stringify(args, function(this: { readonly [k: string]: unknown }, field, value: unknown) {
     const original = this[field] // before `toJSON` (a Redacted serialises as "<redacted>")
-    if (Redacted.isRedacted(original)) return `<redacted ${Hash.hash(Redacted.value(original))}>`
+    if (Redacted.isRedacted(original)) return `<redacted:${fingerprint(Redacted.value(original))}>`
+    if (typeof value === "string") return value.startsWith("<") ? `<${value}` : value
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       const sorted: { [k: string]: unknown } = {}
       for (const k of Object.keys(value).sort()) sorted[k] = (value as { [k: string]: unknown })[k]
       return sorted
     }
-    return typeof value === "bigint" ? `${value}n` : value
+    return typeof value === "bigint" ? `<bigint:${value}>` : value
   }) ?? "undefined"
+
+const fieldOf = (u: object, key: string): unknown => {
+  try {
+    return (u as Record<string, unknown>)[key]
+  } catch {
+    return undefined
+  }
+}
+
+const authFailed = (u: unknown, depth: number): boolean => {
+  if (typeof u !== "object" || u === null || depth > 8) return false
+  if (fieldOf(u, "_tag") === "AuthenticationError") return true
+  const code = fieldOf(u, "code")
+  if (typeof code === "string" && /^28[0-9A-Z]{3}$/.test(code)) return true
+  const reason = fieldOf(u, "reason")
+  const cause = fieldOf(u, "cause")
+  return authFailed(reason, depth + 1) || (cause !== reason && authFailed(cause, depth + 1))
+}
+
+/**
+ * Does this connect failure mean the credentials were refused? True when the error or anything
+ * in its `cause` / `reason` chain has a SQLSTATE `code` of class 28 (Postgres `28P01` invalid
+ * password, `28000` invalid authorization, e.g. no `pg_hba.conf` entry) or is effect/sql's
+ * `AuthenticationError` (any effect/sql driver, and client-side SCRAM failures).
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isAuthenticationError = (error: unknown): boolean => authFailed(error, 0)
 
 /**
  * Make a manager in the current scope; closing that scope closes every pool it built.
@@ -120,7 +203,8 @@ export const defaultKey = (args: unknown): string =>
  * const program = Effect.gen(function*() {
  *   const pools = yield* PoolManager.make({
  *     pool: (tenant: { readonly url: string }) => QueuePool.layer({ poolSize: 2 }).pipe(Layer.provide(driverFor(tenant))),
- *     idleTimeToLive: "10 minutes"
+ *     idleTimeToLive: "10 minutes",
+ *     maxPools: 50
  *   })
  *   yield* pools.use({ url: "postgres://a/db" }, (conn) => Effect.log(conn.slot))
  * })
@@ -133,23 +217,137 @@ export const make = <Args, E = never, R = never, C = unknown>(
   options: Options<Args, E, R, C>
 ): Effect.Effect<PoolManager<Args, E, C>, never, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const keyOf = options.key ?? defaultKey
+    const maxPools = options.maxPools ?? 100
+    if (!(maxPools >= 1) || (Number.isFinite(maxPools) && !Number.isInteger(maxPools))) {
+      return yield* Effect.die(new RangeError(`PoolManager: maxPools must be a positive integer or Infinity, got ${maxPools}`))
+    }
+    const isAuth = options.isAuthenticationError ?? isAuthenticationError
+    const customKey = options.key
+    const keyOf = (args: Args): string => {
+      if (customKey === undefined) return defaultKey(args)
+      const key = customKey(args)
+      if (typeof key !== "string") return defaultKey(key)
+      if (key.includes("<redacted>")) {
+        throw new Error(
+          "PoolManager: the key contains \"<redacted>\" (a Redacted value turned into text), so every secret would share one pool; " +
+            "return the Redacted value inside an object instead, e.g. key: (args) => ({ host: args.host, password: args.password })"
+        )
+      }
+      return key
+    }
+    /** Keys in order of last use, oldest first: the order idle pools are evicted in. */
+    const recent = new Map<string, PoolKey<Args>>()
+    /** The pool kept for each key, as handed out (to tell it from a newer pool of the same key). */
+    const live = new Map<string, Service<C>>()
+
     const map = yield* RcMap.make({
-      lookup: ({ args }: PoolKey<Args>): Effect.Effect<Service<C>, E, R | Scope.Scope> => {
-        const built = options.pool(args)
-        // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
-        return Layer.isLayer(built)
-          ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) => Context.get(context, ConnectionPool) as Service<C>)
-          : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
-      },
-      idleTimeToLive: options.idleTimeToLive ?? Duration.infinity
+      lookup: (key: PoolKey<Args>): Effect.Effect<Service<C>, E, R | Scope.Scope> =>
+        Effect.andThen(
+          // Runs when this pool's scope closes, however it ends: forget it unless the key has a newer pool.
+          Effect.addFinalizer(() => Effect.sync(() => forget(key))),
+          Effect.map(build(key.args), (pool) => {
+            const watched = watch(key, pool)
+            live.set(key.key, watched)
+            return watched
+          })
+        ),
+      idleTimeToLive: options.idleTimeToLive ?? Duration.minutes(5)
     })
+
+    const build = (args: Args): Effect.Effect<Service<C>, E, R | Scope.Scope> => {
+      const built = options.pool(args)
+      // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
+      return Layer.isLayer(built)
+        ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) => Context.get(context, ConnectionPool) as Service<C>)
+        : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
+    }
+
+    const entries = () => (map.state._tag === "Open" ? map.state.map : undefined)
+
+    const forget = (key: PoolKey<Args>) => {
+      const open = entries()
+      if (open !== undefined && MutableHashMap.has(open, key)) return
+      recent.delete(key.key)
+      live.delete(key.key)
+    }
+
+    /** Drop the key's pool if it is still `pool` (not a newer one): not kept, closed once released. */
+    const drop = (key: PoolKey<Args>, pool: Service<C>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (live.get(key.key) !== pool) return Effect.void
+        live.delete(key.key)
+        recent.delete(key.key)
+        return RcMap.invalidate(map, key)
+      })
+
+    /** The pool as handed out: the same service, whose checkouts report authentication failures. */
+    const watch = (key: PoolKey<Args>, pool: Service<C>): Service<C> => {
+      const onError = (error: unknown): Effect.Effect<void> =>
+        error instanceof ConnectError && isAuth(error.cause) ? drop(key, watched) : Effect.void
+      const watched: Service<C> = Object.defineProperties({} as Service<C>, {
+        ...Object.getOwnPropertyDescriptors(pool),
+        // A getter, like the pool's own: reading it is where the checkout site is taken.
+        checkout: { get: () => Effect.tapError(pool.checkout, onError), enumerable: true, configurable: true },
+        use: {
+          value: <A, E2, R2>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>) => Effect.tapError(pool.use(f), onError),
+          enumerable: true,
+          configurable: true,
+          writable: false
+        }
+      })
+      return watched
+    }
+
+    /**
+     * Close least recently used idle pools until `reserve` more fit within `maxPools`. Pools in
+     * use are skipped: the bound is exceeded rather than a holder's pool closed.
+     */
+    const trim = (reserve: number): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const open = entries()
+        if (open === undefined) return Effect.void
+        let excess = MutableHashMap.size(open) + reserve - maxPools
+        if (excess <= 0) return Effect.void
+        const victims: Array<PoolKey<Args>> = []
+        for (const [name, key] of recent) {
+          if (excess <= 0) break
+          const entry = MutableHashMap.get(open, key)
+          if (entry._tag === "None") {
+            recent.delete(name)
+          } else if (entry.value.refCount === 0) {
+            victims.push(key)
+            recent.delete(name)
+            live.delete(name)
+            excess--
+          }
+        }
+        return Effect.forEach(victims, (key) => RcMap.invalidate(map, key), { discard: true })
+      })
+
     const get = (args: Args): Effect.Effect<Service<C>, E, Scope.Scope> =>
       Effect.suspend(() => {
         const key = new PoolKey(keyOf(args), args)
-        // A failed build is not cached: the next get tries again.
-        return RcMap.get(map, key).pipe(Effect.tapError(() => RcMap.invalidate(map, key)))
+        const open = entries()
+        const isNew = open !== undefined && !MutableHashMap.has(open, key)
+        // Most recently used last.
+        recent.delete(key.key)
+        recent.set(key.key, key)
+        return Effect.andThen(
+          isNew ? trim(1) : Effect.void,
+          Effect.flatMap(Effect.scope, (scope) =>
+            // Added before the RcMap's release, so it runs after it: the pool is idle by then.
+            Effect.andThen(
+              Scope.addFinalizer(scope, trim(0)),
+              RcMap.get(map, key).pipe(
+                // A failed build is not cached: the next get tries again.
+                Effect.tapError(() => RcMap.invalidate(map, key)),
+                // Failed or interrupted before the pool's scope saw a finalizer: forget the key here.
+                Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.sync(() => forget(key)) : Effect.void)
+              )
+            ))
+        )
       })
+
     const manager: PoolManager<Args, E, C> = {
       keyOf,
       get,
@@ -161,7 +359,13 @@ export const make = <Args, E = never, R = never, C = unknown>(
           (scope) => Effect.flatMap(Scope.provide(get(args), scope), (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)),
           (scope, exit) => Scope.close(scope, exit)
         ),
-      dispose: (args) => Effect.suspend(() => RcMap.invalidate(map, new PoolKey(keyOf(args), args))),
+      dispose: (args) =>
+        Effect.suspend(() => {
+          const key = new PoolKey(keyOf(args), args)
+          live.delete(key.key)
+          recent.delete(key.key)
+          return RcMap.invalidate(map, key)
+        }),
       keys: Effect.map(
         Effect.catchCause(RcMap.keys(map), () => Effect.succeed([] as Iterable<PoolKey<Args>>)),
         (keys) => Array.from(keys, (k) => k.key)
@@ -169,4 +373,3 @@ export const make = <Args, E = never, R = never, C = unknown>(
     }
     return manager
   })
-

