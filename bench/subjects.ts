@@ -132,30 +132,48 @@ export const floorSubjects = (): Array<Subject> => [
 ]
 
 /**
- * The design floor: the smallest direct hand-off pool (an idle list and a FIFO of parked
- * fibers; a returned connection goes straight to the oldest waiter), with no feature at all —
- * no timeout, reset, events, metrics, validation or interruption bookkeeping beyond the minimum.
- * What QueuePool `use` costs above it is what its features cost.
+ * The design floor: the smallest correct direct hand-off pool — an idle list and a FIFO of
+ * parked fibers; a returned connection goes straight to the oldest waiter; a waiter that is
+ * interrupted leaves the queue, or passes on a connection handed to it meanwhile. No feature
+ * beyond that: no timeout, reset, events, metrics, validation, status. What QueuePool `use`
+ * costs above it is what its features cost.
  */
 export const minimalHandoffSubject = (connections: number): Subject => {
   let next = 0
   const idle: Array<StubConnection> = Array.from({ length: connections }, () => ({ id: ++next }))
-  const waiters: Array<(conn: Effect.Effect<StubConnection>) => void> = []
-  const acquire: Effect.Effect<StubConnection> = Effect.suspend(() => {
-    const conn = idle.pop()
-    if (conn !== undefined) return Effect.succeed(conn)
-    return Effect.callback<StubConnection>((resume) => {
-      waiters.push(resume)
-    })
+  interface Waiter {
+    resume: (conn: Effect.Effect<StubConnection>) => void
+    handed: StubConnection | undefined
+  }
+  const waiters = new Set<Waiter>()
+  const release = (conn: StubConnection): void => {
+    const first = waiters.values().next()
+    if (first.done) {
+      idle.push(conn)
+      return
+    }
+    waiters.delete(first.value)
+    first.value.handed = conn
+    first.value.resume(Effect.succeed(conn))
+  }
+  const wait = Effect.suspend(() => {
+    const waiter: Waiter = { resume: undefined!, handed: undefined }
+    return Effect.onInterrupt(
+      Effect.callback<StubConnection>((resume) => {
+        waiter.resume = resume
+        waiters.add(waiter)
+        return Effect.sync(() => waiters.delete(waiter))
+      }),
+      () => Effect.sync(() => waiter.handed !== undefined && release(waiter.handed))
+    )
   })
-  const release = (conn: StubConnection) =>
-    Effect.sync(() => {
-      const waiter = waiters.shift()
-      if (waiter !== undefined) waiter(Effect.succeed(conn))
-      else idle.push(conn)
-    })
   const cycle = Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(acquire, (conn) => Effect.ensuring(restore(Effect.yieldNow), release(conn)))
+    Effect.suspend(() => {
+      const conn = idle.shift()
+      const acquired = conn !== undefined && waiters.size === 0 ? Effect.succeed(conn) : restore(wait)
+      if (conn !== undefined && waiters.size > 0) idle.unshift(conn)
+      return Effect.flatMap(acquired, (c) => Effect.ensuring(restore(Effect.yieldNow), Effect.sync(() => release(c))))
+    })
   )
   return effectSubject("minimal hand-off use", cycle)
 }
