@@ -37,11 +37,19 @@ export interface DriverShape<C> {
   /** Does this error mean the connection is gone (SQLAlchemy's `is_disconnect`)? */
   readonly isDisconnect: (error: unknown) => boolean
   /**
-   * Optional, synchronous: `false` when the driver knows the connection holds nothing to roll
-   * back or commit (no transaction open), so the reset round trip on return can be skipped.
-   * Absent = always reset.
+   * Optional, synchronous: `false` when the driver knows the reset would do nothing (no
+   * transaction open, no session state to discard), so the reset round trip on return can be
+   * skipped. Absent = always reset.
    */
   readonly needsReset?: ((connection: C) => boolean) | undefined
+  /**
+   * Optional, synchronous, no round trip: `true` when the driver already knows the connection is
+   * dead (its socket closed, the server ended the session while it was idle, ...). Checked at
+   * every checkout of an idle connection, so it must be cheap (a flag read); a dead one is
+   * invalidated (reason `"disconnect"`) and the checkout goes on with a new connection, with no
+   * error for the user. Absent = never known dead (only `prePing` finds out).
+   */
+  readonly isDead?: ((connection: C) => boolean) | undefined
 }
 
 /**

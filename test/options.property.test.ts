@@ -95,14 +95,17 @@ const pgDriver = {
   prepare: boolean,
   preparedStatementCacheSize: integer(0),
   maxMessageSize: integer(1),
-  alwaysReset: boolean
+  alwaysReset: boolean,
+  sessionReset: other,
+  cancelTimeout: duration
 } as const satisfies Catalogue<PgDriver.Config>
 
 const pgSql = {
   transformResultNames: other,
   transformQueryNames: other,
   transformJson: boolean,
-  spanAttributes: other
+  spanAttributes: other,
+  transactionControlTimeout: duration
 } as const satisfies Catalogue<PgSql.Options>
 
 type Options = Record<string, unknown>

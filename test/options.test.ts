@@ -144,7 +144,8 @@ describe("Postgres option names and values (one validator with the pool's)", () 
         [{ startupParameters: { search_path: 5 } }, "startupParameters", "record of strings"],
         [{ applicationName: "a\0b" }, "applicationName", "NUL"],
         [{ ssl: "require" }, "ssl", "tls.ConnectionOptions"],
-        [{ types: {} }, "types", "PgTypes.Registry"]
+        [{ types: {} }, "types", "PgTypes.Registry"],
+        [{ sessionReset: "discard" }, "sessionReset", `must be one of "none", "auto", "always"`]
       ]
       for (const [config, field, reason] of cases) {
         const error = yield* driverError(config)
@@ -166,7 +167,8 @@ describe("Postgres option names and values (one validator with the pool's)", () 
         password: Effect.succeed(Redacted.make("pw")),
         prepare: false,
         preparedStatementCacheSize: 0,
-        alwaysReset: true
+        alwaysReset: true,
+        sessionReset: "always"
       }))))
       assert.isTrue(Exit.isSuccess(exit))
     }))

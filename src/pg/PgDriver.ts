@@ -2,14 +2,16 @@
  * The PostgreSQL `Driver`: raw connections are `@effect/sql-pg`'s native `PgConnection`s, one
  * per child scope (closing the connection = closing that scope).
  *
- * Besides opening and closing, the driver knows two things the pool needs: whether an error
- * means the session is dead ({@link isDisconnect}), and whether a connection is known to be
+ * Besides opening and closing, the driver knows what the pool needs: whether an error means the
+ * session is dead ({@link isDisconnect}), whether a connection is already known dead (checked
+ * at checkout, no round trip: {@link Connection.isDead}), and whether a connection is known to be
  * outside a transaction, so that reset on return can skip its `ROLLBACK` round trip
- * ({@link Connection}).
+ * ({@link Connection}). It also bounds what would wait on an unresponsive server: an interrupted
+ * statement ({@link CancelConfig.cancelTimeout}) or pre-ping closes the socket and returns.
  *
  * @since 0.1.0
  */
-import { Config as EffectConfig, Context, Data, Duration, Effect, Exit, Layer, Redacted, Result, Scope } from "effect"
+import { Config as EffectConfig, Context, Data, Duration, Effect, Exit, Fiber, Layer, Redacted, Result, Scope } from "effect"
 import { Stream } from "effect"
 import type { Queue } from "effect"
 import { PgConnection } from "@effect/sql-pg"
@@ -24,16 +26,61 @@ import * as V from "../internal/validate.ts"
 // ------------------------------------------------------------------------------------ config
 
 /**
+ * What a return does about session state (`SET`, `set_config(..., false)`, `SET ROLE`, temp
+ * tables, `PREPARE`, `LISTEN`, session advisory locks, `WITH HOLD` cursors...), on top of the
+ * `ROLLBACK`/`COMMIT` of the pool's `resetOnReturn`:
+ *
+ * - `"auto"` (default): `DISCARD ALL` on the sessions whose statements may have changed session
+ *   state (see {@link Connection.sessionDirty}); the others pay nothing.
+ * - `"always"`: `DISCARD ALL` on every return (one more round trip per checkout, and every
+ *   statement is parsed again by the next borrower). For state `"auto"` cannot see: a function
+ *   that calls `set_config` inside, `nextval`'s `currval`/`lastval`...
+ * - `"none"`: nothing; session state survives a return and the next borrower sees it.
+ *
+ * After a `DISCARD ALL` the driver's prepared-statement cache is cleared too (the server has
+ * deallocated every statement). With `resetOnReturn: "none"` the pool sends nothing at all.
+ * Not for a transaction-mode pooler (PgBouncer): there, use `"none"`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type SessionReset = "none" | "auto" | "always"
+
+/**
  * Connection settings: `@effect/sql-pg`'s `PgConnection.Config` without `multiplex` (a pooled
  * connection is exclusive to its borrower). `url` and `password` are `Redacted`.
  *
  * `alwaysReset: true` sends the reset statement on every return even when the connection is
  * known to be outside a transaction (default false: skipped, see {@link Connection}).
+ * `sessionReset` (default `"auto"`): see {@link SessionReset}.
  *
  * @category models
  * @since 0.1.0
  */
-export type Config = Omit<PgConnection.Config, "multiplex"> & { readonly alwaysReset?: boolean | undefined }
+export type Config = Omit<PgConnection.Config, "multiplex"> & {
+  readonly alwaysReset?: boolean | undefined
+  readonly sessionReset?: SessionReset | undefined
+} & CancelConfig
+
+/**
+ * How long an interrupted statement may take to stop (`@effect/sql-pg` sends the server a cancel
+ * request and waits for the session to drain) before the driver closes the socket instead and the
+ * interrupt returns: the session is then dead and the pool replaces it. Default 30 ms (a healthy
+ * local server confirms a cancel in ~2-20 ms); `"Infinity"` waits for the driver's own drain (up
+ * to ~5 s on an unresponsive server) and saves the per-statement fiber this bound costs. At least
+ * 20 ms: the driver sends its cancel request 10 ms after the interrupt, and a socket closed before
+ * that would leave the statement running on the server. An interrupted pre-ping closes the socket
+ * at once.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface CancelConfig {
+  readonly cancelTimeout?: Duration.Input | undefined
+}
+
+/** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
+const defaultCancelMillis = 30
 
 /** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
 const secretFields: ReadonlySet<string> = new Set(["url", "password"])
@@ -126,7 +173,11 @@ const configRules = V.rulesFor<Config>()({
   prepare: V.boolean(),
   preparedStatementCacheSize: V.integer({ min: 0 }),
   maxMessageSize: V.integer({ min: 1 }),
-  alwaysReset: V.boolean()
+  alwaysReset: V.boolean(),
+  // The driver sends its cancel request 10 ms after an interrupt: closing the socket before that
+  // would leave the statement running on the server (it only notices a gone client when it writes).
+  cancelTimeout: V.duration(undefined, { min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"] }),
+  sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto")
 })
 
 /** `multiplex: false` is accepted (it is what a pooled connection is anyway); see {@link validate}. */
@@ -163,9 +214,89 @@ const autocommitSafe = /^\s*(?:select|insert|update|delete|with|values|table|sho
 /** Statements that, once they succeed, leave the session outside any transaction. */
 const endsTransaction = /^\s*(?:commit|rollback|end|abort)(?:\s+(?:work|transaction))?\s*;?\s*$/i
 
+/**
+ * Session-state detection for `sessionReset: "auto"`, in two steps so the common statement pays
+ * one scan for a few literals (`SELECT 1`: ~30 ns, a 140-character select: ~0.2-0.3 µs):
+ * {@link mayTouchSession} rules most statements out, {@link touchesSession} decides.
+ */
+const mayTouchSession = /set|listen|prepare|discard|dealloc|temp|advisory|hold|characteristics/i
+/** Where a statement can start: the text's start, after `;`, a quote or `$` (dynamic SQL, `DO $$`), or a PL/pgSQL keyword; then blanks and comments. */
+const statementStart = String.raw`(?:^|[;'$]|\b(?:begin|then|else|loop|execute)\b)(?:\s|/\*[\s\S]*?\*/|--[^\n]*(?:\n|$))*`
+/**
+ * Statements that may leave state in the session past a return: `SET` (not `SET LOCAL` /
+ * `SET TRANSACTION` / `SET CONSTRAINTS`, which end with the transaction; includes `SET ROLE`,
+ * `SET SESSION AUTHORIZATION`, `SET SESSION CHARACTERISTICS`), `RESET`, `PREPARE`, `LISTEN`,
+ * `DISCARD`, `DEALLOCATE` as statements; `set_config(...)` unless its last argument is a literal
+ * `true`; `pg_advisory_lock*` / `pg_try_advisory_lock*` (session-level, not the `_xact_` ones);
+ * `CREATE [GLOBAL|LOCAL] TEMP|TEMPORARY`, `INTO TEMP`, `pg_temp`; `WITH HOLD` cursors.
+ * Conservative: a false positive costs one `DISCARD ALL`.
+ */
+const touchesSession = new RegExp(
+  statementStart + String.raw`(?:set\s+(?!local\b|transaction\b|constraints\b)|reset\b|prepare\b|listen\b|discard\b|deallocate\b)` +
+    String.raw`|\bset_config\s*\((?![^()]*,\s*true\s*\))` +
+    String.raw`|\bpg_(?:try_)?advisory_lock` +
+    String.raw`|\b(?:create\s+(?:(?:global|local)\s+)?|into\s+)temp(?:orary)?\b|\bpg_temp` +
+    String.raw`|\bwith\s+hold\b|\bsession\s+characteristics\b`,
+  "i"
+)
+/** Statements after which the server no longer holds the driver's prepared statements. */
+const dropsStatements = new RegExp(statementStart + String.raw`(?:discard\s+all|deallocate)\b`, "i")
+/** Exactly `DISCARD ALL` (it cannot run inside a transaction or a function). */
+const discardsAll = /^\s*discard\s+all\s*;?\s*$/i
+
+/**
+ * May this statement leave state in the session past a return? The test `sessionReset: "auto"`
+ * applies to every statement (a cheap, conservative scan of its text: see the README for the
+ * list). It cannot see a function or procedure that changes state inside
+ * (`select app.set_tenant('a')`), nor `nextval` (`currval`/`lastval` are session state, and every
+ * serial insert calls it): `sessionReset: "always"` covers those.
+ *
+ * @example
+ * ```ts
+ * import { PgDriver } from "effect-db-pool/pg"
+ *
+ * PgDriver.touchesSessionState("select set_config('app.tenant', $1, false)") // true
+ * PgDriver.touchesSessionState("select set_config('app.tenant', $1, true)") // false: ends with the transaction
+ * PgDriver.touchesSessionState("update t set x = 1") // false
+ * ```
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const touchesSessionState = (sql: string): boolean => mayTouchSession.test(sql) && touchesSession.test(sql)
+
+/**
+ * The statement to clear session state on return. Never through a transaction-mode pooler
+ * (PgBouncer): there the server session is not ours between transactions and the pooler runs its
+ * own `server_reset_query` (a PgBouncer mode must force `sessionReset: "none"`).
+ */
+const discardStatement = "DISCARD ALL"
+
+const nothingPrepared = { clear: () => {} }
+
+/**
+ * `@effect/sql-pg` keeps the statements a session has prepared in `prepared.statements` (a `Map`
+ * keyed by SQL text) and has no API to forget them: after a `DISCARD ALL` (or `DEALLOCATE`) the
+ * entries name statements the server no longer has, and the first one a transaction reuses fails
+ * with 26000 and aborts it. That map (clearing it is all it takes: the next use parses again), or
+ * `undefined` when it cannot be found; then the session is closed instead of discarded (a new
+ * session is just as clean, ~20x the cost).
+ */
+const preparedStatements = (native: PgConnection.PgConnection): { readonly clear: () => void } | undefined => {
+  const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
+  const base = (internals?.base ?? native) as unknown as Record<string, unknown>
+  if (!("prepared" in base)) return undefined
+  const cache = base.prepared
+  if (cache === undefined) return nothingPrepared // `prepare: false` or a cache of size 0
+  const statements = fieldOf(cache, "statements")
+  return statements instanceof Map ? statements : undefined
+}
+
 const internalsKey = "~@effect/sql-pg/PgConnection/internals"
 
 interface Internals {
+  /** The unpinned connection (where `prepared`, the statement cache, lives). */
+  readonly base?: object
   readonly deadError?: () => SqlError | undefined
   readonly retireHooks?: Set<() => void>
 }
@@ -182,6 +313,9 @@ interface Internals {
  * `ROLLBACK` (exactly that, no `AND CHAIN`) succeeds. Reading {@link Connection.pg} (the
  * untracked session) makes the state unknown for good, until the next reset.
  *
+ * With `sessionReset: "auto"` it also tracks whether a statement may have changed session state
+ * ({@link Connection.sessionDirty}); such a session gets `DISCARD ALL` on return.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -189,14 +323,23 @@ export class Connection {
   /** Known to be outside a transaction. */
   private idle = true
   private retired = false
+  /** A statement may have changed session state since the last reset (`"auto"`). */
+  private dirty = false
+  /** Why this driver closed the socket itself (a bound expired, an interrupt went unconfirmed). */
+  private killedWith: SqlError | undefined = undefined
+  private readonly internals: Internals | undefined
+  /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
+  cancelMillis = defaultCancelMillis
 
   /** @internal */
   constructor(
     /** @internal */ readonly native: PgConnection.PgConnection,
     /** @internal */ readonly scope: Scope.Closeable,
-    /** @internal */ readonly alwaysReset = false
+    /** @internal */ readonly alwaysReset = false,
+    /** @internal */ readonly sessionReset: SessionReset = "auto"
   ) {
     const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
+    this.internals = internals
     internals?.retireHooks?.add(() => {
       this.retired = true
     })
@@ -209,16 +352,32 @@ export class Connection {
 
   /**
    * The native session, untracked. Using it is fine; the pool then no longer assumes the
-   * session is outside a transaction and resets it on return.
+   * session is outside a transaction and resets it on return (with `sessionReset: "auto"`, a
+   * `DISCARD ALL` too).
    */
   get pg(): PgConnection.PgConnection {
     this.idle = false
+    if (this.sessionReset === "auto") this.dirty = true
     return this.native
   }
 
   /** Known to be outside a transaction (so the reset on return can be skipped). */
   get knownIdle(): boolean {
     return this.idle
+  }
+
+  /**
+   * A statement since the last reset may have changed session state (`sessionReset: "auto"`
+   * only; `"none"` and `"always"` do not look): see {@link touchesSessionState}. Reading
+   * {@link Connection.pg} or calling {@link Connection.listen} makes it `true`.
+   */
+  get sessionDirty(): boolean {
+    return this.dirty
+  }
+
+  /** Will the next reset send `DISCARD ALL`? */
+  get needsDiscard(): boolean {
+    return this.sessionReset === "always" || this.dirty
   }
 
   /**
@@ -230,6 +389,7 @@ export class Connection {
     const internals = (this.native as unknown as Record<string, Internals | undefined>)[internalsKey]
     const dead = internals?.deadError?.()
     if (dead !== undefined) return dead
+    if (this.killedWith !== undefined) return this.killedWith
     return this.retired
       ? new SqlError({
         reason: new ConnectionError({
@@ -241,9 +401,122 @@ export class Connection {
       : undefined
   }
 
+  /**
+   * The driver already knows the session is dead ({@link Connection.deadError} is set): checked
+   * synchronously at checkout (`DriverShape.isDead`), no round trip.
+   */
+  get isDead(): boolean {
+    return this.retired || this.killedWith !== undefined || this.internals?.deadError?.() !== undefined
+  }
+
+  /**
+   * Close the socket now: the statement on the wire (if any) fails at once with `error`, and the
+   * session is dead (`deadError` is `error`). Synchronous; never waits for the server.
+   * @internal
+   */
+  kill(error: SqlError): void {
+    if (this.killedWith !== undefined) return
+    this.killedWith = error
+    const base = this.internals?.base as
+      | { readonly fatal?: (error: SqlError) => void; readonly session?: { readonly socket?: { destroy(): void } } }
+      | undefined
+    // `fatal` destroys the socket and fails the statement in progress with `error`; without it
+    // (another @effect/sql-pg), destroying the socket fails it with "Connection closed".
+    if (typeof base?.fatal === "function") base.fatal(error)
+    else base?.session?.socket?.destroy()
+  }
+
+  /**
+   * Run `effect` (a statement of this session) bounded by `millis`: past it the socket is closed
+   * ({@link Connection.kill}) and the statement fails with `expired()`. Works where interruption
+   * cannot (a transaction's COMMIT/ROLLBACK runs uninterruptibly).
+   * @internal
+   */
+  within<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
+    if (!Number.isFinite(millis)) return effect
+    return Effect.suspend(() => {
+      const timer = setTimeout(() => this.kill(expired()), millis)
+      return Effect.ensuring(effect, Effect.sync(() => clearTimeout(timer)))
+    })
+  }
+
+  /**
+   * Run a native statement so that an interrupt returns within `graceMs`: the statement runs in
+   * a fiber of its own; an interrupt interrupts that fiber (the driver's cancel request and
+   * drain go on in the background) and waits for it at most `graceMs`, then closes the socket and
+   * returns. With `graceMs` 0 the socket is closed at once (a pre-ping: silence means dead).
+   */
+  private interruptibly<A>(effect: Effect.Effect<A, SqlError>, graceMs: number): Effect.Effect<A, SqlError> {
+    if (!Number.isFinite(graceMs)) return effect
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
+        const done = fiber.pollUnsafe()
+        if (done !== undefined) return done
+        return Effect.onInterrupt(restore(Fiber.join(fiber)), () => this.abandon(fiber, graceMs))
+      })
+    )
+  }
+
+  private abandon(fiber: Fiber.Fiber<unknown, SqlError>, graceMs: number): Effect.Effect<void> {
+    const what = graceMs <= 0
+      ? "an interrupted pre-ping (no answer within the bound)"
+      : `an interrupted statement did not stop within ${graceMs} ms (cancelTimeout)`
+    const unconfirmed = () =>
+      new SqlError({
+        reason: new ConnectionError({
+          cause: new Error(what),
+          message: `PgDriver: the session was closed: ${what}`,
+          operation: "query"
+        })
+      })
+    return Effect.callback<void>((resume) => {
+      if (graceMs <= 0) {
+        this.kill(unconfirmed())
+        fiber.interruptUnsafe()
+        return resume(Effect.void)
+      }
+      fiber.interruptUnsafe()
+      if (fiber.pollUnsafe() !== undefined) return resume(Effect.void)
+      let stopObserving: (() => void) | undefined = undefined
+      const timer = setTimeout(() => {
+        stopObserving?.()
+        this.kill(unconfirmed())
+        resume(Effect.void)
+      }, graceMs)
+      stopObserving = fiber.addObserver(() => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      })
+    })
+  }
+
+  /**
+   * Bookkeeping before a statement runs: the transaction state, and the `"auto"` dirty mark. One
+   * scan for a few literals rules most statements out. `true` when the statement may deallocate
+   * the driver's prepared statements.
+   */
+  private see(sql: string): boolean {
+    if (this.idle && !autocommitSafe.test(sql)) this.idle = false
+    if (!mayTouchSession.test(sql)) return false
+    if (this.sessionReset === "auto" && !this.dirty && touchesSession.test(sql)) this.dirty = true
+    return dropsStatements.test(sql)
+  }
+
   private track<A, E, R>(sql: string, run: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
-      if (this.idle && !autocommitSafe.test(sql)) this.idle = false
+      // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
+      // hook): the server no longer has the driver's statements, so neither may the cache.
+      if (this.see(sql)) {
+        return Effect.tap(run(), () =>
+          Effect.sync(() => {
+            const statements = preparedStatements(this.native)
+            // Not found: the reset will close the session rather than hand out a stale cache.
+            if (statements === undefined) return void (this.dirty = true)
+            statements.clear()
+            // A whole `DISCARD ALL` that succeeded: the session is as clean as a reset leaves it.
+            if (discardsAll.test(sql)) this.dirty = false
+          }))
+      }
       if (!endsTransaction.test(sql)) return run()
       return Effect.tap(run(), () =>
         Effect.sync(() => {
@@ -252,9 +525,18 @@ export class Connection {
     })
   }
 
+  /**
+   * A statement of the user's: bounded on interrupt ({@link CancelConfig.cancelTimeout}); on a
+   * session this driver closed, it fails at once (the closed statement's cancel request may still
+   * hold the native session for a few seconds: nothing may queue behind it).
+   */
+  private statement<A>(run: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
+    return this.killedWith !== undefined ? Effect.fail(this.killedWith) : this.interruptibly(run(), this.cancelMillis)
+  }
+
   /** Run a statement (rows keyed by column), tracking the transaction state. */
   query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
-    return this.track(sql, () => this.native.query(sql, params, prepare))
+    return this.track(sql, () => this.statement(() => this.native.query(sql, params, prepare)))
   }
 
   /** Run a statement (positional rows), tracking the transaction state. */
@@ -263,72 +545,153 @@ export class Connection {
     params: ReadonlyArray<unknown> = [],
     prepare = true
   ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
-    return this.track(sql, () => this.native.queryValues(sql, params, prepare))
+    return this.track(sql, () => this.statement(() => this.native.queryValues(sql, params, prepare)))
   }
 
   /** Stream rows, tracking the transaction state. */
   stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
     return Stream.suspend(() => {
-      if (this.idle && !autocommitSafe.test(sql)) this.idle = false
+      if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
+      this.see(sql)
       return this.native.stream(sql, params)
     })
   }
 
-  /** `LISTEN` on a channel until the scope closes (does not touch the transaction state). */
+  /** `LISTEN` on a channel until the scope closes (does not touch the transaction state; marks the session dirty). */
   listen(channel: string): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope> {
-    return this.native.listen(channel)
+    return Effect.suspend(() => {
+      if (this.sessionReset === "auto") this.dirty = true
+      return this.native.listen(channel)
+    })
   }
 
-  /** Reset on return: skipped when known idle; fails at once when the session is known dead. */
+  /**
+   * Reset on return: the `ROLLBACK`/`COMMIT`, skipped when known idle, then `DISCARD ALL` when
+   * {@link Connection.needsDiscard}; fails at once when the session is known dead.
+   */
   reset(statement: "ROLLBACK" | "COMMIT"): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
       if (dead !== undefined) return Effect.fail(dead)
-      if (this.idle && !this.alwaysReset) return Effect.void
-      return Effect.flatMap(this.query(statement), (result) => {
+      const discard = this.needsDiscard
+      if (this.idle && !this.alwaysReset) return discard ? this.discard : Effect.void
+      const end = Effect.flatMap(this.query(statement), (result) => {
         this.idle = true
         return statement === "COMMIT" && result.command === "ROLLBACK"
           ? Effect.logDebug("PgDriver: reset COMMIT rolled back an aborted transaction")
           : Effect.void
       })
+      return discard ? Effect.andThen(end, this.discard) : end
     })
   }
 
-  /** The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). */
+  /**
+   * `DISCARD ALL` (outside a transaction: after the rollback/commit), then forget the driver's
+   * prepared statements, which it deallocated. Fails without a round trip when the statement
+   * cache cannot be found: the pool then closes the session (as clean as a discarded one).
+   */
+  private get discard(): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const statements = preparedStatements(this.native)
+      if (statements === undefined) {
+        return Effect.fail(unknownError(
+          new Error("@effect/sql-pg's prepared-statement cache was not found"),
+          "PgDriver: cannot clear the prepared-statement cache after DISCARD ALL; closing the session instead",
+          "reset"
+        ))
+      }
+      // Unnamed (prepare = false): nothing of its own to leave in the cache.
+      return Effect.map(this.interruptibly(this.native.query(discardStatement, [], false), this.cancelMillis), () => {
+        statements.clear()
+        this.idle = true
+        this.dirty = false
+      })
+    })
+  }
+
+  /**
+   * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
+   * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
+   * `connectTimeout` bound) closes the socket at once.
+   */
   get ping(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
-      return dead !== undefined ? Effect.fail(dead) : Effect.asVoid(this.native.query("", [], false))
+      return dead !== undefined
+        ? Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
+        : Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
     })
   }
 }
 
 // ------------------------------------------------------------------------------ disconnects
 
-const disconnectCodes = /^(?:08|57P0[1-5])/
-const socketCodes = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ENOTCONN", "EHOSTUNREACH", "ENETUNREACH"])
+/**
+ * SQLSTATEs that mean the session is gone: class 08 (connection exception) and 57P01–57P05
+ * (admin shutdown / `pg_terminate_backend`, crash shutdown, cannot connect now, database
+ * dropped, idle-session timeout).
+ */
+const disconnectStates = /^(?:08[0-9A-Z]{3}|57P0[1-5])$/
+/** Any SQLSTATE (class: two digits/letters, or F0, HV, P0, XX). */
+const sqlState = /^(?:[0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/
+/** Socket-level errors (Node's `code`), on a connection or a connect. */
+const socketCodes: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTCONN",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "ENETRESET",
+  "ERR_SOCKET_CLOSED",
+  "ERR_STREAM_DESTROYED",
+  "ERR_STREAM_WRITE_AFTER_END"
+])
 
 const fieldOf = (u: unknown, key: string): unknown =>
   typeof u === "object" && u !== null && key in u ? (u as Record<string, unknown>)[key] : undefined
 
-const looksDead = (cause: unknown, depth: number): boolean => {
-  if (cause === undefined || cause === null || depth > 4) return false
+/**
+ * What the first code along a `cause` chain says: `true` (a disconnect SQLSTATE, a socket code,
+ * a `DisconnectionError`), `false` (any other SQLSTATE: the server answered; the pool's own
+ * timeout/closed errors), `undefined` (nothing found). Severity is not looked at: a FATAL
+ * at connect (unknown database, authentication, bad startup option) is no disconnect.
+ */
+const verdict = (cause: unknown, depth: number): boolean | undefined => {
+  if (cause === undefined || cause === null || depth > 5) return undefined
   if (cause instanceof DisconnectionError) return true
+  if (cause instanceof PoolTimeoutError || cause instanceof PoolClosedError) return false
+  // PgSql's "COMMIT sent, never answered": retrying it blindly could commit twice.
+  if (fieldOf(cause, "_tag") === "CommitOutcomeUnknownError") return false
   const code = fieldOf(cause, "code")
-  if (typeof code === "string" && (disconnectCodes.test(code) || socketCodes.has(code))) return true
-  const severity = fieldOf(cause, "severity")
-  if (severity === "FATAL" || severity === "PANIC") return true
-  return looksDead(fieldOf(cause, "cause"), depth + 1)
+  if (typeof code === "string") {
+    if (disconnectStates.test(code) || socketCodes.has(code)) return true
+    if (sqlState.test(code)) return false
+  }
+  return verdict(fieldOf(cause, "cause"), depth + 1)
 }
 
 /**
  * Does this error mean the session is gone (SQLAlchemy's `is_disconnect`)?
  *
- * True for: a `DisconnectionError`; a `SqlError` whose reason is `ConnectionError` (a killed
- * busy backend shows up as "Connection closed"), except the pool's own timeout/closed errors;
- * any error whose SQLSTATE is class 08 or 57P01–57P05 (a backend killed while idle shows up as
- * `UnknownError` 57P01, a server starting/stopping as 57P03), or whose severity is
- * FATAL/PANIC; socket errors (`ECONNRESET`, `EPIPE`, ...), looked up through `cause` chains.
+ * Decided by the first code found along the error's `cause` chain:
+ *
+ * - SQLSTATE class 08 and 57P01–57P05 (a backend killed while idle shows up as `UnknownError`
+ *   57P01, a server starting/stopping as 57P03, `idle_session_timeout` as 57P05): **true**;
+ * - socket errors (`ECONNRESET`, `ECONNREFUSED`, `EPIPE`, `ETIMEDOUT`, ...): **true**;
+ * - any other SQLSTATE (28xxx authentication, 42501, 3D000 unknown database, 22023 bad startup
+ *   option, 53300 too many connections, 25P03, ...): **false**, whatever its severity;
+ * - no code: a `DisconnectionError` is one; a `SqlError` whose reason is `ConnectionError` is one
+ *   ("Connection closed", a connect timeout, a session this library closed), except the pool's
+ *   own `PoolTimeoutError` / `PoolClosedError`; anything else is not;
+ * - a COMMIT whose outcome is unknown (`PgSql.isCommitOutcomeUnknown`) is not, whatever killed
+ *   it: a blind retry could commit twice.
+ *
+ * So a retry `while: PgDriver.isDisconnect` never retries a wrong password or a missing database.
  *
  * @example
  * ```ts
@@ -346,12 +709,9 @@ export const isDisconnect = (error: unknown): boolean => {
   if (error instanceof DisconnectionError) return true
   if (isSqlError(error)) {
     const reason = error.reason
-    if (reason._tag === "ConnectionError") {
-      return !(reason.cause instanceof PoolTimeoutError || reason.cause instanceof PoolClosedError)
-    }
-    return looksDead(reason.cause, 0)
+    return verdict(reason.cause, 0) ?? reason._tag === "ConnectionError"
   }
-  return looksDead(error, 0)
+  return verdict(error, 0) ?? false
 }
 
 /**
@@ -418,14 +778,21 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  * @since 0.1.0
  */
 export const make = (config: Config): DriverShape<Connection> => {
-  const { alwaysReset = false, ...connectionConfig } = config
+  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, ...connectionConfig } = config
+  const cancelMillis = cancelTimeout === undefined
+    ? defaultCancelMillis
+    : Duration.toMillis(Duration.fromInputUnsafe(cancelTimeout))
   return {
     name: "postgresql",
     connect: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Scope.make(), (scope) =>
         restore(Scope.provide(PgConnection.make(connectionConfig), scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-          Effect.map((native) => new Connection(native, scope, alwaysReset))
+          Effect.map((native) => {
+            const connection = new Connection(native, scope, alwaysReset, sessionReset)
+            connection.cancelMillis = cancelMillis
+            return connection
+          })
         ))
     ),
     close: (connection) => Scope.close(connection.scope, Exit.void),
@@ -433,8 +800,13 @@ export const make = (config: Config): DriverShape<Connection> => {
     commit: (connection) => connection.reset("COMMIT"),
     ping: (connection) => connection.ping,
     isDisconnect,
-    // Known outside a transaction and not known dead: the pool skips the reset round trip.
-    needsReset: (connection) => connection.alwaysReset || !connection.knownIdle || connection.deadError !== undefined
+    // The session died while idle (idle_session_timeout, a terminated backend, a socket error,
+    // a bound this driver enforced): the checkout replaces it without handing it out.
+    isDead: (connection) => connection.isDead,
+    // Known outside a transaction, no session state to discard and not known dead: the pool
+    // skips the reset round trip.
+    needsReset: (connection) =>
+      connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.deadError !== undefined
   }
 }
 

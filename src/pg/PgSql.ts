@@ -8,21 +8,32 @@
  * - `listen` opens a session of its own (outside the pool) for its scope: a listener pins its
  *   session, which must not hold a pool slot or be handed to the listening fiber's statements.
  * - `COMMIT` of an aborted transaction fails (PostgreSQL answers it with `ROLLBACK`).
+ * - Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`, savepoints) is bounded by
+ *   `transactionControlTimeout` (default the pool's `resetTimeout`): past it the socket is
+ *   closed, a `COMMIT` fails with {@link CommitOutcomeUnknownError} as cause, a `ROLLBACK` /
+ *   `RELEASE` counts as done.
  * - A statement that fails because the session died invalidates its connection and stamps a
  *   pool-wide invalidation (every older connection is recycled at its next checkout), and fails
  *   with a `SqlError` whose reason is `ConnectionError` (see `PgDriver.disconnected`).
  * - Reset on return costs no round trip when the connection is known to be outside a
  *   transaction (see `PgDriver.Connection`).
+ * - On a session shared across fibers (StaticPool) a transaction or `reserve` owns it: other
+ *   fibers' statements, streams and transactions wait until it ends.
+ * - What would wait for itself fails at once with a {@link SelfDeadlockError} cause: a statement
+ *   from the fiber reading a stream on the same session (or from the stream's transaction), or
+ *   the owner of a shared session asking the pool for it again. README: "Shared sessions and
+ *   streams".
  *
  * @since 0.1.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Effect, Layer, Redacted, Stream } from "effect"
-import type { Scope } from "effect"
+import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Stream } from "effect"
+import type { Fiber, Scope } from "effect"
+import { Duration } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
-import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
+import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
@@ -54,6 +65,16 @@ export interface Options {
   readonly transformJson?: boolean | undefined
   /** Extra span attributes on every statement. */
   readonly spanAttributes?: Record<string, unknown> | undefined
+  /**
+   * Bound on each transaction-control statement (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`,
+   * `RELEASE SAVEPOINT`, `ROLLBACK TO SAVEPOINT`), which effect/sql runs uninterruptibly (an
+   * `Effect.timeout` around a transaction cannot cut them short). Past it the socket is closed
+   * and the connection invalidated: a `COMMIT` fails with an "outcome unknown" error (see
+   * {@link isCommitOutcomeUnknown}); a `ROLLBACK` / `RELEASE` counts as done (the server rolls
+   * back the transaction of a session that ended). Default: the pool's `resetTimeout` (10 s);
+   * `"Infinity"`: unbounded.
+   */
+  readonly transactionControlTimeout?: Duration.Input | undefined
 }
 
 // ------------------------------------------------------------------------------- errors
@@ -63,22 +84,36 @@ const isCheckoutError = (e: unknown): e is CheckoutError =>
   e instanceof ConnectionInvalidatedError || e instanceof DriverError || e instanceof PoolClosedError ||
   e instanceof AssertionPoolError
 
+/** SQLSTATE 53300, `too_many_connections`: the server refuses for now; worth a retry. */
+const tooManyConnections = "53300"
+
 /**
  * A failed checkout as the `SqlError` the SQL layer speaks. A connect failure keeps the driver's
- * own `SqlError` (refused, authentication, unknown database, ...); the rest become a
- * `ConnectionError` whose cause is the pool's error.
+ * own `SqlError` and its reason (refused, authentication 28xxx, authorisation 42501, unknown
+ * database 3D000, bad startup option 22023, ...: a FATAL at connect says nothing about
+ * retrying), except two refusals for now, made retryable `ConnectionError`s: a server starting
+ * up or shutting down (57P01–57P05, see `PgDriver.isDisconnect`) and too many connections
+ * (53300). The rest become a `ConnectionError` whose cause is the pool's error.
  *
  * @category errors
  * @since 0.1.0
  */
 export const checkoutError = (error: CheckoutError): SqlError => {
   if (error instanceof ConnectError && isSqlError(error.cause)) {
-    // A server starting up or shutting down answers 57P03 (an UnknownError): report it as the
-    // retryable ConnectionError it is. Refused, authentication, unknown database pass through.
     const cause = error.cause
-    return cause.reason._tag === "UnknownError" && PgDriver.isDisconnect(cause)
-      ? PgDriver.disconnected(cause, "checkout")
-      : cause
+    if (cause.reason._tag === "ConnectionError") return cause
+    if (PgDriver.isDisconnect(cause)) return PgDriver.disconnected(cause, "checkout")
+    const server = cause.reason.cause as { readonly code?: unknown; readonly message?: unknown } | undefined
+    if (server?.code === tooManyConnections) {
+      return new SqlError({
+        reason: new ConnectionError({
+          cause,
+          message: `PgSql: the server refused the connection for now (${String(server.message ?? cause.message)})`,
+          operation: "checkout"
+        })
+      })
+    }
+    return cause
   }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
@@ -92,19 +127,290 @@ const handleClosed = (operation: string) =>
     })
   })
 
-/** Transaction cleanup statements: after the session died, there is nothing left to roll back. */
-const rollbackStatement = /^\s*rollback(?:\s+to\s+savepoint\s+\w+)?\s*;?\s*$/i
+/**
+ * Transaction cleanup statements: after the session died, there is nothing left to roll back or
+ * release (the server rolls back the transaction of a session that ended).
+ */
+const rollbackStatement = /^\s*(?:rollback(?:\s+to\s+savepoint\s+\w+)?|release\s+savepoint\s+\w+)\s*;?\s*$/i
+/** Transaction-control statements: bounded by `transactionControlTimeout`. */
+const transactionControl = /^\s*(?:begin|start\s+transaction|commit|end|rollback|abort|savepoint|release)\b/i
+/** Statements that commit (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`). */
+const commitStatement = /^\s*(?:commit|end)\b/i
+
+/**
+ * A `COMMIT` was sent and its answer never came (the bound expired, or the session died while
+ * waiting): the transaction may or may not have committed. The cause of a `SqlError` whose
+ * reason is `UnknownError` (not retryable: a blind retry may apply the transaction twice).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class CommitOutcomeUnknownError extends Data.TaggedError("CommitOutcomeUnknownError")<{
+  /** Why the answer never came (the expired bound, the lost connection). */
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return "COMMIT was sent but never answered: the transaction may or may not have committed"
+  }
+}
+
+/**
+ * Did this fail with the outcome of a `COMMIT` unknown (sent, never answered)? Check whether
+ * the work took effect before doing it again.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { PgSql } from "effect-db-pool/pg"
+ *
+ * const transfer = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   yield* sql.withTransaction(sql`update accounts set balance = balance - 10 where id = 1`)
+ * }).pipe(
+ *   Effect.catchIf(PgSql.isCommitOutcomeUnknown, (e) => Effect.logWarning("check before retrying", e))
+ * )
+ * ```
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isCommitOutcomeUnknown = (error: unknown): boolean =>
+  isSqlError(error) && error.reason.cause instanceof CommitOutcomeUnknownError
+
+const commitOutcomeUnknown = (cause: unknown): SqlError => {
+  const detail = isSqlError(cause) ? cause.message : String(cause)
+  return new SqlError({
+    reason: new UnknownError({
+      cause: new CommitOutcomeUnknownError({ cause }),
+      message: `PgSql: COMMIT was sent but never answered, the outcome is unknown: the transaction may have committed (${detail})`,
+      operation: "commit"
+    })
+  })
+}
+
+/** A transaction-control statement past its bound (the socket is then closed). */
+const controlExpired = (sql: string, millis: number): SqlError =>
+  new SqlError({
+    reason: new ConnectionError({
+      cause: new Error(`${sql} did not answer within ${millis} ms`),
+      message: `PgSql: ${sql} did not answer within ${millis} ms (transactionControlTimeout); the connection was closed`,
+      operation: "execute"
+    })
+  })
+
+/**
+ * The cause of a `SqlError` (reason `UnknownError`, not retryable) raised instead of a wait
+ * that could never end, because the waiter would wait for itself:
+ *
+ * - `"stream"`: a statement, stream or transaction was issued on a session while a stream on
+ *   that same session is being read — by the fiber that reads it (reentrant leases, FiberPool,
+ *   StaticPool), or by anything of the transaction / `reserve` whose connection the stream runs
+ *   on. The session serves nothing else until the stream has been read to its end.
+ * - `"owned"`: on a session shared across fibers (StaticPool), the fiber that holds a
+ *   transaction or `reserve` on it (or a fiber inside that transaction) asked the pool for the
+ *   session again, outside the connection it holds (a statement with the transaction removed
+ *   from its context, a statement next to a `reserve`d connection, a `reserve` inside the
+ *   transaction).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class SelfDeadlockError extends Data.TaggedError("SelfDeadlockError")<{
+  readonly kind: "stream" | "owned"
+  /** What was refused: `"execute"`, `"stream"`, `"transaction"` (or `reserve`). */
+  readonly operation: string
+}> {
+  override get message(): string {
+    return this.kind === "stream"
+      ? `PgSql: ${this.operation} issued while a stream on the same session is being read: it would wait for ` +
+        `the stream, whose reader waits for it. Read the stream to its end (or collect it) first, or run ` +
+        `the statement outside the stream's transaction / on another connection`
+      : `PgSql: ${this.operation} would wait for the transaction or reserve that this fiber (or its ` +
+        `transaction) itself holds on the same shared session (StaticPool): use the connection it holds`
+  }
+}
+
+const selfDeadlock = (kind: SelfDeadlockError["kind"], operation: string): SqlError => {
+  const cause = new SelfDeadlockError({ kind, operation })
+  return new SqlError({ reason: new UnknownError({ cause, message: cause.message, operation }) })
+}
+
+/**
+ * Is this the `SqlError` PgSql raises instead of waiting for itself ({@link SelfDeadlockError})?
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isSelfDeadlock = (error: unknown): boolean =>
+  isSqlError(error) && error.reason.cause instanceof SelfDeadlockError
+
+// ------------------------------------------------------------------------ shared sessions
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+interface Waiter {
+  /** The transaction / `reserve` connection taking ownership; `undefined`: a statement or stream. */
+  readonly owner: PooledSql | undefined
+  readonly fiber: number
+  readonly done: Deferred.Deferred<void>
+  granted: boolean
+}
+
+/**
+ * What PgSql knows about a session that several checkouts share (one `PooledConnection` handle):
+ * StaticPool's one connection, shared across fibers (`lock`), or a reentrant lease (FiberPool,
+ * `reentrant: true`), shared by the nested checkouts of one fiber. Pools that share nothing
+ * (QueuePool, NullPool, AssertionPool) have none: their statements pay nothing for it.
+ *
+ * `lock` (StaticPool): a transaction or `reserve` owns the session while it lasts; statements
+ * and streams of other connections ("users") run only while nobody owns it, and ownership is
+ * taken only once no user is in flight. Waiters queue in arrival order (fair: a queued
+ * transaction is not overtaken by later statements), interruptibly, without a timeout
+ * (StaticPool has none: a statement waits as long as the transaction before it lasts).
+ */
+class Session {
+  /** Streams being read on the session, by the fiber that opened them. */
+  readonly streams = new Map<number, number>()
+  /** The transaction or `reserve` connection that owns the session (`lock` only). */
+  owner: PooledSql | undefined = undefined
+  ownerFiber = -1
+  /** Statements and streams of non-owners in flight (`lock` only). */
+  users = 0
+  readonly queue: Array<Waiter> = []
+
+  constructor(readonly lock: boolean) {}
+
+  streaming(fiber: number): boolean {
+    return this.streams.has(fiber)
+  }
+
+  openStream(fiber: number): void {
+    this.streams.set(fiber, (this.streams.get(fiber) ?? 0) + 1)
+  }
+
+  closeStream(fiber: number): void {
+    const n = (this.streams.get(fiber) ?? 1) - 1
+    if (n > 0) this.streams.set(fiber, n)
+    else this.streams.delete(fiber)
+  }
+
+  /** Enter as a user; waits while another connection owns the session (or is queued first). */
+  enter(fiber: Fiber.Fiber<unknown, unknown>, restore: Restore, operation: string): Effect.Effect<void, SqlError> {
+    if (this.owner === undefined && this.queue.length === 0) {
+      this.users++
+      return Effect.void
+    }
+    if (this.owner !== undefined && this.ownerFiber === fiber.id) return Effect.fail(selfDeadlock("owned", operation))
+    return this.wait({ owner: undefined, fiber: fiber.id, done: Deferred.makeUnsafe(), granted: false }, restore)
+  }
+
+  leave(): void {
+    this.users--
+    this.drain()
+  }
+
+  /** Take ownership for `conn`; waits for the owner before it and for the users in flight. */
+  own(
+    conn: PooledSql,
+    fiber: Fiber.Fiber<unknown, unknown>,
+    restore: Restore,
+    inTransaction: unknown
+  ): Effect.Effect<void, SqlError> {
+    if (this.owner === undefined && this.users === 0 && this.queue.length === 0) {
+      this.owner = conn
+      this.ownerFiber = fiber.id
+      return Effect.void
+    }
+    if (this.streaming(fiber.id)) return Effect.fail(selfDeadlock("stream", "transaction"))
+    if (this.owner !== undefined && (this.ownerFiber === fiber.id || inTransaction === this.owner)) {
+      return Effect.fail(selfDeadlock("owned", "transaction"))
+    }
+    return this.wait({ owner: conn, fiber: fiber.id, done: Deferred.makeUnsafe(), granted: false }, restore)
+  }
+
+  disown(): void {
+    this.owner = undefined
+    this.ownerFiber = -1
+    this.drain()
+  }
+
+  /** Grant queued waiters in order, as far as the head allows. */
+  private drain(): void {
+    while (this.queue.length > 0 && this.owner === undefined) {
+      const head = this.queue[0]!
+      if (head.owner !== undefined) {
+        if (this.users > 0) return
+        this.owner = head.owner
+        this.ownerFiber = head.fiber
+      } else {
+        this.users++
+      }
+      this.queue.shift()
+      head.granted = true
+      Deferred.doneUnsafe(head.done, Exit.void)
+    }
+  }
+
+  private wait(waiter: Waiter, restore: Restore): Effect.Effect<void> {
+    this.queue.push(waiter)
+    return Effect.onInterrupt(restore(Deferred.await(waiter.done)), () =>
+      Effect.sync(() => {
+        if (waiter.granted) {
+          if (waiter.owner !== undefined) this.disown()
+          else this.leave()
+          return
+        }
+        const i = this.queue.indexOf(waiter)
+        if (i >= 0) this.queue.splice(i, 1)
+        this.drain()
+      }))
+  }
+}
 
 // ---------------------------------------------------------------------------- connection
 
 /** `SqlConnection` over one checkout; disconnects invalidate the checkout and the pool. */
 class PooledSql implements SqlConnection {
+  /** Streams of this connection being read (a transaction's or `reserve`'s: nothing else may use it meanwhile). */
+  private streams = 0
+  /** Bound on transaction-control statements, ms (`transactionControlTimeout`); set by the client. */
+  controlMillis = Infinity
+
   constructor(
     readonly pooled: PooledConnection<PgDriver.Connection>,
-    readonly pool: PoolService<PgDriver.Connection>
+    readonly pool: PoolService<PgDriver.Connection>,
+    /** Only when the pool shares sessions between checkouts (StaticPool, reentrant leases). */
+    readonly session: Session | undefined = undefined,
+    /** This is the transaction / `reserve` connection that owns its (StaticPool) session. */
+    readonly owns = false
   ) {}
 
+  /**
+   * Refuse what would wait for itself; on a StaticPool session, run as a user (waiting while a
+   * transaction or `reserve` of another connection owns it). Unshared pools: two field reads.
+   */
   private guard<A>(
+    sql: string,
+    run: (c: PgDriver.Connection) => Effect.Effect<A, SqlError>,
+    onDeadRollback: A
+  ): Effect.Effect<A, SqlError> {
+    if (this.streams > 0) return Effect.fail(selfDeadlock("stream", "execute"))
+    const session = this.session
+    if (session === undefined) return this.exec(sql, run, onDeadRollback)
+    return Effect.withFiber((fiber) => {
+      if (session.streaming(fiber.id)) return Effect.fail(selfDeadlock("stream", "execute"))
+      if (!session.lock || this.owns) return this.exec(sql, run, onDeadRollback)
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.andThen(
+          session.enter(fiber, restore, "execute"),
+          Effect.ensuring(restore(this.exec(sql, run, onDeadRollback)), Effect.sync(() => session.leave()))
+        )
+      )
+    })
+  }
+
+  private exec<A>(
     sql: string,
     run: (c: PgDriver.Connection) => Effect.Effect<A, SqlError>,
     onDeadRollback: A
@@ -116,14 +422,35 @@ class PooledSql implements SqlConnection {
     if (!(connection instanceof PgDriver.Connection)) {
       return Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)"))
     }
+    // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
+    const millis = this.controlMillis
+    const control = millis !== Infinity && transactionControl.test(sql)
+    // A COMMIT sent on a live session whose answer never comes: the outcome is unknown.
+    const committing = control && commitStatement.test(sql) && !connection.isDead
+    const statement = control
+      ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
+      : run(connection)
     return Effect.catchIf(
-      run(connection),
-      PgDriver.isDisconnect,
-      (error) =>
-        Effect.andThen(
-          Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
-          rollbackStatement.test(sql) ? Effect.succeed(onDeadRollback) : Effect.fail(PgDriver.disconnected(error, "execute"))
+      statement,
+      // A disconnect, or any failure after which the driver knows the session is dead (e.g. a
+      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
+      (error) => PgDriver.isDisconnect(error) || connection.isDead,
+      (error) => {
+        const disconnect = PgDriver.isDisconnect(error)
+        const invalidate = this.pooled.invalidate(error, "statement")
+        return Effect.andThen(
+          disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
+          rollbackStatement.test(sql)
+            ? Effect.succeed(onDeadRollback)
+            : Effect.fail(
+              committing
+                ? commitOutcomeUnknown(error)
+                : disconnect
+                ? PgDriver.disconnected(error, "execute")
+                : error
+            )
         )
+      }
     )
   }
 
@@ -159,21 +486,54 @@ class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ): Stream.Stream<any, SqlError> {
-    return Stream.unwrap(Effect.sync(() => {
-      if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
-      const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
-        Stream.catchIf(PgDriver.isDisconnect, (error) =>
-          Stream.fromEffect(Effect.andThen(
-            Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
-            Effect.fail(PgDriver.disconnected(error, "stream"))
-          )))
-      )
-      return transformRows
-        ? Stream.mapArray(rows, (chunk) => transformRows(chunk) as any)
-        : rows
-    }))
+    // While the stream is open (until its scope closes: read to the end, failed or abandoned),
+    // the session serves nothing else: this connection and the reading fiber are marked, so what
+    // would wait for the stream from inside it fails at once (see `guard`).
+    return Stream.unwrap(Effect.uninterruptibleMask((restore) =>
+      Effect.withFiber((fiber) => {
+        const session = this.session
+        if (this.streams > 0 || session?.streaming(fiber.id)) return Effect.fail(selfDeadlock("stream", "stream"))
+        const user = session !== undefined && session.lock && !this.owns
+        const open = Effect.suspend(() => {
+          this.streams++
+          session?.openStream(fiber.id)
+          return Effect.as(
+            Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                this.streams--
+                session?.closeStream(fiber.id)
+                if (user) session.leave()
+              })
+            ),
+            this.rows(sql, params, transformRows)
+          )
+        })
+        return user ? Effect.andThen(session.enter(fiber, restore, "stream"), open) : open
+      })
+    ))
+  }
+
+  private rows(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+  ): Stream.Stream<any, SqlError> {
+    if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
+    const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
+      Stream.catchIf(PgDriver.isDisconnect, (error) =>
+        Stream.fromEffect(Effect.andThen(
+          Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
+          Effect.fail(PgDriver.disconnected(error, "stream"))
+        )))
+    )
+    return transformRows
+      ? Stream.mapArray(rows, (chunk) => transformRows(chunk) as any)
+      : rows
   }
 }
+
+/** Each client's own transaction service (statements find their transaction's connection by it). */
+let clientIds = 0
 
 /** PostgreSQL answers `COMMIT` with `ROLLBACK` when the transaction was aborted: that must fail. */
 const commit = (conn: SqlConnection): Effect.Effect<void, SqlError> =>
@@ -197,7 +557,8 @@ const optionRules = V.rulesFor<Options>()({
   transformResultNames: V.func<(name: string) => string>(),
   transformQueryNames: V.func<(name: string) => string>(),
   transformJson: V.boolean(),
-  spanAttributes: V.record<Record<string, unknown>>("must be a record")
+  spanAttributes: V.record<Record<string, unknown>>("must be a record"),
+  transactionControlTimeout: V.duration(undefined)
 })
 
 const optionKeys = V.keysOfRules(optionRules)
@@ -249,19 +610,65 @@ export const make = (
       ? Statement.defaultTransforms(valid.transformResultNames, valid.transformJson).array
       : undefined
 
+    // Transaction control is bounded by `transactionControlTimeout`, else the pool's `resetTimeout`.
+    const controlBound = valid.transactionControlTimeout === undefined
+      ? pool.settings.resetTimeout
+      : Duration.fromInputUnsafe(valid.transactionControlTimeout)
+    const controlMillis = Duration.isFinite(controlBound) ? Duration.toMillis(controlBound) : Infinity
+    const bounded = (conn: PooledSql): PooledSql => {
+      conn.controlMillis = controlMillis
+      return conn
+    }
+
+    // Checkouts that share one session: across fibers (StaticPool) or within one (reentrant
+    // leases). Decided once: a pool that shares nothing never looks a session up.
+    const sharing = pool.settings.strategy === "StaticPool" ? "pool" : pool.settings.reentrant ? "fiber" : undefined
+    const sessions = new WeakMap<PooledConnection<PgDriver.Connection>, Session>()
+    const sessionOf = (pooled: PooledConnection<PgDriver.Connection>): Session => {
+      let session = sessions.get(pooled)
+      if (session === undefined) {
+        session = new Session(sharing === "pool")
+        sessions.set(pooled, session)
+      }
+      return session
+    }
+    const connect = sharing === undefined
+      ? (pooled: PooledConnection<PgDriver.Connection>) => bounded(new PooledSql(pooled, pool))
+      : (pooled: PooledConnection<PgDriver.Connection>) => bounded(new PooledSql(pooled, pool, sessionOf(pooled)))
+    const transactionService = Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>(
+      `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
+    )
+
     const acquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
-      Effect.map((pooled): SqlConnection => new PooledSql(pooled, pool)),
+      Effect.map((pooled): SqlConnection => connect(pooled)),
       Effect.mapError(checkoutError)
     )
     const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-      pool.use((pooled) => f(new PooledSql(pooled, pool))).pipe(
+      pool.use((pooled) => f(connect(pooled))).pipe(
         Effect.catchIf(isCheckoutError, (e) => Effect.fail(checkoutError(e)))
       ) as Effect.Effect<A, E | SqlError, R>
+    // A transaction or `reserve` on a session shared across fibers owns it until its scope
+    // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
+    const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
+      ? acquirer
+      : Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(Effect.mapError(restore(pool.checkout), checkoutError), (pooled) => {
+          const session = sessionOf(pooled)
+          const owner = bounded(new PooledSql(pooled, pool, session, true))
+          return Effect.withFiber((fiber) =>
+            session.own(owner, fiber, restore, Context.getOrUndefined(fiber.context, transactionService)?.[0])
+          ).pipe(
+            Effect.andThen(Effect.addFinalizer(() => Effect.sync(() => session.disown()))),
+            Effect.as(owner)
+          )
+        })
+      )
 
     const client = yield* SqlClient.make({
       acquirer,
       borrower,
-      transactionAcquirer: acquirer,
+      transactionAcquirer,
+      transactionService,
       compiler,
       driver: "pg",
       prepareTransactionControls: true,
@@ -282,7 +689,7 @@ export const make = (
     // A listener pins its session until its scope closes. It gets a session of its own, outside
     // the pool: holding a pool slot would starve the pool, and under FiberPool the fiber's next
     // statement would be handed the same, pinned session and wait forever.
-    const { alwaysReset: _alwaysReset, ...sessionConfig } = config
+    const { alwaysReset: _alwaysReset, sessionReset: _sessionReset, cancelTimeout: _cancelTimeout, ...sessionConfig } = config
     const listenSession = PgConnection.make(sessionConfig)
     const pgConfig: PgClient.PgClientConfig = {
       ...config,
