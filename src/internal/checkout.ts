@@ -192,7 +192,7 @@ export class Pipeline<C> {
   private acquireNow(restore: Restore): Handle<C> | Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
     if (this.gate.suspended) return this.afterGate(restore)
-    if (core.options.tracing) return this.traced(this.acquireSlow(restore))
+    if (core.options.tracing) return this.traced(Effect.suspend(() => this.acquireSlow(restore)))
     const idle = this.strategy.takeNow?.()
     if (idle === undefined) return this.acquireSlow(restore, false)
     if (this.isReady(idle) && !this.armsLeakTimer) {
@@ -219,14 +219,16 @@ export class Pipeline<C> {
   }
 
   /** The general path: take (maybe waiting), then make the record ready. */
+  /** Call at run time (inside `uninterruptibleMask`), as `acquireNow`. */
   private acquireSlow(restore: Restore, tryIdle = true): Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
-    return Effect.suspend(() => {
-      const idle = tryIdle ? this.strategy.takeNow?.() : undefined
-      if (idle !== undefined) return this.prepare(idle, restore, -1)
-      const started = core.instruments === undefined ? 0 : core.now()
-      return Effect.flatMap(this.strategy.take(restore), (record) => this.prepare(record, restore, started))
-    }) as Effect.Effect<Handle<C>, CheckoutError>
+    const idle = tryIdle ? this.strategy.takeNow?.() : undefined
+    if (idle !== undefined) return this.prepare(idle, restore, -1)
+    const started = core.instruments === undefined ? -1 : core.now()
+    return Effect.flatMap(
+      this.strategy.take(restore, started) as Effect.Effect<ConnectionRecord<C>, CheckoutError>,
+      (record) => this.prepare(record, restore, started < 0 ? 0 : started)
+    )
   }
 
   /** Make a taken record ready (or give it back on any failure), then hand it out. */
@@ -326,12 +328,15 @@ export class Pipeline<C> {
     })
   }
 
-  /** Stop the handle's clocks: hold time, leak timer. */
-  private returned(handle: Handle<C>): void {
+  /** Stop the handle's clocks: hold time, leak timer. Returns the clock reading it took, or -1. */
+  private returned(handle: Handle<C>): number {
     handle.state = "returned"
     handle.conn = undefined
     handle.leakTimer?.interruptUnsafe()
-    if (this.core.instruments !== undefined) this.core.instruments.used(this.core.now() - handle.checkedOutAt)
+    if (this.core.instruments === undefined) return -1
+    const now = this.core.now()
+    this.core.instruments.used(now - handle.checkedOutAt)
+    return now
   }
 
   /** The checkout's finalizer. Idempotent; uninterruptible. */
@@ -346,7 +351,7 @@ export class Pipeline<C> {
   private releaseNow(handle: Handle<C>): Effect.Effect<void> | undefined {
     if (handle.state !== "out") return undefined
     const connection = handle.conn as C
-    this.returned(handle)
+    const now = this.returned(handle)
     if (handle.detached) return this.closeDetached(handle.detachedFrom, connection)
     const record = handle.record!
     const core = this.core
@@ -355,9 +360,17 @@ export class Pipeline<C> {
     if (work !== undefined && Exit.isExit(work) && Exit.isSuccess(work)) work = undefined
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
-    if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow?.(record)) {
+    if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow !== undefined) {
+      // A waiter woken by the hand-off runs within this call: it reuses this clock reading.
+      core.clockHint = now
       if (core.tracksIdle) record.lastUsed = core.now()
-      return undefined
+      let given: boolean
+      try {
+        given = this.strategy.giveNow(record)
+      } finally {
+        core.clockHint = -1
+      }
+      if (given) return undefined
     }
     if (usedUp) {
       // Used up: reset as usual, then close instead of pooling it.

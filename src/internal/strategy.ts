@@ -37,7 +37,8 @@ export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect
  * @internal
  */
 export interface Strategy<C, E> {
-  readonly take: (restore: Restore) => Effect.Effect<ConnectionRecord<C>, E>
+  /** Called at run time; `now` is a clock reading the caller just took, or -1. */
+  readonly take: (restore: Restore, now: number) => Effect.Effect<ConnectionRecord<C>, E>
   readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
   readonly status: () => PoolStatus
   /** Close idle connections; checked-out ones are untouched and come back normally. */

@@ -55,12 +55,15 @@ export class WaiterQueue<C, E> {
     return this.waiters.size
   }
 
-  /** Park until a record is handed over, the deadline passes or the pool fails every waiter. */
-  wait(restore: Restore): Effect.Effect<ConnectionRecord<C>, E> {
+  /**
+   * Park until a record is handed over, the deadline passes or the pool fails every waiter.
+   * `now`: a clock reading the caller just took (-1: read it here).
+   */
+  wait(restore: Restore, now = -1): Effect.Effect<ConnectionRecord<C>, E> {
     const waiter: Waiter<C, E> = { resume: undefined!, record: undefined, deadline: Infinity }
     const sleep = Effect.callback<ConnectionRecord<C>, E>((resume) => {
       waiter.resume = resume
-      if (this.timeoutMs >= 0) waiter.deadline = this.core.now() + this.timeoutMs
+      if (this.timeoutMs >= 0) waiter.deadline = (now >= 0 ? now : this.core.now()) + this.timeoutMs
       this.waiters.add(waiter)
       return Effect.sync(() => {
         this.waiters.delete(waiter)

@@ -167,19 +167,16 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     giveNow,
     resize,
     sizes: () => ({ poolSize, maxOverflow }),
-    take: (restore) =>
-      Effect.suspend(() => {
-        if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
-        const idleRecord = takeNow()
-        if (idleRecord !== undefined) return Effect.succeed(idleRecord)
-        if (waiters.size === 0) {
-          if (unlimited() || overflow < maxOverflow) {
-            overflow++
-            return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
-          }
-        }
-        return waiters.wait(restore)
-      }),
+    take: (restore, now) => {
+      if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
+      const idleRecord = takeNow()
+      if (idleRecord !== undefined) return Effect.succeed(idleRecord)
+      if (waiters.size === 0 && (unlimited() || overflow < maxOverflow)) {
+        overflow++
+        return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
+      }
+      return waiters.wait(restore, now)
+    },
     give,
     // An unlimited pool (poolSize 0) has no "beyond the size": its overflow reads 0, as
     // SQLAlchemy 2.0's, while `checkedOut` still counts the connections out.
