@@ -5,7 +5,10 @@
  *   - @effect/sql-pg's own `PgClient.layer` (maxConnections 10),
  *   - node-postgres `pg.Pool` (max 10),
  *   - one dedicated connection per worker: sql-pg `PgClient.makeClient`, and a raw `pg.Client`,
- * at concurrency 1/16/64 (the pools have 10 connections; "dedicated" has one per worker).
+ * at concurrency 1/16/64 (the pools have 10 connections; "dedicated" has one per worker);
+ * and through PgBouncer in transaction mode (its own, default_pool_size 10, started by
+ * test/pg/pgbouncer-fixture.ts; skipped with a message when `pgbouncer` is not installed):
+ * SqlClient over NullPool and over QueuePool (10), `PgDriver.layer({ pooler: "transaction" })`.
  * The server: DATABASE_URL if set, else an embedded one (PgDatabase.layer).
  *
  * Loaded by bench/e2e.ts (by computed path).
@@ -14,11 +17,13 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import pg from "pg"
-import { QueuePool } from "effect-db-pool"
+import { NullPool, QueuePool } from "effect-db-pool"
+import type { ConnectionPool, Driver } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import type { E2eOptions, E2eResult } from "./e2e.ts"
 import { median, now } from "./stats.ts"
+import * as PgBouncer from "../test/pg/pgbouncer-fixture.ts"
 
 type Query = "SELECT 1" | "transaction"
 const queries: ReadonlyArray<Query> = ["SELECT 1", "transaction"]
@@ -122,6 +127,41 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
   }
 }
 
+/**
+ * SqlClient through PgBouncer (transaction mode, `default_pool_size` 10), `PgDriver.layer({ pooler:
+ * "transaction" })`, over NullPool and over QueuePool (10). Each subject starts a PgBouncer of its
+ * own and stops it when it closes (an idle PgBouncer keeps its server sessions open, which the
+ * next subjects' connections may need). None (logged) when `pgbouncer` is not installed.
+ */
+const bouncerSubjects = (url: string, options: E2eOptions): ReadonlyArray<(workers: number) => Promise<E2eSubject>> => {
+  const available = PgBouncer.availability()
+  if (available.binary === undefined) {
+    options.log("e2e: pgbouncer is not installed (apt-get install -y pgbouncer): the PgBouncer rows are skipped")
+    return []
+  }
+  options.log(`e2e: PgBouncer ${available.version ?? "?"} (transaction mode, ${connections} server sessions)`)
+  const through = (name: string, pool: Layer.Layer<ConnectionPool.ConnectionPool, unknown, Driver.Driver>) => async () => {
+    const bouncer = await PgBouncer.start({ target: url, poolSize: connections })
+    try {
+      const subject = await sqlSubject(
+        name,
+        PgSql.layer.pipe(
+          Layer.provide(pool),
+          Layer.provide(PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction" }))
+        )
+      )
+      return { ...subject, close: () => subject.close().finally(() => bouncer.stop()) }
+    } catch (error) {
+      await bouncer.stop()
+      throw error
+    }
+  }
+  return [
+    through("SqlClient over NullPool via PgBouncer", NullPool.layer()),
+    through("SqlClient over QueuePool via PgBouncer", QueuePool.layer({ poolSize: connections, maxOverflow: 0 }))
+  ]
+}
+
 export const runPgBench = async (options: E2eOptions): Promise<ReadonlyArray<E2eResult>> => {
   const dbRuntime = ManagedRuntime.make(PgDatabase.layer())
   try {
@@ -151,7 +191,8 @@ export const runPgBench = async (options: E2eOptions): Promise<ReadonlyArray<E2e
       () => sqlSubject("@effect/sql-pg PgClient.layer", PgClient.layer({ url: Redacted.make(url), maxConnections: connections })),
       async () => pgPoolSubject(url),
       (workers) => dedicatedSqlSubject(url, workers),
-      (workers) => dedicatedPgSubject(url, workers)
+      (workers) => dedicatedPgSubject(url, workers),
+      ...bouncerSubjects(url, options)
     ]
     for (const concurrency of [1, 16, 64]) {
       const perWorker = Math.max(1, Math.ceil(ops / concurrency))

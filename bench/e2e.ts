@@ -6,7 +6,8 @@
  * `SELECT 1` and a short transaction through `SqlClient` over QueuePool (PgSql + PgDriver)
  * vs `@effect/sql-pg`'s own `PgClient.layer` vs node-postgres `pg.Pool` vs one dedicated
  * connection per worker, at concurrency 1/16/64 on 10 connections, on DATABASE_URL if set,
- * else an EmbeddedPostgres server.
+ * else an EmbeddedPostgres server; and SqlClient over NullPool / QueuePool through PgBouncer in
+ * transaction mode (rows skipped, with a message, when `pgbouncer` is not installed).
  */
 import { existsSync } from "node:fs"
 import { join } from "node:path"

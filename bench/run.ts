@@ -225,9 +225,11 @@ const main = async () => {
       // Throughput ratios: (their µs/op) / (our µs/op), so > 1 means we are faster.
       const usOf = (subject: string | undefined, key: string) =>
         e2e.results.find((r) => r.subject === subject && `${r.query} c=${r.concurrency}` === key)?.medianUs ?? NaN
-      const ourSubjects = subjects.filter((s) => s.startsWith("SqlClient over QueuePool"))
+      // Through PgBouncer: compared with each other and with the direct path, below.
+      const bounced = (s: string) => s.endsWith("via PgBouncer")
+      const ourSubjects = subjects.filter((s) => s.startsWith("SqlClient over QueuePool") && !bounced(s))
       if (ourSubjects.length > 0) {
-        const others = subjects.filter((s) => !ourSubjects.includes(s))
+        const others = subjects.filter((s) => !ourSubjects.includes(s) && !bounced(s))
         const rows = ourSubjects.flatMap((ours) =>
           others.map((other) => {
             const rs = keys.map((k) => usOf(other, k) / usOf(ours, k))
@@ -239,6 +241,18 @@ const main = async () => {
         )
         console.log("\nEnd-to-end throughput ratio (their µs/op ÷ ours; > 1 = we are faster)\n")
         console.log(table(["ratio", ...keys, "target", "holds"], rows))
+      }
+      const viaQueue = "SqlClient over QueuePool via PgBouncer"
+      const pairs: ReadonlyArray<readonly [string, string, string]> = [
+        ["QueuePool via PgBouncer vs NullPool via PgBouncer", "SqlClient over NullPool via PgBouncer", viaQueue],
+        ["QueuePool direct vs QueuePool via PgBouncer", viaQueue, "SqlClient over QueuePool (PgSql)"]
+      ]
+      const bouncerRows = pairs
+        .filter(([, other, ours]) => subjects.includes(other) && subjects.includes(ours))
+        .map(([label, other, ours]) => [label, ...keys.map((k) => `${fmt(usOf(other, k) / usOf(ours, k), 2)}×`)])
+      if (bouncerRows.length > 0) {
+        console.log("\nThrough PgBouncer (transaction mode): throughput ratio (µs/op of the second ÷ the first; > 1 = the first is faster)\n")
+        console.log(table(["ratio", ...keys], bouncerRows))
       }
     }
   }

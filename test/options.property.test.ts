@@ -79,7 +79,8 @@ const fiberPool = { ...common, poolSize: integer(0) } as const satisfies Catalog
 const pgDriver = {
   url: other,
   host: other,
-  port: integer(1, 65535),
+  // A number or a comma-separated list ("5432,5433"): test/pg/hosts.test.ts.
+  port: other,
   path: other,
   ssl: other,
   database: other,
@@ -97,7 +98,11 @@ const pgDriver = {
   maxMessageSize: integer(1),
   alwaysReset: boolean,
   sessionReset: other,
-  cancelTimeout: duration
+  cancelTimeout: duration,
+  pooler: other,
+  listenUrl: other,
+  targetSessionAttrs: other,
+  loadBalanceHosts: other
 } as const satisfies Catalogue<PgDriver.Config>
 
 const pgSql = {

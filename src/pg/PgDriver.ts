@@ -22,6 +22,8 @@ import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import { DisconnectionError, PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
+import * as Hosts from "./internal/hosts.ts"
+import * as PoolerInternal from "./internal/pooler.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -39,7 +41,8 @@ import * as V from "../internal/validate.ts"
  *
  * After a `DISCARD ALL` the driver's prepared-statement cache is cleared too (the server has
  * deallocated every statement). With `resetOnReturn: "none"` the pool sends nothing at all.
- * Not for a transaction-mode pooler (PgBouncer): there, use `"none"`.
+ * Not for a transaction-mode pooler (PgBouncer): `pooler: "transaction"` makes it `"none"` and
+ * refuses the others (see {@link PoolerConfig}).
  *
  * @category models
  * @since 0.1.0
@@ -57,10 +60,196 @@ export type SessionReset = "none" | "auto" | "always"
  * @category models
  * @since 0.1.0
  */
-export type Config = Omit<PgConnection.Config, "multiplex"> & {
+export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
   readonly alwaysReset?: boolean | undefined
   readonly sessionReset?: SessionReset | undefined
-} & CancelConfig
+} & CancelConfig & PoolerConfig & HostsConfig
+
+/**
+ * Several hosts and which server to accept, as libpq (README: "Multi-host, failover and read
+ * replicas").
+ *
+ * - Several hosts: `host: "a,b"` with `port: 5432` (one for all) or `port: "5432,5433"` (one per
+ *   host), or a URL with several hosts, `postgres://u@a:5432,b:5433/db` (or `?host=a,b&port=1,2`).
+ *   An explicit `host` / `port` wins over the URL's query parameter, which wins over its authority.
+ * - `targetSessionAttrs` (or the URL's `target_session_attrs`), default `"any"`: see
+ *   {@link TargetSessionAttrs}.
+ * - `loadBalanceHosts` (or the URL's `load_balance_hosts`), default `"disable"` (hosts in
+ *   order); `"random"`: a fresh random order for every connect.
+ *
+ * A connect tries each host in turn: a host that fails to connect, or whose session does not
+ * match `targetSessionAttrs` (the session is closed), sends it to the next. The check reads what
+ * the server reports at startup (`in_hot_standby`, `default_transaction_read_only`, PostgreSQL
+ * 14+, no round trip) and otherwise asks, as libpq does (`SHOW transaction_read_only`,
+ * `pg_is_in_recovery()`). When no host gives an acceptable session the connect fails with a
+ * `SqlError` whose cause is a {@link HostsError} listing every host's failure.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface HostsConfig {
+  /** The port, or one port per host: `"5432,5433"` (an empty entry means 5432). */
+  readonly port?: number | string | undefined
+  readonly targetSessionAttrs?: TargetSessionAttrs | undefined
+  readonly loadBalanceHosts?: LoadBalanceHosts | undefined
+}
+
+/**
+ * Which server a connection accepts (libpq's `target_session_attrs`): `"any"` (default),
+ * `"read-write"` (accepts writes: not a hot standby, `default_transaction_read_only` off),
+ * `"read-only"`, `"primary"` (not in recovery), `"standby"` (in recovery), `"prefer-standby"`
+ * (a standby when a host has one, else any server).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type TargetSessionAttrs = Hosts.TargetSessionAttrs
+
+/**
+ * The order hosts are tried in (libpq's `load_balance_hosts`): `"disable"` (default) in order,
+ * `"random"` shuffled for every connect.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type LoadBalanceHosts = Hosts.LoadBalanceHosts
+
+/**
+ * No host gave an acceptable session: `attempts` holds every host's failure, in the order
+ * tried (a `SqlError`, or a {@link TargetSessionAttrsError}). The cause of the connect's
+ * `SqlError`, whose reason is a retryable `ConnectionError` when some host was unreachable,
+ * dropped the connection or did not match (a failover may be under way), and otherwise the kind
+ * every host refused with (authentication, ...). A single host's own connect error is kept as is.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export const HostsError = Hosts.HostsError
+
+/**
+ * @category errors
+ * @since 0.1.0
+ */
+export type HostsError = Hosts.HostsError
+
+/**
+ * A host accepted the connection but is not what `targetSessionAttrs` asks for (`session` says
+ * what it is): one of a {@link HostsError}'s attempts.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export const TargetSessionAttrsError = Hosts.TargetSessionAttrsError
+
+/**
+ * @category errors
+ * @since 0.1.0
+ */
+export type TargetSessionAttrsError = Hosts.TargetSessionAttrsError
+
+/**
+ * The hosts a config names, in order, each with its port (`host: "a,b"`, `port: "1,2"`, a URL
+ * with several hosts...), or why they cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { PgDriver } from "effect-db-pool/pg"
+ *
+ * PgDriver.hostsOf({ url: Redacted.make("postgres://u@a:5432,b:5433/db") })
+ * // [{ host: "a", port: 5432 }, { host: "b", port: 5433 }]
+ * PgDriver.hostsOf({ host: "a,b", port: "5432,5433" }) // the same
+ * ```
+ *
+ * @category utils
+ * @since 0.1.0
+ */
+export const hostsOf = (config: Config): ReadonlyArray<Hosts.Host> | PgConfigError => {
+  const targets = Hosts.resolve(config)
+  return "hosts" in targets
+    ? targets.hosts
+    : new PgConfigError({ field: targets.field, value: (config as Record<string, unknown>)[targets.field], reason: targets.reason })
+}
+
+/**
+ * What sits between the driver and PostgreSQL: `"none"` (default; a session-mode pooler counts
+ * as none) or `"transaction"`, a transaction-mode pooler (PgBouncer `pool_mode = transaction`),
+ * which runs each transaction and each autocommit statement on whichever server session is free.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Pooler = PoolerInternal.Pooler
+
+/**
+ * Behind a transaction-mode pooler (PgBouncer `pool_mode = transaction`): `pooler:
+ * "transaction"` makes every statement unnamed (`prepare` defaults to `false`: a named statement
+ * parsed on one server session is missing on the next, SQLSTATE 26000; `prepare: true` is kept,
+ * for PgBouncer 1.21+ with `max_prepared_statements`) and sends no `DISCARD ALL` (`sessionReset`
+ * defaults to `"none"`; `"auto"` / `"always"` fail the layer with {@link PgConfigError}: the
+ * pooler resets sessions itself). `PgClient.listen` then needs `listenUrl`, the server's own
+ * address: `LISTEN` through such a pooler never receives a notification.
+ *
+ * `listenUrl` (`Redacted`, `postgres://`): where `PgClient.listen` opens its session (default:
+ * the statements' address). It replaces `url`, `host`, `port`, `path` and `stream` for the
+ * listener; the other settings apply as they are.
+ *
+ * Without `pooler: "transaction"`, the failure is recognised: a transaction that reuses a
+ * statement the driver prepared on another server session fails with a `SqlError` whose cause is
+ * a {@link TransactionPoolerError} naming the setting ({@link isTransactionPoolerError}).
+ *
+ * @example
+ * ```ts
+ * import { Layer, Redacted } from "effect"
+ * import { QueuePool } from "effect-db-pool"
+ * import { PgDriver, PgSql } from "effect-db-pool/pg"
+ *
+ * // PgBouncer (pool_mode = transaction) on 6432; LISTEN straight to the server on 5432.
+ * const Sql = PgSql.layer.pipe(
+ *   Layer.provideMerge(QueuePool.layer({ poolSize: 10 })),
+ *   Layer.provideMerge(PgDriver.layer({
+ *     url: Redacted.make("postgres://app@pgbouncer:6432/app"),
+ *     pooler: "transaction",
+ *     listenUrl: Redacted.make("postgres://app@db:5432/app")
+ *   }))
+ * )
+ * ```
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PoolerConfig {
+  readonly pooler?: Pooler | undefined
+  readonly listenUrl?: Redacted.Redacted | undefined
+}
+
+/**
+ * A session-level feature met a transaction-mode pooler (see {@link PoolerConfig}): the cause
+ * of a `SqlError` (reason `UnknownError`, not retryable) whose message names the setting.
+ * `feature: "prepared-statements"`: a statement the driver prepared is gone from the server
+ * session (SQLSTATE 26000 on one of the driver's own names), most likely a transaction-mode
+ * pooler the driver was not told about; `"listen"`: `PgClient.listen` with `pooler:
+ * "transaction"` and no `listenUrl`.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export const TransactionPoolerError = PoolerInternal.TransactionPoolerError
+
+/**
+ * @category errors
+ * @since 0.1.0
+ */
+export type TransactionPoolerError = PoolerInternal.TransactionPoolerError
+
+/**
+ * Did this fail because a session-level feature met a transaction-mode pooler
+ * ({@link TransactionPoolerError})? Its message names the setting to change.
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
+export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInternal.isTransactionPoolerError
 
 /**
  * How long an interrupted statement may take to stop (`@effect/sql-pg` sends the server a cancel
@@ -83,7 +272,7 @@ export interface CancelConfig {
 const defaultCancelMillis = 30
 
 /** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
-const secretFields: ReadonlySet<string> = new Set(["url", "password"])
+const secretFields: ReadonlySet<string> = new Set(["url", "password", "listenUrl"])
 
 /**
  * A connection option was invalid. Raised when the layer is built; the value of a secret
@@ -114,18 +303,17 @@ const reservedStartupParameters = new Set(["user", "database", "replication", "o
 const configRules = V.rulesFor<Config>()({
   url: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(String(Redacted.value(value)))
-    } catch {
-      parsed = undefined
-    }
-    return parsed === undefined || (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:")
-      ? Result.fail("must be a postgres:// or postgresql:// URL")
-      : Result.succeed(value as Redacted.Redacted)
+    // One host or several (`postgres://u@a:1,b:2/db`); never quoted back (it may hold a password).
+    const parsed = Hosts.parseUrl(String(Redacted.value(value)))
+    return typeof parsed === "string" ? Result.fail(parsed) : Result.succeed(value as Redacted.Redacted)
   }, undefined),
   host: V.string({ noNul: true }),
-  port: V.integer({ min: 1, max: 65535 }),
+  // One port, or a comma-separated list of ports, one per host (libpq's `port=5432,5433`).
+  port: V.custom<number | string | undefined>((value) => {
+    if (typeof value !== "number" && typeof value !== "string") return Result.fail("must be an integer between 1 and 65535, or a list \"5432,5433\"")
+    const ports = Hosts.parsePortList(value)
+    return typeof ports === "string" ? Result.fail(ports) : Result.succeed(value)
+  }, undefined),
   path: V.string({ noNul: true }),
   ssl: V.custom<PgConnection.Config["ssl"]>(
     (value) =>
@@ -177,7 +365,17 @@ const configRules = V.rulesFor<Config>()({
   // The driver sends its cancel request 10 ms after an interrupt: closing the socket before that
   // would leave the statement running on the server (it only notices a gone client when it writes).
   cancelTimeout: V.duration(undefined, { min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"] }),
-  sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto")
+  sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto"),
+  targetSessionAttrs: V.literal<TargetSessionAttrs>(Hosts.targetSessionAttrsValues, "any"),
+  loadBalanceHosts: V.literal<LoadBalanceHosts>(Hosts.loadBalanceHostsValues, "disable"),
+  pooler: V.literal<Pooler>(PoolerInternal.poolers, "none"),
+  listenUrl: V.custom<Redacted.Redacted | undefined>((value) => {
+    if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
+    const text = String(Redacted.value(value))
+    return /^postgres(?:ql)?:\/\//i.test(text) && URL.canParse(text)
+      ? Result.succeed(value as Redacted.Redacted)
+      : Result.fail("must be a postgres:// or postgresql:// URL")
+  }, undefined)
 })
 
 /** `multiplex: false` is accepted (it is what a pooled connection is anyway); see {@link validate}. */
@@ -189,11 +387,8 @@ const configAliases = { user: "username", dbname: "database", connectionString: 
 /**
  * Validate connection settings (types, ranges, URL scheme, `Redacted` secrets, names): every
  * check `@effect/sql-pg` would only make when connecting is made here, when the layer builds.
- *
- * @category validation
- * @since 0.1.0
  */
-export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =>
+const validate = (config: Config): Effect.Effect<Config, PgConfigError> =>
   Effect.gen(function*() {
     yield* pg.check(V.notAnObject(config, "config"))
     const record = config as unknown as Record<string, unknown>
@@ -204,7 +399,16 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     // A name that is no option may be a misspelled secret (`pasword`): its value is never kept.
     yield* pg.check(unknown && { ...unknown, value: "<redacted>" })
     yield* pg.decode(configRules, config)
-    return config
+    // The host list as a whole: as many ports as hosts (or one), no `path` / `stream` with several.
+    const hostsProblem = Hosts.problem(config)
+    if (hostsProblem !== undefined) {
+      return yield* pg.fail(hostsProblem.field, (config as Record<string, unknown>)[hostsProblem.field], hostsProblem.reason)
+    }
+    // `pooler: "transaction"`: no DISCARD ALL through it, statements unnamed unless asked for.
+    const refused = PoolerInternal.refused(config)
+    if (refused !== undefined) return yield* pg.fail(...refused)
+    const poolerDefaults = PoolerInternal.defaultsFor(config)
+    return poolerDefaults === undefined ? config : { ...config, ...poolerDefaults }
   })
 
 // -------------------------------------------------------------------------------- connection
@@ -268,7 +472,7 @@ export const touchesSessionState = (sql: string): boolean => mayTouchSession.tes
 /**
  * The statement to clear session state on return. Never through a transaction-mode pooler
  * (PgBouncer): there the server session is not ours between transactions and the pooler runs its
- * own `server_reset_query` (a PgBouncer mode must force `sessionReset: "none"`).
+ * own `server_reset_query` (`pooler: "transaction"` forces `sessionReset: "none"`).
  */
 const discardStatement = "DISCARD ALL"
 
@@ -778,15 +982,21 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  * @since 0.1.0
  */
 export const make = (config: Config): DriverShape<Connection> => {
-  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, ...connectionConfig } = config
+  // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see PoolerConfig).
+  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler: _pooler, listenUrl: _listenUrl, ...connectionConfig } = {
+    ...config,
+    ...PoolerInternal.defaultsFor(config)
+  }
   const cancelMillis = cancelTimeout === undefined
     ? defaultCancelMillis
     : Duration.toMillis(Duration.fromInputUnsafe(cancelTimeout))
+  // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
+  const connectNative = Hosts.connector(connectionConfig, isDisconnect)
   return {
     name: "postgresql",
     connect: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Scope.make(), (scope) =>
-        restore(Scope.provide(PgConnection.make(connectionConfig), scope)).pipe(
+        restore(Scope.provide(connectNative, scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
           Effect.map((native) => {
             const connection = new Connection(native, scope, alwaysReset, sessionReset)

@@ -7,6 +7,12 @@
  *   nested transactions are savepoints on that connection.
  * - `listen` opens a session of its own (outside the pool) for its scope: a listener pins its
  *   session, which must not hold a pool slot or be handed to the listening fiber's statements.
+ *   It connects to `PgDriver`'s `listenUrl` when set; with `pooler: "transaction"` and no
+ *   `listenUrl` it fails at once (`PgDriver.TransactionPoolerError`: LISTEN through a
+ *   transaction-mode pooler never hears a notification).
+ * - A transaction reusing a statement the driver prepared on another server session (a
+ *   transaction-mode pooler the driver was not told about: SQLSTATE 26000) fails with a
+ *   `PgDriver.TransactionPoolerError` cause naming `pooler: "transaction"`.
  * - `COMMIT` of an aborted transaction fails (PostgreSQL answers it with `ROLLBACK`).
  * - Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`, savepoints) is bounded by
  *   `transactionControlTimeout` (default the pool's `resetTimeout`): past it the socket is
@@ -27,7 +33,7 @@
  * @since 0.1.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Context, Data, Deferred, Effect, Exit, Layer, Redacted, Stream } from "effect"
+import { Context, Data, Deferred, Effect, Exit, Layer, Stream } from "effect"
 import type { Fiber, Scope } from "effect"
 import { Duration } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
@@ -49,6 +55,9 @@ import {
 import type { CheckoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
 import * as PgDriver from "./PgDriver.ts"
+import * as Hosts from "./internal/hosts.ts"
+import * as Pooler from "./internal/pooler.ts"
+import * as Routing from "./internal/routing.ts"
 
 /**
  * Client options (the statement-level part of `PgClient.PgClientConfig`).
@@ -434,8 +443,11 @@ class PooledSql implements SqlConnection {
       statement,
       // A disconnect, or any failure after which the driver knows the session is dead (e.g. a
       // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
-      (error) => PgDriver.isDisconnect(error) || connection.isDead,
+      // Also: one of the driver's named statements gone from the session (a transaction-mode
+      // pooler the driver was not told about): an error that names the setting.
+      (error) => PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error),
       (error) => {
+        if (!connection.isDead && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
         const disconnect = PgDriver.isDisconnect(error)
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
@@ -571,21 +583,8 @@ const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgCo
     return options
   })
 
-/** Server address and database, for span attributes. */
-const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => {
-  let url: URL | undefined
-  try {
-    url = config.url === undefined ? undefined : new URL(String(Redacted.value(config.url)))
-  } catch {
-    url = undefined
-  }
-  const fromUrl = url?.pathname.slice(1)
-  return {
-    host: config.host ?? (url?.hostname || "localhost"),
-    port: config.port ?? (url?.port ? Number(url.port) : 5432),
-    database: config.database ?? (fromUrl || config.username || url?.username || "postgres")
-  }
-}
+/** Server address and database, for span attributes (several hosts: the first). */
+const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => Hosts.describe(config)
 
 /**
  * Build the client over the pool in context (used by {@link layer}).
@@ -635,9 +634,11 @@ export const make = (
     const connect = sharing === undefined
       ? (pooled: PooledConnection<PgDriver.Connection>) => bounded(new PooledSql(pooled, pool))
       : (pooled: PooledConnection<PgDriver.Connection>) => bounded(new PooledSql(pooled, pool, sessionOf(pooled)))
-    const transactionService = Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>(
-      `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
-    )
+    // A router over several pools (PgReplicas) gives each pool's client its own transaction service.
+    const transactionService = (yield* Routing.SharedTransactionService) ??
+      Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>(
+        `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
+      )
 
     const acquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
       Effect.map((pooled): SqlConnection => connect(pooled)),
@@ -664,7 +665,7 @@ export const make = (
         })
       )
 
-    const client = yield* SqlClient.make({
+    const makeOptions: SqlClient.SqlClient.MakeOptions = {
       acquirer,
       borrower,
       transactionAcquirer,
@@ -684,19 +685,32 @@ export const make = (
         ["server.port", target.port]
       ],
       transformRows
-    })
+    }
+    const client = yield* SqlClient.make(makeOptions)
 
     // A listener pins its session until its scope closes. It gets a session of its own, outside
     // the pool: holding a pool slot would starve the pool, and under FiberPool the fiber's next
     // statement would be handed the same, pinned session and wait forever.
-    const { alwaysReset: _alwaysReset, sessionReset: _sessionReset, cancelTimeout: _cancelTimeout, ...sessionConfig } = config
-    const listenSession = PgConnection.make(sessionConfig)
+    const { alwaysReset: _alwaysReset, sessionReset: _sessionReset, cancelTimeout: _cancelTimeout, pooler, listenUrl, ...sessionConfig } =
+      config
+    // Through a transaction-mode pooler a LISTEN never hears a notification: the listener goes
+    // straight to the server (`listenUrl`), or fails at once saying so.
+    // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.
+    const listenSession = listenUrl !== undefined
+      ? Hosts.connector(Pooler.listenAt(sessionConfig, listenUrl), PgDriver.isDisconnect)
+      : pooler === "transaction"
+      ? Effect.fail(Pooler.listenUnsupported())
+      : Hosts.connector(sessionConfig, PgDriver.isDisconnect)
     const pgConfig: PgClient.PgClientConfig = {
       ...config,
+      // A port list ("5432,5433", one per host): the first host's.
+      port: typeof config.port === "string" ? target.port : config.port,
       ...valid
     }
     return Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,
+      // For PgReplicas: one SqlClient over several pools' acquirers.
+      [Routing.optionsKey]: makeOptions,
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
       listen: (channel: string) => Effect.flatMap(listenSession, (session) => session.listen(channel)),
@@ -742,3 +756,27 @@ export const layerWith = (
   options: Options
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
   PgClient.layerFrom(make(options))
+
+/**
+ * Mark `effect`'s database work read-only: under `PgReplicas.layer` its
+ * statements, streams, transactions and `reserve` go to a healthy replica (else the primary).
+ * A read-only transaction (`SqlClient.BeginTransaction` `"BEGIN READ ONLY"`) counts too. A
+ * statement inside a transaction opened without the mark stays on that transaction's connection.
+ * Over a single pool (`PgSql.layer`) the mark changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { PgSql } from "effect-db-pool/pg"
+ *
+ * const report = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql`select count(*) as n from orders`
+ * }).pipe(PgSql.readOnly)
+ * ```
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const readOnly: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = Routing.readOnly

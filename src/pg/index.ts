@@ -13,3 +13,9 @@
 export * as PgDriver from "./PgDriver.ts"
 /** `SqlClient` + `PgClient` over the pool in context. @since 0.1.0 */
 export * as PgSql from "./PgSql.ts"
+/**
+ * One `SqlClient` over a primary pool and read-replica pools: writes to the primary, work marked
+ * `PgSql.readOnly` to a healthy replica (round robin or least busy), the primary when none is.
+ * @since 0.1.0
+ */
+export * as PgReplicas from "./PgReplicas.ts"
