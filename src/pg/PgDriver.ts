@@ -118,8 +118,9 @@ export type LoadBalanceHosts = Hosts.LoadBalanceHosts
  * No host gave an acceptable session: `attempts` holds every host's failure, in the order
  * tried (a `SqlError`, or a {@link TargetSessionAttrsError}). The cause of the connect's
  * `SqlError`, whose reason is a retryable `ConnectionError` when some host was unreachable,
- * dropped the connection or did not match (a failover may be under way), and otherwise the kind
- * every host refused with (authentication, ...). A single host's own connect error is kept as is.
+ * dropped the connection, did not match (a failover may be under way) or had too many
+ * connections, and otherwise the kind every host refused with (authentication, ...; mixed kinds:
+ * `UnknownError`), not retryable. A single host's own connect error is kept as is.
  *
  * @category errors
  * @since 0.1.0
@@ -270,6 +271,23 @@ export interface CancelConfig {
 
 /** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
 const defaultCancelMillis = 30
+
+/** `@effect/sql-pg` sends its cancel request this long after an interrupt (`abortDrainGraceMillis`). */
+const driverCancelGraceMillis = 10
+
+/** The session was closed because an interrupted statement (or pre-ping, `graceMs` 0) did not stop in time. */
+const unconfirmedCancel = (graceMs: number): SqlError => {
+  const what = graceMs <= 0
+    ? "an interrupted pre-ping (no answer within the bound)"
+    : `an interrupted statement did not stop within ${graceMs} ms (cancelTimeout)`
+  return new SqlError({
+    reason: new ConnectionError({
+      cause: new Error(what),
+      message: `PgDriver: the session was closed: ${what}`,
+      operation: "query"
+    })
+  })
+}
 
 /** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
 const secretFields: ReadonlySet<string> = new Set(["url", "password", "listenUrl"])
@@ -534,6 +552,16 @@ export class Connection {
   private readonly internals: Internals | undefined
   /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
+  /**
+   * The driver's cancel of this session is bounded in place ({@link Connection.boundCancel}):
+   * statements run in the caller's fiber. `false` (another `@effect/sql-pg`): each statement runs
+   * in a fiber of its own ({@link Connection.interruptibly}).
+   */
+  private readonly cancelBounded: boolean
+  /** Transaction-control bound ({@link Connection.within}): deadline (`Date.now()` ms), its error, one lazy timer. */
+  private controlDeadline = Infinity
+  private controlExpired: (() => SqlError) | undefined = undefined
+  private controlTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   /** @internal */
   constructor(
@@ -547,6 +575,43 @@ export class Connection {
     internals?.retireHooks?.add(() => {
       this.retired = true
     })
+    this.cancelBounded = this.boundCancel()
+  }
+
+  /**
+   * Bound the wait of an interrupted statement without a fiber per statement. `@effect/sql-pg`
+   * drains an interrupted statement in the interrupted fiber: it waits 10 ms
+   * (`abortDrainGraceMillis`), then runs the session's `cancel` (a CancelRequest on a side
+   * connection, up to 5 s) and waits for the statement to end (up to 5 s more). The session's
+   * `cancel` is replaced here: it starts the cancel request in the background and arms one timer
+   * that closes the socket `cancelTimeout` after the interrupt unless the interrupted statement
+   * ended by then (closing the socket ends the drain: the interrupt returns). Statements
+   * themselves then cost nothing extra. `false` when the driver's internals are not as expected.
+   */
+  private boundCancel(): boolean {
+    const base = this.internals?.base as { cancel?: unknown; consumer?: unknown } | undefined
+    if (base === undefined || !("consumer" in base) || !Effect.isEffect(base.cancel)) return false
+    const original = base.cancel as Effect.Effect<void>
+    base.cancel = Effect.suspend(() => {
+      const graceMs = this.cancelMillis
+      if (!Number.isFinite(graceMs)) return original
+      // The statement being drained: the socket is closed only if it is still the one on the wire.
+      const draining = base.consumer
+      if (draining !== undefined) {
+        setTimeout(() => {
+          if (base.consumer === draining) this.kill(unconfirmedCancel(graceMs))
+        }, Math.max(0, graceMs - driverCancelGraceMillis))
+      }
+      return Effect.asVoid(Effect.forkDetach(original, { startImmediately: true }))
+    })
+    return true
+  }
+
+  /** @internal The connection is closed: stop its timers. */
+  disarm(): void {
+    this.controlDeadline = Infinity
+    if (this.controlTimer !== undefined) clearTimeout(this.controlTimer)
+    this.controlTimer = undefined
   }
 
   /** Backend process id (`pg_backend_pid()`). */
@@ -639,9 +704,36 @@ export class Connection {
   within<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
     if (!Number.isFinite(millis)) return effect
     return Effect.suspend(() => {
-      const timer = setTimeout(() => this.kill(expired()), millis)
-      return Effect.ensuring(effect, Effect.sync(() => clearTimeout(timer)))
+      // One lazy timer per session instead of a timer per statement: a statement sets the
+      // deadline and clears it when it ends; the timer, when it fires, re-arms for a later
+      // deadline or closes the socket of one that passed (a timer per BEGIN/COMMIT cost ~1 µs).
+      this.controlDeadline = Date.now() + millis
+      this.controlExpired = expired
+      if (this.controlTimer === undefined) this.armControl(millis)
+      return Effect.onExitPrimitive(effect, this.endControl)
     })
+  }
+
+  private readonly endControl = (): undefined => {
+    this.controlDeadline = Infinity
+    return undefined
+  }
+
+  private armControl(millis: number): void {
+    const timer = setTimeout(this.checkControl, millis)
+    // Not what keeps a process alive: the socket of the statement in flight does.
+    if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+    this.controlTimer = timer
+  }
+
+  private readonly checkControl = (): void => {
+    this.controlTimer = undefined
+    const deadline = this.controlDeadline
+    if (deadline === Infinity) return
+    const left = deadline - Date.now()
+    if (left > 0) return this.armControl(left)
+    this.controlDeadline = Infinity
+    this.kill(this.controlExpired!())
   }
 
   /**
@@ -662,17 +754,7 @@ export class Connection {
   }
 
   private abandon(fiber: Fiber.Fiber<unknown, SqlError>, graceMs: number): Effect.Effect<void> {
-    const what = graceMs <= 0
-      ? "an interrupted pre-ping (no answer within the bound)"
-      : `an interrupted statement did not stop within ${graceMs} ms (cancelTimeout)`
-    const unconfirmed = () =>
-      new SqlError({
-        reason: new ConnectionError({
-          cause: new Error(what),
-          message: `PgDriver: the session was closed: ${what}`,
-          operation: "query"
-        })
-      })
+    const unconfirmed = () => unconfirmedCancel(graceMs)
     return Effect.callback<void>((resume) => {
       if (graceMs <= 0) {
         this.kill(unconfirmed())
@@ -735,7 +817,8 @@ export class Connection {
    * hold the native session for a few seconds: nothing may queue behind it).
    */
   private statement<A>(run: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
-    return this.killedWith !== undefined ? Effect.fail(this.killedWith) : this.interruptibly(run(), this.cancelMillis)
+    if (this.killedWith !== undefined) return Effect.fail(this.killedWith)
+    return this.cancelBounded ? run() : this.interruptibly(run(), this.cancelMillis)
   }
 
   /** Run a statement (rows keyed by column), tracking the transaction state. */
@@ -805,7 +888,8 @@ export class Connection {
         ))
       }
       // Unnamed (prepare = false): nothing of its own to leave in the cache.
-      return Effect.map(this.interruptibly(this.native.query(discardStatement, [], false), this.cancelMillis), () => {
+      const discard = this.native.query(discardStatement, [], false)
+      return Effect.map(this.cancelBounded ? discard : this.interruptibly(discard, this.cancelMillis), () => {
         statements.clear()
         this.idle = true
         this.dirty = false
@@ -1005,7 +1089,10 @@ export const make = (config: Config): DriverShape<Connection> => {
           })
         ))
     ),
-    close: (connection) => Scope.close(connection.scope, Exit.void),
+    close: (connection) => Effect.suspend(() => {
+      connection.disarm()
+      return Scope.close(connection.scope, Exit.void)
+    }),
     rollback: (connection) => connection.reset("ROLLBACK"),
     commit: (connection) => connection.reset("COMMIT"),
     ping: (connection) => connection.ping,

@@ -21,7 +21,7 @@
  */
 import { PgConnection } from "@effect/sql-pg"
 import { Cause, Data, Duration, Effect, Exit, Option, Redacted, Scope } from "effect"
-import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
+import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import type { SqlErrorReason } from "effect/sql/SqlError"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
@@ -122,9 +122,9 @@ export interface HostAttempt {
  * No host gave an acceptable session: every host's failure, in the order tried. The cause of
  * the `SqlError` a connect fails with when there are several hosts, or one host that did not
  * match `targetSessionAttrs` (a single host's connect error is kept as it is). Its reason is a
- * retryable `ConnectionError` when some host was unreachable, dropped the connection or did not
- * match (a failover may be under way); when every host refused with a server error of the same
- * kind (say, authentication), that error's reason.
+ * retryable `ConnectionError` when some host was unreachable, dropped the connection, did not
+ * match (a failover may be under way) or had too many connections; when every host refused with a
+ * server error, the kind they share (say, authentication), else `UnknownError`: not retryable.
  *
  * @category errors
  * @since 0.1.0
@@ -536,9 +536,13 @@ const shuffled = <A>(items: ReadonlyArray<A>): Array<A> => {
   return out
 }
 
-/** Is this connect failure one a failover could explain (unreachable, dropped, starting/stopping)? */
+/**
+ * Is this connect failure one a failover could explain (unreachable, dropped, starting or
+ * stopping, not the wanted kind of server), or a refusal for now (53300, too many connections)?
+ */
 const isReachability = (error: SqlError | TargetSessionAttrsError, isDisconnect: (e: unknown) => boolean): boolean =>
-  error instanceof TargetSessionAttrsError || isDisconnect(error)
+  error instanceof TargetSessionAttrsError || isDisconnect(error) ||
+  (error.reason.cause as { readonly code?: unknown } | undefined)?.code === "53300"
 
 /** The `SqlError` of a connect where no host gave an acceptable session. */
 const exhausted = (
@@ -553,10 +557,11 @@ const exhausted = (
   if (reachability !== undefined || deciding === undefined || !isSqlError(deciding.error)) {
     return new SqlError({ reason: new ConnectionError({ cause: error, message, operation: "connect" }) })
   }
-  // Every host refused with a server error: keep the first one's kind (authentication, ...).
+  // Every host refused with a server error: the kind they share (authentication, ...), else an
+  // UnknownError; not retryable either way (a retry would meet the same refusals).
   const first = deciding.error.reason
   const sameKind = attempts.every((a) => isSqlError(a.error) && a.error.reason._tag === first._tag)
-  const Reason = (sameKind ? first.constructor : ConnectionError) as new(fields: {
+  const Reason = (sameKind ? first.constructor : UnknownError) as new(fields: {
     readonly cause: unknown
     readonly message: string
     readonly operation: string
