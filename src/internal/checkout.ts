@@ -218,8 +218,7 @@ export class Pipeline<C> {
     return Duration.isFinite(this.core.options.leakDetectionThreshold)
   }
 
-  /** The general path: take (maybe waiting), then make the record ready. */
-  /** Call at run time (inside `uninterruptibleMask`), as `acquireNow`. */
+  /** The general path: take (maybe waiting), then make the record ready. Call at run time, as `acquireNow`. */
   private acquireSlow(restore: Restore, tryIdle = true): Effect.Effect<Handle<C>, CheckoutError> {
     const core = this.core
     const idle = tryIdle ? this.strategy.takeNow?.() : undefined
