@@ -11,6 +11,19 @@ export const strategies = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "
 /** One strategy name. */
 export type StrategyName = typeof strategies[number]
 
+/** Where the pools connect: see {@link usage}. */
+export const topologies = ["direct", "pgbouncer", "failover"] as const
+
+/** One topology name. */
+export type TopologyName = typeof topologies[number]
+
+/** How the view and the report name each topology. */
+export const topologyLabels: Record<TopologyName, string> = {
+  direct: "direct",
+  pgbouncer: "through PgBouncer (transaction mode)",
+  failover: "failover: primary + standby, the primary stopped halfway through each strategy"
+}
+
 /** Validated workbench settings. */
 export interface Options {
   readonly strategies: ReadonlyArray<StrategyName>
@@ -24,6 +37,12 @@ export interface Options {
   readonly durationSeconds: number
   /** Terminate random backends of the workbench during the run. */
   readonly chaos: boolean
+  /**
+   * `direct`: the pools connect to the database; `pgbouncer`: through a PgBouncer in transaction
+   * mode started in front of it; `failover`: to a fresh primary + standby per strategy, the
+   * primary stopped and the standby promoted in the middle of the run.
+   */
+  readonly topology: TopologyName
   /** Where the HTML report is written. */
   readonly reportPath: string
   /** Seed of the workload's and chaos's random choices. */
@@ -31,6 +50,9 @@ export interface Options {
   /** Plain periodic lines even on a terminal. */
   readonly plain: boolean
 }
+
+/** Shortest `--duration` with `--topology failover`. */
+export const minFailoverSeconds = 2
 
 /** Defaults: about 10 s per strategy, so a full run takes about a minute. */
 export const defaults: Omit<Options, "seed"> = {
@@ -40,6 +62,7 @@ export const defaults: Omit<Options, "seed"> = {
   maxOverflow: 10,
   durationSeconds: 10,
   chaos: false,
+  topology: "direct",
   reportPath: "tmp/workbench-report.html",
   plain: false
 }
@@ -79,6 +102,16 @@ Flags:
   -d, --duration <time>     workload per strategy: 10, 10s, 1.5s, 800ms, 1m. Default: ${defaults.durationSeconds}s
       --chaos               terminate random backends of the workbench (its own application_name
                             only) while it runs, to show invalidation, pre-ping and recovery
+  -t, --topology <name>     where the pools connect (default: ${defaults.topology}):
+                              direct     straight to the database
+                              pgbouncer  through a PgBouncer in transaction mode (Debian's pgbouncer,
+                                         started in front of the database; PgDriver pooler
+                                         "transaction"); schema set-up and chaos stay direct
+                              failover   a fresh primary + streaming standby per strategy (embedded
+                                         binaries; DATABASE_URL is ignored), the driver given both
+                                         hosts with targetSessionAttrs "read-write"; halfway through
+                                         each strategy the primary is stopped (immediate) and the
+                                         standby promoted. Not with --chaos; --duration ≥ ${minFailoverSeconds}s
   -r, --report <path>       HTML report path. Default: ${defaults.reportPath}
       --seed <n>            seed of the random workload and chaos (integer). Default: random, printed
       --plain               plain periodic lines instead of the live view (automatic when stdout
@@ -87,10 +120,13 @@ Flags:
 
 The database is DATABASE_URL when set, otherwise an embedded PostgreSQL started in a temporary
 directory (stopped and removed at the end, also on Ctrl-C, which still writes the report).
+--topology failover always starts servers of its own (never DATABASE_URL's: it stops them).
 
 Examples:
   npm start
   npm start -- --chaos
+  npm start -- --topology pgbouncer -s queue,null
+  npm start -- --topology failover -s queue -d 10s
   npm start -- -s queue -w 64 -p 10 -o 20 -d 30s --seed 7
 `
 
@@ -112,9 +148,10 @@ const flagNames: Record<string, string> = {
   "-o": "--max-overflow",
   "-d": "--duration",
   "-r": "--report",
+  "-t": "--topology",
   "-h": "--help"
 }
-const valued = new Set(["--strategy", "--workers", "--pool-size", "--max-overflow", "--duration", "--report", "--seed"])
+const valued = new Set(["--strategy", "--workers", "--pool-size", "--max-overflow", "--duration", "--report", "--seed", "--topology"])
 const booleans = new Set(["--chaos", "--plain", "--help"])
 
 /**
@@ -195,6 +232,23 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
   }
   const reportPath = values.get("--report") ?? defaults.reportPath
 
+  let topology: TopologyName = defaults.topology
+  const topologyText = values.get("--topology")
+  if (topologyText !== undefined) {
+    const name = topologies.find((t) => t === topologyText.trim().toLowerCase())
+    if (name === undefined) {
+      return invalid(`--topology: unknown topology ${JSON.stringify(topologyText)} (expected ${topologies.join(", ")})`)
+    }
+    topology = name
+  }
+  const chaos = flags.has("--chaos")
+  if (chaos && topology === "failover") {
+    return invalid("--chaos cannot be combined with --topology failover (both cut the sessions; the failover figures would mean nothing): run them separately")
+  }
+  if (topology === "failover" && durationSeconds < minFailoverSeconds) {
+    return invalid(`--topology failover needs --duration ${minFailoverSeconds}s or more (the primary stops halfway; the standby needs time to take over), got ${JSON.stringify(durationText)}`)
+  }
+
   return {
     _tag: "Run",
     options: {
@@ -203,7 +257,8 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
       poolSize,
       maxOverflow,
       durationSeconds,
-      chaos: flags.has("--chaos"),
+      chaos,
+      topology,
       reportPath,
       seed: seed === -1 ? randomSeed() : seed,
       plain: flags.has("--plain")

@@ -43,6 +43,57 @@ const reasons = PoolMetrics.invalidationReasons
 /** The kinds of operation the workload runs. */
 export type OpKind = "query" | "transaction" | "report" | "slow"
 
+/** One line of a failover's story, for the view (times in ms since the phase started). */
+export interface FailoverNote {
+  readonly t: number
+  readonly text: string
+}
+
+/**
+ * `--topology failover`: what happened to one strategy's pair of servers, in ms since the phase
+ * started. A write is a transfer transaction; any success after `promoteRequestedAt` ran on the
+ * promoted standby (the old primary was already down).
+ */
+export class Failover {
+  /** When the primary is due to stop. */
+  plannedAt: number
+  /** `pg_ctl stop -m immediate` issued / returned. */
+  stopRequestedAt: number | undefined = undefined
+  stoppedAt: number | undefined = undefined
+  /** `pg_ctl promote -w` issued / returned. */
+  promoteRequestedAt: number | undefined = undefined
+  promotedAt: number | undefined = undefined
+  /** The last successful write before the stop, and the first after the promotion was issued. */
+  lastWriteBeforeAt: number | undefined = undefined
+  firstWriteAt: number | undefined = undefined
+  /** The first successful operation of any kind after the promotion was issued. */
+  firstOpAt: number | undefined = undefined
+  /** Successful operations / writes after the promotion was issued. */
+  opsAfter = 0
+  writesAfter = 0
+  /** Operations that failed from the stop on, by type. */
+  errorCount = 0
+  readonly errors = new Map<string, number>()
+  /** Why the stop or the promotion failed, if it did. */
+  failure: string | undefined = undefined
+  /** The story so far (the plain view prints each line once). */
+  readonly notes: Array<FailoverNote> = []
+
+  constructor(plannedAt: number) {
+    this.plannedAt = plannedAt
+  }
+
+  /** First successful write after the promotion was issued, in ms after it. */
+  get firstWriteAfterPromoteMs(): number | undefined {
+    return this.firstWriteAt === undefined || this.promoteRequestedAt === undefined ? undefined : this.firstWriteAt - this.promoteRequestedAt
+  }
+
+  /** No successful write from the last one before the stop to the first after the promotion (ms). */
+  get writeOutageMs(): number | undefined {
+    return this.firstWriteAt === undefined || this.lastWriteBeforeAt === undefined ? undefined : this.firstWriteAt - this.lastWriteBeforeAt
+  }
+}
+
 /** Everything recorded about one strategy's phase. */
 export class StrategyRun {
   /** Epoch ms of the phase start (set by {@link StrategyRun.begin}). */
@@ -68,6 +119,12 @@ export class StrategyRun {
   readonly kills: Array<number> = []
   /** Operations that failed with a disconnect and succeeded when retried. */
   recovered = 0
+  /** `--topology failover`: the stop and promotion of this strategy's primary. */
+  failover: Failover | undefined = undefined
+  /** How long this strategy's own servers took to start (`--topology failover`), ms. */
+  setupMs: number | undefined = undefined
+  /** Where its pool connects, when not straight to the database ("PgBouncer ... on :port", ...). */
+  via: string | undefined = undefined
   counters: Counters | undefined = undefined
   private countersBefore: Counters | undefined = undefined
 
@@ -76,8 +133,8 @@ export class StrategyRun {
     readonly poolName: string,
     readonly workers: number,
     readonly plannedMs: number,
-    /** The pool options used, for display. */
-    readonly config: Readonly<Record<string, string | number | boolean>>,
+    /** The pool (and driver) options used, for display. */
+    public config: Readonly<Record<string, string | number | boolean>>,
     /** How the workload was adapted to this strategy. */
     readonly notes: ReadonlyArray<string>
   ) {}
@@ -117,6 +174,39 @@ export class StrategyRun {
   recordError(type: string): void {
     this.errorCount++
     this.errors.set(type, (this.errors.get(type) ?? 0) + 1)
+    const f = this.failover
+    if (f !== undefined && f.stopRequestedAt !== undefined) {
+      f.errorCount++
+      f.errors.set(type, (f.errors.get(type) ?? 0) + 1)
+    }
+  }
+
+  /** A successful operation of `kind` that ran `statements` statements. */
+  recordOp(kind: OpKind, statements: number): void {
+    this.ops[kind]++
+    this.statements += statements
+    const f = this.failover
+    if (f === undefined) return
+    const write = kind === "transaction"
+    if (f.stopRequestedAt === undefined) {
+      if (write) f.lastWriteBeforeAt = this.now()
+    } else if (f.promoteRequestedAt !== undefined) {
+      const t = this.now()
+      f.opsAfter++
+      if (f.firstOpAt === undefined) f.firstOpAt = t
+      if (write) {
+        f.writesAfter++
+        if (f.firstWriteAt === undefined) {
+          f.firstWriteAt = t
+          f.notes.push({ t, text: `first write after promotion: +${Math.round(t - f.promoteRequestedAt)} ms (from pg_ctl promote issued)` })
+        }
+      }
+    }
+  }
+
+  /** Note a step of the failover (shown by the view). */
+  failoverNote(text: string): void {
+    this.failover?.notes.push({ t: this.now(), text })
   }
 
   recordEvent(type: PoolEvent.PoolEventType): void {
@@ -204,6 +294,8 @@ export class Recorder {
   serverStartMs = 0
   /** Why the run stopped early: "interrupted" (Ctrl-C) or an error message. */
   stopped: string | undefined = undefined
+  /** More about where the pools connect (`--topology`): paragraphs of HTML for the report. */
+  topologyDetail: Array<string> = []
 
   constructor(readonly options: Options) {}
 

@@ -1,14 +1,16 @@
 /**
  * The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched)
- * with the summary table and, per strategy, the occupancy timeline (checked out / idle /
- * overflow / waiting over time, chaos kills marked), statements per second, the acquire-wait
- * distribution, and the event, invalidation and error counts.
+ * with the topology, the summary table and, per strategy, the occupancy timeline (checked out /
+ * idle / overflow / waiting over time, chaos kills and a failover marked), statements per
+ * second, the failover figures (`--topology failover`), the acquire-wait distribution, and the
+ * event, invalidation and error counts.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { PoolMetrics } from "effect-db-pool"
 import type { Recorder, Sample, StrategyRun } from "./recorder.ts"
 import { sampleEveryMs, totalInvalidations } from "./recorder.ts"
+import { topologyLabels } from "./args.ts"
 import { int, ms, summaryRows } from "./view.ts"
 
 const esc = (text: string): string =>
@@ -79,6 +81,42 @@ const killMarks = (f: Frame, run: StrategyRun, xMaxMs: number): string => {
   }).join("")
 }
 
+/**
+ * `--topology failover`: the span from the primary's stop to the first write after the
+ * promotion shaded, and a labelled line at the stop, the promotion and that first write.
+ */
+const failoverMarks = (f: Frame, run: StrategyRun, xMaxMs: number): { readonly marks: string; readonly labels: string } => {
+  const fo = run.failover
+  if (fo === undefined || fo.stopRequestedAt === undefined) return { marks: "", labels: "" }
+  const w = f.width - f.left - f.right
+  const h = f.height - f.top - f.bottom
+  const x = (t: number) => f.left + (w * Math.min(t, xMaxMs)) / xMaxMs
+  const end = fo.firstWriteAt ?? run.elapsedMs
+  let out = `<rect x="${x(fo.stopRequestedAt).toFixed(1)}" y="${f.top}" width="${Math.max(1, x(end) - x(fo.stopRequestedAt)).toFixed(1)}" height="${h}" class="outage"><title>no successful write: ${esc(ms(end - fo.stopRequestedAt))} from the stop</title></rect>`
+  const marks: Array<readonly [number | undefined, string, string]> = [
+    [fo.stopRequestedAt, "primary stopped", "fo-stop"],
+    [fo.promotedAt, "standby promoted", "fo-promote"],
+    [fo.firstWriteAt, "first write", "fo-write"]
+  ]
+  const shown = marks.filter((m): m is readonly [number, string, string] => m[0] !== undefined)
+  for (const [t, label, cls] of shown) {
+    const xx = x(t).toFixed(1)
+    out += `<line x1="${xx}" x2="${xx}" y1="${f.top}" y2="${f.top + h}" class="${cls}"><title>${esc(label)} at ${(t / 1000).toFixed(3)} s</title></line>`
+  }
+  let labels = ""
+  if (shown.length > 0) {
+    // One stacked legend beside the marks (they are often a few pixels apart): right of the
+    // last one, or left of the first one near the right edge. Drawn over the series.
+    const xs = shown.map(([t]) => x(t))
+    const right = Math.max(...xs) < f.left + w * 0.75
+    const lx = right ? Math.max(...xs) + 6 : Math.min(...xs) - 6
+    shown.forEach(([t, label, cls], i) => {
+      labels += `<text x="${lx.toFixed(1)}" y="${f.top + 11 + i * 13}" text-anchor="${right ? "start" : "end"}" class="fomark ${cls}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(label)} ${(t / 1000).toFixed(2)} s</text>`
+    })
+  }
+  return { marks: out, labels }
+}
+
 const xMax = (run: StrategyRun) => Math.max(run.plannedMs, run.elapsedMs, run.samples[run.samples.length - 1]?.t ?? 0, 1)
 
 /** Occupancy over time: one step line per series. */
@@ -106,8 +144,9 @@ export const timelineSvg = (run: StrategyRun): string => {
     // Offset each series by a hair so overlapping lines stay visible.
     return `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" transform="translate(0,${(i - 1.5) * 0.8})"><title>${esc(label)}</title></path>`
   }).join("")
+  const failover = failoverMarks(f, run, xm)
   return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="occupancy timeline of ${esc(run.strategy)}">` +
-    axes(f, xm, scale, (v) => num(v)) + killMarks(f, run, xm) + lines + `</svg>`
+    axes(f, xm, scale, (v) => num(v)) + killMarks(f, run, xm) + failover.marks + lines + failover.labels + `</svg>`
 }
 
 /** Statements per second (500 ms buckets) and failed operations over time. */
@@ -145,7 +184,7 @@ export const throughputSvg = (run: StrategyRun): string => {
     `<circle cx="${x(p.t)}" cy="${(f.top + 6).toFixed(1)}" r="${Math.min(7, 2.5 + Math.log2(1 + p.errors))}" fill="#dc2626"><title>${p.errors} failed operation${p.errors === 1 ? "" : "s"}</title></circle>`
   ).join("")
   return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="statements per second of ${esc(run.strategy)}">` +
-    axes(f, xm, scale, (v) => int(v)) + killMarks(f, run, xm) + area + errs + `</svg>`
+    axes(f, xm, scale, (v) => int(v)) + killMarks(f, run, xm) + failoverMarks(f, run, xm).marks + area + errs + `</svg>`
 }
 
 /** Bin edges (ms) of the acquire-wait distribution: log-spaced, 1-2-5. */
@@ -230,6 +269,41 @@ const reasonLabel: Record<PoolMetrics.InvalidationReason, string> = {
   statement: "statement (session died)"
 }
 
+/** `--topology failover`: the figures of one strategy's failover. */
+const failoverBlock = (run: StrategyRun): string => {
+  const f = run.failover
+  if (f === undefined) return ""
+  if (f.stopRequestedAt === undefined) return `<div class="failover"><h3>Failover</h3><p class="warn">The primary was not stopped: the run ended first.</p></div>`
+  const first = f.firstWriteAfterPromoteMs
+  const outage = f.writeOutageMs
+  const errors = [...f.errors.entries()].sort((a, b) => b[1] - a[1])
+  const at = (t: number | undefined) => (t === undefined ? "–" : `${(t / 1000).toFixed(2)} s`)
+  const rows: ReadonlyArray<readonly [string, string]> = [
+    ["primary stopped (pg_ctl stop -m immediate issued)", at(f.stopRequestedAt)],
+    ["primary down (pg_ctl returned)", f.stoppedAt === undefined ? "–" : `${at(f.stoppedAt)} (+${ms(f.stoppedAt - f.stopRequestedAt)})`],
+    ["standby promotion issued (pg_ctl promote -w)", at(f.promoteRequestedAt)],
+    ["standby promoted (pg_ctl returned)", f.promotedAt === undefined || f.promoteRequestedAt === undefined ? "–" : `${at(f.promotedAt)} (+${ms(f.promotedAt - f.promoteRequestedAt)})`],
+    ["first successful write after the promotion was issued", first === undefined ? "none" : `${at(f.firstWriteAt)} (+${int(first)} ms)`],
+    ["first successful operation (any kind) after it", f.firstOpAt === undefined || f.promoteRequestedAt === undefined ? "none" : `${at(f.firstOpAt)} (+${int(f.firstOpAt - f.promoteRequestedAt)} ms)`],
+    ["last successful write before the stop", at(f.lastWriteBeforeAt)],
+    ["successful operations after the promotion was issued", `${int(f.opsAfter)} (${int(f.writesAfter)} writes)`]
+  ]
+  return `<div class="failover" data-first-write-ms="${first === undefined ? "" : Math.round(first)}" data-failed="${f.errorCount}" data-ok-after="${f.opsAfter}">
+<h3>Failover</h3>
+<div class="kpis">
+<div class="${first === undefined ? "bad" : "good"}"><b>${first === undefined ? "none" : `+${int(first)} ms`}</b><span>first write after promotion</span></div>
+<div><b>${outage === undefined ? "–" : esc(ms(outage))}</b><span>writes unavailable (last before the stop → first after)</span></div>
+<div class="${f.errorCount > 0 ? "bad" : "good"}"><b>${int(f.errorCount)}</b><span>failed operations since the stop</span></div>
+<div class="${f.opsAfter > 0 ? "good" : "bad"}"><b>${int(f.opsAfter)}</b><span>successful operations after the promotion</span></div>
+</div>
+${f.failure === undefined ? "" : `<p class="warn">A failover step failed: ${esc(f.failure)}</p>`}
+<div class="tables">
+<table class="counts"><caption>Timeline (since the strategy started)</caption>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="n">${esc(v)}</td></tr>`).join("")}</table>
+${countTable("Failed operations since the stop, by type", errors, "#dc2626")}
+</div>
+</div>`
+}
+
 const section = (recorder: Recorder, run: StrategyRun, index: number): string => {
   const w = run.waitPercentiles()
   const c = run.counters
@@ -251,6 +325,7 @@ const section = (recorder: Recorder, run: StrategyRun, index: number): string =>
   return `<section id="s${index}" class="strategy" data-strategy="${esc(run.strategy)}" data-samples="${run.samples.length}" data-waits="${run.waits.length}">
 <h2>${esc(run.strategy)}${run.completed ? "" : ` <span class="warn">stopped after ${(run.elapsedMs / 1000).toFixed(1)} s</span>`}</h2>
 <p class="meta">${run.workers} worker${run.workers === 1 ? "" : "s"} · ${(run.elapsedMs / 1000).toFixed(1)} s · ${config}</p>
+${run.via === undefined ? "" : `<p class="meta">via ${esc(run.via)}${run.setupMs === undefined ? "" : ` (started in ${(run.setupMs / 1000).toFixed(1)} s)`}</p>`}
 ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 <div class="kpis">
 <div><b>${int(run.throughput)}</b><span>statements/s</span></div>
@@ -262,11 +337,12 @@ ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 </div>
 <p class="ops">Operations: ${ops}</p>
 <h3>Occupancy</h3>
-<p class="legend">${series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.label)}</span>`).join("")}${recorder.options.chaos ? `<span><i class="k"></i>backend terminated</span>` : ""}<span class="hint">sampled every ${sampleEveryMs} ms; overflow = connections beyond the pool size</span></p>
+<p class="legend">${series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.label)}</span>`).join("")}${recorder.options.chaos ? `<span><i class="k"></i>backend terminated</span>` : ""}${run.failover === undefined ? "" : `<span><i class="o"></i>failover: no successful write</span>`}<span class="hint">sampled every ${sampleEveryMs} ms; overflow = connections beyond the pool size</span></p>
 <div class="chart timeline">${timelineSvg(run)}</div>
 <h3>Throughput</h3>
 <p class="legend"><span><i style="background:#2563eb"></i>statements/s (500 ms buckets)</span><span><i style="background:#dc2626;border-radius:50%"></i>failed operations</span></p>
 <div class="chart">${throughputSvg(run)}</div>
+${failoverBlock(run)}
 <h3>Acquire-wait distribution <small>${int(w.count)} checkouts · p50 ${esc(ms(w.p50))} · p90 ${esc(ms(w.p90))} · p99 ${esc(ms(w.p99))} · max ${esc(ms(w.max))} · mean ${esc(ms(w.mean))}</small></h3>
 <div class="chart">${waitSvg(run)}</div>
 <div class="tables">
@@ -298,6 +374,10 @@ table.summary a{color:#1d4ed8;text-decoration:none}
 .chart svg{display:block;background:#fff}.grid{stroke:#e2e8f0}.axis{stroke:#94a3b8}
 .tick{font-size:11px;fill:#475569}.mark{font-size:12px;font-weight:600}.kill{stroke:#7c3aed;stroke-dasharray:3 3;stroke-width:1.2}
 .killmark{font-size:10px;fill:#7c3aed}
+.outage{fill:#fecaca;fill-opacity:.45}.legend i.o{background:#fecaca}.fomark{font-size:11px;font-weight:600}
+.fo-stop{stroke:#dc2626;stroke-width:1.5}.fo-promote{stroke:#d97706;stroke-width:1.5;stroke-dasharray:5 3}.fo-write{stroke:#059669;stroke-width:1.5;stroke-dasharray:2 2}
+text.fo-stop{fill:#dc2626;stroke:#fff}text.fo-promote{fill:#b45309;stroke:#fff}text.fo-write{fill:#047857;stroke:#fff}
+.failover{border-top:1px solid #e2e8f0;margin-top:14px}.topology{background:#fff7ed;border:1px solid #fed7aa;border-radius:8px;padding:8px 12px;margin:10px 0}.topology p{margin:3px 0}
 .tables{display:grid;grid-template-columns:1fr 1fr;gap:16px 40px;margin-top:14px;align-items:start}
 table.counts{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums;font-size:13px}
 table.counts caption{text-align:left;font-weight:600;padding-bottom:4px}
@@ -318,7 +398,7 @@ export const render = (recorder: Recorder): string => {
   const body = rows.slice(1).map((row, i) =>
     `<tr>${row.map((cell, c) => `<td>${c === 0 ? `<a href="#s${i}">${esc(cell)}</a>` : esc(cell)}</td>`).join("")}</tr>`
   ).join("")
-  const flags = `--strategy ${o.strategies.join(",")} --workers ${o.workers} --pool-size ${o.poolSize} --max-overflow ${o.maxOverflow} --duration ${o.durationSeconds}s --seed ${o.seed}${o.chaos ? " --chaos" : ""}`
+  const flags = `--strategy ${o.strategies.join(",")} --workers ${o.workers} --pool-size ${o.poolSize} --max-overflow ${o.maxOverflow} --duration ${o.durationSeconds}s --seed ${o.seed}${o.chaos ? " --chaos" : ""}${o.topology === "direct" ? "" : ` --topology ${o.topology}`}`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>effect-db-pool workbench report</title><style>${css}</style></head>
@@ -326,6 +406,7 @@ export const render = (recorder: Recorder): string => {
 <h1>effect-db-pool workbench</h1>
 <p class="meta">${esc(started.toISOString().replace("T", " ").slice(0, 19))} UTC · ${total.toFixed(1)} s total · PostgreSQL ${esc(recorder.serverVersion || "?")} (${esc(recorder.database)}) · seed ${o.seed}${o.chaos ? " · <b>chaos</b>: random backends of the workbench terminated" : ""}</p>
 <p class="meta"><code>${esc(flags)}</code></p>
+${o.topology === "direct" ? "" : `<div class="topology" data-topology="${o.topology}"><p><b>Topology: ${esc(topologyLabels[o.topology])}</b></p>${recorder.topologyDetail.map((d) => `<p>${d}</p>`).join("")}</div>`}
 ${recorder.stopped ? `<p class="warn">Stopped early: ${esc(recorder.stopped)}. The report shows what ran.</p>` : ""}
 <p class="meta">Workload per worker: 72% point queries, 20% transfer transactions (6 statements), 6% small reports, 2% slow statements (pg_sleep 0.15–0.6 s), 1–5 ms think time. A statement that fails because its session died is retried once. Acquire wait = time of the pool's checkout (waiting for a slot, connecting, pre-ping).</p>
 <table class="summary"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>

@@ -1,22 +1,23 @@
 /**
- * One workbench run: start the database (DATABASE_URL or embedded), create the schema, then
- * for each strategy build its pool + `SqlClient`, drive the workload, sample and draw, and
- * finally print the summary and write the HTML report. The report is written by a finalizer,
- * so an interrupted run (Ctrl-C) still reports what ran.
+ * One workbench run: set up the topology (topology.ts: the database, DATABASE_URL or embedded,
+ * and the schema; PgBouncer in front; or a fresh primary + standby per strategy), then for each
+ * strategy build its pool + `SqlClient`, drive the workload, sample and draw (and, with
+ * `--topology failover`, stop the primary and promote the standby halfway), and finally print
+ * the summary and write the HTML report. The report is written by a finalizer, so an
+ * interrupted run (Ctrl-C) still reports what ran.
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, References, Stream, Tracer } from "effect"
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { ConnectionPool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
-import { PgDatabase } from "effect-db-pool/pg/embedded"
-import * as Admin from "./admin.ts"
+import { PgSql } from "effect-db-pool/pg"
 import type { Options, StrategyName } from "./args.ts"
 import * as Chaos from "./chaos.ts"
 import * as Random from "./random.ts"
 import { Recorder, sampleEveryMs, StrategyRun } from "./recorder.ts"
 import * as Report from "./report.ts"
 import { setup } from "./strategies.ts"
+import * as Topology from "./topology.ts"
 import type { Output } from "./view.ts"
 import { TerminalView } from "./view.ts"
 import * as Workload from "./workload.ts"
@@ -58,33 +59,12 @@ export const run = (options: Options, output: Output): Effect.Effect<Result, unk
     )
     view.header()
 
-    const fromEnv = (process.env.DATABASE_URL ?? "").trim().length > 0
-    view.note(fromEnv ? "Using DATABASE_URL" : "Starting an embedded PostgreSQL server (temporary directory)...")
-    const started = Date.now()
-    const dbContext = yield* Layer.build(
-      PgDatabase.layer({ postgresFlags: ["-c", `max_connections=${Math.max(100, options.workers + 30)}`] })
-    )
-    const db = Context.get(dbContext, PgDatabase.PgDatabase)
-    recorder.serverStartMs = Date.now() - started
-    recorder.database = db.embedded === undefined ? "DATABASE_URL" : `embedded, port ${db.embedded.port}`
-
     const runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`
     const applicationName = `effect-db-pool-workbench-${runId}`
-    const admin = yield* Admin.make(db.url, `${applicationName}-admin`)
-    const versionRows = yield* admin.query("show server_version")
-    recorder.serverVersion = String(versionRows[0]?.server_version ?? "")
-    view.note(`PostgreSQL ${recorder.serverVersion} ready (${recorder.database}) in ${(recorder.serverStartMs / 1000).toFixed(1)} s`)
-
-    const tables = Workload.tables(runId)
-    yield* Effect.addFinalizer(() =>
-      Effect.ignore(Effect.forEach(Workload.teardownStatements(tables), (s) => admin.query(s), { discard: true }))
-    )
-    yield* Effect.forEach(Workload.setupStatements(tables), (s) => admin.query(s), { discard: true })
-
-    const driver = PgDriver.layer({ url: db.url, applicationName, connectTimeout: "5 seconds" })
+    const topology = yield* Topology.make({ options, recorder, view, runId, applicationName })
     let index = 0
     for (const strategy of options.strategies) {
-      yield* phase({ strategy, index: index++, options, recorder, view, driver, admin, tables, applicationName })
+      yield* phase({ strategy, index: index++, options, recorder, view, topology, applicationName })
     }
     return out
   }).pipe(
@@ -98,23 +78,36 @@ interface PhaseContext {
   readonly options: Options
   readonly recorder: Recorder
   readonly view: TerminalView
-  readonly driver: ReturnType<typeof PgDriver.layer>
-  readonly admin: Admin.Admin
-  readonly tables: Workload.Tables
+  readonly topology: Topology.Topology
   readonly applicationName: string
 }
 
-/** One strategy: its pool and client, the workload, the sampler, and chaos when asked. */
+/**
+ * One strategy: its target (topology), pool and client, the workload, the sampler, and chaos or
+ * the failover when asked.
+ */
 const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
   const { options, recorder, view } = p
   const poolName = `workbench-${p.strategy}`
   const s = setup(p.strategy, options, poolName)
-  const run = new StrategyRun(p.strategy, poolName, s.workers, Math.round(options.durationSeconds * 1000), s.config, s.notes)
-  recorder.runs.push(run)
-  recorder.current = run
-  const layer = PgSql.layer.pipe(Layer.provideMerge(s.layer), Layer.provideMerge(p.driver))
+  const plannedMs = Math.round(options.durationSeconds * 1000)
   return Effect.scoped(
     Effect.gen(function*() {
+      // Known before the target: a failover pair is started for (and noted on) this run.
+      const run = new StrategyRun(p.strategy, poolName, s.workers, plannedMs, s.config, s.notes)
+      recorder.runs.push(run)
+      recorder.current = run
+      yield* Effect.addFinalizer((exit) =>
+        Effect.sync(() => {
+          if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) run.failure = String(Cause.squash(exit.cause))
+          recorder.current = undefined
+          if (run.startedAt > 0) view.phaseEnd(run)
+        })
+      )
+      const target = yield* p.topology.target(run)
+      run.config = { ...s.config, ...target.config }
+      run.via = target.via
+      const layer = PgSql.layer.pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
       const context = yield* Layer.build(layer)
       const pool = Context.get(context, ConnectionPool.ConnectionPool)
       const sql = Context.get(context, SqlClient)
@@ -130,12 +123,13 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
         if (run.samples.length % Math.max(1, Math.round(redrawEveryMs / sampleEveryMs)) === 0) view.tick(run)
       })))
       if (options.chaos) {
-        yield* Effect.forkScoped(Chaos.monkey(p.admin, p.applicationName, run, Random.make(options.seed, 100_000 + p.index)))
+        yield* Effect.forkScoped(Chaos.monkey(target.admin, p.applicationName, run, Random.make(options.seed, 100_000 + p.index)))
       }
+      if (target.cluster !== undefined) yield* Effect.forkScoped(Topology.failover(target.cluster, run))
       const ctx: Workload.WorkerContext = {
         sql,
         run,
-        tables: p.tables,
+        tables: target.tables,
         deadline: Date.now() + run.plannedMs,
         singleStatementTransactions: s.singleStatementTransactions
       }
@@ -147,14 +141,5 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       )
       yield* run.sample(pool)
     })
-  ).pipe(
-    Effect.provideService(Tracer.Tracer, recorder.tracer),
-    Effect.onExit((exit) =>
-      Effect.sync(() => {
-        if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) run.failure = String(Cause.squash(exit.cause))
-        recorder.current = undefined
-        view.phaseEnd(run)
-      })
-    )
-  )
+  ).pipe(Effect.provideService(Tracer.Tracer, recorder.tracer))
 }

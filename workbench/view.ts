@@ -1,10 +1,12 @@
 /**
  * The terminal side of the workbench: a live block per strategy (progress bar, pool occupancy,
- * statements per second, acquire-wait percentiles, errors by type, events), redrawn in place on
- * a terminal and printed as plain periodic lines otherwise, then the summary table.
+ * statements per second, acquire-wait percentiles, errors by type, events; the topology and the
+ * failover's steps and figures when there is one), redrawn in place on a terminal and printed as
+ * plain periodic lines otherwise, then the summary table.
  */
 import type { PoolEvent } from "effect-db-pool"
-import type { Recorder, StrategyRun } from "./recorder.ts"
+import { topologyLabels } from "./args.ts"
+import type { Failover, Recorder, StrategyRun } from "./recorder.ts"
 import { totalInvalidations } from "./recorder.ts"
 
 /** Where the view writes. */
@@ -58,6 +60,25 @@ const shownEvents: ReadonlyArray<PoolEvent.PoolEventType> = ["connect", "checkou
 export const errorList = (run: StrategyRun): string =>
   [...run.errors.entries()].sort((a, b) => b[1] - a[1]).map(([type, n]) => `${type} ${int(n)}`).join(" · ")
 
+/** Errors by type of a failover (since the primary stopped). */
+export const failoverErrorList = (f: Failover): string =>
+  [...f.errors.entries()].sort((a, b) => b[1] - a[1]).map(([type, n]) => `${type} ${int(n)}`).join(" · ")
+
+const seconds = (t: number) => `${(t / 1000).toFixed(2)} s`
+
+/** The failover so far, in one line: what happened when, and the first write after promotion. */
+export const failoverStatus = (f: Failover): string => {
+  if (f.stopRequestedAt === undefined) return `primary stops at ${seconds(f.plannedAt)}`
+  const parts = [f.stoppedAt === undefined ? `stopping the primary at ${seconds(f.stopRequestedAt)}…` : `primary stopped at ${seconds(f.stopRequestedAt)}`]
+  if (f.promoteRequestedAt !== undefined) {
+    parts.push(f.promotedAt === undefined ? "promoting the standby…" : `standby promoted at ${seconds(f.promotedAt)}`)
+    const first = f.firstWriteAfterPromoteMs
+    parts.push(first === undefined ? "no write since the promotion yet" : `first write after promotion: +${int(first)} ms`)
+  }
+  if (f.failure !== undefined) parts.push(`failed: ${f.failure}`)
+  return parts.join(" · ")
+}
+
 const overflowText = (run: StrategyRun, overflow: number): string => {
   const max = run.config.maxOverflow
   return typeof max === "number" ? `${Math.max(0, overflow)}/${max === -1 ? "∞" : max}` : `${Math.max(0, overflow)}`
@@ -69,6 +90,7 @@ const overflowText = (run: StrategyRun, overflow: number): string => {
 export class TerminalView {
   private drawn = 0
   private lastPlain = 0
+  private notesShown = 0
 
   constructor(readonly out: Output, readonly recorder: Recorder) {}
 
@@ -94,6 +116,19 @@ export class TerminalView {
     if (this.recorder.options.chaos) {
       lines.push(`  ${dim(live, "chaos  ")} ${yellow(live, `${run.kills.length} backend${run.kills.length === 1 ? "" : "s"} terminated`)}`)
     }
+    if (run.via !== undefined) lines.push(`  ${dim(live, "via    ")} ${run.via}`)
+    const f = run.failover
+    if (f !== undefined) {
+      const done = f.firstWriteAt !== undefined
+      lines.push(`  ${dim(live, "failover")} ${(f.stopRequestedAt === undefined ? dim : done ? green : yellow)(live, failoverStatus(f))}`)
+      if (f.stopRequestedAt !== undefined) {
+        const errors = failoverErrorList(f)
+        lines.push(
+          `  ${dim(live, "        ")} since the stop: ${f.errorCount === 0 ? green(live, "no failed operation") : red(live, `${int(f.errorCount)} failed (${errors})`)}` +
+            (f.promoteRequestedAt !== undefined ? ` ${dim(live, "·")} ${int(f.opsAfter)} ok after the promotion (${int(f.writesAfter)} writes)` : "")
+        )
+      }
+    }
     return lines
   }
 
@@ -104,6 +139,7 @@ export class TerminalView {
     const errors = run.errorCount === 0 ? green(live, "0 errors") : red(live, `${int(run.errorCount)} errors`)
     return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${int(run.totalOps).padStart(7)} ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
       (this.recorder.options.chaos ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered` : "") +
+      (run.failover !== undefined ? `  failover: ${failoverFigures(run.failover)}` : "") +
       (run.completed ? "" : dim(live, "  (stopped early)"))
   }
 
@@ -112,6 +148,7 @@ export class TerminalView {
     const o = this.recorder.options
     const live = this.out.live
     this.line(`${bold(live, "effect-db-pool workbench")}  ${dim(live, `seed ${o.seed} · ${o.workers} workers · poolSize ${o.poolSize} · maxOverflow ${o.maxOverflow} · ${o.durationSeconds} s per strategy${o.chaos ? " · chaos" : ""}`)}`)
+    if (o.topology !== "direct") this.line(`${bold(live, "topology")} ${yellow(live, topologyLabels[o.topology])}`)
   }
 
   /** Status lines before the workload (server start, ...). */
@@ -122,12 +159,24 @@ export class TerminalView {
   phaseStart(run: StrategyRun): void {
     this.drawn = 0
     this.lastPlain = 0
+    this.notesShown = 0
     if (this.out.live) {
       this.out.write("\x1b[?25l")
       this.tick(run)
     } else {
       this.line(`-- ${run.strategy}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${Object.entries(run.config).map(([k, v]) => `${k} ${v}`).join(", ")})`)
+      if (run.via !== undefined) this.line(`   via ${run.via}`)
       for (const note of run.notes) this.line(`   ${note}`)
+      if (run.failover !== undefined) this.line(`   failover: ${failoverStatus(run.failover)}`)
+    }
+  }
+
+  /** Plain view: print the failover's new steps. */
+  private failoverNotes(run: StrategyRun): void {
+    const notes = run.failover?.notes ?? []
+    for (; this.notesShown < notes.length; this.notesShown++) {
+      const note = notes[this.notesShown]!
+      this.line(`   failover at ${seconds(note.t)}: ${note.text}`)
     }
   }
 
@@ -137,6 +186,7 @@ export class TerminalView {
       this.redraw(this.block(run, true))
       return
     }
+    this.failoverNotes(run)
     const now = run.now()
     if (now - this.lastPlain < 2000) return
     this.lastPlain = now
@@ -148,7 +198,8 @@ export class TerminalView {
         `checked_out=${s?.checkedOut ?? 0} idle=${s?.idle ?? 0} overflow=${Math.max(0, s?.overflow ?? 0)} waiting=${s?.waiting ?? 0} ` +
         `stmt/s=${Math.round(run.rate())} wait_p50=${ms(w.p50).replace(" ", "")} wait_p99=${ms(w.p99).replace(" ", "")} ` +
         `errors=${errors.length === 0 ? "none" : errors.replace(/ · /g, ",").replace(/ /g, ":")}` +
-        (this.recorder.options.chaos ? ` killed=${run.kills.length}` : "")
+        (this.recorder.options.chaos ? ` killed=${run.kills.length}` : "") +
+        (run.failover?.stopRequestedAt !== undefined ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}` : "")
     )
   }
 
@@ -171,6 +222,7 @@ export class TerminalView {
       this.out.write("\x1b[0J\x1b[?25h")
       this.drawn = 0
     } else {
+      this.failoverNotes(run)
       this.line(this.result(run, false))
     }
   }
@@ -197,9 +249,29 @@ export class TerminalView {
       if (run.errors.size > 0) this.line(`${dim(live, `${run.strategy} errors:`)} ${errorList(run)}`)
     }
     for (const run of runs) {
+      if (run.failover !== undefined) this.line(`${dim(live, `${run.strategy} failover:`)} ${failoverFigures(run.failover)}`)
+    }
+    for (const run of runs) {
       for (const note of run.notes) this.line(dim(live, `${run.strategy}: ${note}`))
     }
   }
+}
+
+/** A finished failover's figures in one line. */
+export const failoverFigures = (f: Failover): string => {
+  if (f.stopRequestedAt === undefined) return "the primary was not stopped (the run ended first)"
+  const first = f.firstWriteAfterPromoteMs
+  const outage = f.writeOutageMs
+  const errors = failoverErrorList(f)
+  return [
+    `primary stopped at ${seconds(f.stopRequestedAt)}`,
+    f.promotedAt === undefined ? "standby not promoted" : `standby promoted at ${seconds(f.promotedAt)}`,
+    first === undefined ? "no write after promotion" : `first write after promotion +${int(first)} ms`,
+    ...(outage === undefined ? [] : [`writes unavailable ${ms(outage)}`]),
+    `${int(f.errorCount)} failed since the stop${errors === "" ? "" : ` (${errors})`}`,
+    `${int(f.opsAfter)} ok after the promotion`,
+    ...(f.failure === undefined ? [] : [`step failed: ${f.failure}`])
+  ].join(", ")
 }
 
 /** The summary table (header row first), shared with the HTML report. */
@@ -217,7 +289,8 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
     "timeouts",
     "connects",
     "invalidated",
-    ...(recorder.options.chaos ? ["killed", "recovered"] : [])
+    ...(recorder.options.chaos ? ["killed", "recovered"] : []),
+    ...(recorder.options.topology === "failover" ? ["first write after promote", "writes unavailable", "failed since stop"] : [])
   ]]
   for (const run of recorder.runs.filter((r) => r.startedAt > 0)) {
     const w = run.waitPercentiles()
@@ -234,7 +307,14 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
       int(run.counters?.timeouts ?? 0),
       int(run.counters?.connects ?? 0),
       int(totalInvalidations(run.counters)),
-      ...(recorder.options.chaos ? [int(run.kills.length), int(run.recovered)] : [])
+      ...(recorder.options.chaos ? [int(run.kills.length), int(run.recovered)] : []),
+      ...(recorder.options.topology === "failover"
+        ? [
+          run.failover?.firstWriteAfterPromoteMs === undefined ? "–" : `+${int(run.failover.firstWriteAfterPromoteMs)} ms`,
+          run.failover?.writeOutageMs === undefined ? "–" : ms(run.failover.writeOutageMs),
+          int(run.failover?.errorCount ?? 0)
+        ]
+        : [])
     ])
   }
   return rows

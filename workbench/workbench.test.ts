@@ -1,7 +1,9 @@
 /**
  * The workbench (`npm start`): its flags, a short end-to-end run on the real server
- * (DATABASE_URL or embedded) with chaos, and the real process's exit codes (bad flags: 2,
- * Ctrl-C: 130 with the report still written and the server stopped).
+ * (DATABASE_URL or embedded) with chaos, short runs with `--topology pgbouncer` (skipped, with
+ * the reason, when `pgbouncer` is not installed outside CI) and `--topology failover` (a
+ * primary + standby of its own), and the real process's exit codes (bad flags: 2, Ctrl-C: 130
+ * with the report still written and the server stopped).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -11,6 +13,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as PgBouncer from "../support/pgbouncer.ts"
 import { defaults, parse, strategies } from "./args.ts"
 import type { Options } from "./args.ts"
 import { run } from "./run.ts"
@@ -34,7 +37,7 @@ describe("flags", () => {
   })
 
   it("every flag, long and short, = and space forms", () => {
-    const parsed = parse(["-s", "fiber,queue", "--workers=8", "-p", "3", "--max-overflow", "-1", "-d", "800ms", "--chaos", "-r", "x.html", "--seed", "7", "--plain"])
+    const parsed = parse(["-s", "fiber,queue", "--workers=8", "-p", "3", "--max-overflow", "-1", "-d", "800ms", "--chaos", "-t", "pgbouncer", "-r", "x.html", "--seed", "7", "--plain"])
     expect(parsed).toEqual({
       _tag: "Run",
       options: {
@@ -44,6 +47,7 @@ describe("flags", () => {
         maxOverflow: -1,
         durationSeconds: 0.8,
         chaos: true,
+        topology: "pgbouncer",
         reportPath: "x.html",
         seed: 7,
         plain: true
@@ -53,6 +57,31 @@ describe("flags", () => {
     expect(named._tag === "Run" && named.options.strategies).toEqual(["NullPool", "StaticPool", "AssertionPool"])
     expect(named._tag === "Run" && named.options.durationSeconds).toBe(60)
     expect(named._tag === "Run" && named.options.seed).toBe(0)
+  })
+
+  it("--topology: direct (default), pgbouncer, failover", () => {
+    const plain = parse([])
+    expect(plain._tag === "Run" && plain.options.topology).toBe("direct")
+    for (const [argv, topology] of [
+      [["--topology", "direct", "--chaos"], "direct"],
+      [["--topology=pgbouncer"], "pgbouncer"],
+      [["-t", "PgBouncer", "--chaos"], "pgbouncer"],
+      [["--topology", "failover", "-d", "2s"], "failover"],
+      [["-t", "failover"], "failover"]
+    ] as const) {
+      const parsed = parse(argv)
+      expect(parsed._tag === "Run" && parsed.options.topology, argv.join(" ")).toBe(topology)
+    }
+    const help = parse(["--help"])
+    expect(help._tag === "Help" && help.text).toMatch(/--topology <name>[\s\S]*pgbouncer[\s\S]*failover/)
+  })
+
+  it("--topology: bad names and combinations are refused", () => {
+    expect(invalid(["--topology", "bouncer"])).toBe("--topology: unknown topology \"bouncer\" (expected direct, pgbouncer, failover)")
+    expect(invalid(["--topology"])).toBe("--topology needs a value")
+    expect(invalid(["-t", "direct", "--topology", "failover"])).toBe("--topology given twice")
+    expect(invalid(["--topology", "failover", "--chaos"])).toMatch(/^--chaos cannot be combined with --topology failover/)
+    expect(invalid(["--topology", "failover", "-d", "1500ms"])).toMatch(/^--topology failover needs --duration 2s or more/)
   })
 
   it("--help wins over everything else", () => {
@@ -85,6 +114,13 @@ describe("the workbench process", () => {
     expect(result.status).toBe(2)
     expect(result.stderr).toContain("workbench: --workers must be an integer from 1 to 500, got \"many\"")
     expect(result.stderr).toContain("--help")
+    expect(result.stdout).toBe("")
+  })
+
+  it("exits 2 on --chaos with --topology failover, before starting anything", () => {
+    const result = spawnSync(tsx, [main, "--topology", "failover", "--chaos"], { cwd: root, encoding: "utf8", timeout: 20_000 })
+    expect(result.status).toBe(2)
+    expect(result.stderr).toContain("workbench: --chaos cannot be combined with --topology failover")
     expect(result.stdout).toBe("")
   })
 
@@ -136,6 +172,7 @@ describe("a short run end to end", () => {
         maxOverflow: 2,
         durationSeconds: 1.2,
         chaos: true,
+        topology: "direct",
         reportPath: path.join(dir, "report.html"),
         seed: 11,
         plain: false
@@ -184,4 +221,126 @@ describe("a short run end to end", () => {
     expect(fs.statSync(png).size).toBeGreaterThan(20_000)
     fs.rmSync(path.dirname(reportPath!), { recursive: true, force: true })
   }, 25_000)
+})
+
+/** The `<section>` of each strategy in a report: name and body. */
+const sectionsOf = (html: string) =>
+  [...html.matchAll(/<section id="s\d+" class="strategy" data-strategy="(\w+)"[^>]*>([\s\S]*?)<\/section>/g)].map((m) => ({ strategy: m[1]!, body: m[2]! }))
+
+const pgbouncer = PgBouncer.availability()
+if (pgbouncer.skip !== undefined) console.warn(`[workbench.test] ${pgbouncer.skip}`)
+
+describe("--topology", () => {
+  const printedRun = (options: Options) =>
+    Effect.gen(function*() {
+      let printed = ""
+      const result = yield* Effect.scoped(run(options, { write: (t) => void (printed += t), live: false, columns: 160 }))
+      return { result, printed, html: fs.readFileSync(options.reportPath, "utf8") }
+    })
+
+  it.live.skipIf(pgbouncer.skip !== undefined)("pgbouncer: the pools go through PgBouncer in transaction mode, said in the view and the report", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const options: Options = {
+        ...defaults,
+        strategies: ["QueuePool", "NullPool"],
+        workers: 4,
+        poolSize: 2,
+        maxOverflow: 1,
+        durationSeconds: 1.2,
+        topology: "pgbouncer",
+        reportPath: path.join(dir, "report.html"),
+        seed: 3
+      }
+      const { html, printed, result } = yield* printedRun(options)
+      const runs = result.recorder.runs
+      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+      const port = /PgBouncer [\d.]+ ready on 127\.0\.0\.1:(\d+)/.exec(printed)?.[1]
+      expect(port).toBeDefined()
+      for (const r of runs) {
+        expect(r.completed).toBe(true)
+        expect(r.totalOps).toBeGreaterThan(0)
+        expect(r.errorCount).toBe(0)
+        expect(r.config.pooler).toBe("transaction")
+        expect(r.via).toContain(`PgBouncer`)
+        expect(r.via).toContain(`(transaction mode) on 127.0.0.1:${port}`)
+      }
+      expect(result.recorder.topologyDetail.join(" ")).toContain("pooler: \"transaction\"")
+      expect(printed).toContain("topology through PgBouncer (transaction mode)")
+      expect(printed).toContain(`   via PgBouncer`)
+      expect(html).toContain(`data-topology="pgbouncer"`)
+      expect(html).toContain("Topology: through PgBouncer (transaction mode)")
+      expect(html).toContain("--topology pgbouncer")
+      for (const section of sectionsOf(html)) expect(section.body).toContain(`127.0.0.1:${port}`)
+      expect(html).not.toContain(`class="failover"`)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }), 60_000)
+
+  it.live("failover: the primary stopped and the standby promoted halfway through each strategy; the workload recovers; figures in the view and the report", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const options: Options = {
+        ...defaults,
+        strategies: ["QueuePool", "NullPool"],
+        workers: 4,
+        poolSize: 2,
+        maxOverflow: 1,
+        durationSeconds: 4,
+        topology: "failover",
+        reportPath: path.join(dir, "report.html"),
+        seed: 5
+      }
+      const { html, printed, result } = yield* printedRun(options)
+      const runs = result.recorder.runs
+      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+      for (const r of runs) {
+        const f = r.failover!
+        expect(r.completed).toBe(true)
+        expect(r.config.targetSessionAttrs).toBe("read-write")
+        expect(f.failure).toBeUndefined()
+        // Halfway: 2 s into the 4 s run.
+        expect(f.stopRequestedAt).toBeGreaterThanOrEqual(1900)
+        expect(f.stopRequestedAt).toBeLessThan(2500)
+        expect(f.stoppedAt).toBeGreaterThanOrEqual(f.stopRequestedAt!)
+        expect(f.promoteRequestedAt).toBeGreaterThanOrEqual(f.stoppedAt!)
+        expect(f.promotedAt).toBeGreaterThanOrEqual(f.promoteRequestedAt!)
+        // Writes went on before the stop and came back after the promotion.
+        expect(f.lastWriteBeforeAt).toBeLessThanOrEqual(f.stopRequestedAt!)
+        expect(f.firstWriteAfterPromoteMs).toBeGreaterThanOrEqual(0)
+        expect(f.firstWriteAfterPromoteMs).toBeLessThan(1500)
+        expect(f.writesAfter).toBeGreaterThan(0)
+        expect(f.opsAfter).toBeGreaterThan(f.writesAfter)
+        // Every failed operation since the stop is counted, by type, in the phase's errors too.
+        expect([...f.errors.values()].reduce((a, b) => a + b, 0)).toBe(f.errorCount)
+        for (const [type, n] of f.errors) expect(r.errors.get(type)).toBeGreaterThanOrEqual(n)
+        expect(f.notes.map((n) => n.text).join("\n")).toMatch(/primary stopped[\s\S]*standby promoted|first write after promotion/)
+      }
+      expect(printed).toContain("topology failover: primary + standby")
+      expect(printed).toMatch(/failover at [\d.]+ s: primary stopped/)
+      expect(printed).toMatch(/failover at [\d.]+ s: standby promoted/)
+      expect(printed).toMatch(/failover at [\d.]+ s: first write after promotion: \+\d+ ms/)
+      expect(printed).toMatch(/QueuePool failover: primary stopped at [\d.]+ s, standby promoted at [\d.]+ s, first write after promotion \+\d+ ms/)
+
+      expect(html).toContain(`data-topology="failover"`)
+      expect(html).toContain("--topology failover")
+      expect(html).toContain("first write after promote")
+      const sections = sectionsOf(html)
+      expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
+      sections.forEach(({ body }, i) => {
+        const f = runs[i]!.failover!
+        const block = /<div class="failover" data-first-write-ms="(\d+)" data-failed="(\d+)" data-ok-after="(\d+)">/.exec(body)
+        expect(block?.slice(1).map(Number)).toEqual([Math.round(f.firstWriteAfterPromoteMs!), f.errorCount, f.opsAfter])
+        expect(body).toContain("first write after promotion")
+        expect(body).toContain("Failed operations since the stop, by type")
+        // The failover marked on the occupancy timeline (labelled) and the throughput chart.
+        const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+        expect(timeline).toContain(`class="outage"`)
+        for (const mark of ["fo-stop", "fo-promote", "fo-write"]) expect(timeline).toMatch(new RegExp(`<line [^>]*class="${mark}"`))
+        expect(timeline).toMatch(/primary stopped [\d.]+ s<\/text>/)
+        expect(timeline).toMatch(/standby promoted [\d.]+ s<\/text>/)
+        expect(timeline).toMatch(/first write [\d.]+ s<\/text>/)
+        expect(body.match(/class="fo-stop"/g)?.length).toBe(2)
+      })
+      fs.rmSync(dir, { recursive: true, force: true })
+    }), 60_000)
 })

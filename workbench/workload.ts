@@ -45,8 +45,13 @@ export const mix: ReadonlyArray<readonly [OpKind, number]> = [["query", 0.72], [
 const statementsOf = (kind: OpKind, singleStatementTransactions: boolean): number =>
   kind === "transaction" ? (singleStatementTransactions ? 1 : 6) : 1
 
-/** Error type shown in the view and report: "disconnect", the pool's error tag, or the SQL reason. */
+/**
+ * Error type shown in the view and report: "disconnect", the pool's error tag, or the SQL reason.
+ * A connect that found no acceptable host (`--topology failover`: the primary down, the standby
+ * not yet promoted) is `PgHostsError`, though it counts as a disconnect for `isDisconnect`.
+ */
 export const classify = (error: unknown): string => {
+  if (isSqlError(error) && (error.reason.cause as { _tag?: unknown } | undefined)?._tag === "PgHostsError") return "PgHostsError"
   if (PgDriver.isDisconnect(error)) return "disconnect"
   if (isSqlError(error)) {
     const cause = error.reason.cause as { _tag?: unknown } | undefined
@@ -112,10 +117,7 @@ const runOne = (ctx: WorkerContext, kind: OpKind, rng: Random.Random): Effect.Ef
   Effect.gen(function*() {
     const { run } = ctx
     const op = operation(ctx, kind, rng)
-    const succeeded = () => {
-      run.ops[kind]++
-      run.statements += statementsOf(kind, ctx.singleStatementTransactions)
-    }
+    const succeeded = () => run.recordOp(kind, statementsOf(kind, ctx.singleStatementTransactions))
     for (let attempt = 1; attempt <= 2; attempt++) {
       const exit = yield* Effect.exit(op)
       if (Exit.isSuccess(exit)) {

@@ -26,7 +26,7 @@ import { isSqlError } from "effect/sql/SqlError"
 import { QueuePool } from "effect-db-pool"
 import type { QueuePool as QueuePoolTypes } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
-import * as Fixture from "../pg/replication-fixture.ts"
+import * as Fixture from "../../support/replication.ts"
 
 const RUNS = Number(process.env.FAILOVER_RUNS ?? 3)
 const WRITERS = Number(process.env.FAILOVER_WRITERS ?? 8)

@@ -13,7 +13,7 @@ import { NullPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import * as net from "node:net"
 import * as Hosts from "../../src/pg/internal/hosts.ts"
-import * as Fixture from "./replication-fixture.ts"
+import * as Fixture from "../../support/replication.ts"
 
 interface Landed {
   readonly recovery: boolean

@@ -1,6 +1,6 @@
 /**
  * Through PgBouncer in transaction mode (Debian's `pgbouncer`, started by
- * test/pg/pgbouncer-fixture.ts on a free loopback port in front of the test server).
+ * support/pgbouncer.ts on a free loopback port in front of the test server).
  *
  * - The core of the SQL suite (statements, errors, streams, jsonb, transactions on one backend,
  *   rollback, savepoints, an aborted COMMIT, notify, concurrency) over NullPool and QueuePool,
@@ -22,7 +22,7 @@ import { NullPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { appName, Database } from "./fixture.ts"
-import * as PgBouncer from "./pgbouncer-fixture.ts"
+import * as PgBouncer from "../../support/pgbouncer.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 

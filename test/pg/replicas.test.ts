@@ -9,7 +9,7 @@ import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import { NullPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
-import * as Fixture from "./replication-fixture.ts"
+import * as Fixture from "../../support/replication.ts"
 
 const recovery = Effect.flatMap(
   Effect.service(SqlClient.SqlClient),

