@@ -57,7 +57,7 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
         notes: [
           "One connection shared by every worker: statements queue on it.",
           "Overlapping checkouts share one lease, so the pool sees one checkout (and one acquire wait) while any worker holds it; the queueing shows in the throughput.",
-          "Transfers run as one statement (a multi-statement transaction would interleave with other workers' statements)."
+          "Transfers run as one statement: a multi-statement transaction would own the shared session until it ends, and every other worker would wait for it."
         ]
       }
     case "FiberPool":
