@@ -13,15 +13,18 @@
  *
  * Loaded by bench/e2e.ts (by computed path).
  */
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { execFileSync } from "node:child_process"
+import * as os from "node:os"
+import { Cause, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import pg from "pg"
-import { NullPool, QueuePool } from "effect-db-pool"
+import { NullPool, PoolError, QueuePool } from "effect-db-pool"
 import type { ConnectionPool, Driver } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
-import type { E2eOptions, E2eResult } from "./e2e.ts"
+import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
 import * as PgBouncer from "../test/pg/pgbouncer-fixture.ts"
 
@@ -31,17 +34,31 @@ const connections = 10
 
 interface E2eSubject {
   readonly name: string
-  /** `workers` concurrent loops of `perWorker` operations. */
-  readonly run: (query: Query, workers: number, perWorker: number) => Promise<void>
+  /**
+   * `workers` concurrent loops of `perWorker` operations; every operation's latency (µs) is pushed
+   * to `latencies` (the same two clock readings per operation for every subject).
+   */
+  readonly run: (query: Query, workers: number, perWorker: number, latencies: Array<number>) => Promise<void>
   readonly close: () => Promise<void>
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
-const loop = <E>(op: Effect.Effect<unknown, E>, n: number): Effect.Effect<void, E> =>
+const loop = <E>(op: Effect.Effect<unknown, E>, n: number, latencies: Array<number>): Effect.Effect<void, E> =>
   Effect.gen(function*() {
-    for (let i = 0; i < n; i++) yield* op
+    for (let i = 0; i < n; i++) {
+      const t0 = now()
+      yield* op
+      latencies.push((now() - t0) * 1000)
+    }
   })
+
+/** p50 / p99 / p99.9 / max of µs samples (nearest rank). */
+export const summarize = (samples: ReadonlyArray<number>): LatencySummary => {
+  const sorted = Float64Array.from(samples).sort()
+  const at = (q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! }
+}
 
 const sqlOps = (sql: SqlClient.SqlClient): Record<Query, Effect.Effect<unknown, unknown>> => ({
   "SELECT 1": sql`SELECT 1`,
@@ -57,9 +74,9 @@ const sqlSubject = async (
   const ops = sqlOps(await runtime.runPromise(Effect.service(SqlClient.SqlClient)))
   return {
     name,
-    run: (query, workers, perWorker) =>
+    run: (query, workers, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(workers), () => loop(ops[query], perWorker), { concurrency: "unbounded", discard: true })
+        Effect.forEach(range(workers), () => loop(ops[query], perWorker, latencies), { concurrency: "unbounded", discard: true })
       ),
     close: () => runtime.dispose()
   }
@@ -75,9 +92,9 @@ const dedicatedSqlSubject = async (url: string, workers: number): Promise<E2eSub
   )
   return {
     name: "dedicated sql-pg connection / worker",
-    run: (query, n, perWorker) =>
+    run: (query, n, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker), { concurrency: "unbounded", discard: true })
+        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker, latencies), { concurrency: "unbounded", discard: true })
       ),
     close: () => Promise.all(runtimes.map((rt) => rt.dispose())).then(() => undefined)
   }
@@ -106,9 +123,13 @@ const pgPoolSubject = (url: string): E2eSubject => {
   }
   return {
     name: "node-postgres pg.Pool",
-    run: (query, workers, perWorker) =>
+    run: (query, workers, perWorker, latencies) =>
       Promise.all(range(workers).map(async () => {
-        for (let i = 0; i < perWorker; i++) await op(query)
+        for (let i = 0; i < perWorker; i++) {
+          const t0 = now()
+          await op(query)
+          latencies.push((now() - t0) * 1000)
+        }
       })).then(() => undefined),
     close: () => pool.end()
   }
@@ -119,9 +140,13 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
   await Promise.all(clients.map((c) => c.connect()))
   return {
     name: "dedicated pg.Client / worker",
-    run: (query, n, perWorker) =>
+    run: (query, n, perWorker, latencies) =>
       Promise.all(range(n).map(async (i) => {
-        for (let k = 0; k < perWorker; k++) await pgQuery(clients[i]!, query)
+        for (let k = 0; k < perWorker; k++) {
+          const t0 = now()
+          await pgQuery(clients[i]!, query)
+          latencies.push((now() - t0) * 1000)
+        }
       })).then(() => undefined),
     close: () => Promise.all(clients.map((c) => c.end())).then(() => undefined)
   }
@@ -162,16 +187,195 @@ const bouncerSubjects = (url: string, options: E2eOptions): ReadonlyArray<(worke
   ]
 }
 
-export const runPgBench = async (options: E2eOptions): Promise<ReadonlyArray<E2eResult>> => {
+// ---------------------------------------------------------------------------------- overload
+
+/** The overload row: many more workers than connections, each checkout held by a short sleep. */
+const overloadWorkers = 256
+const overloadHold = "SELECT pg_sleep(0.05)"
+const overloadTimeoutMs = 1000
+
+type Attempt = { readonly outcome: "ok"; readonly waitUs: number } | { readonly outcome: "timeout" | "error" }
+
+interface OverloadSubject {
+  readonly name: string
+  readonly timeoutMs: number | null
+  /** Check out a connection (timing the wait), hold it with {@link overloadHold}, give it back. */
+  readonly attempt: () => Promise<Attempt>
+  readonly close: () => Promise<void>
+}
+
+/** A checkout through the SqlClient API (`reserve`), for ours and PgClient.layer alike. */
+const sqlOverloadSubject = async (
+  name: string,
+  timeoutMs: number | null,
+  layer: Layer.Layer<SqlClient.SqlClient, unknown>,
+  isTimeout: (error: unknown) => boolean
+): Promise<OverloadSubject> => {
+  const runtime = ManagedRuntime.make(layer)
+  const sql = await runtime.runPromise(Effect.service(SqlClient.SqlClient))
+  const attempt: Effect.Effect<Attempt> = Effect.scoped(Effect.gen(function*() {
+    const t0 = now()
+    const conn = yield* sql.reserve
+    const waitUs = (now() - t0) * 1000
+    yield* conn.executeRaw(overloadHold, [])
+    return { outcome: "ok", waitUs } as const
+  })).pipe(Effect.catchCause((cause) => {
+    const error = Cause.squash(cause)
+    return Effect.succeed({ outcome: isTimeout(error) ? "timeout" : "error" } as const)
+  }))
+  return { name, timeoutMs, attempt: () => runtime.runPromise(attempt), close: () => runtime.dispose() }
+}
+
+const pgPoolOverloadSubject = (url: string): OverloadSubject => {
+  const pool = new pg.Pool({ connectionString: url, max: connections, connectionTimeoutMillis: overloadTimeoutMs })
+  // A pool error event (a backend gone while idle) must not crash the bench.
+  pool.on("error", () => {})
+  return {
+    name: "node-postgres pg.Pool",
+    timeoutMs: overloadTimeoutMs,
+    attempt: async () => {
+      const t0 = now()
+      let client: pg.PoolClient
+      try {
+        client = await pool.connect()
+      } catch (error) {
+        return { outcome: /timeout/i.test(String((error as Error)?.message)) ? "timeout" : "error" }
+      }
+      const waitUs = (now() - t0) * 1000
+      try {
+        await client.query(overloadHold)
+        return { outcome: "ok", waitUs }
+      } catch {
+        return { outcome: "error" }
+      } finally {
+        client.release()
+      }
+    },
+    close: () => pool.end()
+  }
+}
+
+const runOverload = async (url: string, options: E2eOptions): Promise<ReadonlyArray<OverloadResult>> => {
+  const seconds = options.quick ? 2 : 5
+  options.log(
+    `e2e overload: ${overloadWorkers} workers on ${connections} connections, each checkout held by ${overloadHold}, ` +
+      `checkout timeout ${overloadTimeoutMs} ms, ${seconds} s per subject`
+  )
+  const isPoolTimeout = (error: unknown) =>
+    error instanceof PoolError.PoolTimeoutError ||
+    (isSqlError(error) && error.reason.cause instanceof PoolError.PoolTimeoutError)
+  const factories: ReadonlyArray<() => Promise<OverloadSubject>> = [
+    () =>
+      sqlOverloadSubject(
+        "SqlClient over QueuePool (PgSql)",
+        overloadTimeoutMs,
+        PgSql.layer.pipe(
+          Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, timeout: Duration.millis(overloadTimeoutMs) })),
+          Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
+        ),
+        isPoolTimeout
+      ),
+    // effect/Pool (under PgClient.layer) has no checkout timeout: a checkout waits as long as it takes.
+    () =>
+      sqlOverloadSubject(
+        "@effect/sql-pg PgClient.layer",
+        null,
+        PgClient.layer({ url: Redacted.make(url), maxConnections: connections }),
+        () => false
+      ),
+    async () => pgPoolOverloadSubject(url)
+  ]
+  const out: Array<OverloadResult> = []
+  for (const factory of factories) {
+    const subject = await factory()
+    try {
+      const drive = async (ms: number, record: boolean) => {
+        const waits: Array<number> = []
+        let timeouts = 0
+        let errors = 0
+        const end = now() + ms
+        await Promise.all(range(overloadWorkers).map(async () => {
+          while (now() < end) {
+            const result = await subject.attempt()
+            if (!record) continue
+            if (result.outcome === "ok") waits.push(result.waitUs)
+            else if (result.outcome === "timeout") timeouts++
+            else errors++
+          }
+        }))
+        return { waits, timeouts, errors }
+      }
+      await drive(500, false) // every connection open
+      const { errors, timeouts, waits } = await drive(seconds * 1000, true)
+      out.push({
+        subject: subject.name,
+        workers: overloadWorkers,
+        connections,
+        hold: overloadHold,
+        seconds,
+        timeoutMs: subject.timeoutMs,
+        acquired: waits.length,
+        wait: summarize(waits),
+        timeouts,
+        errors
+      })
+    } finally {
+      await subject.close()
+    }
+  }
+  return out
+}
+
+// ------------------------------------------------------------------------------- placement
+
+/**
+ * On Linux, pin this process (every thread) to CPU 0 while the end-to-end part runs, and put it
+ * back afterwards. On a small machine the server's backends and Node share the cores, and whether
+ * a backend sits on Node's core or the other one changes a round trip by up to 2x (a cross-core
+ * wake-up in a VM is expensive): unpinned, each subject's connections draw their own placement,
+ * which is what swung single runs by ±30 % and more. Pinned, Node stays on one core and the
+ * backends are placed by the kernel as usual. `--no-pin` turns it off.
+ */
+const pinToOneCpu = (options: E2eOptions): { readonly placement?: string; readonly restore: () => void } => {
+  const cores = os.cpus().length
+  if (options.pin === false || process.platform !== "linux" || cores < 2) return { restore: () => {} }
+  const taskset = (cpus: string) =>
+    execFileSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: ["ignore", "ignore", "ignore"] })
+  try {
+    taskset("0")
+  } catch {
+    options.log("e2e: taskset not available: the process is not pinned")
+    return { restore: () => {} }
+  }
+  const placement = `node pinned to CPU 0 of ${cores} (taskset) during the end-to-end part`
+  options.log(`e2e: ${placement}`)
+  return {
+    placement,
+    restore: () => {
+      try {
+        taskset(`0-${cores - 1}`)
+      } catch {
+        // best effort
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------- run
+
+export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> => {
   const dbRuntime = ManagedRuntime.make(PgDatabase.layer())
+  const pinned = pinToOneCpu(options)
   try {
     const db = await dbRuntime.runPromise(Effect.service(PgDatabase.PgDatabase))
     const url = Redacted.value(db.url)
     options.log(`e2e: ${db.embedded === undefined ? "DATABASE_URL" : "embedded PostgreSQL"} server`)
-    const ops = options.quick ? 1_000 : 5_000
-    const rounds = options.quick ? 3 : 5
+    const ops = options.quick ? 1_000 : 3_000
+    const rounds = options.quick ? 5 : 9
     const results: Array<E2eResult> = []
-    const factories: ReadonlyArray<(workers: number) => Promise<E2eSubject>> = [
+    // The pools on 10 connections: open together, rounds interleaved (round r of each subject in
+    // turn, starting with a different one each round).
+    const interleaved: ReadonlyArray<() => Promise<E2eSubject>> = [
       () =>
         sqlSubject(
           "SqlClient over QueuePool (PgSql)",
@@ -189,39 +393,82 @@ export const runPgBench = async (options: E2eOptions): Promise<ReadonlyArray<E2e
           )
         ),
       () => sqlSubject("@effect/sql-pg PgClient.layer", PgClient.layer({ url: Redacted.make(url), maxConnections: connections })),
-      async () => pgPoolSubject(url),
+      async () => pgPoolSubject(url)
+    ]
+    // One after another (a connection per worker, or a PgBouncer each): too many connections to
+    // keep open beside the pools.
+    const sequential: ReadonlyArray<(workers: number) => Promise<E2eSubject>> = [
       (workers) => dedicatedSqlSubject(url, workers),
       (workers) => dedicatedPgSubject(url, workers),
       ...bouncerSubjects(url, options)
     ]
+    const record = (
+      subject: E2eSubject,
+      query: Query,
+      concurrency: number,
+      samples: ReadonlyArray<number>,
+      latencies: ReadonlyArray<number>,
+      grouped: boolean
+    ) =>
+      results.push({
+        subject: subject.name,
+        query,
+        concurrency,
+        connections: subject.name.startsWith("dedicated") ? concurrency : connections,
+        medianUs: median(samples),
+        rounds: samples,
+        ...(grouped ? { interleaved: true } : {}),
+        latency: summarize(latencies)
+      })
     for (const concurrency of [1, 16, 64]) {
       const perWorker = Math.max(1, Math.ceil(ops / concurrency))
       const total = perWorker * concurrency
       options.log(`e2e concurrency ${concurrency} (${total} ops x ${rounds} rounds per query)`)
-      for (const factory of factories) {
-        const subject = await factory(concurrency)
+      const group: Array<E2eSubject> = []
+      try {
+        for (const factory of interleaved) group.push(await factory())
         for (const query of queries) {
-          await subject.run(query, concurrency, Math.max(1, perWorker >> 2))
-          const samples: Array<number> = []
+          for (const subject of group) await subject.run(query, concurrency, Math.max(1, perWorker >> 1), [])
+          const samples = group.map((): Array<number> => [])
+          const latencies = group.map((): Array<number> => [])
           for (let r = 0; r < rounds; r++) {
-            const t0 = now()
-            await subject.run(query, concurrency, perWorker)
-            samples.push(((now() - t0) * 1000) / total)
+            for (let k = 0; k < group.length; k++) {
+              const i = (k + r) % group.length
+              // No forced GC before a round: a full GC shrinks the young generation, and the
+              // allocation-heavy (Effect) subjects then ran ~2x slower for the whole round.
+              const t0 = now()
+              await group[i]!.run(query, concurrency, perWorker, latencies[i]!)
+              samples[i]!.push(((now() - t0) * 1000) / total)
+            }
           }
-          results.push({
-            subject: subject.name,
-            query,
-            concurrency,
-            connections: subject.name.startsWith("dedicated") ? concurrency : connections,
-            medianUs: median(samples),
-            rounds: samples
-          })
+          group.forEach((subject, i) => record(subject, query, concurrency, samples[i]!, latencies[i]!, true))
         }
-        await subject.close()
+      } finally {
+        for (const subject of group) await subject.close()
+      }
+      for (const factory of sequential) {
+        const subject = await factory(concurrency)
+        try {
+          for (const query of queries) {
+            await subject.run(query, concurrency, Math.max(1, perWorker >> 1), [])
+            const samples: Array<number> = []
+            const latencies: Array<number> = []
+            for (let r = 0; r < rounds; r++) {
+              const t0 = now()
+              await subject.run(query, concurrency, perWorker, latencies)
+              samples.push(((now() - t0) * 1000) / total)
+            }
+            record(subject, query, concurrency, samples, latencies, false)
+          }
+        } finally {
+          await subject.close()
+        }
       }
     }
-    return results
+    const overload = await runOverload(url, options)
+    return { results, overload, ...(pinned.placement === undefined ? {} : { placement: pinned.placement }) }
   } finally {
+    pinned.restore()
     await dbRuntime.dispose()
   }
 }

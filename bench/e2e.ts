@@ -19,17 +19,67 @@ export interface E2eResult {
   readonly concurrency: number
   readonly connections: number
   readonly medianUs: number
+  /** µs per operation of each round, in round order. */
   readonly rounds: ReadonlyArray<number>
+  /**
+   * Measured in the interleaved group (the pools on 10 connections): its rounds alternate with the
+   * other subjects' of the group, so round r of two subjects ran at about the same time and their
+   * ratio is taken round by round (the median of the paired ratios).
+   */
+  readonly interleaved?: boolean
+  /** Latency of single operations, µs (every operation of every measured round). */
+  readonly latency?: LatencySummary
+}
+
+export interface LatencySummary {
+  readonly count: number
+  readonly p50: number
+  readonly p99: number
+  readonly p999: number
+  readonly max: number
+}
+
+/**
+ * Overload: `workers` fibers / promises on `connections` connections for `seconds`, each
+ * operation a checkout held by `hold` (a statement that keeps the connection busy) with a checkout
+ * timeout of `timeoutMs` where the pool has one (`null`: it has none).
+ */
+export interface OverloadResult {
+  readonly subject: string
+  readonly workers: number
+  readonly connections: number
+  readonly hold: string
+  readonly seconds: number
+  readonly timeoutMs: number | null
+  /** Checkouts that got a connection, and their wait (µs). */
+  readonly acquired: number
+  readonly wait: LatencySummary
+  /** Checkouts that failed with the pool's timeout. */
+  readonly timeouts: number
+  /** Failures other than the pool's timeout. */
+  readonly errors: number
 }
 
 export interface E2eOptions {
   readonly quick: boolean
   readonly log: (line: string) => void
+  /** Pin the process to one CPU for the end-to-end part (Linux, `taskset`). Default true. */
+  readonly pin?: boolean | undefined
 }
 
 export interface E2eOutcome {
   readonly skipped?: string
   readonly results: ReadonlyArray<E2eResult>
+  readonly overload?: ReadonlyArray<OverloadResult>
+  /** How the process was placed for the run (e.g. pinned to one CPU), if it was. */
+  readonly placement?: string
+}
+
+/** What bench/e2e-pg.ts returns. */
+export interface PgBenchOutcome {
+  readonly results: ReadonlyArray<E2eResult>
+  readonly overload: ReadonlyArray<OverloadResult>
+  readonly placement?: string
 }
 
 export const runE2e = async (options: E2eOptions): Promise<E2eOutcome> => {
@@ -43,7 +93,7 @@ export const runE2e = async (options: E2eOptions): Promise<E2eOutcome> => {
   // beside it.
   const bundled = import.meta.url.endsWith(".mjs")
   const { runPgBench } = (await import(new URL(bundled ? "./e2e-pg.mjs" : "./e2e-pg.ts", import.meta.url).href)) as {
-    runPgBench: (options: E2eOptions) => Promise<ReadonlyArray<E2eResult>>
+    runPgBench: (options: E2eOptions) => Promise<PgBenchOutcome>
   }
-  return { results: await runPgBench(options) }
+  return await runPgBench(options)
 }

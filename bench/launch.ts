@@ -12,6 +12,8 @@
  *                                         library from src/, through tsconfig.json `paths`)
  *   npm run bench -- --profile [checkout|use] [none|rollback] [workers] [connections] [cycles]
  *                                         CPU-profile the QueuePool hot path and print a summary
+ *   npm run bench -- --sql-overhead [op=select|tx] [c=16] [subjects=ours,effpool,floor] ...
+ *                                         CPU per statement above the wire (bench/sql-overhead.ts)
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs"
@@ -43,7 +45,7 @@ const buildLibrary = (): void => {
 const bundle = async (): Promise<void> => {
   buildLibrary()
   mkdirSync(outDir, { recursive: true })
-  const entryPoints = ["run.ts", "profile.ts", "e2e-pg.ts"]
+  const entryPoints = ["run.ts", "profile.ts", "e2e-pg.ts", "sql-overhead.ts"]
     .map((f) => join(benchDir, f))
     .filter((f) => existsSync(f))
   await build({
@@ -72,6 +74,10 @@ const main = async (): Promise<number> => {
     const file = readdirSync(dir).map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0]!
     console.log(`profile: ${file}`)
     return run(["--import", "tsx", join(benchDir, "profile-report.ts"), file, "40"])
+  }
+  if (args[0] === "--sql-overhead") {
+    await bundle()
+    return run([join(outDir, "sql-overhead.mjs"), ...args.slice(1)])
   }
   if (args.includes("--tsx")) {
     return run(["--expose-gc", "--import", "tsx", join(benchDir, "run.ts"), ...args.filter((a) => a !== "--tsx")])

@@ -4,6 +4,8 @@
  *   npm run bench              full run (a few minutes)
  *   npm run bench -- --quick   under a minute
  *   npm run bench -- --only=cycle,scaling,memory,e2e
+ *   npm run bench -- --only=e2e --no-pin   the end-to-end part without pinning node to one CPU
+ *   npx tsx bench/median.ts --last=3       the e2e report from the median of the last 3 runs
  *
  * (bench/launch.ts bundles this file with esbuild and runs it under node --expose-gc.)
  *
@@ -17,6 +19,7 @@ import type { CycleResult } from "./cycle.ts"
 import { defaultConfigs, runCycles } from "./cycle.ts"
 import type { E2eOutcome } from "./e2e.ts"
 import { runE2e } from "./e2e.ts"
+import { e2eReport } from "./e2e-report.ts"
 import type { MemoryResult, ScalingResult } from "./scaling.ts"
 import { runMemory, runScaling } from "./scaling.ts"
 import { benchDir, fmt, hasGc, table } from "./stats.ts"
@@ -207,54 +210,12 @@ const main = async () => {
   }
 
   if (only.has("e2e")) {
-    const e2e = await runE2e({ quick, log })
+    const e2e = await runE2e({ quick, log, pin: !args.includes("--no-pin") })
     output.e2e = e2e
-    if (e2e.results.length > 0) {
-      const keys = [...new Set(e2e.results.map((r) => `${r.query} c=${r.concurrency}`))]
-      const subjects = [...new Set(e2e.results.map((r) => r.subject))]
-      console.log("\nEnd to end (PostgreSQL): µs per operation (median)\n")
-      console.log(table(
-        ["subject", ...keys],
-        subjects.map((s) => [
-          s,
-          ...keys.map((k) =>
-            fmt(e2e.results.find((r) => r.subject === s && `${r.query} c=${r.concurrency}` === k)?.medianUs ?? NaN, 1)
-          )
-        ])
-      ))
-      // Throughput ratios: (their µs/op) / (our µs/op), so > 1 means we are faster.
-      const usOf = (subject: string | undefined, key: string) =>
-        e2e.results.find((r) => r.subject === subject && `${r.query} c=${r.concurrency}` === key)?.medianUs ?? NaN
-      // Through PgBouncer: compared with each other and with the direct path, below.
-      const bounced = (s: string) => s.endsWith("via PgBouncer")
-      const ourSubjects = subjects.filter((s) => s.startsWith("SqlClient over QueuePool") && !bounced(s))
-      if (ourSubjects.length > 0) {
-        const others = subjects.filter((s) => !ourSubjects.includes(s) && !bounced(s))
-        const rows = ourSubjects.flatMap((ours) =>
-          others.map((other) => {
-            const rs = keys.map((k) => usOf(other, k) / usOf(ours, k))
-            const isTarget = other.startsWith("@effect/sql-pg PgClient.layer")
-            const holds = rs.every((r) => r >= 1)
-            const label = `${ours.replace("SqlClient over ", "").replace(" (PgSql)", "")} vs ${other}`
-            return [label, ...rs.map((r) => `${fmt(r, 2)}×`), isTarget ? "≥ 1.0×" : "(info)", isTarget ? (holds ? "yes" : "NO") : ""]
-          })
-        )
-        console.log("\nEnd-to-end throughput ratio (their µs/op ÷ ours; > 1 = we are faster)\n")
-        console.log(table(["ratio", ...keys, "target", "holds"], rows))
-      }
-      const viaQueue = "SqlClient over QueuePool via PgBouncer"
-      const pairs: ReadonlyArray<readonly [string, string, string]> = [
-        ["QueuePool via PgBouncer vs NullPool via PgBouncer", "SqlClient over NullPool via PgBouncer", viaQueue],
-        ["QueuePool direct vs QueuePool via PgBouncer", viaQueue, "SqlClient over QueuePool (PgSql)"]
-      ]
-      const bouncerRows = pairs
-        .filter(([, other, ours]) => subjects.includes(other) && subjects.includes(ours))
-        .map(([label, other, ours]) => [label, ...keys.map((k) => `${fmt(usOf(other, k) / usOf(ours, k), 2)}×`)])
-      if (bouncerRows.length > 0) {
-        console.log("\nThrough PgBouncer (transaction mode): throughput ratio (µs/op of the second ÷ the first; > 1 = the first is faster)\n")
-        console.log(table(["ratio", ...keys], bouncerRows))
-      }
-    }
+    // Tables and the e2e targets (holds / NO): bench/e2e-report.ts; `npx tsx bench/median.ts
+    // <result files>` prints the same from the median of several runs.
+    const report = e2eReport([e2e])
+    if (report.text !== "") console.log(report.text)
   }
 
   output.durationS = Math.round((Date.now() - started.getTime()) / 100) / 10

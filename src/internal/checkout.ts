@@ -443,16 +443,23 @@ export class Pipeline<C> {
   )
 
   use<A, E, R>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E, R>): Effect.Effect<A, E | CheckoutError, R> {
-    const lease = (handle: Handle<C>, restore: Restore) =>
-      Effect.onExitPrimitive(restore(Effect.suspend(() => f(handle))), () => this.releaseNow(handle))
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const acquired = this.acquireNow(restore)
-        return acquired instanceof Handle
-          ? lease(acquired, restore)
-          : Effect.flatMap(acquired, (handle) => lease(handle, restore))
-      })
-    )
+    // `f` is called here, at run time (a throw is a defect, the lease still released): no
+    // `suspend` around it, nor around the mask's body (`uninterruptibleMask` runs it at run time).
+    const lease = (handle: Handle<C>, restore: Restore) => {
+      let body: Effect.Effect<A, E, R>
+      try {
+        body = f(handle)
+      } catch (defect) {
+        body = Effect.die(defect)
+      }
+      return Effect.onExitPrimitive(restore(body), () => this.releaseNow(handle))
+    }
+    return Effect.uninterruptibleMask((restore) => {
+      const acquired = this.acquireNow(restore)
+      return acquired instanceof Handle
+        ? lease(acquired, restore)
+        : Effect.flatMap(acquired, (handle) => lease(handle, restore))
+    })
   }
 
   /** Events dropped because a subscriber's buffer was full. */

@@ -81,13 +81,24 @@ export class WaiterQueue<C, E> {
     })
   }
 
-  /** Hand a record to the longest waiter; `false` when nobody waits. */
+  /**
+   * Hand a record to the longest waiter; `false` when nobody waits. A waiter whose deadline has
+   * passed (the sweeper runs late on a busy event loop) times out here instead of being served:
+   * no checkout ever succeeds after waiting longer than the timeout.
+   */
   handOff(record: ConnectionRecord<C>): boolean {
-    const first = this.waiters.values().next()
-    if (first.done) return false
-    first.value.record = record
-    this.wake(first.value, Effect.succeed(record))
-    return true
+    const now = this.timeoutMs >= 0 && this.waiters.size > 0 ? this.core.now() : -Infinity
+    for (const waiter of this.waiters) {
+      if (waiter.deadline <= now) {
+        this.core.instruments?.timedOut()
+        this.wake(waiter, Effect.fail(this.timeoutError()))
+        continue
+      }
+      waiter.record = record
+      this.wake(waiter, Effect.succeed(record))
+      return true
+    }
+    return false
   }
 
   /** End every wait with `failure` (the pool closed) and stop the sweeper. */

@@ -257,10 +257,11 @@ export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInter
  * request and waits for the session to drain) before the driver closes the socket instead and the
  * interrupt returns: the session is then dead and the pool replaces it. Default 30 ms (a healthy
  * local server confirms a cancel in ~2-20 ms); `"Infinity"` waits for the driver's own drain (up
- * to ~5 s on an unresponsive server) and saves the per-statement fiber this bound costs. At least
- * 20 ms: the driver sends its cancel request 10 ms after the interrupt, and a socket closed before
- * that would leave the statement running on the server. An interrupted pre-ping closes the socket
- * at once.
+ * to ~5 s on an unresponsive server). The bound costs a statement nothing: one timer is armed
+ * when the driver starts cancelling an interrupted statement (or an abandoned stream), none
+ * otherwise. At least 20 ms: the driver sends its cancel request 10 ms after the interrupt, and a
+ * socket closed before that would leave the statement running on the server. An interrupted
+ * pre-ping closes the socket at once.
  *
  * @category models
  * @since 0.1.0
@@ -1103,7 +1104,7 @@ export const make = (config: Config): DriverShape<Connection> => {
     // Known outside a transaction, no session state to discard and not known dead: the pool
     // skips the reset round trip.
     needsReset: (connection) =>
-      connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.deadError !== undefined
+      connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
   }
 }
 

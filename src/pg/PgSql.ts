@@ -127,6 +127,8 @@ export const checkoutError = (error: CheckoutError): SqlError => {
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
 
+const failCheckout = (error: CheckoutError): Effect.Effect<never, SqlError> => Effect.fail(checkoutError(error))
+
 const handleClosed = (operation: string) =>
   new SqlError({
     reason: new ConnectionError({
@@ -644,10 +646,13 @@ export const make = (
       Effect.map((pooled): SqlConnection => connect(pooled)),
       Effect.mapError(checkoutError)
     )
+    // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
     const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-      pool.use((pooled) => f(connect(pooled))).pipe(
-        Effect.catchIf(isCheckoutError, (e) => Effect.fail(checkoutError(e)))
-      ) as Effect.Effect<A, E | SqlError, R>
+      Effect.catchIf(pool.use((pooled) => f(connect(pooled))), isCheckoutError, failCheckout) as Effect.Effect<
+        A,
+        E | SqlError,
+        R
+      >
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
     const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
