@@ -7,7 +7,7 @@
  *   - one dedicated connection per worker: sql-pg `PgClient.makeClient`, and a raw `pg.Client`,
  * at concurrency 1/16/64 (the pools have 10 connections; "dedicated" has one per worker);
  * and through PgBouncer in transaction mode (its own, default_pool_size 10, started by
- * test/pg/pgbouncer-fixture.ts; skipped with a message when `pgbouncer` is not installed):
+ * support/pgbouncer.ts; skipped with a message when `pgbouncer` is not installed):
  * SqlClient over NullPool and over QueuePool (10), `PgDriver.layer({ pooler: "transaction" })`.
  * The server: DATABASE_URL if set, else an embedded one (PgDatabase.layer).
  *
@@ -26,7 +26,7 @@ import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
-import * as PgBouncer from "../test/pg/pgbouncer-fixture.ts"
+import * as PgBouncer from "../support/pgbouncer.ts"
 
 type Query = "SELECT 1" | "transaction"
 const queries: ReadonlyArray<Query> = ["SELECT 1", "transaction"]
