@@ -15,15 +15,26 @@ import { Config as EffectConfig, Context, Data, Duration, Effect, Exit, Fiber, L
 import { Stream } from "effect"
 import type { Queue } from "effect"
 import { PgConnection } from "@effect/sql-pg"
-import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
+import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import { typed } from "../ConnectionPool.ts"
 import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
-import { DisconnectionError, PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
+import { disconnected, fieldOf, isDisconnect, unknownError } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
+import {
+  autocommitSafe,
+  discardsAll,
+  dropsStatements,
+  endsTransaction,
+  mayTouchSession,
+  touchesSession
+} from "./internal/session.ts"
+
+export { disconnected, isDisconnect } from "./internal/errors.ts"
+export { touchesSessionState } from "./internal/session.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -431,62 +442,6 @@ const validate = (config: Config): Effect.Effect<Config, PgConfigError> =>
   })
 
 // -------------------------------------------------------------------------------- connection
-
-/** Single statements that, run outside a transaction, cannot leave one open. */
-const autocommitSafe = /^\s*(?:select|insert|update|delete|with|values|table|show)\b[^;]*;?\s*$/i
-/** Statements that, once they succeed, leave the session outside any transaction. */
-const endsTransaction = /^\s*(?:commit|rollback|end|abort)(?:\s+(?:work|transaction))?\s*;?\s*$/i
-
-/**
- * Session-state detection for `sessionReset: "auto"`, in two steps so the common statement pays
- * one scan for a few literals (`SELECT 1`: ~30 ns, a 140-character select: ~0.2-0.3 µs):
- * {@link mayTouchSession} rules most statements out, {@link touchesSession} decides.
- */
-const mayTouchSession = /set|listen|prepare|discard|dealloc|temp|advisory|hold|characteristics/i
-/** Where a statement can start: the text's start, after `;`, a quote or `$` (dynamic SQL, `DO $$`), or a PL/pgSQL keyword; then blanks and comments. */
-const statementStart = String.raw`(?:^|[;'$]|\b(?:begin|then|else|loop|execute)\b)(?:\s|/\*[\s\S]*?\*/|--[^\n]*(?:\n|$))*`
-/**
- * Statements that may leave state in the session past a return: `SET` (not `SET LOCAL` /
- * `SET TRANSACTION` / `SET CONSTRAINTS`, which end with the transaction; includes `SET ROLE`,
- * `SET SESSION AUTHORIZATION`, `SET SESSION CHARACTERISTICS`), `RESET`, `PREPARE`, `LISTEN`,
- * `DISCARD`, `DEALLOCATE` as statements; `set_config(...)` unless its last argument is a literal
- * `true`; `pg_advisory_lock*` / `pg_try_advisory_lock*` (session-level, not the `_xact_` ones);
- * `CREATE [GLOBAL|LOCAL] TEMP|TEMPORARY`, `INTO TEMP`, `pg_temp`; `WITH HOLD` cursors.
- * Conservative: a false positive costs one `DISCARD ALL`.
- */
-const touchesSession = new RegExp(
-  statementStart + String.raw`(?:set\s+(?!local\b|transaction\b|constraints\b)|reset\b|prepare\b|listen\b|discard\b|deallocate\b)` +
-    String.raw`|\bset_config\s*\((?![^()]*,\s*true\s*\))` +
-    String.raw`|\bpg_(?:try_)?advisory_lock` +
-    String.raw`|\b(?:create\s+(?:(?:global|local)\s+)?|into\s+)temp(?:orary)?\b|\bpg_temp` +
-    String.raw`|\bwith\s+hold\b|\bsession\s+characteristics\b`,
-  "i"
-)
-/** Statements after which the server no longer holds the driver's prepared statements. */
-const dropsStatements = new RegExp(statementStart + String.raw`(?:discard\s+all|deallocate)\b`, "i")
-/** Exactly `DISCARD ALL` (it cannot run inside a transaction or a function). */
-const discardsAll = /^\s*discard\s+all\s*;?\s*$/i
-
-/**
- * May this statement leave state in the session past a return? The test `sessionReset: "auto"`
- * applies to every statement (a cheap, conservative scan of its text: see the README for the
- * list). It cannot see a function or procedure that changes state inside
- * (`select app.set_tenant('a')`), nor `nextval` (`currval`/`lastval` are session state, and every
- * serial insert calls it): `sessionReset: "always"` covers those.
- *
- * @example
- * ```ts
- * import { PgDriver } from "effect-db-pool/pg"
- *
- * PgDriver.touchesSessionState("select set_config('app.tenant', $1, false)") // true
- * PgDriver.touchesSessionState("select set_config('app.tenant', $1, true)") // false: ends with the transaction
- * PgDriver.touchesSessionState("update t set x = 1") // false
- * ```
- *
- * @category predicates
- * @since 0.1.0
- */
-export const touchesSessionState = (sql: string): boolean => mayTouchSession.test(sql) && touchesSession.test(sql)
 
 /**
  * The statement to clear session state on return. Never through a transaction-mode pooler
@@ -912,121 +867,6 @@ export class Connection {
     })
   }
 }
-
-// ------------------------------------------------------------------------------ disconnects
-
-/**
- * SQLSTATEs that mean the session is gone: class 08 (connection exception) and 57P01–57P05
- * (admin shutdown / `pg_terminate_backend`, crash shutdown, cannot connect now, database
- * dropped, idle-session timeout).
- */
-const disconnectStates = /^(?:08[0-9A-Z]{3}|57P0[1-5])$/
-/** Any SQLSTATE (class: two digits/letters, or F0, HV, P0, XX). */
-const sqlState = /^(?:[0-9][0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/
-/** Socket-level errors (Node's `code`), on a connection or a connect. */
-const socketCodes: ReadonlySet<string> = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTCONN",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENETRESET",
-  "ERR_SOCKET_CLOSED",
-  "ERR_STREAM_DESTROYED",
-  "ERR_STREAM_WRITE_AFTER_END"
-])
-
-const fieldOf = (u: unknown, key: string): unknown =>
-  typeof u === "object" && u !== null && key in u ? (u as Record<string, unknown>)[key] : undefined
-
-/**
- * What the first code along a `cause` chain says: `true` (a disconnect SQLSTATE, a socket code,
- * a `DisconnectionError`), `false` (any other SQLSTATE: the server answered; the pool's own
- * timeout/closed errors), `undefined` (nothing found). Severity is not looked at: a FATAL
- * at connect (unknown database, authentication, bad startup option) is no disconnect.
- */
-const verdict = (cause: unknown, depth: number): boolean | undefined => {
-  if (cause === undefined || cause === null || depth > 5) return undefined
-  if (cause instanceof DisconnectionError) return true
-  if (cause instanceof PoolTimeoutError || cause instanceof PoolClosedError) return false
-  // PgSql's "COMMIT sent, never answered": retrying it blindly could commit twice.
-  if (fieldOf(cause, "_tag") === "CommitOutcomeUnknownError") return false
-  const code = fieldOf(cause, "code")
-  if (typeof code === "string") {
-    if (disconnectStates.test(code) || socketCodes.has(code)) return true
-    if (sqlState.test(code)) return false
-  }
-  return verdict(fieldOf(cause, "cause"), depth + 1)
-}
-
-/**
- * Does this error mean the session is gone (SQLAlchemy's `is_disconnect`)?
- *
- * Decided by the first code found along the error's `cause` chain:
- *
- * - SQLSTATE class 08 and 57P01–57P05 (a backend killed while idle shows up as `UnknownError`
- *   57P01, a server starting/stopping as 57P03, `idle_session_timeout` as 57P05): **true**;
- * - socket errors (`ECONNRESET`, `ECONNREFUSED`, `EPIPE`, `ETIMEDOUT`, ...): **true**;
- * - any other SQLSTATE (28xxx authentication, 42501, 3D000 unknown database, 22023 bad startup
- *   option, 53300 too many connections, 25P03, ...): **false**, whatever its severity;
- * - no code: a `DisconnectionError` is one; a `SqlError` whose reason is `ConnectionError` is one
- *   ("Connection closed", a connect timeout, a session this library closed), except the pool's
- *   own `PoolTimeoutError` / `PoolClosedError`; anything else is not;
- * - a COMMIT whose outcome is unknown (`PgSql.isCommitOutcomeUnknown`) is not, whatever killed
- *   it: a blind retry could commit twice.
- *
- * So a retry `while: PgDriver.isDisconnect` never retries a wrong password or a missing database.
- *
- * @example
- * ```ts
- * import { Effect, Schedule } from "effect"
- * import { PgDriver } from "effect-db-pool/pg"
- *
- * const retryOnDisconnect = <A, E, R>(self: Effect.Effect<A, E, R>) =>
- *   Effect.retry(self, { schedule: Schedule.exponential("10 millis"), times: 3, while: PgDriver.isDisconnect })
- * ```
- *
- * @category predicates
- * @since 0.1.0
- */
-export const isDisconnect = (error: unknown): boolean => {
-  if (error instanceof DisconnectionError) return true
-  if (isSqlError(error)) {
-    const reason = error.reason
-    return verdict(reason.cause, 0) ?? reason._tag === "ConnectionError"
-  }
-  return verdict(error, 0) ?? false
-}
-
-/**
- * A dead session as a `SqlError` with a `ConnectionError` reason (so `isRetryable` is true and
- * `catchReason("SqlError", "ConnectionError")` catches every way a session dies), whose cause
- * is a `DisconnectionError` wrapping the driver's original error.
- *
- * @category errors
- * @since 0.1.0
- */
-export const disconnected = (original: unknown, operation: string): SqlError => {
-  const reason = isSqlError(original) ? original.reason : undefined
-  const pgMessage = reason !== undefined ? fieldOf(reason.cause, "message") : fieldOf(original, "message")
-  const detail = typeof pgMessage === "string" && pgMessage.length > 0 ? pgMessage : reason?.message ?? String(original)
-  return new SqlError({
-    reason: new ConnectionError({
-      cause: new DisconnectionError({ cause: original }),
-      message: `PgSql: the connection was lost (${detail})`,
-      operation
-    })
-  })
-}
-
-/** @internal */
-export const unknownError = (cause: unknown, message: string, operation: string): SqlError =>
-  new SqlError({ reason: new UnknownError({ cause, message, operation }) })
 
 // ----------------------------------------------------------------------------- driver/layer
 

@@ -54,6 +54,7 @@ import {
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
+import { unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -553,7 +554,7 @@ let clientIds = 0
 const commit = (conn: SqlConnection): Effect.Effect<void, SqlError> =>
   Effect.flatMap(conn.executeRaw("COMMIT", []), (result) =>
     (result as PgConnection.Result | undefined)?.command === "ROLLBACK"
-      ? Effect.fail(PgDriver.unknownError(
+      ? Effect.fail(unknownError(
         new Error("COMMIT rolled back an aborted transaction"),
         "PgSql: COMMIT rolled back an aborted transaction",
         "commit"
