@@ -5,7 +5,7 @@
  */
 import { Duration, Effect } from "effect"
 import type { Admin } from "./admin.ts"
-import type * as Random from "./random.ts"
+import type * as Random from "../support/random.ts"
 import type { StrategyRun } from "./recorder.ts"
 
 /** Kill backends named `applicationName` until interrupted, recording each kill in `run`. */

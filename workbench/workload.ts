@@ -10,7 +10,7 @@ import { Cause, Duration, Effect, Exit } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import { isSqlError } from "effect/sql/SqlError"
 import { PgDriver } from "effect-db-pool/pg"
-import type * as Random from "./random.ts"
+import type * as Random from "../support/random.ts"
 import type { OpKind, StrategyRun } from "./recorder.ts"
 
 /** Accounts in the schema. */

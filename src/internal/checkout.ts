@@ -44,8 +44,7 @@ class Handle<C> implements PooledConnection<C> {
   state: HandleState = "out"
   checkedOutAt = 0
   leakTimer: Fiber.Fiber<unknown, unknown> | undefined = undefined
-  detached = false
-  /** The slot a detached handle came from (its events still name it). */
+  /** The slot a detached handle came from (its events still name it); -1 while attached. */
   detachedFrom = -1
   conn: C | undefined
   info: Map<string, unknown>
@@ -71,7 +70,7 @@ class Handle<C> implements PooledConnection<C> {
     return this.conn !== undefined && this.state === "out"
   }
   get isDetached(): boolean {
-    return this.detached
+    return this.detachedFrom >= 0
   }
   get recordInfo(): Map<string, unknown> | undefined {
     return this.record?.recordInfo
@@ -298,15 +297,18 @@ export class Pipeline<C> {
 
   /**
    * The reset of a return: reset hook → rollback | commit | nothing. `undefined` when there is
-   * nothing to do: no reset hook or observer, and `resetOnReturn: "none"` or a driver that knows
-   * the connection holds nothing (`needsReset`). Computed once per return.
+   * nothing to do: no reset hook or observer, and `resetOnReturn: "none"`, a driver that knows
+   * the connection holds nothing (`needsReset`), or a driver reset that is already complete (an
+   * `Exit`: the release then stays on the synchronous path). Computed once per return.
    */
   private resetWork(entry: ConnectionRecord<C> | number, connection: C): Effect.Effect<void, unknown> | undefined {
     const { driver, options } = this.core
     const mode = options.resetOnReturn
-    const driverReset = mode !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
+    let driverReset = mode !== "none" && (driver.needsReset === undefined || driver.needsReset(connection))
       ? this.core.bounded(mode === "rollback" ? driver.rollback(connection) : driver.commit(connection), mode)
       : undefined
+    // Already complete (the driver returned a successful `Exit`): nothing left to run.
+    if (driverReset !== undefined && Exit.isExit(driverReset) && Exit.isSuccess(driverReset)) driverReset = undefined
     if (!this.core.observed("reset")) return driverReset
     const hook = this.core.emit("reset", entry, connection)
     return driverReset === undefined ? hook : Effect.andThen(hook, driverReset)
@@ -351,12 +353,10 @@ export class Pipeline<C> {
     if (handle.state !== "out") return undefined
     const connection = handle.conn as C
     const now = this.returned(handle)
-    if (handle.detached) return this.closeDetached(handle.detachedFrom, connection)
+    if (handle.isDetached) return this.closeDetached(handle.detachedFrom, connection)
     const record = handle.record!
     const core = this.core
-    let work = this.resetWork(record, connection)
-    // A reset that is already complete (the driver returned an `Exit`) costs nothing more.
-    if (work !== undefined && Exit.isExit(work) && Exit.isSuccess(work)) work = undefined
+    const work = this.resetWork(record, connection)
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
     if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow !== undefined) {
@@ -395,7 +395,7 @@ export class Pipeline<C> {
   invalidateHandle(handle: Handle<C>, cause: unknown, soft: boolean, reason: InvalidationReason): Effect.Effect<void> {
     return Effect.uninterruptible(Effect.suspend(() => {
       if (handle.state !== "out") return Effect.void
-      if (handle.detached) {
+      if (handle.isDetached) {
         if (soft) return Effect.void
         const connection = handle.conn as C
         this.returned(handle)
@@ -411,10 +411,9 @@ export class Pipeline<C> {
 
   detach(handle: Handle<C>): Effect.Effect<void> {
     return Effect.uninterruptible(Effect.suspend(() => {
-      if (handle.state !== "out" || handle.detached) return Effect.void
+      if (handle.state !== "out" || handle.isDetached) return Effect.void
       const record = handle.record!
       // Cut the tie to the slot: the handle keeps a copy of `info`, no `recordInfo`, slot -1.
-      handle.detached = true
       handle.detachedFrom = record.id
       handle.record = undefined
       handle.info = new Map(record.info)

@@ -4,7 +4,7 @@
  */
 import { Cause, Exit } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import * as SeededRandom from "../support/random.ts"
+import * as SeededRandom from "../../support/random.ts"
 import type { MakePool } from "../helpers.ts"
 
 /** A seeded generator (mulberry32, test/support/random.ts), plus `pick`. */

@@ -1,7 +1,6 @@
 /**
- * Test support: a small seeded pseudo-random generator (mulberry32), so a failing randomized
- * combination can be replayed from its seed. (The workbench has its own copy: it is an app
- * that uses the library only through its public entry points, and tests do not reach into it.)
+ * A small seeded pseudo-random generator (mulberry32), shared by the workbench and the tests, so
+ * a workbench run (`--seed`) or a failing randomized test combination can be replayed.
  */
 
 /** A seeded generator. */
@@ -12,7 +11,7 @@ export interface Random {
   readonly int: (min: number, max: number) => number
 }
 
-/** A generator for `seed`; `stream` derives independent generators. */
+/** A generator for `seed`; `stream` derives independent generators (one per worker). */
 export const make = (seed: number, stream = 0): Random => {
   let state = (seed ^ Math.imul(stream + 1, 0x9e3779b9)) >>> 0
   const next = () => {
