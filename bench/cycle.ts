@@ -2,7 +2,7 @@
  * Connection-cycle benchmark (HikariCP's method): every subject, one workers:connections
  * configuration at a time, all in this one process. Warm-up first, then `rounds` rounds in which
  * each subject runs once (the order rotates each round, so drift hits everyone alike); the
- * median round is reported.
+ * median round is reported, and ratios (bench/run.ts) are medians of round-by-round ratios.
  */
 import type { PoolOptions } from "effect-db-pool"
 import { median, timeRounds } from "./stats.ts"

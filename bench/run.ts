@@ -22,7 +22,7 @@ import { runE2e } from "./e2e.ts"
 import { e2eReport } from "./e2e-report.ts"
 import type { MemoryResult, ScalingResult } from "./scaling.ts"
 import { runMemory, runScaling } from "./scaling.ts"
-import { benchDir, fmt, hasGc, table } from "./stats.ts"
+import { benchDir, fmt, hasGc, median, table } from "./stats.ts"
 
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
@@ -82,13 +82,26 @@ interface Ratio {
   readonly name: string
   readonly target: string
   readonly byConfig: Record<string, number>
+  /** Interquartile range of the round-by-round ratios, per configuration. */
+  readonly spread: Record<string, string>
   readonly holds: boolean
+}
+
+/**
+ * A ratio between two subjects of one configuration: the median of the round-by-round ratios
+ * (round r of both ran minutes apart at most, so they drew about the same load from the shared
+ * machine), with the quartiles of those ratios: the spread a "holds" stands on.
+ */
+const pairedRatio = (a: CycleResult | undefined, b: CycleResult | undefined): { median: number; q1: number; q3: number } => {
+  if (a === undefined || b === undefined) return { median: NaN, q1: NaN, q3: NaN }
+  const rs = a.rounds.map((x, i) => x / b.rounds[i]!).sort((x, y) => x - y)
+  return { median: median(rs), q1: rs[Math.floor((rs.length - 1) / 4)]!, q3: rs[Math.ceil(((rs.length - 1) * 3) / 4)]! }
 }
 
 const ratios = (results: ReadonlyArray<CycleResult>): Array<Ratio> => {
   const configs = [...new Set(results.map((r) => `${r.workers}:${r.connections}`))]
-  const get = (subject: string, config: string) =>
-    results.find((x) => x.subject === subject && `${x.workers}:${x.connections}` === config)?.medianUs ?? NaN
+  const find = (subject: string, config: string) =>
+    results.find((x) => x.subject === subject && `${x.workers}:${x.connections}` === config)
   const out: Array<Ratio> = []
   const add = (
     name: string,
@@ -99,10 +112,15 @@ const ratios = (results: ReadonlyArray<CycleResult>): Array<Ratio> => {
     only?: ReadonlyArray<string>
   ) => {
     const byConfig: Record<string, number> = {}
-    for (const c of configs) byConfig[c] = get(a, c) / get(b, c)
+    const spread: Record<string, string> = {}
+    for (const c of configs) {
+      const r = pairedRatio(find(a, c), find(b, c))
+      byConfig[c] = r.median
+      spread[c] = `${fmt(r.q1)}–${fmt(r.q3)}`
+    }
     const judged = Object.entries(byConfig).filter(([c, x]) => Number.isFinite(x) && (only === undefined || only.includes(c)))
     if (judged.length === 0) return
-    out.push({ name, target, byConfig, holds: judged.every(([, x]) => ok(x)) })
+    out.push({ name, target, byConfig, spread, holds: judged.every(([, x]) => ok(x)) })
   }
   const floorS = "Effect floor (scoped acquireRelease)"
   const floorU = "Effect floor (acquireUseRelease)"
@@ -135,7 +153,8 @@ const ratioTable = (rs: ReadonlyArray<Ratio>): string => {
     ["ratio", ...configs, "target", "holds"],
     rs.map((r) => [
       r.name,
-      ...configs.map((c) => `${fmt(r.byConfig[c] ?? NaN)}×`),
+      // Targets show the quartiles of the round-by-round ratios beside the median.
+      ...configs.map((c) => `${fmt(r.byConfig[c] ?? NaN)}×${r.target === "(info)" ? "" : ` (${r.spread[c]})`}`),
       r.target,
       r.target === "(info)" ? "" : r.holds ? "yes" : "NO"
     ])
@@ -162,9 +181,10 @@ const main = async () => {
   if (only.has("cycle")) {
     const results = await runCycles({
       configs: defaultConfigs,
-      cycles: quick ? 20_000 : 100_000,
+      // Many short rounds rather than a few long ones: a ratio is the median of per-round ratios.
+      cycles: quick ? 20_000 : 50_000,
       warmupCycles: quick ? 10_000 : 50_000,
-      rounds: quick ? 3 : 7,
+      rounds: quick ? 3 : 15,
       resets: ["none", "rollback"],
       log
     })

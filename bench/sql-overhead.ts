@@ -17,7 +17,7 @@ import { Effect, Layer, ManagedRuntime, Pool, Redacted, Scope } from "effect"
 import * as SqlClient from "effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
-import { Driver, QueuePool } from "effect-db-pool"
+import { ConnectionPool, Driver, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import * as Reactivity from "effect/reactivity/Reactivity"
 
@@ -66,11 +66,13 @@ const conn = (n: any): SqlConnection => ({
 }) as unknown as SqlConnection
 
 const clientLayer = (make: Effect.Effect<SqlClient.SqlClient, never, any>) => Layer.effect(SqlClient.SqlClient, make).pipe(Layer.provide(Reactivity.layer))
+// The span attributes PgClient.layer (and PgSql) put on every statement.
+const spanAttributes: Array<[string, unknown]> = [["db.system.name", "postgresql"], ["db.namespace", "db"], ["server.address", "h"], ["server.port", 5432]]
 // The floor: one fake connection per call, no pool at all.
 const floor = { name: "floor", layer: clientLayer(Effect.gen(function*() {
   const conns = Array.from({ length: 10 }, () => conn(fakeNative()))
   let i = 0
-  return yield* SqlClient.make({ acquirer: Effect.sync(() => conns[i++ % 10]!), borrower: (f) => f(conns[i++ % 10]!), compiler: PgClient.makeCompiler(), driver: "pg", spanAttributes: [], prepareTransactionControls: true })
+  return yield* SqlClient.make({ acquirer: Effect.sync(() => conns[i++ % 10]!), borrower: (f) => f(conns[i++ % 10]!), compiler: PgClient.makeCompiler(), driver: "pg", spanAttributes, prepareTransactionControls: true })
 })) }
 // PgClient.layer's shape: effect/Pool (concurrency 1) + a connection object per borrow.
 const effpool = { name: "effpool", layer: clientLayer(Effect.gen(function*() {
@@ -79,9 +81,23 @@ const effpool = { name: "effpool", layer: clientLayer(Effect.gen(function*() {
     acquirer: Effect.map(Pool.get(pool), (n) => conn(n)),
     borrower: (f) => Pool.use(pool, (n) => f(conn(n))),
     transactionAcquirer: Effect.map(Pool.get(pool), (n) => conn(n)),
-    compiler: PgClient.makeCompiler(), driver: "pg", spanAttributes: [], prepareTransactionControls: true
+    compiler: PgClient.makeCompiler(), driver: "pg", spanAttributes, prepareTransactionControls: true
   })
 })) }
+
+// Our QueuePool under the same plain connection wrapper as `effpool` (no PgSql, no PgDriver):
+// what the pool itself costs a statement, beside effect/Pool.
+const qpool = (name: string, pool: any) => ({ name, layer: clientLayer(Effect.gen(function*() {
+  const p = yield* ConnectionPool.ConnectionPool
+  return yield* SqlClient.make({
+    acquirer: Effect.map(Effect.orDie(p.checkout), (h: any) => conn(h.connection)),
+    borrower: (f) => Effect.orDie(p.use((h: any) => f(conn(h.connection)))) as any,
+    compiler: PgClient.makeCompiler(), driver: "pg", spanAttributes, prepareTransactionControls: true
+  })
+})).pipe(Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, ...pool })), Layer.provide(Driver.layer({
+  name: "fake", connect: Effect.sync(fakeNative), close: () => Effect.void, rollback: () => Effect.void,
+  commit: () => Effect.void, ping: () => Effect.void, isDisconnect: () => false, needsReset: () => false
+}))) })
 
 const all: Record<string, { name: string; layer: Layer.Layer<any, any, any> }> = {
   ours: ours("ours"),
@@ -90,7 +106,9 @@ const all: Record<string, { name: string; layer: Layer.Layer<any, any, any> }> =
   noctl: ours("noctl", {}, {}, { transactionControlTimeout: "Infinity" }),
   bare: ours("bare", { cancelTimeout: "Infinity", sessionReset: "none" }, {}, { transactionControlTimeout: "Infinity" }),
   floor,
-  effpool
+  effpool,
+  qp: qpool("qp", {}),
+  qpbare: qpool("qpbare", { resetOnReturn: "none", metrics: false })
 }
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const loop = <E>(eff: Effect.Effect<unknown, E>, n: number) => Effect.gen(function*() { for (let i = 0; i < n; i++) yield* eff })

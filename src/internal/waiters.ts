@@ -30,11 +30,20 @@ interface Waiter<C, E> {
   record: ConnectionRecord<C> | undefined
   /** Clock time (ms) past which the wait fails with the timeout error. */
   deadline: number
+  /** In the queue, counted in `live`; cleared when woken or when its wait ends (its entry is then skipped). */
+  queued: boolean
 }
 
 /** @internal */
 export class WaiterQueue<C, E> {
-  private readonly waiters = new Set<Waiter<C, E>>()
+  /**
+   * FIFO: `queue[head..]`, with entries of waiters that left early skipped lazily, so
+   * joining, leaving and being served are O(1) and allocate nothing beyond the waiter.
+   */
+  private queue: Array<Waiter<C, E>> = []
+  private head = 0
+  /** Waiters `queued`. */
+  private live = 0
   private wakeDepth = 0
   private sweeper: Fiber.Fiber<void> | undefined = undefined
 
@@ -52,7 +61,7 @@ export class WaiterQueue<C, E> {
 
   /** Fibers waiting now. */
   get size(): number {
-    return this.waiters.size
+    return this.live
   }
 
   /**
@@ -60,25 +69,58 @@ export class WaiterQueue<C, E> {
    * `now`: a clock reading the caller just took (-1: read it here).
    */
   wait(restore: Restore, now = -1): Effect.Effect<ConnectionRecord<C>, E> {
-    const waiter: Waiter<C, E> = { resume: undefined!, record: undefined, deadline: Infinity }
+    const waiter: Waiter<C, E> = { resume: undefined!, record: undefined, deadline: Infinity, queued: false }
+    // No canceller: an interrupted wait leaves the queue in the exit handler below (one frame
+    // instead of a canceller effect and the runtime's finalizer frame per wait).
     const sleep = Effect.callback<ConnectionRecord<C>, E>((resume) => {
       waiter.resume = resume
       if (this.timeoutMs >= 0) waiter.deadline = (now >= 0 ? now : this.core.now()) + this.timeoutMs
-      this.waiters.add(waiter)
-      return Effect.sync(() => {
-        this.waiters.delete(waiter)
-      })
+      this.queue.push(waiter)
+      waiter.queued = true
+      this.live++
     })
     const timed = this.timeoutMs >= 0 && this.sweeper === undefined
       ? Effect.andThen(this.startSweeper, restore(sleep))
       : restore(sleep)
-    // Interrupted (or timed out) after a record was handed over: pass the record on.
     return Effect.onExitPrimitive(timed, (exit) => {
-      if (exit._tag === "Success" || waiter.record === undefined) return undefined
+      if (exit._tag === "Success") return undefined
+      // Left while queued (interrupted): out of the queue.
+      if (waiter.queued) {
+        waiter.queued = false
+        this.live--
+        this.compact()
+        return undefined
+      }
+      // Interrupted (or timed out) after a record was handed over: pass the record on.
+      if (waiter.record === undefined) return undefined
       const record = waiter.record
       waiter.record = undefined
       return this.giveBack(record)
     })
+  }
+
+  /** The longest waiter still queued (entries of waiters that left are dropped on the way). */
+  private first(): Waiter<C, E> | undefined {
+    const queue = this.queue
+    while (this.head < queue.length) {
+      const waiter = queue[this.head]!
+      if (waiter.queued) return waiter
+      queue[this.head++] = undefined!
+    }
+    // Empty: start over at the front, so the array does not grow without bound.
+    if (this.head > 0) {
+      queue.length = 0
+      this.head = 0
+    }
+    return undefined
+  }
+
+  /** Many waiters left from behind a long one: drop their entries now, not when they reach the head. */
+  private compact(): void {
+    const left = this.queue.length - this.head - this.live
+    if (left < 256 || left < this.live) return
+    this.queue = this.queue.slice(this.head).filter((waiter) => waiter.queued)
+    this.head = 0
   }
 
   /**
@@ -87,8 +129,9 @@ export class WaiterQueue<C, E> {
    * no checkout ever succeeds after waiting longer than the timeout.
    */
   handOff(record: ConnectionRecord<C>): boolean {
-    const now = this.timeoutMs >= 0 && this.waiters.size > 0 ? this.core.now() : -Infinity
-    for (const waiter of this.waiters) {
+    if (this.live === 0) return false
+    const now = this.timeoutMs >= 0 ? this.core.now() : -Infinity
+    for (let waiter = this.first(); waiter !== undefined; waiter = this.first()) {
       if (waiter.deadline <= now) {
         this.core.instruments?.timedOut()
         this.wake(waiter, Effect.fail(this.timeoutError()))
@@ -105,11 +148,13 @@ export class WaiterQueue<C, E> {
   failAll(failure: Effect.Effect<never, E>): void {
     this.sweeper?.interruptUnsafe()
     this.sweeper = undefined
-    for (const waiter of this.waiters) this.wake(waiter, failure)
+    for (let waiter = this.first(); waiter !== undefined; waiter = this.first()) this.wake(waiter, failure)
   }
 
+  /** Take the waiter out of the queue and resume it with `result`. */
   private wake(waiter: Waiter<C, E>, result: Effect.Effect<ConnectionRecord<C>, E>): void {
-    this.waiters.delete(waiter)
+    waiter.queued = false
+    this.live--
     if (this.wakeDepth >= 8) {
       queueMicrotask(() => waiter.resume(result))
       return
@@ -124,7 +169,7 @@ export class WaiterQueue<C, E> {
 
   private readonly sweep: Effect.Effect<void> = Effect.suspend(() => {
     const now = this.core.now()
-    for (const waiter of this.waiters) {
+    for (let waiter = this.first(); waiter !== undefined; waiter = this.first()) {
       if (waiter.deadline > now) return Effect.andThen(Effect.sleep(waiter.deadline - now), this.sweep)
       this.core.instruments?.timedOut()
       this.wake(waiter, Effect.fail(this.timeoutError()))
