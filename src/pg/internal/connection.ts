@@ -1,0 +1,467 @@
+/**
+ * One pooled PostgreSQL session over `@effect/sql-pg`'s native `PgConnection`: the raw
+ * connection `PgDriver` hands the pool. It knows whether the session is outside a transaction,
+ * whether it may hold session state, and whether it is already dead, and it bounds what an
+ * interrupted statement waits for. `PgDriver` re-exports {@link Connection}.
+ *
+ * @internal
+ */
+import type { PgConnection } from "@effect/sql-pg"
+import { Effect, Fiber, Stream } from "effect"
+import type { Queue, Scope } from "effect"
+import { ConnectionError, SqlError } from "effect/sql/SqlError"
+import type { CancelConfig, SessionReset } from "../PgDriver.ts"
+import { disconnected, fieldOf, isDisconnect, unknownError } from "./errors.ts"
+import {
+  autocommitSafe,
+  discardsAll,
+  dropsStatements,
+  endsTransaction,
+  mayTouchSession,
+  touchesSession
+} from "./session.ts"
+
+/** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
+export const defaultCancelMillis = 30
+
+/** `@effect/sql-pg` sends its cancel request this long after an interrupt (`abortDrainGraceMillis`). */
+const driverCancelGraceMillis = 10
+
+/** The session was closed because an interrupted statement (or pre-ping, `graceMs` 0) did not stop in time. */
+const unconfirmedCancel = (graceMs: number): SqlError => {
+  const what = graceMs <= 0
+    ? "an interrupted pre-ping (no answer within the bound)"
+    : `an interrupted statement did not stop within ${graceMs} ms (cancelTimeout)`
+  return new SqlError({
+    reason: new ConnectionError({
+      cause: new Error(what),
+      message: `PgDriver: the session was closed: ${what}`,
+      operation: "query"
+    })
+  })
+}
+
+/**
+ * The statement to clear session state on return. Never through a transaction-mode pooler
+ * (PgBouncer): there the server session is not ours between transactions and the pooler runs its
+ * own `server_reset_query` (`pooler: "transaction"` forces `sessionReset: "none"`).
+ */
+const discardStatement = "DISCARD ALL"
+
+const nothingPrepared = { clear: () => {} }
+
+/**
+ * `@effect/sql-pg` keeps the statements a session has prepared in `prepared.statements` (a `Map`
+ * keyed by SQL text) and has no API to forget them: after a `DISCARD ALL` (or `DEALLOCATE`) the
+ * entries name statements the server no longer has, and the first one a transaction reuses fails
+ * with 26000 and aborts it. That map (clearing it is all it takes: the next use parses again), or
+ * `undefined` when it cannot be found; then the session is closed instead of discarded (a new
+ * session is just as clean, ~20x the cost).
+ */
+const preparedStatements = (native: PgConnection.PgConnection): { readonly clear: () => void } | undefined => {
+  const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
+  const base = (internals?.base ?? native) as unknown as Record<string, unknown>
+  if (!("prepared" in base)) return undefined
+  const cache = base.prepared
+  if (cache === undefined) return nothingPrepared // `prepare: false` or a cache of size 0
+  const statements = fieldOf(cache, "statements")
+  return statements instanceof Map ? statements : undefined
+}
+
+const internalsKey = "~@effect/sql-pg/PgConnection/internals"
+
+interface Internals {
+  /** The unpinned connection (where `prepared`, the statement cache, lives). */
+  readonly base?: object
+  readonly deadError?: () => SqlError | undefined
+  readonly retireHooks?: Set<() => void>
+}
+
+/**
+ * One pooled PostgreSQL session: the raw connection a `ConnectionPool` over {@link layer}
+ * hands out (`pooled.connection`).
+ *
+ * It tracks whether the session is known to be outside a transaction, so reset on return can
+ * skip its `ROLLBACK`. The rule is conservative: the session starts known-idle; a statement run
+ * through {@link Connection.query} / `queryValues` / `stream` keeps it known-idle only when its
+ * text is a single `SELECT`/`INSERT`/`UPDATE`/`DELETE`/`WITH`/`VALUES`/`TABLE`/`SHOW` (no `;`
+ * inside, no leading comment); anything else makes the state unknown until a `COMMIT` /
+ * `ROLLBACK` (exactly that, no `AND CHAIN`) succeeds. Reading {@link Connection.pg} (the
+ * untracked session) makes the state unknown for good, until the next reset.
+ *
+ * With `sessionReset: "auto"` it also tracks whether a statement may have changed session state
+ * ({@link Connection.sessionDirty}); such a session gets `DISCARD ALL` on return.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export class Connection {
+  /** Known to be outside a transaction. */
+  private idle = true
+  private retired = false
+  /** A statement may have changed session state since the last reset (`"auto"`). */
+  private dirty = false
+  /** Why this driver closed the socket itself (a bound expired, an interrupt went unconfirmed). */
+  private killedWith: SqlError | undefined = undefined
+  private readonly internals: Internals | undefined
+  /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
+  cancelMillis = defaultCancelMillis
+  /**
+   * The driver's cancel of this session is bounded in place ({@link Connection.boundCancel}):
+   * statements run in the caller's fiber. `false` (another `@effect/sql-pg`): each statement runs
+   * in a fiber of its own ({@link Connection.interruptibly}).
+   */
+  private readonly cancelBounded: boolean
+  /** Transaction-control bound ({@link Connection.within}): deadline (`Date.now()` ms), its error, one lazy timer. */
+  private controlDeadline = Infinity
+  private controlExpired: (() => SqlError) | undefined = undefined
+  private controlTimer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  /** @internal */
+  constructor(
+    /** @internal */ readonly native: PgConnection.PgConnection,
+    /** @internal */ readonly scope: Scope.Closeable,
+    /** @internal */ readonly alwaysReset = false,
+    /** @internal */ readonly sessionReset: SessionReset = "auto"
+  ) {
+    const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
+    this.internals = internals
+    internals?.retireHooks?.add(() => {
+      this.retired = true
+    })
+    this.cancelBounded = this.boundCancel()
+  }
+
+  /**
+   * Bound the wait of an interrupted statement without a fiber per statement. `@effect/sql-pg`
+   * drains an interrupted statement in the interrupted fiber: it waits 10 ms
+   * (`abortDrainGraceMillis`), then runs the session's `cancel` (a CancelRequest on a side
+   * connection, up to 5 s) and waits for the statement to end (up to 5 s more). The session's
+   * `cancel` is replaced here: it starts the cancel request in the background and arms one timer
+   * that closes the socket `cancelTimeout` after the interrupt unless the interrupted statement
+   * ended by then (closing the socket ends the drain: the interrupt returns). Statements
+   * themselves then cost nothing extra. `false` when the driver's internals are not as expected.
+   */
+  private boundCancel(): boolean {
+    const base = this.internals?.base as { cancel?: unknown; consumer?: unknown } | undefined
+    if (base === undefined || !("consumer" in base) || !Effect.isEffect(base.cancel)) return false
+    const original = base.cancel as Effect.Effect<void>
+    base.cancel = Effect.suspend(() => {
+      const graceMs = this.cancelMillis
+      if (!Number.isFinite(graceMs)) return original
+      // The statement being drained: the socket is closed only if it is still the one on the wire.
+      const draining = base.consumer
+      if (draining !== undefined) {
+        setTimeout(() => {
+          if (base.consumer === draining) this.kill(unconfirmedCancel(graceMs))
+        }, Math.max(0, graceMs - driverCancelGraceMillis))
+      }
+      return Effect.asVoid(Effect.forkDetach(original, { startImmediately: true }))
+    })
+    return true
+  }
+
+  /** @internal The connection is closed: stop its timers. */
+  disarm(): void {
+    this.controlDeadline = Infinity
+    if (this.controlTimer !== undefined) clearTimeout(this.controlTimer)
+    this.controlTimer = undefined
+  }
+
+  /** Backend process id (`pg_backend_pid()`). */
+  get processId(): number {
+    return this.native.processId
+  }
+
+  /**
+   * The native session, untracked. Using it is fine; the pool then no longer assumes the
+   * session is outside a transaction and resets it on return (with `sessionReset: "auto"`, a
+   * `DISCARD ALL` too).
+   */
+  get pg(): PgConnection.PgConnection {
+    this.idle = false
+    if (this.sessionReset === "auto") this.dirty = true
+    return this.native
+  }
+
+  /** Known to be outside a transaction (so the reset on return can be skipped). */
+  get knownIdle(): boolean {
+    return this.idle
+  }
+
+  /**
+   * A statement since the last reset may have changed session state (`sessionReset: "auto"`
+   * only; `"none"` and `"always"` do not look): see {@link touchesSessionState}. Reading
+   * {@link Connection.pg} or calling {@link Connection.listen} makes it `true`.
+   */
+  get sessionDirty(): boolean {
+    return this.dirty
+  }
+
+  /** Will the next reset send `DISCARD ALL`? */
+  get needsDiscard(): boolean {
+    return this.sessionReset === "always" || this.dirty
+  }
+
+  /**
+   * Why the session is dead, when the driver already knows (socket closed, fatal error, or
+   * retired after an unconfirmed cancel); `undefined` otherwise. Best effort: a session can be
+   * dead without this knowing.
+   */
+  get deadError(): SqlError | undefined {
+    const internals = (this.native as unknown as Record<string, Internals | undefined>)[internalsKey]
+    const dead = internals?.deadError?.()
+    if (dead !== undefined) return dead
+    if (this.killedWith !== undefined) return this.killedWith
+    return this.retired
+      ? new SqlError({
+        reason: new ConnectionError({
+          cause: new Error("session retired by the driver"),
+          message: "PgDriver: the session was retired (unconfirmed cancel)",
+          operation: "checkout"
+        })
+      })
+      : undefined
+  }
+
+  /**
+   * The driver already knows the session is dead ({@link Connection.deadError} is set): checked
+   * synchronously at checkout (`DriverShape.isDead`), no round trip.
+   */
+  get isDead(): boolean {
+    return this.retired || this.killedWith !== undefined || this.internals?.deadError?.() !== undefined
+  }
+
+  /**
+   * Close the socket now: the statement on the wire (if any) fails at once with `error`, and the
+   * session is dead (`deadError` is `error`). Synchronous; never waits for the server.
+   * @internal
+   */
+  kill(error: SqlError): void {
+    if (this.killedWith !== undefined) return
+    this.killedWith = error
+    const base = this.internals?.base as
+      | { readonly fatal?: (error: SqlError) => void; readonly session?: { readonly socket?: { destroy(): void } } }
+      | undefined
+    // `fatal` destroys the socket and fails the statement in progress with `error`; without it
+    // (another @effect/sql-pg), destroying the socket fails it with "Connection closed".
+    if (typeof base?.fatal === "function") base.fatal(error)
+    else base?.session?.socket?.destroy()
+  }
+
+  /**
+   * Run `effect` (a statement of this session) bounded by `millis`: past it the socket is closed
+   * ({@link Connection.kill}) and the statement fails with `expired()`. Works where interruption
+   * cannot (a transaction's COMMIT/ROLLBACK runs uninterruptibly).
+   * @internal
+   */
+  within<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
+    if (!Number.isFinite(millis)) return effect
+    return Effect.suspend(() => {
+      // One lazy timer per session instead of a timer per statement: a statement sets the
+      // deadline and clears it when it ends; the timer, when it fires, re-arms for a later
+      // deadline or closes the socket of one that passed (a timer per BEGIN/COMMIT cost ~1 µs).
+      this.controlDeadline = Date.now() + millis
+      this.controlExpired = expired
+      if (this.controlTimer === undefined) this.armControl(millis)
+      return Effect.onExitPrimitive(effect, this.endControl)
+    })
+  }
+
+  private readonly endControl = (): undefined => {
+    this.controlDeadline = Infinity
+    return undefined
+  }
+
+  private armControl(millis: number): void {
+    const timer = setTimeout(this.checkControl, millis)
+    // Not what keeps a process alive: the socket of the statement in flight does.
+    if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+    this.controlTimer = timer
+  }
+
+  private readonly checkControl = (): void => {
+    this.controlTimer = undefined
+    const deadline = this.controlDeadline
+    if (deadline === Infinity) return
+    const left = deadline - Date.now()
+    if (left > 0) return this.armControl(left)
+    this.controlDeadline = Infinity
+    this.kill(this.controlExpired!())
+  }
+
+  /**
+   * Run a native statement so that an interrupt returns within `graceMs`: the statement runs in
+   * a fiber of its own; an interrupt interrupts that fiber (the driver's cancel request and
+   * drain go on in the background) and waits for it at most `graceMs`, then closes the socket and
+   * returns. With `graceMs` 0 the socket is closed at once (a pre-ping: silence means dead).
+   */
+  private interruptibly<A>(effect: Effect.Effect<A, SqlError>, graceMs: number): Effect.Effect<A, SqlError> {
+    if (!Number.isFinite(graceMs)) return effect
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) => {
+        const done = fiber.pollUnsafe()
+        if (done !== undefined) return done
+        return Effect.onInterrupt(restore(Fiber.join(fiber)), () => this.abandon(fiber, graceMs))
+      })
+    )
+  }
+
+  private abandon(fiber: Fiber.Fiber<unknown, SqlError>, graceMs: number): Effect.Effect<void> {
+    const unconfirmed = () => unconfirmedCancel(graceMs)
+    return Effect.callback<void>((resume) => {
+      if (graceMs <= 0) {
+        this.kill(unconfirmed())
+        fiber.interruptUnsafe()
+        return resume(Effect.void)
+      }
+      fiber.interruptUnsafe()
+      if (fiber.pollUnsafe() !== undefined) return resume(Effect.void)
+      let stopObserving: (() => void) | undefined = undefined
+      const timer = setTimeout(() => {
+        stopObserving?.()
+        this.kill(unconfirmed())
+        resume(Effect.void)
+      }, graceMs)
+      stopObserving = fiber.addObserver(() => {
+        clearTimeout(timer)
+        resume(Effect.void)
+      })
+    })
+  }
+
+  /**
+   * Bookkeeping before a statement runs: the transaction state, and the `"auto"` dirty mark. One
+   * scan for a few literals rules most statements out. `true` when the statement may deallocate
+   * the driver's prepared statements.
+   */
+  private see(sql: string): boolean {
+    if (this.idle && !autocommitSafe.test(sql)) this.idle = false
+    if (!mayTouchSession.test(sql)) return false
+    if (this.sessionReset === "auto" && !this.dirty && touchesSession.test(sql)) this.dirty = true
+    return dropsStatements.test(sql)
+  }
+
+  private track<A, E, R>(sql: string, run: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
+      // hook): the server no longer has the driver's statements, so neither may the cache.
+      if (this.see(sql)) {
+        return Effect.tap(run(), () =>
+          Effect.sync(() => {
+            const statements = preparedStatements(this.native)
+            // Not found: the reset will close the session rather than hand out a stale cache.
+            if (statements === undefined) return void (this.dirty = true)
+            statements.clear()
+            // A whole `DISCARD ALL` that succeeded: the session is as clean as a reset leaves it.
+            if (discardsAll.test(sql)) this.dirty = false
+          }))
+      }
+      if (!endsTransaction.test(sql)) return run()
+      return Effect.tap(run(), () =>
+        Effect.sync(() => {
+          this.idle = true
+        }))
+    })
+  }
+
+  /**
+   * A statement of the user's: bounded on interrupt ({@link CancelConfig.cancelTimeout}); on a
+   * session this driver closed, it fails at once (the closed statement's cancel request may still
+   * hold the native session for a few seconds: nothing may queue behind it).
+   */
+  private statement<A>(run: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
+    if (this.killedWith !== undefined) return Effect.fail(this.killedWith)
+    return this.cancelBounded ? run() : this.interruptibly(run(), this.cancelMillis)
+  }
+
+  /** Run a statement (rows keyed by column), tracking the transaction state. */
+  query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
+    return this.track(sql, () => this.statement(() => this.native.query(sql, params, prepare)))
+  }
+
+  /** Run a statement (positional rows), tracking the transaction state. */
+  queryValues(
+    sql: string,
+    params: ReadonlyArray<unknown> = [],
+    prepare = true
+  ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
+    return this.track(sql, () => this.statement(() => this.native.queryValues(sql, params, prepare)))
+  }
+
+  /** Stream rows, tracking the transaction state. */
+  stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
+    return Stream.suspend(() => {
+      if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
+      this.see(sql)
+      return this.native.stream(sql, params)
+    })
+  }
+
+  /** `LISTEN` on a channel until the scope closes (does not touch the transaction state; marks the session dirty). */
+  listen(channel: string): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope> {
+    return Effect.suspend(() => {
+      if (this.sessionReset === "auto") this.dirty = true
+      return this.native.listen(channel)
+    })
+  }
+
+  /**
+   * Reset on return: the `ROLLBACK`/`COMMIT`, skipped when known idle, then `DISCARD ALL` when
+   * {@link Connection.needsDiscard}; fails at once when the session is known dead.
+   */
+  reset(statement: "ROLLBACK" | "COMMIT"): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const dead = this.deadError
+      if (dead !== undefined) return Effect.fail(dead)
+      const discard = this.needsDiscard
+      if (this.idle && !this.alwaysReset) return discard ? this.discard : Effect.void
+      const end = Effect.flatMap(this.query(statement), (result) => {
+        this.idle = true
+        return statement === "COMMIT" && result.command === "ROLLBACK"
+          ? Effect.logDebug("PgDriver: reset COMMIT rolled back an aborted transaction")
+          : Effect.void
+      })
+      return discard ? Effect.andThen(end, this.discard) : end
+    })
+  }
+
+  /**
+   * `DISCARD ALL` (outside a transaction: after the rollback/commit), then forget the driver's
+   * prepared statements, which it deallocated. Fails without a round trip when the statement
+   * cache cannot be found: the pool then closes the session (as clean as a discarded one).
+   */
+  private get discard(): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const statements = preparedStatements(this.native)
+      if (statements === undefined) {
+        return Effect.fail(unknownError(
+          new Error("@effect/sql-pg's prepared-statement cache was not found"),
+          "PgDriver: cannot clear the prepared-statement cache after DISCARD ALL; closing the session instead",
+          "reset"
+        ))
+      }
+      // Unnamed (prepare = false): nothing of its own to leave in the cache.
+      const discard = this.native.query(discardStatement, [], false)
+      return Effect.map(this.cancelBounded ? discard : this.interruptibly(discard, this.cancelMillis), () => {
+        statements.clear()
+        this.idle = true
+        this.dirty = false
+      })
+    })
+  }
+
+  /**
+   * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
+   * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
+   * `connectTimeout` bound) closes the socket at once.
+   */
+  get ping(): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const dead = this.deadError
+      return dead !== undefined
+        ? Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
+        : Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
+    })
+  }
+}
