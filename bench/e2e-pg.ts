@@ -408,7 +408,8 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
       concurrency: number,
       samples: ReadonlyArray<number>,
       latencies: ReadonlyArray<number>,
-      grouped: boolean
+      grouped: boolean,
+      roundP99?: ReadonlyArray<number>
     ) =>
       results.push({
         subject: subject.name,
@@ -418,7 +419,8 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
         medianUs: median(samples),
         rounds: samples,
         ...(grouped ? { interleaved: true } : {}),
-        latency: summarize(latencies)
+        latency: summarize(latencies),
+        ...(roundP99 === undefined ? {} : { roundP99 })
       })
     for (const concurrency of [1, 16, 64]) {
       const perWorker = Math.max(1, Math.ceil(ops / concurrency))
@@ -431,17 +433,22 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
           for (const subject of group) await subject.run(query, concurrency, Math.max(1, perWorker >> 1), [])
           const samples = group.map((): Array<number> => [])
           const latencies = group.map((): Array<number> => [])
+          const roundP99 = group.map((): Array<number> => [])
           for (let r = 0; r < rounds; r++) {
             for (let k = 0; k < group.length; k++) {
               const i = (k + r) % group.length
               // No forced GC before a round: a full GC shrinks the young generation, and the
               // allocation-heavy (Effect) subjects then ran ~2x slower for the whole round.
+              const from = latencies[i]!.length
               const t0 = now()
               await group[i]!.run(query, concurrency, perWorker, latencies[i]!)
               samples[i]!.push(((now() - t0) * 1000) / total)
+              roundP99[i]!.push(summarize(latencies[i]!.slice(from)).p99)
             }
           }
-          group.forEach((subject, i) => record(subject, query, concurrency, samples[i]!, latencies[i]!, true))
+          group.forEach((subject, i) =>
+            record(subject, query, concurrency, samples[i]!, latencies[i]!, true, roundP99[i]!)
+          )
         }
       } finally {
         for (const subject of group) await subject.close()

@@ -29,6 +29,11 @@ export interface E2eResult {
   readonly interleaved?: boolean
   /** Latency of single operations, µs (every operation of every measured round). */
   readonly latency?: LatencySummary
+  /**
+   * p99 latency of each round, µs, in round order (interleaved group): tails compared round by
+   * round, as throughput is, so one round that drew a load spike does not decide a pooled p99.
+   */
+  readonly roundP99?: ReadonlyArray<number>
 }
 
 export interface LatencySummary {
