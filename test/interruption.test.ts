@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Random } from "effect"
+import { Deferred, Effect, Fiber, Random } from "effect"
 import type { MockDriver } from "effect-db-pool/testing"
 import { queuePool } from "./helpers.ts"
 
@@ -92,6 +92,38 @@ describe("Interruption", () => {
       assert.strictEqual((yield* pool.status).waiting, 1)
       yield* Fiber.interrupt(holder)
       assert.strictEqual(yield* Fiber.join(w2), 1)
+      assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
+    }))
+
+  it.effect("a thousand waiters interrupted between two others: the queue stays first come, first served", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity" })
+      const served: Array<string> = []
+      const release = yield* Deferred.make<void>()
+      const holder = yield* Effect.forkChild(pool.use(() => Deferred.await(release)))
+      yield* Effect.yieldNow
+      const waiter = (name: string) => Effect.forkChild(pool.use(() => Effect.sync(() => served.push(name))))
+      const first = yield* waiter("first")
+      // Every other one of the middle waiters leaves at once, the rest a batch at a time.
+      const middle: Array<Fiber.Fiber<unknown, unknown>> = []
+      for (let i = 0; i < 1000; i++) {
+        middle.push(yield* waiter(`middle ${i}`))
+        if (i % 2 === 0) yield* Fiber.interrupt(middle[i]!)
+      }
+      const last = yield* waiter("last")
+      yield* Effect.yieldNow
+      assert.strictEqual((yield* pool.status).waiting, 502)
+      yield* Fiber.interruptAll(middle)
+      assert.strictEqual((yield* pool.status).waiting, 2)
+      // A newcomer after them queues behind them.
+      const after = yield* waiter("after")
+      yield* Effect.yieldNow
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* Fiber.join(first)
+      yield* Fiber.join(last)
+      yield* Fiber.join(after)
+      assert.deepStrictEqual(served, ["first", "last", "after"])
       assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
     }))
 })
