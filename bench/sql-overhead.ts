@@ -10,8 +10,10 @@
  * Subjects: `ours` (PgSql over QueuePool over PgDriver.Connection, defaults), `inf`
  * (`cancelTimeout: "Infinity"`), `none` (`sessionReset: "none"`), `noctl`
  * (`transactionControlTimeout: "Infinity"`), `bare` (all three), `effpool` (a SqlClient shaped like
- * `PgClient.layer`: effect/Pool, a connection object per borrow), `floor` (SqlClient over
- * ten in-memory connections, no pool). The README's "What changed" figures come from here.
+ * `PgClient.layer`: effect/Pool, a connection object per borrow), `qp` / `qpbare` (our QueuePool
+ * under the same plain connection wrapper as `effpool`, no PgSql / PgDriver; `qpbare` without
+ * metrics), `floor` (SqlClient over ten in-memory connections, no pool). Every subject carries
+ * PgClient.layer's span attributes. The README's "What changed" figures come from here.
  */
 import { Effect, Layer, ManagedRuntime, Pool, Redacted, Scope } from "effect"
 import * as SqlClient from "effect/sql/SqlClient"

@@ -360,7 +360,7 @@ export class Pipeline<C> {
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
     if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow !== undefined) {
-      // A waiter woken by the hand-off runs within this call: it reuses this clock reading.
+      // The hand-off's deadline check and `lastUsed` reuse this clock reading.
       core.clockHint = now
       if (core.tracksIdle) record.lastUsed = core.now()
       let given: boolean

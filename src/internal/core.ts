@@ -70,8 +70,8 @@ export class PoolCore<C> {
   }
 
   /**
-   * A clock reading taken moments ago in the same synchronous call chain (a release handing its
-   * slot straight to a waiter), or -1. Time cannot move within one synchronous chain (not even a
+   * A clock reading taken moments ago in the same synchronous call chain (a release whose
+   * hand-off checks the waiter's deadline), or -1. Time cannot move within one synchronous chain (not even a
    * `TestClock`), so reusing it saves a clock read per hand-off.
    */
   clockHint = -1
