@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Random } from "effect"
+import { Deferred, Effect, Exit, Fiber, Random, Scope } from "effect"
 import type { MockDriver } from "effect-db-pool/testing"
-import { queuePool } from "./helpers.ts"
+import { checkoutIn, queuePool } from "./helpers.ts"
 
 /** A behaviour that is "ok" most of the time, sometimes slow, sometimes failing. */
 const flaky = (failRate: number, failure: "fail" | "disconnect" = "fail") => (): MockDriver.MockBehaviour => {
@@ -93,6 +93,25 @@ describe("Interruption", () => {
       yield* Fiber.interrupt(holder)
       assert.strictEqual(yield* Fiber.join(w2), 1)
       assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
+    }))
+
+  it.effect("a waiter interrupted after it was handed a connection, before it resumed, passes it to the next", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity" })
+      const held = yield* Scope.make()
+      yield* checkoutIn(pool, held)
+      const a = yield* Effect.forkChild(pool.use(() => Effect.succeed("a")))
+      const b = yield* Effect.forkChild(pool.use((c) => Effect.succeed(c.slot)))
+      yield* Effect.yieldNow
+      assert.strictEqual((yield* pool.status).waiting, 2)
+      // One synchronous step: the release hands the slot to A (woken in the scheduler's next
+      // batch), and A is interrupted before that batch runs.
+      yield* Effect.andThen(Scope.close(held, Exit.void), Effect.sync(() => a.interruptUnsafe()))
+      const exitA = yield* Fiber.await(a)
+      assert.isTrue(Exit.isFailure(exitA) && exitA.cause.reasons.every((r) => r._tag === "Interrupt"))
+      assert.strictEqual(yield* Fiber.join(b), 1)
+      assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
+      assert.strictEqual(mock.connections.length, 1)
     }))
 
   it.effect("a thousand waiters interrupted between two others: the queue stays first come, first served", () =>
