@@ -18,7 +18,7 @@ import { Context, Data, Effect, Layer, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import { createRequire } from "node:module"
-import * as net from "node:net"
+import { freePort as freePortNow } from "./net.ts"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -75,17 +75,7 @@ const run = (file: string, args: ReadonlyArray<string>, step: string): Effect.Ef
   })
 
 const freePort: Effect.Effect<number, FixtureError> = Effect.tryPromise({
-  try: () =>
-    new Promise<number>((resolve, reject) => {
-      const server = net.createServer()
-      server.unref()
-      server.once("error", reject)
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        const port = typeof address === "object" && address !== null ? address.port : 0
-        server.close(() => resolve(port))
-      })
-    }),
+  try: freePortNow,
   catch: (cause) => new FixtureError({ step: "port", detail: String(cause) })
 })
 

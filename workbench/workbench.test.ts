@@ -238,20 +238,23 @@ describe("--topology", () => {
       return { result, printed, html: fs.readFileSync(options.reportPath, "utf8") }
     })
 
+  /** QueuePool and NullPool, 4 workers on 2 (+1) connections, through `topology`, the report in `dir`. */
+  const twoPools = (topology: Options["topology"], durationSeconds: number, seed: number, dir: string): Options => ({
+    ...defaults,
+    strategies: ["QueuePool", "NullPool"],
+    workers: 4,
+    poolSize: 2,
+    maxOverflow: 1,
+    durationSeconds,
+    topology,
+    reportPath: path.join(dir, "report.html"),
+    seed
+  })
+
   it.live.skipIf(pgbouncer.skip !== undefined)("pgbouncer: the pools go through PgBouncer in transaction mode, said in the view and the report", () =>
     Effect.gen(function*() {
       const dir = tempDir()
-      const options: Options = {
-        ...defaults,
-        strategies: ["QueuePool", "NullPool"],
-        workers: 4,
-        poolSize: 2,
-        maxOverflow: 1,
-        durationSeconds: 1.2,
-        topology: "pgbouncer",
-        reportPath: path.join(dir, "report.html"),
-        seed: 3
-      }
+      const options = twoPools("pgbouncer", 1.2, 3, dir)
       const { html, printed, result } = yield* printedRun(options)
       const runs = result.recorder.runs
       expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
@@ -279,17 +282,7 @@ describe("--topology", () => {
   it.live("failover: the primary stopped and the standby promoted halfway through each strategy; the workload recovers; figures in the view and the report", () =>
     Effect.gen(function*() {
       const dir = tempDir()
-      const options: Options = {
-        ...defaults,
-        strategies: ["QueuePool", "NullPool"],
-        workers: 4,
-        poolSize: 2,
-        maxOverflow: 1,
-        durationSeconds: 4,
-        topology: "failover",
-        reportPath: path.join(dir, "report.html"),
-        seed: 5
-      }
+      const options = twoPools("failover", 4, 5, dir)
       const { html, printed, result } = yield* printedRun(options)
       const runs = result.recorder.runs
       expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])

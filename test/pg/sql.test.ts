@@ -4,13 +4,13 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Queue, Stream } from "effect"
+import { Effect, Queue } from "effect"
 import type { Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { appName, Database, sqlLayer } from "./fixture.ts"
-import { transactionTests } from "./transaction-suite.ts"
+import { statementTests, transactionTests } from "./sql-suite.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
@@ -29,38 +29,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg SQL su
     const table = `sql_suite_${name.toLowerCase()}`
     it.layer(sqlLayer(pool, appName(name)))(name, (it) => {
       describe("statements", () => {
-        it.effect("select with parameters", () =>
-          Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
-            const rows = yield* sql`select 1 as one, ${"x"}::text as t, ${41}::int + 1 as n`
-            assert.deepStrictEqual(rows, [{ one: 1, t: "x", n: 42 }])
-            yield* sql`drop table if exists ${sql(table)}`
-            yield* sql`create table ${sql(table)} (id serial primary key, name text not null, doc jsonb)`
-          }))
-
-        it.effect("a syntax error is a typed SqlError and the connection stays usable", () =>
-          Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
-            const error = yield* Effect.flip(sql`selec 1`)
-            assert.strictEqual(error._tag, "SqlError")
-            assert.strictEqual(error.reason._tag, "SqlSyntaxError")
-            assert.deepStrictEqual(yield* sql`select 2 as two`, [{ two: 2 }])
-          }))
-
-        it.effect("a statement streams its rows", () =>
-          Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
-            const rows = yield* Stream.runCollect(sql<{ g: number }>`select g from generate_series(1, 5) g`.stream)
-            assert.deepStrictEqual(rows.map((r) => r.g), [1, 2, 3, 4, 5])
-          }))
-
-        it.effect("json round-trips as jsonb", () =>
-          Effect.gen(function*() {
-            const pg = yield* PgClient.PgClient
-            yield* pg`insert into ${pg(table)} ${pg.insert({ name: "json", doc: pg.json({ a: [1, 2], b: "c" }) })}`
-            const rows = yield* pg<{ doc: unknown }>`select doc from ${pg(table)} where name = 'json'`
-            assert.deepStrictEqual(rows, [{ doc: { a: [1, 2], b: "c" } }])
-          }))
+        statementTests(it, table)
       })
 
       describe("transactions", () => {

@@ -1,15 +1,56 @@
 /**
- * The transaction tests every SQL-path suite runs (direct, through PgBouncer): one `describe`
- * body, registered on each suite's layer-scoped `it` with its own table.
+ * The statement and transaction tests every SQL-path suite runs (direct, through PgBouncer): one
+ * `describe` body each, registered on each suite's layer-scoped `it` with its own table.
  */
+import { PgClient } from "@effect/sql-pg"
 import { assert } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 
 /** The backend pid of the session a statement lands on. */
 export const pid = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
   Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))
+
+/**
+ * Parameters (the test table is created here), a syntax error that leaves the connection usable,
+ * a streamed result, jsonb.
+ */
+export const statementTests = (it: Vitest.MethodsNonLive<SqlClient.SqlClient | PgClient.PgClient>, table: string): void => {
+  it.effect("select with parameters", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql`select 1 as one, ${"x"}::text as t, ${41}::int + 1 as n`
+      assert.deepStrictEqual(rows, [{ one: 1, t: "x", n: 42 }])
+      yield* sql`drop table if exists ${sql(table)}`
+      yield* sql`create table ${sql(table)} (id serial primary key, name text not null, doc jsonb)`
+    }))
+
+  it.effect("a syntax error is a typed SqlError and the connection stays usable", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const error = yield* Effect.flip(sql`selec 1`)
+      assert.strictEqual(error._tag, "SqlError")
+      assert.strictEqual(error.reason._tag, "SqlSyntaxError")
+      assert.deepStrictEqual(yield* sql`select 2 as two`, [{ two: 2 }])
+    }))
+
+  it.effect("a statement streams its rows", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* Stream.runCollect(sql<{ g: number }>`select g from generate_series(1, 2000) g`.stream)
+      assert.strictEqual(rows.length, 2000)
+      assert.deepStrictEqual(rows.slice(0, 3).map((r) => r.g), [1, 2, 3])
+    }))
+
+  it.effect("json round-trips as jsonb", () =>
+    Effect.gen(function*() {
+      const pg = yield* PgClient.PgClient
+      yield* pg`insert into ${pg(table)} ${pg.insert({ name: "json", doc: pg.json({ a: [1, 2], b: "c" }) })}`
+      const rows = yield* pg<{ doc: unknown }>`select doc from ${pg(table)} where name = 'json'`
+      assert.deepStrictEqual(rows, [{ doc: { a: [1, 2], b: "c" } }])
+    }))
+}
 
 /** Commit on one backend, rollback on failure, savepoints, a failing COMMIT of an aborted transaction. */
 export const transactionTests = (it: Vitest.MethodsNonLive<SqlClient.SqlClient>, table: string): void => {
