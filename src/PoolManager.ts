@@ -133,6 +133,18 @@ const fingerprint = (secret: unknown): string => {
   return createHmac("sha256", fingerprintKey).update(text).digest("hex").slice(0, 32)
 }
 
+/** Fingerprints of the `Redacted` values seen, so a caller reusing its config pays the HMAC once. */
+const fingerprints = new WeakMap<Redacted.Redacted<unknown>, string>()
+
+const fingerprintOf = (redacted: Redacted.Redacted<unknown>): string => {
+  let known = fingerprints.get(redacted)
+  if (known === undefined) {
+    known = fingerprint(Redacted.value(redacted))
+    fingerprints.set(redacted, known)
+  }
+  return known
+}
+
 /**
  * The default key: JSON with object keys sorted, so `{ host, port }` and `{ port, host }` share a
  * pool. A `Redacted` value (a password) contributes `<redacted:…>`, a keyed fingerprint of its
@@ -151,7 +163,7 @@ const fingerprint = (secret: unknown): string => {
 export const defaultKey = (args: unknown): string =>
   JSON.stringify(args, function(this: { readonly [k: string]: unknown }, field, value: unknown) {
     const original = this[field] // before `toJSON` (a Redacted serialises as "<redacted>")
-    if (Redacted.isRedacted(original)) return `<redacted:${fingerprint(Redacted.value(original))}>`
+    if (Redacted.isRedacted(original)) return `<redacted:${fingerprintOf(original)}>`
     if (typeof value === "string") return value.startsWith("<") ? `<${value}` : value
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       const sorted: { [k: string]: unknown } = {}

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Metric, Random, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { NullPool, PoolMetrics, StaticPool } from "effect-db-pool"
+import { NullPool, PoolMetrics, QueuePool, StaticPool } from "effect-db-pool"
 import { checkoutIn, queuePool, strategyPool } from "./helpers.ts"
 
 const tagOf = <A, E>(exit: Exit.Exit<A, E>): string =>
@@ -158,6 +158,24 @@ describe("suspend and resume", () => {
       assert.strictEqual((yield* Metric.value(suspended)).value, 0)
       assert.deepStrictEqual(yield* pool.status, { size: 2, checkedIn: 0, checkedOut: 0, overflow: -2, waiting: 0 })
     }))
+})
+
+describe("closing a suspended pool", () => {
+  for (const [name, make] of [["QueuePool (no timeout)", QueuePool.make], ["NullPool", NullPool.make]] as const) {
+    it.effect(`${name}: checkouts held at the gate fail with PoolClosedError, no connection opened`, () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const { mock, pool } = yield* Scope.provide(strategyPool(make as never, { timeout: "Infinity" }), scope)
+        yield* pool.suspend
+        const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout))))
+        yield* Effect.yieldNow
+        assert.strictEqual((yield* pool.status).waiting, 3)
+        yield* Scope.close(scope, Exit.void)
+        const exits = yield* Effect.forEach(fibers, Fiber.join)
+        assert.deepStrictEqual(exits.map(tagOf), ["PoolClosedError", "PoolClosedError", "PoolClosedError"])
+        assert.strictEqual(mock.connections.length, 0)
+      }))
+  }
 })
 
 describe("under load", () => {

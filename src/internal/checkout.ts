@@ -225,7 +225,7 @@ export class Pipeline<C> {
     const started = core.instruments === undefined ? -1 : core.now()
     return Effect.flatMap(
       this.strategy.take(restore, started) as Effect.Effect<ConnectionRecord<C>, CheckoutError>,
-      (record) => this.prepare(record, restore, started < 0 ? 0 : started)
+      (record) => this.prepare(record, restore, started)
     )
   }
 
@@ -360,16 +360,9 @@ export class Pipeline<C> {
     const usedUp = core.options.maxUses > 0 && record.uses >= core.options.maxUses
     // The hot path: nothing to reset, nobody to tell, and the strategy takes it back at once.
     if (work === undefined && !usedUp && !core.observed("checkin") && this.strategy.giveNow !== undefined) {
-      // The hand-off's deadline check and `lastUsed` reuse this clock reading.
-      core.clockHint = now
-      if (core.tracksIdle) record.lastUsed = core.now()
-      let given: boolean
-      try {
-        given = this.strategy.giveNow(record)
-      } finally {
-        core.clockHint = -1
-      }
-      if (given) return undefined
+      // `lastUsed` and the hand-off's deadline check reuse this clock reading (when one was taken).
+      if (core.tracksIdle) record.lastUsed = now >= 0 ? now : core.now()
+      if (this.strategy.giveNow(record, now)) return undefined
     }
     if (usedUp) {
       // Used up: reset as usual, then close instead of pooling it.
@@ -566,7 +559,10 @@ export const makeService = <C>(
       : Effect.void
     return Effect.as(
       Effect.andThen(
-        Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => unregister?.()), strategy.shutdown)),
+        // Shut the strategy down first: checkouts held at a suspended pool's gate then fail closed.
+        Effect.addFinalizer(() =>
+          Effect.andThen(Effect.sync(() => unregister?.()), Effect.andThen(strategy.shutdown, pipeline.gate.close))
+        ),
         housekeeping
       ),
       service

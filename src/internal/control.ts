@@ -41,6 +41,16 @@ export class Gate<C> {
     return Effect.andThen(latch.open, this.core.emitQuiet("resume", -1, undefined))
   })
 
+  /**
+   * The pool closed: let every checkout held here through, quietly (no `resume` event); the
+   * strategy, already shut down, fails each with `PoolClosedError`.
+   */
+  readonly close: Effect.Effect<void> = Effect.suspend(() => {
+    const latch = this.latch
+    this.latch = undefined
+    return latch === undefined ? Effect.void : latch.open
+  })
+
   /** Wait until the pool is resumed; past the pool's `timeout` fail as a checkout timeout would. */
   pass(restore: Restore): Effect.Effect<void, PoolTimeoutError> {
     return Effect.suspend(() => {
@@ -55,8 +65,8 @@ export class Gate<C> {
           duration: timeout,
           orElse: () => {
             this.core.instruments?.timedOut()
-            const sizes = this.strategy.sizes?.() ?? { poolSize: 0, maxOverflow: 0 }
-            return Effect.fail(new PoolTimeoutError({ strategy: this.core.strategy, ...sizes, timeout }))
+            // Only QueuePool has a `timeout`, and it has sizes.
+            return Effect.fail(new PoolTimeoutError({ strategy: this.core.strategy, ...this.strategy.sizes!(), timeout }))
           }
         })
       // Resumed and suspended again before this fiber ran: wait once more.
@@ -84,11 +94,11 @@ export const resize = <C>(
   change: SizeChange
 ): Effect.Effect<void, PoolConfigError> =>
   Effect.suspend(() => {
+    if (typeof change !== "object" || change === null) return invalid("size", change, "must be an object")
     const current = strategy.sizes?.()
     if (strategy.resize === undefined || current === undefined) {
       return invalid("poolSize", change.poolSize, `cannot be changed at run time: ${core.strategy} has no size`)
     }
-    if (typeof change !== "object" || change === null) return invalid("size", change, "must be an object")
     const poolSize = change.poolSize ?? current.poolSize
     const maxOverflow = change.maxOverflow ?? current.maxOverflow
     if (!Number.isSafeInteger(poolSize) || poolSize < 0) return invalid("poolSize", change.poolSize, "must be an integer >= 0")

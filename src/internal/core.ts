@@ -10,8 +10,8 @@ import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from 
 import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { Instruments } from "./instruments.ts"
 
-/** The hook of each event type. */
-const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
+/** The hook of each event type: the one list of hooks (option validation takes its names from here). */
+const hookName = {
   first_connect: "onFirstConnect",
   connect: "onConnect",
   checkout: "onCheckout",
@@ -25,7 +25,12 @@ const hookName: { readonly [K in PoolEventType]: keyof PoolHooks } = {
   suspend: "onSuspend",
   resume: "onResume",
   resize: "onResize"
-}
+} as const satisfies { readonly [K in PoolEventType]: keyof PoolHooks }
+
+/** Every hook name (a hook of `PoolHooks` with no event type above does not compile). @internal */
+export const hookNames: ReadonlyArray<keyof PoolHooks & string> = Object.values(hookName)
+const everyHookHasAnEvent: [Exclude<keyof PoolHooks, (typeof hookName)[PoolEventType]>] extends [never] ? true : never = true
+void everyHookHasAnEvent
 
 /** @internal */
 export class PoolCore<C> {
@@ -69,15 +74,8 @@ export class PoolCore<C> {
     if (this.options.metrics) this.instruments = new Instruments(this.options.name, context)
   }
 
-  /**
-   * A clock reading taken moments ago in the same synchronous call chain (a release whose
-   * hand-off checks the waiter's deadline), or -1. Time cannot move within one synchronous chain (not even a
-   * `TestClock`), so reusing it saves a clock read per hand-off.
-   */
-  clockHint = -1
-
   now(): number {
-    return this.clockHint >= 0 ? this.clockHint : this.clock.currentTimeMillisUnsafe()
+    return this.clock.currentTimeMillisUnsafe()
   }
 
   /** Annotate an effect's logs with the pool's name. */

@@ -19,6 +19,7 @@ import type * as FiberPool from "../strategy/FiberPool.ts"
 import type * as QueuePool from "../strategy/QueuePool.ts"
 import type { Decoded, Rule } from "./validate.ts"
 import * as V from "./validate.ts"
+import { hookNames } from "./core.ts"
 
 export { strategyNames } from "../PoolOptions.ts"
 export type { StrategyName } from "../PoolOptions.ts"
@@ -61,23 +62,6 @@ export interface ResolvedCommon<C = unknown> {
 }
 
 const pool = V.validator((invalid) => new PoolConfigError(invalid))
-
-/** Every hook name (a hook added to `PoolHooks` without a line here does not compile). */
-const hookNames = V.keysOf<PoolHooks<unknown>>()({
-  onFirstConnect: true,
-  onConnect: true,
-  onCheckout: true,
-  onCheckin: true,
-  onReset: true,
-  onInvalidate: true,
-  onSoftInvalidate: true,
-  onClose: true,
-  onDetach: true,
-  onCloseDetached: true,
-  onSuspend: true,
-  onResume: true,
-  onResize: true
-})
 
 /** The rules of `CommonOptions`. */
 const commonRules = V.rulesFor<CommonOptions<unknown>>()({

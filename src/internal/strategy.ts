@@ -53,10 +53,11 @@ export interface Strategy<C, E> {
   /**
    * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
    * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that
-   * needs no effect (else `false`, and `give` runs).
+   * needs no effect (else `false`, and `give` runs); `now` is a clock reading the caller just
+   * took (-1: none), for what the hand-off times.
    */
   readonly takeNow?: (() => ConnectionRecord<C> | undefined) | undefined
-  readonly giveNow?: ((record: ConnectionRecord<C>) => boolean) | undefined
+  readonly giveNow?: ((record: ConnectionRecord<C>, now: number) => boolean) | undefined
   /** The strategy reports checkout sites (AssertionPool): capture them even without leak detection. */
   readonly wantsSite?: boolean | undefined
   /**

@@ -7,7 +7,7 @@
  *   it (`failAll`). Only the wait itself is interruptible (`restore`). A waiter interrupted or
  *   timed out after a record was handed to it gives that record back (`giveBack`, the
  *   strategy's `give`): no record is ever lost between a hand-off and a wake-up.
- * - `handOff(record)` gives a returned record straight to the longest waiter (`false` when
+ * - `handOff(record, now)` gives a returned record straight to the longest waiter (`false` when
  *   nobody waits): it never goes through the idle list, so a newcomer cannot overtake a waiter.
  * - A hand-off is decided at once (the record is the waiter's from that moment: nobody overtakes
  *   it), but the waiter is resumed from the scheduler, in one batch with the other wake-ups of
@@ -137,11 +137,13 @@ export class WaiterQueue<C, E> {
   /**
    * Hand a record to the longest waiter; `false` when nobody waits. A waiter whose deadline has
    * passed (the sweeper runs late on a busy event loop) times out here instead of being served:
-   * no checkout ever succeeds after waiting longer than the timeout.
+   * no checkout ever succeeds after waiting longer than the timeout. `now`: a clock reading the
+   * caller just took (-1: read it here).
    */
-  handOff(record: ConnectionRecord<C>): boolean {
+  handOff(record: ConnectionRecord<C>, now = -1): boolean {
     if (this.live === 0) return false
-    const now = this.timeoutMs >= 0 ? this.core.now() : -Infinity
+    if (this.timeoutMs < 0) now = -Infinity
+    else if (now < 0) now = this.core.now()
     for (let waiter = this.first(); waiter !== undefined; waiter = this.first()) {
       if (waiter.deadline <= now) {
         this.core.instruments?.timedOut()

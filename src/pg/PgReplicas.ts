@@ -240,20 +240,24 @@ export const make = (
     const borrowOn = <A, E, R>(at: Target, f: (connection: Connection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
       Effect.suspend(() => {
         let entered = false
-        at.inFlight++
         at.routed++
-        const run = Effect.ensuring(
-          at.borrower((connection) => {
-            entered = true
-            return f(connection)
-          }),
-          Effect.sync(() => at.inFlight--)
-        )
+        // Counted and uncounted in one uninterruptible step: an interrupt cannot leave the count off.
+        const run = Effect.uninterruptibleMask((restore) => {
+          at.inFlight++
+          return Effect.ensuring(
+            restore(at.borrower((connection) => {
+              entered = true
+              return f(connection)
+            })),
+            Effect.sync(() => at.inFlight--)
+          )
+        })
         if (at === primary) return run
         return Effect.catchIf(
           run,
           (error): error is SqlError & E => !entered && isUnreachable(error),
-          (error) => Effect.andThen(markDown(at, error), borrowOn(pick(), f))
+          // The next pick runs after `at` is marked down (not when this effect is built).
+          (error) => Effect.andThen(markDown(at, error), Effect.suspend(() => borrowOn(pick(), f)))
         )
       })
 
@@ -263,12 +267,16 @@ export const make = (
         const acquire = transaction ? at.options.transactionAcquirer ?? at.options.acquirer : at.options.acquirer
         at.routed++
         const counted = Effect.tap(acquire, () =>
-          Effect.andThen(
+          Effect.uninterruptible(Effect.andThen(
             Effect.sync(() => at.inFlight++),
             Effect.addFinalizer(() => Effect.sync(() => at.inFlight--))
-          ))
+          )))
         if (at === primary) return counted
-        return Effect.catchIf(counted, isUnreachable, (error) => Effect.andThen(markDown(at, error), acquireOn(pick(), transaction)))
+        return Effect.catchIf(
+          counted,
+          isUnreachable,
+          (error) => Effect.andThen(markDown(at, error), Effect.suspend(() => acquireOn(pick(), transaction)))
+        )
       })
 
     const borrower: Borrower = (f) =>

@@ -144,7 +144,7 @@ const handleClosed = (operation: string) =>
  * Transaction cleanup statements: after the session died, there is nothing left to roll back or
  * release (the server rolls back the transaction of a session that ended).
  */
-const rollbackStatement = /^\s*(?:rollback(?:\s+to\s+savepoint\s+\w+)?|release\s+savepoint\s+\w+)\s*;?\s*$/i
+const rollbackStatement = /^\s*(?:(?:rollback|abort)(?:\s+to\s+savepoint\s+\w+)?|release\s+savepoint\s+\w+)\s*;?\s*$/i
 /** Transaction-control statements: bounded by `transactionControlTimeout`. */
 const transactionControl = /^\s*(?:begin|start\s+transaction|commit|end|rollback|abort|savepoint|release)\b/i
 /** Statements that commit (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`). */
@@ -260,6 +260,9 @@ export const isSelfDeadlock = (error: unknown): boolean =>
 
 // ---------------------------------------------------------------------------- connection
 
+/** What a `ROLLBACK` on a dead session returns (nothing to roll back): one shared empty result. */
+const noRows: ReadonlyArray<never> = []
+
 /** `SqlConnection` over one checkout; disconnects invalidate the checkout and the pool. */
 class PooledSql implements SqlConnection {
   /** Streams of this connection being read (a transaction's or `reserve`'s: nothing else may use it meanwhile). */
@@ -294,7 +297,8 @@ class PooledSql implements SqlConnection {
       return Effect.uninterruptibleMask((restore) =>
         Effect.andThen(
           session.enter(fiber, restore, "execute"),
-          Effect.ensuring(restore(this.exec(sql, run, onDeadRollback)), Effect.sync(() => session.leave()))
+          // `exec` reads the connection's state after the wait (the owner may have ended it meanwhile).
+          Effect.ensuring(restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))), Effect.sync(() => session.leave()))
         )
       )
     })
@@ -316,7 +320,8 @@ class PooledSql implements SqlConnection {
     const millis = this.controlMillis
     const control = millis !== Infinity && transactionControl.test(sql)
     // A COMMIT sent on a live session whose answer never comes: the outcome is unknown.
-    const committing = control && commitStatement.test(sql) && !connection.isDead
+    // (Decided whether or not COMMIT is bounded: an unbounded COMMIT whose socket dies is as unknown.)
+    const committing = (control || millis === Infinity) && commitStatement.test(sql) && !connection.isDead
     const statement = control
       ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
       : run(connection)
@@ -354,7 +359,7 @@ class PooledSql implements SqlConnection {
   ) {
     return this.guard(sql, (c) =>
       Effect.map(c.query(sql, params), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), [] as ReadonlyArray<any>)
+        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
   }
   executeUnprepared(
     sql: string,
@@ -363,16 +368,16 @@ class PooledSql implements SqlConnection {
   ) {
     return this.guard(sql, (c) =>
       Effect.map(c.query(sql, params, false), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), [] as ReadonlyArray<any>)
+        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
   }
   executeRaw(sql: string, params: ReadonlyArray<unknown>) {
     return this.guard(sql, (c) => c.query(sql, params) as Effect.Effect<unknown, SqlError>, undefined as unknown)
   }
   executeValues(sql: string, params: ReadonlyArray<unknown>) {
-    return this.guard(sql, (c) => c.queryValues(sql, params), [] as ReadonlyArray<ReadonlyArray<unknown>>)
+    return this.guard(sql, (c) => c.queryValues(sql, params), noRows)
   }
   executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
-    return this.guard(sql, (c) => c.queryValues(sql, params, false), [] as ReadonlyArray<ReadonlyArray<unknown>>)
+    return this.guard(sql, (c) => c.queryValues(sql, params, false), noRows)
   }
   executeStream(
     sql: string,

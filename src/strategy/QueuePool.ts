@@ -87,9 +87,9 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
    * idle list. `false` when it must be given up instead (pool closed, idle list full, or a slot
    * that never connected): then `give` lowers overflow and closes what it holds.
    */
-  const giveNow = (record: ConnectionRecord<C>): boolean => {
+  const giveNow = (record: ConnectionRecord<C>, now = -1): boolean => {
     if (closed || overCapacity()) return false
-    if (waiters.handOff(record)) return true
+    if (waiters.handOff(record, now)) return true
     if (record.generation === 0 && record.connection === undefined) return false
     if (poolSize > 0 && idle.length >= poolSize) return false
     idle.push(record)
@@ -117,7 +117,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
   const serveWaiters = () => {
     while (!closed && waiters.size > 0 && (unlimited() || overflow < maxOverflow)) {
       overflow++
-      waiters.handOff(new ConnectionRecord<C>(core.newSlotId()))
+      // Every waiter left was past its deadline (timed out instead): the slot was not taken.
+      if (!waiters.handOff(new ConnectionRecord<C>(core.newSlotId()))) overflow--
     }
   }
 
@@ -157,8 +158,10 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
           overflow++
           return new ConnectionRecord<C>(core.newSlotId())
         },
+        // A fill that could not connect gives its slot up: a checkout queued meanwhile gets it.
         drop: () => {
           overflow--
+          serveWaiters()
         },
         give
       }

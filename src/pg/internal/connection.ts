@@ -152,9 +152,11 @@ export class Connection {
       // The statement being drained: the socket is closed only if it is still the one on the wire.
       const draining = base.consumer
       if (draining !== undefined) {
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           if (base.consumer === draining) this.kill(unconfirmedCancel(graceMs))
         }, Math.max(0, graceMs - driverCancelGraceMillis))
+        // Not what keeps a process alive: the interrupted statement's socket does.
+        if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
       }
       return Effect.asVoid(Effect.forkDetach(original, { startImmediately: true }))
     })
@@ -342,12 +344,24 @@ export class Connection {
     return dropsStatements.test(sql)
   }
 
-  private track<A, E, R>(sql: string, run: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+  /**
+   * A statement of the user's (`native`: the driver call, made only if it runs), with the
+   * bookkeeping of {@link Connection.see}. Bounded on interrupt ({@link CancelConfig.cancelTimeout});
+   * on a session this driver closed, it fails at once (the closed statement's cancel request may
+   * still hold the native session for a few seconds: nothing may queue behind it).
+   */
+  private statement<A>(sql: string, native: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
     return Effect.suspend(() => {
+      const dropsCache = this.see(sql)
+      const run = this.killedWith !== undefined
+        ? Effect.fail(this.killedWith)
+        : this.cancelBounded
+        ? native()
+        : this.interruptibly(native(), this.cancelMillis)
       // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
       // hook): the server no longer has the driver's statements, so neither may the cache.
-      if (this.see(sql)) {
-        return Effect.tap(run(), () =>
+      if (dropsCache) {
+        return Effect.tap(run, () =>
           Effect.sync(() => {
             const statements = preparedStatements(this.native)
             // Not found: the reset will close the session rather than hand out a stale cache.
@@ -357,27 +371,18 @@ export class Connection {
             if (discardsAll.test(sql)) this.dirty = false
           }))
       }
-      if (!endsTransaction.test(sql)) return run()
-      return Effect.tap(run(), () =>
+      // Still known idle after `see`: an autocommit-safe statement, it cannot end a transaction.
+      if (this.idle || !endsTransaction.test(sql)) return run
+      return Effect.tap(run, () =>
         Effect.sync(() => {
           this.idle = true
         }))
     })
   }
 
-  /**
-   * A statement of the user's: bounded on interrupt ({@link CancelConfig.cancelTimeout}); on a
-   * session this driver closed, it fails at once (the closed statement's cancel request may still
-   * hold the native session for a few seconds: nothing may queue behind it).
-   */
-  private statement<A>(run: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
-    if (this.killedWith !== undefined) return Effect.fail(this.killedWith)
-    return this.cancelBounded ? run() : this.interruptibly(run(), this.cancelMillis)
-  }
-
   /** Run a statement (rows keyed by column), tracking the transaction state. */
   query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
-    return this.track(sql, () => this.statement(() => this.native.query(sql, params, prepare)))
+    return this.statement(sql, () => this.native.query(sql, params, prepare))
   }
 
   /** Run a statement (positional rows), tracking the transaction state. */
@@ -386,7 +391,7 @@ export class Connection {
     params: ReadonlyArray<unknown> = [],
     prepare = true
   ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
-    return this.track(sql, () => this.statement(() => this.native.queryValues(sql, params, prepare)))
+    return this.statement(sql, () => this.native.queryValues(sql, params, prepare))
   }
 
   /** Stream rows, tracking the transaction state. */
