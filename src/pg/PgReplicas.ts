@@ -127,7 +127,7 @@ interface Target {
   readonly name: string
   /** -1: the primary. */
   readonly index: number
-  readonly client: PgClient.PgClient
+  readonly client: PgClient.PgClient & SqlClient.SqlClient
   readonly options: SqlClient.SqlClient.MakeOptions
   readonly borrower: Borrower
   healthy: boolean
@@ -167,7 +167,7 @@ export const make = (
   },
   options: Options = {}
 ): Effect.Effect<
-  { readonly client: PgClient.PgClient; readonly service: PgReplicas["Service"] },
+  { readonly client: PgClient.PgClient & SqlClient.SqlClient; readonly service: PgReplicas["Service"] },
   PgDriver.PgConfigError,
   Scope.Scope | Reactivity.Reactivity
 > =>
@@ -183,7 +183,7 @@ export const make = (
         Effect.provideContext(context),
         Effect.provideService(Routing.SharedTransactionService, transactionService)
       )
-    const target = (name: string, index: number, client: PgClient.PgClient): Target => {
+    const target = (name: string, index: number, client: PgClient.PgClient & SqlClient.SqlClient): Target => {
       const makeOptions = makeOptionsOf(client)
       return {
         name,
@@ -346,9 +346,10 @@ export const make = (
       [PgClient.TypeId]: PgClient.TypeId,
       config: primaryClient.config,
       json: primaryClient.json,
+      poolStats: primaryClient.poolStats,
       listen: primaryClient.listen,
       notify: primaryClient.notify
-    }) as PgClient.PgClient
+    }) as PgClient.PgClient & SqlClient.SqlClient
     return { client, service }
   })
 
