@@ -209,7 +209,7 @@ export type Pooler = PoolerInternal.Pooler
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
  * // PgBouncer (pool_mode = transaction) on 6432; LISTEN straight to the server on 5432.
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provideMerge(QueuePool.layer({ poolSize: 10 })),
  *   Layer.provideMerge(PgDriver.layer({
  *     url: Redacted.make("postgres://app@pgbouncer:6432/app"),
@@ -363,7 +363,7 @@ export const make = (config: Config): DriverShape<Connection> => {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )

@@ -464,7 +464,7 @@ const optionKeys = V.keysOfRules(optionRules)
 const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
-    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layerWith"))
+    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layer"))
     yield* sql.decode(optionRules, options)
     return options
   })
@@ -636,7 +636,10 @@ export interface PoolStats {
 }
 
 /**
- * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context.
+ * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context. The
+ * options (name transforms, span attributes, `transactionControlTimeout`: {@link Options}) are
+ * validated when the layer builds: a bad one fails it with `PgConfigError`. Each call makes a
+ * fresh layer (one client per build).
  *
  * @example
  * ```ts
@@ -645,7 +648,7 @@ export interface PoolStats {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )
@@ -658,20 +661,22 @@ export interface PoolStats {
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, never, ConnectionPool | PgDriver.PgDriver> = PgClient
-  .layerFrom(Effect.orDie(make()))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
+  PgClient.layerFrom(make(options))
 
 /**
- * As {@link layer}, with name transforms and span attributes. Options are validated when the
- * layer builds.
+ * As {@link layer}.
  *
+ * @deprecated Use {@link layer}, which takes the same options.
  * @category layers
  * @since 0.1.0
  */
 export const layerWith = (
   options: Options
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
-  PgClient.layerFrom(make(options))
+  layer(options)
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its
