@@ -9,6 +9,8 @@ import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 
 /**
+ * The database to use: its URL, and the embedded server when one was started for it.
+ *
  * @category models
  * @since 0.1.0
  */

@@ -162,6 +162,7 @@ export class CommitOutcomeUnknownError extends Data.TaggedError("CommitOutcomeUn
   /** Why the answer never came (the expired bound, the lost connection). */
   readonly cause: unknown
 }> {
+  /** "COMMIT was sent but never answered: ...". */
   override get message(): string {
     return "COMMIT was sent but never answered: the transaction may or may not have committed"
   }
@@ -230,10 +231,12 @@ const controlExpired = (sql: string, millis: number): SqlError =>
  * @since 0.1.0
  */
 export class SelfDeadlockError extends Data.TaggedError("SelfDeadlockError")<{
+  /** `"stream"`: an open stream holds the session; `"owned"`: this fiber's own transaction / `reserve` does. */
   readonly kind: "stream" | "owned"
   /** What was refused: `"execute"`, `"stream"`, `"transaction"` (or `reserve`). */
   readonly operation: string
 }> {
+  /** Says what would have waited for what, and how to avoid it. */
   override get message(): string {
     return this.kind === "stream"
       ? `PgSql: ${this.operation} issued while a stream on the same session is being read: it would wait for ` +
@@ -628,10 +631,15 @@ export const poolStats = (pool: PoolService): Effect.Effect<PoolStats> =>
  * @since 0.2.0
  */
 export interface PoolStats {
+  /** Idle connections (the status's `checkedIn`). */
   readonly idle: number
+  /** Connections checked out (the status's `checkedOut`). */
   readonly used: number
+  /** Checkouts waiting (the status's `waiting`). */
   readonly pending: number
+  /** Always 0: no strategy keeps a floor of open connections (QueuePool's `minIdle` is a background target). */
   readonly min: number
+  /** Most connections the pool opens: QueuePool `poolSize + maxOverflow`, StaticPool / AssertionPool 1, otherwise `Infinity`. */
   readonly max: number
 }
 
