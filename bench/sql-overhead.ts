@@ -13,7 +13,7 @@
  * `PgClient.layer`: effect/Pool, a connection object per borrow), `qp` / `qpbare` (our QueuePool
  * under the same plain connection wrapper as `effpool`, no PgSql / PgDriver; `qpbare` without
  * metrics), `floor` (SqlClient over ten in-memory connections, no pool). Every subject carries
- * PgClient.layer's span attributes. The README's "What changed" figures come from here.
+ * PgClient.layer's span attributes. bench/README.md's round-2 "What changed" figures come from here.
  */
 import { Effect, Layer, ManagedRuntime, Pool, Redacted, Scope } from "effect"
 import * as SqlClient from "effect/sql/SqlClient"

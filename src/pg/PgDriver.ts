@@ -77,8 +77,8 @@ export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
 } & CancelConfig & PoolerConfig & HostsConfig
 
 /**
- * Several hosts and which server to accept, as libpq (README: "Multi-host, failover and read
- * replicas").
+ * Several hosts and which server to accept, as libpq (docs/postgres.md: "Several hosts and
+ * failover").
  *
  * - Several hosts: `host: "a,b"` with `port: 5432` (one for all) or `port: "5432,5433"` (one per
  *   host), or a URL with several hosts, `postgres://u@a:5432,b:5433/db` (or `?host=a,b&port=1,2`).

@@ -27,8 +27,8 @@
  *   fibers' statements, streams and transactions wait until it ends.
  * - What would wait for itself fails at once with a {@link SelfDeadlockError} cause: a statement
  *   from the fiber reading a stream on the same session (or from the stream's transaction), or
- *   the owner of a shared session asking the pool for it again. README: "Shared sessions and
- *   streams".
+ *   the owner of a shared session asking the pool for it again. docs/postgres.md: "Shared
+ *   sessions and streams".
  *
  * @since 0.1.0
  */
