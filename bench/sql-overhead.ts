@@ -13,7 +13,7 @@
  * `PgClient.layer`: effect/Pool, a connection object per borrow), `qp` / `qpbare` (our QueuePool
  * under the same plain connection wrapper as `effpool`, no PgSql / PgDriver; `qpbare` without
  * metrics), `floor` (SqlClient over ten in-memory connections, no pool). Every subject carries
- * PgClient.layer's span attributes. The README's "What changed" figures come from here.
+ * PgClient.layer's span attributes. bench/README.md's round-2 "What changed" figures come from here.
  */
 import { Effect, Layer, ManagedRuntime, Pool, Redacted, Scope } from "effect"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -52,7 +52,7 @@ const fakeDriverLayer = (cfg: PgDriver.Config) => {
 
 const ours = (name: string, cfg: Partial<PgDriver.Config> = {}, pool: any = {}, sqlOpts: any = undefined) => ({
   name,
-  layer: (sqlOpts ? PgSql.layerWith(sqlOpts) : PgSql.layer).pipe(Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, ...pool })), Layer.provide(fakeDriverLayer({ url: Redacted.make("postgres://x@h/db"), ...cfg } as any)))
+  layer: PgSql.layer(sqlOpts ?? {}).pipe(Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, ...pool })), Layer.provide(fakeDriverLayer({ url: Redacted.make("postgres://x@h/db"), ...cfg } as any)))
 })
 
 /** A connection over a fake native session: the statement's rows, nothing else. */

@@ -1,6 +1,6 @@
 /**
- * The README's quick start, runnable: `npm run example`.
- * A QueuePool over the in-memory MockDriver (swap in PgDriver for a real database).
+ * A quick start with no database: `npm run example`. A QueuePool over the in-memory
+ * MockDriver (swap in PgDriver for a real database: the README's quick start).
  */
 import { Effect, Layer, Schedule } from "effect"
 import { PoolError, QueuePool } from "effect-db-pool"

@@ -53,7 +53,9 @@ export interface PoolStatus {
  * @since 0.1.0
  */
 export interface PoolSettings {
+  /** The `name` option (default: the strategy's name). */
   readonly name: string
+  /** The strategy: `"QueuePool"`, `"NullPool"`, ... */
   readonly strategy: StrategyName
   /** QueuePool: connections kept; FiberPool: idle per-fiber connections kept. */
   readonly poolSize: number | undefined
@@ -63,14 +65,23 @@ export interface PoolSettings {
   readonly timeout: Duration.Duration | undefined
   /** QueuePool: most recently returned first. */
   readonly lifo: boolean | undefined
+  /** Max connection age, checked at checkout (default `Duration.infinity`: never). */
   readonly recycle: Duration.Duration
+  /** Whether a reused connection is pinged before it is handed out (default false). */
   readonly prePing: boolean
+  /** What a return does first: `"rollback"` (default), `"commit"` or `"none"`. */
   readonly resetOnReturn: ResetOnReturn
+  /** Bound on a release's reset and close (default 10 s); past it the connection is invalidated. */
   readonly resetTimeout: Duration.Duration
+  /** Bound on opening one connection (default 30 s); also bounds a pre-ping. */
   readonly connectTimeout: Duration.Duration
+  /** Whether nested checkouts of one fiber share a connection (default false; FiberPool: true). */
   readonly reentrant: boolean
+  /** A checkout held longer logs one warning (default `Duration.infinity`: off). */
   readonly leakDetectionThreshold: Duration.Duration
+  /** Checkouts after which a connection is replaced (default 0: unlimited). */
   readonly maxUses: number
+  /** Max connection lifetime, minus a random jitter (default `Duration.infinity`: never). */
   readonly maxLifetime: Duration.Duration
 }
 
@@ -89,6 +100,7 @@ export interface PooledConnection<C = unknown> {
   readonly raw: Effect.Effect<C, ConnectionInvalidatedError>
   /** False after a hard invalidation or the return. */
   readonly isValid: boolean
+  /** True once {@link PooledConnection.detach | detach} has taken the connection out of the pool. */
   readonly isDetached: boolean
   /**
    * Per-connection user data: survives checkin, cleared on reconnect. On detach the handle
@@ -129,6 +141,7 @@ export interface Service<C = unknown> {
   readonly use: <A, E, R>(
     f: (connection: PooledConnection<C>) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | CheckoutError, R>
+  /** The pool's occupancy now: size, checked in, checked out, overflow, waiting ({@link PoolStatus}). */
   readonly status: Effect.Effect<PoolStatus>
   /** Close idle connections. Checked-out ones are untouched and are pooled again on return. */
   readonly dispose: Effect.Effect<void>

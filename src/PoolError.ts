@@ -23,11 +23,16 @@ const causeMessage = (cause: unknown): string =>
  * @since 0.1.0
  */
 export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
+  /** The strategy whose checkout timed out (`"QueuePool"`). */
   readonly strategy: string
+  /** The pool's `poolSize` when it timed out. */
   readonly poolSize: number
+  /** The pool's `maxOverflow` when it timed out (-1 = unlimited). */
   readonly maxOverflow: number
+  /** The `timeout` the checkout waited. */
   readonly timeout: Duration.Duration
 }> {
+  /** Names the limits and the timeout, as SQLAlchemy's message. */
   override get message(): string {
     return `${this.strategy} limit of size ${this.poolSize} overflow ${this.maxOverflow} reached, ` +
       `connection timed out, timeout ${formatSeconds(this.timeout)}`
@@ -42,8 +47,10 @@ export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
  * @since 0.1.0
  */
 export class ConnectError extends Data.TaggedError("ConnectError")<{
+  /** The driver's own error (or the `onConnect` hook's failure). */
   readonly cause: unknown
 }> {
+  /** "Could not connect: " and the cause's message. */
   override get message(): string {
     return `Could not connect: ${causeMessage(this.cause)}`
   }
@@ -58,8 +65,10 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
  * @since 0.1.0
  */
 export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
+  /** The `connectTimeout` that passed. */
   readonly timeout: Duration.Duration
 }> {
+  /** Names the bound that passed. */
   override get message(): string {
     return `Connecting timed out after ${formatSeconds(this.timeout)} s (connectTimeout)`
   }
@@ -74,9 +83,12 @@ export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")
  * @since 0.1.0
  */
 export class DisconnectionError extends Data.TaggedError("DisconnectionError")<{
+  /** What showed the connection dead (a ping's error, ...), when known. */
   readonly cause?: unknown
+  /** Also recycle every connection made before now (pool-wide invalidation). Default false. */
   readonly invalidatePool?: boolean
 }> {
+  /** "Disconnected: " and the cause's message. */
   override get message(): string {
     return this.cause === undefined ? "Connection was disconnected" : `Disconnected: ${causeMessage(this.cause)}`
   }
@@ -90,8 +102,10 @@ export class DisconnectionError extends Data.TaggedError("DisconnectionError")<{
  * @since 0.1.0
  */
 export class ConnectionInvalidatedError extends Data.TaggedError("ConnectionInvalidatedError")<{
+  /** Why the handle was invalidated, when known. */
   readonly cause?: unknown
 }> {
+  /** "This connection is closed". */
   override get message(): string {
     return "This connection is closed"
   }
@@ -105,9 +119,12 @@ export class ConnectionInvalidatedError extends Data.TaggedError("ConnectionInva
  * @since 0.1.0
  */
 export class DriverError extends Data.TaggedError("DriverError")<{
+  /** The driver operation that failed. */
   readonly operation: "ping" | "rollback" | "commit" | "close"
+  /** The driver's own error. */
   readonly cause: unknown
 }> {
+  /** Names the operation and the cause's message. */
   override get message(): string {
     return `Driver ${this.operation} failed: ${causeMessage(this.cause)}`
   }
@@ -120,8 +137,10 @@ export class DriverError extends Data.TaggedError("DriverError")<{
  * @since 0.1.0
  */
 export class PoolClosedError extends Data.TaggedError("PoolClosedError")<{
+  /** The strategy of the closed pool. */
   readonly strategy: string
 }> {
+  /** "<strategy> is closed". */
   override get message(): string {
     return `${this.strategy} is closed`
   }
@@ -136,10 +155,12 @@ export class PoolClosedError extends Data.TaggedError("PoolClosedError")<{
  * @since 0.1.0
  */
 export class AssertionPoolError extends Data.TaggedError("AssertionPoolError")<{
+  /** The pool's `name`. */
   readonly pool: string
   /** Where the connection now out was checked out: fiber id, `Effect.fn` / span names, source line. */
   readonly checkedOutAt: string
 }> {
+  /** Names the pool and where the first checkout was made. */
   override get message(): string {
     return `${this.pool}: connection is already checked out at:\n${this.checkedOutAt}`
   }
@@ -152,10 +173,14 @@ export class AssertionPoolError extends Data.TaggedError("AssertionPoolError")<{
  * @since 0.1.0
  */
 export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
+  /** The option's name, as given (a misspelled name too). */
   readonly field: string
+  /** The value given. */
   readonly value: unknown
+  /** What is wrong with it ("must be an integer >= 0", "did you mean ...?"). */
   readonly reason: string
 }> {
+  /** Names the field, its value and the reason. */
   override get message(): string {
     return `Invalid pool option "${this.field}" = ${showValue(this.value)}: ${this.reason}`
   }

@@ -14,6 +14,9 @@ import type { Effect } from "effect"
 import type { DisconnectionError } from "./PoolError.ts"
 
 /**
+ * What happened: one name per event (SQLAlchemy's event names); each has a hook in
+ * {@link PoolHooks} (`connect` → `onConnect`, `close_detached` → `onCloseDetached`, ...).
+ *
  * @category models
  * @since 0.1.0
  */
@@ -58,11 +61,13 @@ export interface ConnectionEntry<C = unknown> {
  * @since 0.1.0
  */
 export interface PoolEvent<C = unknown> {
+  /** What happened. */
   readonly type: PoolEventType
   /** The pool's name (`name` option). */
   readonly pool: string
   /** Id of the connection record (slot). */
   readonly slot: number
+  /** The raw driver connection the event is about; `undefined` for pool-wide events (suspend, resize, ...). */
   readonly connection: C | undefined
   /**
    * The connection record (SQLAlchemy's `connection_record`): hooks stamp its `info` /
@@ -83,6 +88,7 @@ export interface PoolEvent<C = unknown> {
  * @since 0.1.0
  */
 export interface ObservedEvent {
+  /** What happened. */
   readonly type: PoolEventType
   /** The pool's name (`name` option). */
   readonly pool: string
@@ -118,10 +124,15 @@ export interface PoolHooks<C = unknown> {
   readonly onCheckin?: Hook<C, unknown> | undefined
   /** Before the rollback/commit of a return (also with `resetOnReturn: "none"`). A failure invalidates the slot. */
   readonly onReset?: Hook<C, unknown> | undefined
+  /** A connection was hard-invalidated (user, disconnect, failed reset, ...), before it is closed; `cause` says why. */
   readonly onInvalidate?: Hook<C, unknown> | undefined
+  /** A connection was soft-invalidated: still usable by its holder, recycled at its next checkout. */
   readonly onSoftInvalidate?: Hook<C, unknown> | undefined
+  /** A pooled connection is about to be closed (invalidation, recycle, dispose, pool close). */
   readonly onClose?: Hook<C, unknown> | undefined
+  /** A checked-out connection was detached from its slot (`detach`): the pool no longer counts it. */
   readonly onDetach?: Hook<C, unknown> | undefined
+  /** A detached connection was returned and is about to be closed (slot -1, no record). */
   readonly onCloseDetached?: Hook<C, unknown> | undefined
   /** The pool was suspended (`suspend`): new checkouts wait. Slot -1. */
   readonly onSuspend?: Hook<C, unknown> | undefined

@@ -42,20 +42,35 @@ export const timeBoundaries: ReadonlyArray<number> = [0.1, 0.5, 1, 2, 5, 10, 25,
  * @since 0.1.0
  */
 export const names = {
+  /** Gauge: connections by `state` (`idle` / `used`). */
   count: "db.client.connection.count",
+  /** Gauge: the configured size (QueuePool: `poolSize + maxOverflow`). */
   max: "db.client.connection.max",
+  /** Gauge: slots beyond the pool size. */
   overflow: "db.client.connection.overflow",
+  /** Gauge: fibers waiting for a connection. */
   pending: "db.client.connection.pending_requests",
+  /** Gauge: 1 while the pool is suspended, else 0. */
   suspended: "db.client.connection.pool.suspended",
+  /** Counter: connections opened. */
   connects: "db.client.connection.connects",
+  /** Counter: connects that failed (connect timeouts included). */
   connectFailures: "db.client.connection.connect_failures",
+  /** Counter: successful checkouts. */
   checkouts: "db.client.connection.checkouts",
+  /** Counter: checkouts that timed out waiting for a slot. */
   timeouts: "db.client.connection.timeouts",
+  /** Counter, attribute `reason` ({@link InvalidationReason}): connections invalidated. */
   invalidations: "db.client.connection.invalidations",
+  /** Counter: connections replaced for age, lifetime, pool-wide invalidation or `maxUses`. */
   recycles: "db.client.connection.recycles",
+  /** Counter: checkouts held past `leakDetectionThreshold`. */
   leaks: "db.client.connection.leaks",
+  /** Histogram (ms): time to obtain a connection. */
   waitTime: "db.client.connection.wait_time",
+  /** Histogram (ms): time to open a connection. */
   createTime: "db.client.connection.create_time",
+  /** Histogram (ms): time between checkout and return. */
   useTime: "db.client.connection.use_time"
 } as const
 
@@ -89,23 +104,37 @@ export type InvalidationReason = typeof invalidationReasons[number]
  * @since 0.1.0
  */
 export interface Metrics {
+  /** Idle connections (`db.client.connection.count`, `state` = `idle`). */
   readonly idle: Metric.Gauge<number>
+  /** Checked-out connections (`db.client.connection.count`, `state` = `used`). */
   readonly used: Metric.Gauge<number>
+  /** Configured size (`db.client.connection.max`). */
   readonly max: Metric.Gauge<number>
+  /** Slots beyond the pool size (`db.client.connection.overflow`). */
   readonly overflow: Metric.Gauge<number>
+  /** Fibers waiting for a connection (`db.client.connection.pending_requests`). */
   readonly pending: Metric.Gauge<number>
   /** 1 while the pool is suspended, else 0. */
   readonly suspended: Metric.Gauge<number>
+  /** Connections opened (`db.client.connection.connects`). */
   readonly connects: Metric.Counter<number>
+  /** Failed connects, timeouts included (`db.client.connection.connect_failures`). */
   readonly connectFailures: Metric.Counter<number>
+  /** Successful checkouts (`db.client.connection.checkouts`). */
   readonly checkouts: Metric.Counter<number>
+  /** Checkouts that timed out waiting for a slot (`db.client.connection.timeouts`). */
   readonly timeouts: Metric.Counter<number>
   /** The invalidation counter of one reason (`"disconnect"`, `"statement"`, ...). */
   readonly invalidations: (reason: InvalidationReason) => Metric.Counter<number>
+  /** Connections replaced for age, lifetime, pool invalidation or uses (`db.client.connection.recycles`). */
   readonly recycles: Metric.Counter<number>
+  /** Checkouts held past `leakDetectionThreshold` (`db.client.connection.leaks`). */
   readonly leaks: Metric.Counter<number>
+  /** Time to obtain a connection, ms (`db.client.connection.wait_time`). */
   readonly waitTime: Metric.Histogram<number>
+  /** Time to open a connection, ms (`db.client.connection.create_time`). */
   readonly createTime: Metric.Histogram<number>
+  /** Time between checkout and return, ms (`db.client.connection.use_time`). */
   readonly useTime: Metric.Histogram<number>
 }
 

@@ -101,7 +101,7 @@ describe("Postgres option names and values (one validator with the pool's)", () 
     Effect.flip(Effect.scoped(Layer.build(PgDriver.layer(config as PgDriver.Config))))
   const sqlError = (options: Record<string, unknown>) =>
     Effect.flip(Effect.scoped(Layer.build(
-      PgSql.layerWith(options as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
+      PgSql.layer(options as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
     )))
 
   it.effect("a misspelled PgDriver option is a PgConfigError with a suggestion, its value never shown", () =>
@@ -116,7 +116,7 @@ describe("Postgres option names and values (one validator with the pool's)", () 
       }
     }))
 
-  it.effect("a misspelled PgSql.layerWith option is a PgConfigError with a suggestion", () =>
+  it.effect("a misspelled PgSql.layer option is a PgConfigError with a suggestion", () =>
     Effect.gen(function*() {
       const error = yield* sqlError({ transformResultName: (s: string) => s })
       assert.strictEqual(error._tag, "PgConfigError")

@@ -27,17 +27,24 @@ import * as path from "node:path"
  * @since 0.1.0
  */
 export class EmbeddedPostgresError extends Data.TaggedError("EmbeddedPostgresError")<{
+  /** What failed: the temp directory and binaries, `initdb`, the start, or the stop. */
   readonly operation: "setup" | "initialise" | "start" | "stop"
+  /** Why, in the server's own words when it said anything. */
   readonly reason: string
+  /** The tail of the server's log. */
   readonly logs: string
+  /** The underlying error, when there is one. */
   readonly cause?: unknown
 }> {
+  /** "Embedded PostgreSQL <operation> failed: <reason>". */
   override get message(): string {
     return `Embedded PostgreSQL ${this.operation} failed: ${this.reason}`
   }
 }
 
 /**
+ * Options of {@link layer}.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -61,10 +68,15 @@ export interface Options {
 export interface Service {
   /** `postgres://user:password@127.0.0.1:port/postgres`. */
   readonly url: Redacted.Redacted<string>
+  /** `"127.0.0.1"` (loopback only). */
   readonly host: string
+  /** A free TCP port chosen at start. */
   readonly port: number
+  /** The superuser (`user` option, default `"postgres"`). */
   readonly user: string
+  /** A random password made for this server. */
   readonly password: Redacted.Redacted<string>
+  /** `"postgres"`. */
   readonly database: string
   /** The data directory (inside the temporary directory removed at scope close). */
   readonly dataDir: string
@@ -72,6 +84,7 @@ export interface Service {
   readonly stop: Effect.Effect<void, EmbeddedPostgresError>
   /** Start the server again on the same port and data. Idempotent. */
   readonly start: Effect.Effect<void, EmbeddedPostgresError>
+  /** Whether the server is running now (false after {@link Service.stop}). */
   readonly isRunning: Effect.Effect<boolean>
   /** The tail of the server's log. */
   readonly logs: Effect.Effect<string>

@@ -9,6 +9,8 @@ import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import * as EmbeddedPostgres from "./EmbeddedPostgres.ts"
 
 /**
+ * The database to use: its URL, and the embedded server when one was started for it.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -38,7 +40,7 @@ export class PgDatabase extends Context.Service<PgDatabase, Service>()("effect-d
  * import { PgDatabase } from "effect-db-pool/pg/embedded"
  *
  * const Driver = Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url })))
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer()),
  *   Layer.provideMerge(Driver),
  *   Layer.provide(PgDatabase.layer())

@@ -22,11 +22,17 @@ import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
+import type { LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
+import type { Pooler } from "./internal/pooler.ts"
 
 export { PgConfigError } from "./internal/config.ts"
 export { Connection } from "./internal/connection.ts"
 export { disconnected, isDisconnect } from "./internal/errors.ts"
 export { touchesSessionState } from "./internal/session.ts"
+export { HostsError, TargetSessionAttrsError } from "./internal/hosts.ts"
+export type { Host, HostAttempt, LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
+export { TransactionPoolerError } from "./internal/pooler.ts"
+export type { Pooler } from "./internal/pooler.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -64,13 +70,15 @@ export type SessionReset = "none" | "auto" | "always"
  * @since 0.1.0
  */
 export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
+  /** Send the reset `ROLLBACK` on every return, even when the session is known idle. Default false. */
   readonly alwaysReset?: boolean | undefined
+  /** What a return clears of the session's state (`DISCARD ALL`): {@link SessionReset}. Default `"auto"`. */
   readonly sessionReset?: SessionReset | undefined
 } & CancelConfig & PoolerConfig & HostsConfig
 
 /**
- * Several hosts and which server to accept, as libpq (README: "Multi-host, failover and read
- * replicas").
+ * Several hosts and which server to accept, as libpq (docs/postgres.md: "Several hosts and
+ * failover").
  *
  * - Several hosts: `host: "a,b"` with `port: 5432` (one for all) or `port: "5432,5433"` (one per
  *   host), or a URL with several hosts, `postgres://u@a:5432,b:5433/db` (or `?host=a,b&port=1,2`).
@@ -93,63 +101,11 @@ export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
 export interface HostsConfig {
   /** The port, or one port per host: `"5432,5433"` (an empty entry means 5432). */
   readonly port?: number | string | undefined
+  /** Which server to accept ({@link TargetSessionAttrs}). Default `"any"`. */
   readonly targetSessionAttrs?: TargetSessionAttrs | undefined
+  /** `"disable"` (default): hosts in order; `"random"`: a fresh random order for every connect. */
   readonly loadBalanceHosts?: LoadBalanceHosts | undefined
 }
-
-/**
- * Which server a connection accepts (libpq's `target_session_attrs`): `"any"` (default),
- * `"read-write"` (accepts writes: not a hot standby, `default_transaction_read_only` off),
- * `"read-only"`, `"primary"` (not in recovery), `"standby"` (in recovery), `"prefer-standby"`
- * (a standby when a host has one, else any server).
- *
- * @category models
- * @since 0.1.0
- */
-export type TargetSessionAttrs = Hosts.TargetSessionAttrs
-
-/**
- * The order hosts are tried in (libpq's `load_balance_hosts`): `"disable"` (default) in order,
- * `"random"` shuffled for every connect.
- *
- * @category models
- * @since 0.1.0
- */
-export type LoadBalanceHosts = Hosts.LoadBalanceHosts
-
-/**
- * No host gave an acceptable session: `attempts` holds every host's failure, in the order
- * tried (a `SqlError`, or a {@link TargetSessionAttrsError}). The cause of the connect's
- * `SqlError`, whose reason is a retryable `ConnectionError` when some host was unreachable,
- * dropped the connection, did not match (a failover may be under way) or had too many
- * connections, and otherwise the kind every host refused with (authentication, ...; mixed kinds:
- * `UnknownError`), not retryable. A single host's own connect error is kept as is.
- *
- * @category errors
- * @since 0.1.0
- */
-export const HostsError = Hosts.HostsError
-
-/**
- * @category errors
- * @since 0.1.0
- */
-export type HostsError = Hosts.HostsError
-
-/**
- * A host accepted the connection but is not what `targetSessionAttrs` asks for (`session` says
- * what it is): one of a {@link HostsError}'s attempts.
- *
- * @category errors
- * @since 0.1.0
- */
-export const TargetSessionAttrsError = Hosts.TargetSessionAttrsError
-
-/**
- * @category errors
- * @since 0.1.0
- */
-export type TargetSessionAttrsError = Hosts.TargetSessionAttrsError
 
 /**
  * The hosts a config names, in order, each with its port (`host: "a,b"`, `port: "1,2"`, a URL
@@ -176,16 +132,6 @@ export const hostsOf = (config: Config): ReadonlyArray<Hosts.Host> | PgConfigErr
 }
 
 /**
- * What sits between the driver and PostgreSQL: `"none"` (default; a session-mode pooler counts
- * as none) or `"transaction"`, a transaction-mode pooler (PgBouncer `pool_mode = transaction`),
- * which runs each transaction and each autocommit statement on whichever server session is free.
- *
- * @category models
- * @since 0.1.0
- */
-export type Pooler = PoolerInternal.Pooler
-
-/**
  * Behind a transaction-mode pooler (PgBouncer `pool_mode = transaction`): `pooler:
  * "transaction"` makes every statement unnamed (`prepare` defaults to `false`: a named statement
  * parsed on one server session is missing on the next, SQLSTATE 26000; `prepare: true` is kept,
@@ -209,7 +155,7 @@ export type Pooler = PoolerInternal.Pooler
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
  * // PgBouncer (pool_mode = transaction) on 6432; LISTEN straight to the server on 5432.
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provideMerge(QueuePool.layer({ poolSize: 10 })),
  *   Layer.provideMerge(PgDriver.layer({
  *     url: Redacted.make("postgres://app@pgbouncer:6432/app"),
@@ -223,28 +169,11 @@ export type Pooler = PoolerInternal.Pooler
  * @since 0.1.0
  */
 export interface PoolerConfig {
+  /** `"transaction"` behind a transaction-mode pooler (unnamed statements, no `DISCARD ALL`). Default `"none"`. */
   readonly pooler?: Pooler | undefined
+  /** Where `PgClient.listen` opens its session (`postgres://` URL). Default: the statements' address. */
   readonly listenUrl?: Redacted.Redacted | undefined
 }
-
-/**
- * A session-level feature met a transaction-mode pooler (see {@link PoolerConfig}): the cause
- * of a `SqlError` (reason `UnknownError`, not retryable) whose message names the setting.
- * `feature: "prepared-statements"`: a statement the driver prepared is gone from the server
- * session (SQLSTATE 26000 on one of the driver's own names), most likely a transaction-mode
- * pooler the driver was not told about; `"listen"`: `PgClient.listen` with `pooler:
- * "transaction"` and no `listenUrl`.
- *
- * @category errors
- * @since 0.1.0
- */
-export const TransactionPoolerError = PoolerInternal.TransactionPoolerError
-
-/**
- * @category errors
- * @since 0.1.0
- */
-export type TransactionPoolerError = PoolerInternal.TransactionPoolerError
 
 /**
  * Did this fail because a session-level feature met a transaction-mode pooler
@@ -270,6 +199,7 @@ export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInter
  * @since 0.1.0
  */
 export interface CancelConfig {
+  /** Bound on an interrupted statement's cancel, then the socket is closed. Default 30 ms; at least 20 ms; `"Infinity"`: the driver's own wait. */
   readonly cancelTimeout?: Duration.Input | undefined
 }
 
@@ -282,7 +212,10 @@ export interface CancelConfig {
  * @category services
  * @since 0.1.0
  */
-export class PgDriver extends Context.Service<PgDriver, { readonly config: Config }>()("effect-db-pool/pg/PgDriver") {}
+export class PgDriver extends Context.Service<PgDriver, {
+  /** The driver's settings after validation. */
+  readonly config: Config
+}>()("effect-db-pool/pg/PgDriver") {}
 
 /**
  * The `ConnectionPool` service of a pool built over this driver, with its raw connection typed
@@ -363,7 +296,7 @@ export const make = (config: Config): DriverShape<Connection> => {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )

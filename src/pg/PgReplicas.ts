@@ -45,6 +45,8 @@ import * as PgSql from "./PgSql.ts"
 export type Balance = "round-robin" | "least-busy"
 
 /**
+ * Options of {@link layer}: how reads are balanced and how a replica marked down is probed.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -104,7 +106,9 @@ export interface PoolStatus {
  * @since 0.1.0
  */
 export interface Status {
+  /** The primary pool. */
   readonly primary: PoolStatus
+  /** The replica pools, in the order given to {@link layer}. */
   readonly replicas: ReadonlyArray<PoolStatus>
 }
 
@@ -116,6 +120,7 @@ export interface Status {
  * @since 0.1.0
  */
 export class PgReplicas extends Context.Service<PgReplicas, {
+  /** Health, in-flight work and routed counts of every pool. */
   readonly status: Effect.Effect<Status>
   /** Mark replica `index` down (no reads until a probe answers) or up. */
   readonly setHealthy: (index: number, healthy: boolean) => Effect.Effect<void>
@@ -167,7 +172,12 @@ export const make = (
   },
   options: Options = {}
 ): Effect.Effect<
-  { readonly client: PgClient.PgClient & SqlClient.SqlClient; readonly service: PgReplicas["Service"] },
+  {
+    /** The routing `SqlClient` / `PgClient`. */
+    readonly client: PgClient.PgClient & SqlClient.SqlClient
+    /** The {@link PgReplicas} service of this router. */
+    readonly service: PgReplicas["Service"]
+  },
   PgDriver.PgConfigError,
   Scope.Scope | Reactivity.Reactivity
 > =>

@@ -27,8 +27,8 @@
  *   fibers' statements, streams and transactions wait until it ends.
  * - What would wait for itself fails at once with a {@link SelfDeadlockError} cause: a statement
  *   from the fiber reading a stream on the same session (or from the stream's transaction), or
- *   the owner of a shared session asking the pool for it again. README: "Shared sessions and
- *   streams".
+ *   the owner of a shared session asking the pool for it again. docs/postgres.md: "Shared
+ *   sessions and streams".
  *
  * @since 0.1.0
  */
@@ -162,6 +162,7 @@ export class CommitOutcomeUnknownError extends Data.TaggedError("CommitOutcomeUn
   /** Why the answer never came (the expired bound, the lost connection). */
   readonly cause: unknown
 }> {
+  /** "COMMIT was sent but never answered: ...". */
   override get message(): string {
     return "COMMIT was sent but never answered: the transaction may or may not have committed"
   }
@@ -230,10 +231,12 @@ const controlExpired = (sql: string, millis: number): SqlError =>
  * @since 0.1.0
  */
 export class SelfDeadlockError extends Data.TaggedError("SelfDeadlockError")<{
+  /** `"stream"`: an open stream holds the session; `"owned"`: this fiber's own transaction / `reserve` does. */
   readonly kind: "stream" | "owned"
   /** What was refused: `"execute"`, `"stream"`, `"transaction"` (or `reserve`). */
   readonly operation: string
 }> {
+  /** Says what would have waited for what, and how to avoid it. */
   override get message(): string {
     return this.kind === "stream"
       ? `PgSql: ${this.operation} issued while a stream on the same session is being read: it would wait for ` +
@@ -464,7 +467,7 @@ const optionKeys = V.keysOfRules(optionRules)
 const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
-    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layerWith"))
+    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layer"))
     yield* sql.decode(optionRules, options)
     return options
   })
@@ -628,15 +631,23 @@ export const poolStats = (pool: PoolService): Effect.Effect<PoolStats> =>
  * @since 0.2.0
  */
 export interface PoolStats {
+  /** Idle connections (the status's `checkedIn`). */
   readonly idle: number
+  /** Connections checked out (the status's `checkedOut`). */
   readonly used: number
+  /** Checkouts waiting (the status's `waiting`). */
   readonly pending: number
+  /** Always 0: no strategy keeps a floor of open connections (QueuePool's `minIdle` is a background target). */
   readonly min: number
+  /** Most connections the pool opens: QueuePool `poolSize + maxOverflow`, StaticPool / AssertionPool 1, otherwise `Infinity`. */
   readonly max: number
 }
 
 /**
- * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context.
+ * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context. The
+ * options (name transforms, span attributes, `transactionControlTimeout`: {@link Options}) are
+ * validated when the layer builds: a bad one fails it with `PgConfigError`. Each call makes a
+ * fresh layer (one client per build).
  *
  * @example
  * ```ts
@@ -645,7 +656,7 @@ export interface PoolStats {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )
@@ -658,20 +669,22 @@ export interface PoolStats {
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, never, ConnectionPool | PgDriver.PgDriver> = PgClient
-  .layerFrom(Effect.orDie(make()))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
+  PgClient.layerFrom(make(options))
 
 /**
- * As {@link layer}, with name transforms and span attributes. Options are validated when the
- * layer builds.
+ * As {@link layer}.
  *
+ * @deprecated Use {@link layer}, which takes the same options.
  * @category layers
  * @since 0.1.0
  */
 export const layerWith = (
   options: Options
 ): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
-  PgClient.layerFrom(make(options))
+  layer(options)
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its

@@ -15,6 +15,9 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+import type { Config, Layer } from "effect"
+import type { ConnectionPool } from "../ConnectionPool.ts"
+import type { Driver } from "../Driver.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -97,4 +100,6 @@ export const make = built.make
  * @category layers
  * @since 0.1.0
  */
-export const layerConfig = built.layerConfig
+export const layerConfig: <C = unknown>(
+  config: Config.Wrap<Options<C>>
+) => Layer.Layer<ConnectionPool, PoolConfigError | Config.ConfigError, Driver> = built.layerConfig

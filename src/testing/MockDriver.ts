@@ -16,6 +16,8 @@ import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 
 /**
+ * A driver operation that can be scripted (see {@link MockDriverControl.set}).
+ *
  * @category models
  * @since 0.1.0
  */
@@ -28,7 +30,10 @@ export type MockOperation = "connect" | "ping" | "rollback" | "commit" | "close"
  * @category models
  * @since 0.1.0
  */
-export type MockBehaviour = "ok" | "fail" | "disconnect" | "hang" | { readonly delay: Duration.Input }
+export type MockBehaviour = "ok" | "fail" | "disconnect" | "hang" | {
+  /** Succeed after this long (`"50 millis"`; a bare number is milliseconds). */
+  readonly delay: Duration.Input
+}
 
 /**
  * One in-memory connection.
@@ -37,6 +42,7 @@ export type MockBehaviour = "ok" | "fail" | "disconnect" | "hang" | { readonly d
  * @since 0.1.0
  */
 export interface MockConnection {
+  /** 1, 2, 3, ... in the order the connections were made. */
   readonly id: number
   /** Calls made on this connection, in order: "ping", "rollback", "commit", "close". */
   readonly calls: Array<Exclude<MockOperation, "connect">>
@@ -53,8 +59,11 @@ export interface MockConnection {
  * @since 0.1.0
  */
 export class MockDbError extends Data.TaggedError("MockDbError")<{
+  /** The operation that failed. */
   readonly operation: MockOperation
+  /** True for a disconnect (`"disconnect"` behaviour, a dead or closed connection, database down). */
   readonly disconnect: boolean
+  /** What failed, e.g. `"ping#1: scripted fail"`. */
   readonly message: string
 }> {}
 
@@ -65,6 +74,7 @@ export class MockDbError extends Data.TaggedError("MockDbError")<{
  * @since 0.1.0
  */
 export interface MockDriverControl {
+  /** The `Driver` to give the pool (what {@link layer} provides). */
   readonly driver: DriverShape<MockConnection>
   /** Every connection ever made, in order. */
   readonly connections: ReadonlyArray<MockConnection>

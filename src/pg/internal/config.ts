@@ -23,13 +23,17 @@ const secretFields: ReadonlySet<string> = new Set(["url", "password", "listenUrl
  * @since 0.1.0
  */
 export class PgConfigError extends Data.TaggedError("PgConfigError")<{
+  /** The setting's name, as given. */
   readonly field: string
+  /** The value given (`"<redacted>"` for a secret). */
   readonly value: unknown
+  /** What is wrong with it. */
   readonly reason: string
 }> {
   constructor(args: { readonly field: string; readonly value: unknown; readonly reason: string }) {
     super({ ...args, value: secretFields.has(args.field) ? "<redacted>" : args.value })
   }
+  /** Names the setting, its value (never a secret's) and the reason. */
   override get message(): string {
     const shown = secretFields.has(this.field) || this.value === "<redacted>" ? "<redacted>" : V.showValue(this.value)
     return `Invalid PostgreSQL option "${this.field}" = ${shown}: ${this.reason}`

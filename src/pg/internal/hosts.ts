@@ -73,7 +73,9 @@ export const loadBalanceHostsValues: ReadonlyArray<LoadBalanceHosts> = ["disable
  * @since 0.1.0
  */
 export interface Host {
+  /** Name, address, or unix-socket directory (starts with `/`). */
   readonly host: string
+  /** TCP port (5432 when not given). */
   readonly port: number
 }
 
@@ -94,12 +96,16 @@ export type ConnectConfig = Omit<PgConnection.Config, "port" | "multiplex"> & {
  * @since 0.1.0
  */
 export class TargetSessionAttrsError extends Data.TaggedError("TargetSessionAttrsError")<{
+  /** The host that accepted the connection. */
   readonly host: string
+  /** Its port. */
   readonly port: number
+  /** What was asked for. */
   readonly targetSessionAttrs: TargetSessionAttrs
   /** What the session was: `"read-only"` / `"read-write"` (read-write / read-only targets), `"standby"` / `"primary"`. */
   readonly session: "read-only" | "read-write" | "standby" | "primary"
 }> {
+  /** "host:port is <session>, not <targetSessionAttrs>". */
   override get message(): string {
     return `${showHost(this)} is ${this.session}, not ${this.targetSessionAttrs}`
   }
@@ -113,8 +119,11 @@ export class TargetSessionAttrsError extends Data.TaggedError("TargetSessionAttr
  * @since 0.1.0
  */
 export interface HostAttempt {
+  /** The host tried. */
   readonly host: string
+  /** Its port. */
   readonly port: number
+  /** Why it was not used. */
   readonly error: SqlError | TargetSessionAttrsError
 }
 
@@ -130,11 +139,14 @@ export interface HostAttempt {
  * @since 0.1.0
  */
 export class HostsError extends Data.TaggedError("PgHostsError")<{
+  /** What was asked for. */
   readonly targetSessionAttrs: TargetSessionAttrs
+  /** Every host's failure, in the order tried. */
   readonly attempts: ReadonlyArray<HostAttempt>
   /** The failure that decides the classification (`PgDriver.isDisconnect` follows it). */
   readonly cause: unknown
 }> {
+  /** Lists every host with its failure. */
   override get message(): string {
     const wanted = this.targetSessionAttrs === "any" ? "a session" : `a ${this.targetSessionAttrs} session`
     return `PgDriver: no host gave ${wanted} (${

@@ -26,29 +26,44 @@ import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 
 /**
  * What sits between the driver and PostgreSQL: `"none"` (default; a session pooler, e.g.
- * PgBouncer `pool_mode = session`, counts as none) or `"transaction"` (a transaction-mode pooler).
+ * PgBouncer `pool_mode = session`, counts as none) or `"transaction"`, a transaction-mode pooler
+ * (PgBouncer `pool_mode = transaction`), which runs each transaction and each autocommit
+ * statement on whichever server session is free. Re-exported as `PgDriver.Pooler`.
+ *
+ * @category models
+ * @since 0.1.0
  */
 export type Pooler = "none" | "transaction"
 
 export const poolers: ReadonlyArray<Pooler> = ["none", "transaction"]
 
-/** What {@link TransactionPoolerError} is about. */
+/**
+ * What {@link TransactionPoolerError} is about.
+ *
+ * @inline
+ */
 export type Feature = "prepared-statements" | "listen"
 
 /**
  * A session-level feature met a transaction-mode pooler: the cause of a `SqlError` (reason
- * `UnknownError`, not retryable) whose message names the setting that fixes it.
+ * `UnknownError`, not retryable) whose message names the setting that fixes it
+ * (`PgDriver.isTransactionPoolerError` tests for it). Re-exported as `PgDriver.TransactionPoolerError`.
  *
  * - `"prepared-statements"`: a statement the driver had prepared on its session is gone
  *   (SQLSTATE 26000 on one of the driver's own `effect_...` names): the connection goes through a
  *   transaction-mode pooler (most likely) and the driver was not told (`pooler: "transaction"`).
  * - `"listen"`: `PgClient.listen` with `pooler: "transaction"` and no `listenUrl`.
+ *
+ * @category errors
+ * @since 0.1.0
  */
 export class TransactionPoolerError extends Data.TaggedError("TransactionPoolerError")<{
+  /** Which session-level feature failed: `"prepared-statements"` or `"listen"`. */
   readonly feature: Feature
   /** The server's own error (the 26000), for `"prepared-statements"`. */
   readonly cause?: unknown
 }> {
+  /** Says what happened and which setting fixes it. */
   override get message(): string {
     return this.feature === "prepared-statements"
       ? `PgDriver: a prepared statement this connection created is gone from its server session ` +

@@ -44,8 +44,8 @@ export const discardsAll = /^\s*discard\s+all\s*;?\s*$/i
 
 /**
  * May this statement leave state in the session past a return? The test `sessionReset: "auto"`
- * applies to every statement (a cheap, conservative scan of its text: see the README for the
- * list). It cannot see a function or procedure that changes state inside
+ * applies to every statement (a cheap, conservative scan of its text: see docs/postgres.md for
+ * the list). It cannot see a function or procedure that changes state inside
  * (`select app.set_tenant('a')`), nor `nextval` (`currval`/`lastval` are session state, and every
  * serial insert calls it): `sessionReset: "always"` covers those.
  *
