@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Result, Schedule } from "effect"
 import { PoolConfigError } from "../PoolError.ts"
 import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "../PoolError.ts"
 import type { PoolHooks } from "../PoolEvent.ts"
@@ -94,14 +94,31 @@ const idleRules = V.rulesFor<IdleOptions>()({
 })
 
 /**
+ * The sizes of QueuePool: one rule each, for the layer's options and for `resize` at run time.
+ * `poolSize` 0 means no limit (SQLAlchemy's `pool_size=0`); `maxOverflow` -1 means no limit on
+ * the overflow.
+ */
+const sizeRules = V.rulesFor<Pick<QueuePool.OwnOptions, "poolSize" | "maxOverflow">>()({
+  poolSize: V.integer({ min: 0, fallback: 5 }),
+  maxOverflow: V.integer({ min: -1, fallback: 10 })
+})
+
+/**
+ * Decode one size given to `resize` with the rule the layer option has.
+ *
+ * @internal
+ */
+export const decodeSize = (field: keyof typeof sizeRules, value: unknown): Result.Result<number, string> =>
+  Result.mapError(sizeRules[field].decode(value), (rejection) => typeof rejection === "string" ? rejection : rejection.reason)
+
+/**
  * Each strategy's own options (beside the common ones), by strategy name. An option of some
  * strategy is accepted (and ignored) by the others, so that swapping the layer needs no change.
  */
 const strategyRules = {
   QueuePool: V.rulesFor<QueuePool.OwnOptions>()({
     ...idleRules,
-    poolSize: V.integer({ min: 0, fallback: 5 }),
-    maxOverflow: V.integer({ min: -1, fallback: 10 }),
+    ...sizeRules,
     timeout: V.duration(Duration.seconds(30)),
     lifo: V.boolean(false)
   }),
