@@ -89,8 +89,9 @@ const commonRules = V.rulesFor<CommonOptions<unknown>>()({
 const idleRules = V.rulesFor<IdleOptions>()({
   minIdle: V.integer({ min: 0, fallback: 0 }),
   idleTimeout: V.duration(Duration.infinity),
-  keepalive: V.duration(Duration.infinity),
-  housekeepingPeriod: V.duration(Duration.seconds(5), { positive: true, finite: true })
+  // A ping per idle connection per housekeeping round at most; below 1 s idle connections are busy.
+  keepalive: V.duration(Duration.infinity, { min: [Duration.seconds(1), "must be at least 1 second (\"Infinity\": no keepalive)"] }),
+  housekeepingPeriod: V.period(Duration.seconds(5))
 })
 
 /**
