@@ -124,5 +124,8 @@ export const resize = <C>(
     if (sizes.poolSize === 0 && change.maxOverflow !== undefined) {
       return invalid("maxOverflow", change.maxOverflow, "is ignored while poolSize is 0 (no limit): give a poolSize too")
     }
-    return Effect.andThen(strategy.resize(sizes), core.emitQuiet("resize", -1, undefined))
+    return strategy.resize(sizes).pipe(
+      Effect.andThen(Effect.sync(() => core.instruments?.refreshLimit())),
+      Effect.andThen(core.emitQuiet("resize", -1, undefined))
+    )
   }).pipe(Effect.uninterruptible)
