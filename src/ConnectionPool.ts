@@ -156,8 +156,10 @@ export interface Service<C = unknown> {
   /**
    * Change `poolSize` / `maxOverflow` at run time (QueuePool; absent fields stay). Growing serves
    * waiters at once; shrinking closes idle connections beyond the new size now and busy ones as
-   * they come back, never interrupting a user. A bad value, or a strategy without a size, fails
-   * with `PoolConfigError`. Event: resize.
+   * they come back, never interrupting a user. `maxOverflow: -1` lifts the limit (the pool still
+   * keeps `poolSize` connections). `poolSize: 0` is refused: as an option 0 means "no limit", the
+   * opposite of a drain; to stop new checkouts use {@link Service.suspend}. A bad value, or a
+   * strategy without a size, fails with `PoolConfigError`. Event: resize.
    */
   readonly resize: (size: {
     readonly poolSize?: number | undefined

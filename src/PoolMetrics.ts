@@ -1,6 +1,8 @@
 /**
- * The metrics every pool records, with effect's `Metric`, attributed by pool name
- * (`db.client.connection.pool.name`, OpenTelemetry's database-client conventions).
+ * The metrics every pool records, with effect's `Metric`, under the names, units and attributes
+ * of OpenTelemetry's database-client connection-pool conventions (`db.client.connection.*`,
+ * attribute `db.client.connection.pool.name`; times in seconds), plus a few of the pool's own
+ * beside them.
  *
  * They live in effect's `MetricRegistry`, so effect's own exporters (`effect/observability`
  * `OtlpMetrics`, `PrometheusMetrics`) export them with no glue. The pool keeps the numbers itself
@@ -14,29 +16,46 @@ import { Metric } from "effect"
 /** Attribute naming the pool on every series. @since 0.1.0 */
 export const poolAttribute = "db.client.connection.pool.name"
 
-/** Millisecond buckets shared by the time histograms. @since 0.1.0 */
-export const timeBoundaries: ReadonlyArray<number> = [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
+/** Attribute of `db.client.connection.count`: `idle` or `used`. @since 0.1.0 */
+export const stateAttribute = "db.client.connection.state"
+
+/**
+ * Attribute carrying a series' unit (UCUM: `s`, `{connection}`), effect's convention: effect's
+ * OTLP exporter and `@effect/opentelemetry` read it as the instrument's unit; the Prometheus
+ * exporter leaves it out.
+ *
+ * @since 0.1.0
+ */
+export const unitAttribute = "unit"
+
+/** Bucket boundaries, in seconds, shared by the time histograms (0.1 ms to 30 s). @since 0.1.0 */
+export const timeBoundaries: ReadonlyArray<number> = [
+  0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
+]
 
 /**
  * Metric names.
  *
- * | name | kind | meaning |
+ * The first seven are OpenTelemetry's (semantic conventions, database client metrics); the
+ * others are the pool's own.
+ *
+ * | name | kind (unit) | meaning |
  * |---|---|---|
- * | `db.client.connection.count` | gauge, attr `state` = `idle` / `used` | slots idle / checked out |
- * | `db.client.connection.max` | gauge | configured size |
+ * | `db.client.connection.count` | gauge (`{connection}`), attr `db.client.connection.state` = `idle` / `used` | slots idle / checked out |
+ * | `db.client.connection.max` | gauge (`{connection}`) | the most connections open at once (`poolSize + maxOverflow`; StaticPool, AssertionPool: 1); absent while the pool has no limit |
+ * | `db.client.connection.pending_requests` | gauge (`{request}`) | fibers waiting for a slot |
+ * | `db.client.connection.timeouts` | counter (`{timeout}`) | checkouts that timed out waiting for a slot |
+ * | `db.client.connection.create_time` | histogram (`s`) | time to open a connection |
+ * | `db.client.connection.wait_time` | histogram (`s`) | time to obtain a connection |
+ * | `db.client.connection.use_time` | histogram (`s`) | time between checkout and return |
  * | `db.client.connection.overflow` | gauge | slots beyond size |
- * | `db.client.connection.pending_requests` | gauge | fibers waiting for a slot |
  * | `db.client.connection.pool.suspended` | gauge | 1 while the pool is suspended (`suspend` / `resume`), else 0 |
  * | `db.client.connection.connects` | counter | connections opened |
  * | `db.client.connection.connect_failures` | counter | failed connects (incl. connect timeouts) |
  * | `db.client.connection.checkouts` | counter | successful checkouts |
- * | `db.client.connection.timeouts` | counter | checkouts that timed out waiting for a slot |
  * | `db.client.connection.invalidations` | counter, attr `reason` | connections invalidated |
  * | `db.client.connection.recycles` | counter | connections replaced for age / lifetime / pool invalidation / maxUses |
  * | `db.client.connection.leaks` | counter | checkouts held past `leakDetectionThreshold` |
- * | `db.client.connection.wait_time` | histogram (ms) | time to obtain a connection |
- * | `db.client.connection.create_time` | histogram (ms) | time to open a connection |
- * | `db.client.connection.use_time` | histogram (ms) | time between checkout and return |
  *
  * @category names
  * @since 0.1.0
@@ -104,11 +123,11 @@ export type InvalidationReason = typeof invalidationReasons[number]
  * @since 0.1.0
  */
 export interface Metrics {
-  /** Idle connections (`db.client.connection.count`, `state` = `idle`). */
+  /** Idle connections (`db.client.connection.count`, `db.client.connection.state` = `idle`). */
   readonly idle: Metric.Gauge<number>
-  /** Checked-out connections (`db.client.connection.count`, `state` = `used`). */
+  /** Checked-out connections (`db.client.connection.count`, `db.client.connection.state` = `used`). */
   readonly used: Metric.Gauge<number>
-  /** Configured size (`db.client.connection.max`). */
+  /** The most connections open at once (`db.client.connection.max`); not published while the pool has no limit. */
   readonly max: Metric.Gauge<number>
   /** Slots beyond the pool size (`db.client.connection.overflow`). */
   readonly overflow: Metric.Gauge<number>
@@ -130,11 +149,11 @@ export interface Metrics {
   readonly recycles: Metric.Counter<number>
   /** Checkouts held past `leakDetectionThreshold` (`db.client.connection.leaks`). */
   readonly leaks: Metric.Counter<number>
-  /** Time to obtain a connection, ms (`db.client.connection.wait_time`). */
+  /** Time to obtain a connection, seconds (`db.client.connection.wait_time`). */
   readonly waitTime: Metric.Histogram<number>
-  /** Time to open a connection, ms (`db.client.connection.create_time`). */
+  /** Time to open a connection, seconds (`db.client.connection.create_time`). */
   readonly createTime: Metric.Histogram<number>
-  /** Time between checkout and return, ms (`db.client.connection.use_time`). */
+  /** Time between checkout and return, seconds (`db.client.connection.use_time`). */
   readonly useTime: Metric.Histogram<number>
 }
 
@@ -145,23 +164,33 @@ export interface Metrics {
  * @category constructors
  * @since 0.1.0
  */
+const countDescription = "The number of connections that are currently in the state of the db.client.connection.state attribute"
+
 export const forPool = (pool: string): Metrics => {
   const attributes = { [poolAttribute]: pool }
+  const connections = { ...attributes, [unitAttribute]: "{connection}" }
   const counter = (name: string, description: string) =>
     Metric.counter(name, { description, attributes, incremental: true })
   const histogram = (name: string, description: string) =>
-    Metric.histogram(name, { description, attributes, boundaries: timeBoundaries })
+    Metric.histogram(name, { description, attributes: { ...attributes, [unitAttribute]: "s" }, boundaries: timeBoundaries })
   return {
-    idle: Metric.gauge(names.count, { description: "Idle connections", attributes: { ...attributes, state: "idle" } }),
-    used: Metric.gauge(names.count, { description: "Checked-out connections", attributes: { ...attributes, state: "used" } }),
-    max: Metric.gauge(names.max, { description: "Configured pool size", attributes }),
+    idle: Metric.gauge(names.count, { description: countDescription, attributes: { ...connections, [stateAttribute]: "idle" } }),
+    used: Metric.gauge(names.count, { description: countDescription, attributes: { ...connections, [stateAttribute]: "used" } }),
+    max: Metric.gauge(names.max, { description: "The maximum number of open connections allowed", attributes: connections }),
     overflow: Metric.gauge(names.overflow, { description: "Slots beyond the pool size", attributes }),
-    pending: Metric.gauge(names.pending, { description: "Fibers waiting for a connection", attributes }),
+    pending: Metric.gauge(names.pending, {
+      description: "Fibers waiting for a connection",
+      attributes: { ...attributes, [unitAttribute]: "{request}" }
+    }),
     suspended: Metric.gauge(names.suspended, { description: "1 while the pool is suspended", attributes }),
     connects: counter(names.connects, "Connections opened"),
     connectFailures: counter(names.connectFailures, "Connection attempts that failed"),
     checkouts: counter(names.checkouts, "Successful checkouts"),
-    timeouts: counter(names.timeouts, "Checkouts that timed out waiting for a connection"),
+    timeouts: Metric.counter(names.timeouts, {
+      description: "Checkouts that timed out waiting for a connection",
+      attributes: { ...attributes, [unitAttribute]: "{timeout}" },
+      incremental: true
+    }),
     invalidations: (reason: InvalidationReason) =>
       Metric.counter(names.invalidations, {
         description: "Connections invalidated",
@@ -170,8 +199,8 @@ export const forPool = (pool: string): Metrics => {
       }),
     recycles: counter(names.recycles, "Connections replaced for age, lifetime, pool invalidation or uses"),
     leaks: counter(names.leaks, "Checkouts held longer than leakDetectionThreshold"),
-    waitTime: histogram(names.waitTime, "Time to obtain a connection (ms)"),
-    createTime: histogram(names.createTime, "Time to open a connection (ms)"),
-    useTime: histogram(names.useTime, "Time a connection was checked out (ms)")
+    waitTime: histogram(names.waitTime, "The time it took to obtain an open connection from the pool"),
+    createTime: histogram(names.createTime, "The time it took to create a new connection"),
+    useTime: histogram(names.useTime, "The time between borrowing a connection and returning it to the pool")
   }
 }

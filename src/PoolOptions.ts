@@ -82,9 +82,12 @@ export interface IdleOptions {
   readonly minIdle?: number | undefined
   /** Close idle connections above `minIdle` once idle this long. Default: never. */
   readonly idleTimeout?: Duration.Input | undefined
-  /** Ping connections idle this long, in the background; a failed ping closes the connection. Default: off. */
+  /**
+   * Ping connections idle this long, in the background (checked every `housekeepingPeriod`); a
+   * failed ping closes the connection. At least 1 second. Default: off.
+   */
   readonly keepalive?: Duration.Input | undefined
-  /** How often the background upkeep runs. Default: 5 s. */
+  /** How often the background upkeep runs: a finite duration of at least 100 ms. Default: 5 s. */
   readonly housekeepingPeriod?: Duration.Input | undefined
 }
 

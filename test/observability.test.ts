@@ -49,7 +49,7 @@ describe("Metrics", () => {
       assert.strictEqual(yield* count(m.recycles), 1)
       const use = yield* Metric.value(m.useTime)
       assert.strictEqual(use.count, 3)
-      assert.strictEqual(use.max, 1250)
+      assert.strictEqual(use.max, 1.25) // seconds
       const wait = yield* Metric.value(m.waitTime)
       assert.strictEqual(wait.count, 3)
       assert.deepStrictEqual([yield* gauge(m.used), yield* gauge(m.idle)], [0, 2])

@@ -24,7 +24,8 @@ import * as V from "../src/internal/validate.ts"
 // ---------------------------------------------------------------------------- catalogues
 
 type Kind =
-  | { readonly kind: "duration" }
+  /** `min`: the least value accepted, in milliseconds; `finite`: "Infinity" is refused. */
+  | { readonly kind: "duration"; readonly min?: number; readonly finite?: boolean }
   | { readonly kind: "integer"; readonly min: number; readonly max?: number }
   | { readonly kind: "boolean" }
   /** Strings, literals, schedules, functions, records, secrets: covered by test/options.test.ts and bad-input. */
@@ -34,6 +35,8 @@ type Kind =
 type Catalogue<T> = { readonly [K in keyof Required<T>]: Kind }
 
 const duration = { kind: "duration" } as const
+/** A duration with a lower bound (ms), e.g. the period of repeated background work. */
+const durationAtLeast = (min: number, finite = false): Kind => ({ kind: "duration", min, finite })
 const boolean = { kind: "boolean" } as const
 const other = { kind: "other" } as const
 const integer = (min: number, max?: number): Kind => max === undefined ? { kind: "integer", min } : { kind: "integer", min, max }
@@ -61,8 +64,8 @@ const common = {
 const idle = {
   minIdle: integer(0),
   idleTimeout: duration,
-  keepalive: duration,
-  housekeepingPeriod: duration
+  keepalive: durationAtLeast(1000),
+  housekeepingPeriod: durationAtLeast(100, true)
 } as const satisfies Catalogue<PoolOptions.IdleOptions>
 
 const queuePool = {
@@ -87,7 +90,7 @@ const pgDriver = {
   username: other,
   password: other,
   connectTimeout: duration,
-  keepAlive: duration,
+  keepAlive: durationAtLeast(1000),
   applicationName: other,
   startupParameters: other,
   startupOptions: other,
@@ -98,7 +101,7 @@ const pgDriver = {
   maxMessageSize: integer(1),
   alwaysReset: boolean,
   sessionReset: other,
-  cancelTimeout: duration,
+  cancelTimeout: durationAtLeast(20),
   pooler: other,
   listenUrl: other,
   targetSessionAttrs: other,
@@ -157,7 +160,10 @@ const badValues = (kind: Kind): ReadonlyArray<unknown> => {
         Number.NaN, -1, -0.5, Number.NEGATIVE_INFINITY, -1n,
         "soon", "5", "5 secs", "-5 seconds", "-Infinity", "", "Infinity seconds",
         [Number.NaN, 0], [0, Number.NaN], [1], [1, 2, 3], ["1", 0], [-1, 0],
-        true, false, null
+        true, false, null,
+        // below the bound: "1 nanos" as a housekeeping period kept an idle pool's core busy
+        ...(kind.min === undefined ? [] : ["1 nanos", { nanoseconds: 1 }, 0, kind.min - 1, `${kind.min - 0.001} millis`, [0, kind.min * 1e6 - 1]]),
+        ...(kind.finite ? ["Infinity", Number.POSITIVE_INFINITY] : [])
       ]
     case "integer":
       return [
@@ -245,9 +251,23 @@ const badBoolean: Arbitrary.Arbitrary<unknown> = pick<unknown>([
   constants([null, [], [true], Number.NaN, 0n, 1n])
 ])
 
+/**
+ * Random durations at least a nanosecond below `min` milliseconds, in every input form (a
+ * duration has whole nanoseconds: an input within half a nanosecond of the bound is the bound).
+ */
+const belowDuration = (min: number): Arbitrary.Arbitrary<unknown> => {
+  const below = Arbitrary.schema(Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: min - 1e-6 })))
+  return pick<unknown>([
+    below,
+    Arbitrary.map(below, (ms) => `${ms} millis`),
+    Arbitrary.map(below, (ms) => ({ milliseconds: ms })),
+    Arbitrary.map(below, (ms) => Duration.millis(ms))
+  ])
+}
+
 const badArbitrary = (kind: Kind): Arbitrary.Arbitrary<unknown> | undefined =>
   kind.kind === "duration"
-    ? badDuration
+    ? kind.min === undefined ? badDuration : pick([badDuration, belowDuration(kind.min)])
     : kind.kind === "integer"
     ? badInteger(kind.min, kind.max)
     : kind.kind === "boolean"

@@ -89,6 +89,46 @@ describe("resize", () => {
         assert.match(error.message, /cannot be changed at run time/)
       }
     }))
+
+  it.effect("resize({ poolSize: 0 }) is refused, pointing to suspend; maxOverflow: -1 lifts the limit", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({ poolSize: 5, maxOverflow: 0, timeout: "1 minute" })
+      const error = yield* Effect.flip(pool.resize({ poolSize: 0 }))
+      assert.strictEqual(error._tag, "PoolConfigError")
+      assert.strictEqual(error.field, "poolSize")
+      assert.include(error.message, "use suspend")
+      assert.include(error.message, "maxOverflow: -1")
+      assert.strictEqual(pool.settings.poolSize, 5)
+      // Still a pool of 5: 30 fibers get 5 connections, 25 wait.
+      const release = yield* Deferred.make<void>()
+      const users = yield* Effect.forkChild(Effect.all(
+        Array.from({ length: 30 }, () => Effect.scoped(Effect.andThen(pool.checkout, Deferred.await(release)))),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.yieldNow
+      assert.strictEqual(mock.connections.length, 5)
+      assert.strictEqual((yield* pool.status).waiting, 25)
+      // The explicit way to lift the limit: every waiter is served at once, on its own connection.
+      yield* pool.resize({ maxOverflow: -1 })
+      yield* Effect.yieldNow
+      assert.strictEqual(mock.connections.length, 30)
+      assert.strictEqual((yield* pool.status).waiting, 0)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(users)
+      // 5 are kept (poolSize), the overflow is closed on return.
+      assert.strictEqual(mock.open().length, 5)
+      assert.deepStrictEqual(yield* pool.status, { size: 5, checkedIn: 5, checkedOut: 0, overflow: 0, waiting: 0 })
+    }))
+
+  it.effect("a pool built with poolSize 0 (no limit) refuses a maxOverflow it would ignore; a poolSize bounds it", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* queuePool({ poolSize: 0 })
+      const error = yield* Effect.flip(pool.resize({ maxOverflow: 2 }))
+      assert.strictEqual(error.field, "maxOverflow")
+      assert.include(error.message, "give a poolSize too")
+      yield* pool.resize({ poolSize: 2, maxOverflow: 1 })
+      assert.deepStrictEqual([pool.settings.poolSize, pool.settings.maxOverflow], [2, 1])
+    }))
 })
 
 describe("suspend and resume", () => {
@@ -196,7 +236,7 @@ describe("under load", () => {
           yield* Fiber.interrupt(victim)
         }), { concurrency: 4 }))
       for (let i = 0; i < 40; i++) {
-        const poolSize = yield* Random.nextIntBetween(0, 6)
+        const poolSize = yield* Random.nextIntBetween(1, 6)
         yield* pool.resize({ poolSize, maxOverflow: yield* Random.nextIntBetween(-1, 3) })
         if (i % 3 === 0) yield* pool.suspend
         yield* Effect.sleep(yield* Random.nextIntBetween(0, 5))

@@ -35,6 +35,7 @@ import { share } from "./reentrant.ts"
 import * as Control from "./control.ts"
 import { Gate } from "./control.ts"
 import { captureSite, withCallSite } from "./site.ts"
+import { limitOf } from "./strategy.ts"
 import type { Restore, Strategy } from "./strategy.ts"
 
 type HandleState = "out" | "returned"
@@ -551,7 +552,7 @@ export const makeService = <C>(
       events: pipeline.events,
       droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
-    const unregister = core.instruments?.register(status, () => pipeline.gate.suspended)
+    const unregister = core.instruments?.register(status, () => pipeline.gate.suspended, () => limitOf(strategy))
     const upkeep = strategy.upkeep
     core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)
     const housekeeping = core.tracksIdle

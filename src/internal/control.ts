@@ -6,14 +6,16 @@
  *   and returns normally; `resume` opens it and the waiters go on in arrival order. Nested
  *   checkouts of a lease already held (reentrant, StaticPool) do not pass the gate, so a
  *   suspension never deadlocks a holder. The open gate costs the hot path one field read.
- * - {@link resize}: validates new sizes and hands them to the strategy (QueuePool).
+ * - {@link resize}: validates new sizes and hands them to the strategy (QueuePool); never to
+ *   `poolSize` 0, which as an option means "no limit" (drain with `suspend` instead).
  *
  * @internal
  */
-import { Duration, Effect, Latch } from "effect"
+import { Duration, Effect, Latch, Result } from "effect"
 import { PoolConfigError, PoolTimeoutError } from "../PoolError.ts"
 import type { PoolCore } from "./core.ts"
-import type { Restore, Sizes, Strategy } from "./strategy.ts"
+import { decodeSize } from "./options.ts"
+import type { Restore, Strategy } from "./strategy.ts"
 
 /** @internal */
 export class Gate<C> {
@@ -87,7 +89,18 @@ export interface SizeChange {
 const invalid = (field: string, value: unknown, reason: string) =>
   Effect.fail(new PoolConfigError({ field, value, reason }))
 
-/** Validate new sizes and hand them to the strategy; a strategy without sizes cannot resize. */
+/**
+ * Why `resize` refuses `poolSize: 0`: as an option, 0 means "no limit" (SQLAlchemy's
+ * `pool_size=0`), so someone shrinking to 0 to drain a pool would get the opposite.
+ */
+export const resizeToZero =
+  "must be at least 1 at run time: a poolSize of 0 means no limit, not no connections. To stop new checkouts (drain for maintenance) use suspend; to lift the limit use maxOverflow: -1"
+
+/**
+ * Validate new sizes (with the rules of the layer options) and hand them to the strategy; a
+ * strategy without sizes cannot resize. `poolSize: 0` is refused (see {@link resizeToZero}), and
+ * so is a `maxOverflow` alone on a pool of `poolSize` 0, which would ignore it.
+ */
 export const resize = <C>(
   core: PoolCore<C>,
   strategy: Strategy<C, unknown>,
@@ -99,12 +112,20 @@ export const resize = <C>(
     if (strategy.resize === undefined || current === undefined) {
       return invalid("poolSize", change.poolSize, `cannot be changed at run time: ${core.strategy} has no size`)
     }
-    const poolSize = change.poolSize ?? current.poolSize
-    const maxOverflow = change.maxOverflow ?? current.maxOverflow
-    if (!Number.isSafeInteger(poolSize) || poolSize < 0) return invalid("poolSize", change.poolSize, "must be an integer >= 0")
-    if (!Number.isSafeInteger(maxOverflow) || maxOverflow < -1) {
-      return invalid("maxOverflow", change.maxOverflow, "must be an integer >= -1")
+    const sizes: { poolSize: number; maxOverflow: number } = { ...current }
+    for (const field of ["poolSize", "maxOverflow"] as const) {
+      const value = change[field]
+      if (value === undefined) continue
+      const decoded = decodeSize(field, value)
+      if (Result.isFailure(decoded)) return invalid(field, value, decoded.failure)
+      sizes[field] = decoded.success
     }
-    const sizes: Sizes = { poolSize, maxOverflow }
-    return Effect.andThen(strategy.resize(sizes), core.emitQuiet("resize", -1, undefined))
+    if (change.poolSize === 0) return invalid("poolSize", 0, resizeToZero)
+    if (sizes.poolSize === 0 && change.maxOverflow !== undefined) {
+      return invalid("maxOverflow", change.maxOverflow, "is ignored while poolSize is 0 (no limit): give a poolSize too")
+    }
+    return strategy.resize(sizes).pipe(
+      Effect.andThen(Effect.sync(() => core.instruments?.refreshLimit())),
+      Effect.andThen(core.emitQuiet("resize", -1, undefined))
+    )
   }).pipe(Effect.uninterruptible)

@@ -1,6 +1,7 @@
 /**
- * The metrics of one pool, kept as plain numbers on the hot path and published as observable
- * series: every metric is registered in the pool's `MetricRegistry` (the one of the context the
+ * The metrics of one pool, kept as plain numbers on the hot path (times in milliseconds, from
+ * the pool's clock; published in seconds, as OpenTelemetry's conventions have them) and
+ * published as observable series: every metric is registered in the pool's `MetricRegistry` (the one of the context the
  * pool was built in, where effect's exporters read) with a `get` that reads these numbers when a
  * snapshot is taken. A checkout pays a few additions, never a registry lookup. The series are
  * removed when the pool closes.
@@ -55,18 +56,23 @@ export class Instruments {
   private readonly createTime = new Histogram(PoolMetrics.timeBoundaries)
   private readonly useTime = new Histogram(PoolMetrics.timeBoundaries)
 
+  /** The `max` series while the pool has a limit (see {@link refreshLimit}). */
+  private maxSeries: { readonly remove: () => void } | undefined = undefined
+  private limit: () => number | undefined = () => undefined
+  private metrics: PoolMetrics.Metrics | undefined = undefined
+
   constructor(private readonly pool: string, private readonly context: Context.Context<never>) {}
 
   connected(ms: number): void {
     this.connects++
-    this.createTime.update(ms)
+    this.createTime.update(ms / 1000)
   }
   connectFailed(): void {
     this.connectFailures++
   }
   checkedOut(waitMs: number): void {
     this.checkouts++
-    this.waitTime.update(waitMs)
+    this.waitTime.update(waitMs / 1000)
   }
   timedOut(): void {
     this.timeouts++
@@ -78,17 +84,42 @@ export class Instruments {
     this.recycles++
   }
   used(ms: number): void {
-    this.useTime.update(ms)
+    this.useTime.update(ms / 1000)
   }
   leaked(): void {
     this.leaks++
   }
 
-  /** Publish every series (gauges read live from `status`). Returns their removal. */
-  register(status: () => PoolStatus, suspended: () => boolean): () => void {
+  private observe<S>(metric: Metric.Metric<any, S>, get: () => S) {
+    return Metric.registerUnsafe(metric, this.context, { get, update: () => {}, modify: () => {} })
+  }
+
+  /**
+   * Publish `db.client.connection.max` while the pool has a limit, and not while it has none
+   * (a pool's limit changes with `resize`).
+   */
+  refreshLimit(): void {
+    const m = this.metrics
+    if (m === undefined) return
+    const limited = this.limit() !== undefined
+    if (limited && this.maxSeries === undefined) {
+      this.maxSeries = this.observe(m.max, () => ({ value: this.limit() ?? 0 }))
+    } else if (!limited && this.maxSeries !== undefined) {
+      this.maxSeries.remove()
+      this.maxSeries = undefined
+    }
+  }
+
+  /**
+   * Publish every series (gauges read live from `status`; `limit`: the most connections open at
+   * once, `undefined` for none). Returns their removal.
+   */
+  register(status: () => PoolStatus, suspended: () => boolean, limit: () => number | undefined): () => void {
     const m = PoolMetrics.forPool(this.pool)
-    const observe = <S>(metric: Metric.Metric<any, S>, get: () => S) =>
-      Metric.registerUnsafe(metric, this.context, { get, update: () => {}, modify: () => {} })
+    this.metrics = m
+    this.limit = limit
+    this.refreshLimit()
+    const observe = <S>(metric: Metric.Metric<any, S>, get: () => S) => this.observe(metric, get)
     const counter = (metric: Metric.Counter<number>, read: () => number) =>
       observe(metric, () => ({ count: read(), incremental: true }))
     const gauge = (metric: Metric.Gauge<number>, read: (s: PoolStatus) => number) =>
@@ -96,7 +127,6 @@ export class Instruments {
     const registrations = [
       gauge(m.idle, (s) => s.checkedIn),
       gauge(m.used, (s) => s.checkedOut),
-      gauge(m.max, (s) => s.size),
       gauge(m.overflow, (s) => s.overflow),
       gauge(m.pending, (s) => s.waiting),
       observe(m.suspended, () => ({ value: suspended() ? 1 : 0 })),
@@ -113,6 +143,9 @@ export class Instruments {
     ]
     return () => {
       for (const r of registrations) r.remove()
+      this.maxSeries?.remove()
+      this.maxSeries = undefined
+      this.metrics = undefined
     }
   }
 }

@@ -9,7 +9,7 @@
  *
  * @internal
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Result, Schedule } from "effect"
 import { PoolConfigError } from "../PoolError.ts"
 import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "../PoolError.ts"
 import type { PoolHooks } from "../PoolEvent.ts"
@@ -89,9 +89,28 @@ const commonRules = V.rulesFor<CommonOptions<unknown>>()({
 const idleRules = V.rulesFor<IdleOptions>()({
   minIdle: V.integer({ min: 0, fallback: 0 }),
   idleTimeout: V.duration(Duration.infinity),
-  keepalive: V.duration(Duration.infinity),
-  housekeepingPeriod: V.duration(Duration.seconds(5), { positive: true, finite: true })
+  // A ping per idle connection per housekeeping round at most; below 1 s idle connections are busy.
+  keepalive: V.duration(Duration.infinity, { min: [Duration.seconds(1), "must be at least 1 second (\"Infinity\": no keepalive)"] }),
+  housekeepingPeriod: V.period(Duration.seconds(5))
 })
+
+/**
+ * The sizes of QueuePool: one rule each, for the layer's options and for `resize` at run time.
+ * `poolSize` 0 means no limit (SQLAlchemy's `pool_size=0`); `maxOverflow` -1 means no limit on
+ * the overflow.
+ */
+const sizeRules = V.rulesFor<Pick<QueuePool.OwnOptions, "poolSize" | "maxOverflow">>()({
+  poolSize: V.integer({ min: 0, fallback: 5 }),
+  maxOverflow: V.integer({ min: -1, fallback: 10 })
+})
+
+/**
+ * Decode one size given to `resize` with the rule the layer option has.
+ *
+ * @internal
+ */
+export const decodeSize = (field: keyof typeof sizeRules, value: unknown): Result.Result<number, string> =>
+  Result.mapError(sizeRules[field].decode(value), (rejection) => typeof rejection === "string" ? rejection : rejection.reason)
 
 /**
  * Each strategy's own options (beside the common ones), by strategy name. An option of some
@@ -100,8 +119,7 @@ const idleRules = V.rulesFor<IdleOptions>()({
 const strategyRules = {
   QueuePool: V.rulesFor<QueuePool.OwnOptions>()({
     ...idleRules,
-    poolSize: V.integer({ min: 0, fallback: 5 }),
-    maxOverflow: V.integer({ min: -1, fallback: 10 }),
+    ...sizeRules,
     timeout: V.duration(Duration.seconds(30)),
     lifo: V.boolean(false)
   }),

@@ -28,6 +28,16 @@ export interface Sizes {
   readonly maxOverflow: number
 }
 
+/**
+ * The most connections a strategy opens at once, `undefined` for no limit: `poolSize +
+ * maxOverflow` (QueuePool; `poolSize` 0 or `maxOverflow` -1: none), else its fixed `limit`.
+ */
+export const limitOf = (strategy: Strategy<any, any>): number | undefined => {
+  const sizes = strategy.sizes?.()
+  if (sizes === undefined) return strategy.limit
+  return sizes.poolSize === 0 || sizes.maxOverflow === -1 ? undefined : sizes.poolSize + sizes.maxOverflow
+}
+
 /** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -67,6 +77,11 @@ export interface Strategy<C, E> {
   readonly resize?: ((size: Sizes) => Effect.Effect<void>) | undefined
   /** The sizes now (they change with `resize`). */
   readonly sizes?: (() => Sizes) | undefined
+  /**
+   * The most connections open at once, for a strategy without {@link sizes} (StaticPool and
+   * AssertionPool: 1). Absent, and no sizes: no limit (NullPool, FiberPool).
+   */
+  readonly limit?: number | undefined
   /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
   readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
 }

@@ -179,6 +179,29 @@ export function duration(fallback?: Duration.Duration, bounds: DurationBounds = 
   }
 }
 
+/**
+ * The shortest period of work the library schedules again and again (the pool's housekeeping,
+ * the replicas' health checks): below it the timer itself becomes the load (an idle pool with a
+ * 1 ns housekeeping period kept a core 8-15 % busy).
+ */
+export const minPeriod = Duration.millis(100)
+
+/**
+ * The period of repeated background work: a finite duration of at least {@link minPeriod}.
+ */
+export const period = (fallback: Duration.Duration): Rule<Duration.Duration> => {
+  const reason = "must be a finite duration of at least 100 milliseconds (shorter, the timer itself becomes the load)"
+  return {
+    fallback,
+    decode: (value) => {
+      const parsed = parseDuration(value)
+      if (Result.isFailure(parsed)) return parsed
+      const d = parsed.success
+      return Duration.isFinite(d) && Duration.isGreaterThanOrEqualTo(d, minPeriod) ? ok(d) : no(reason)
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------- scalars
 
 /** An integer option in `[min, max]`. */

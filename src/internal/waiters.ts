@@ -70,6 +70,11 @@ export class WaiterQueue<C, E> {
     return this.live
   }
 
+  /** Slots of the queue's array, served and skipped ones included: bounded (see {@link first}). */
+  get footprint(): number {
+    return this.queue.length
+  }
+
   /**
    * Park until a record is handed over, the deadline passes or the pool fails every waiter.
    * `now`: a clock reading the caller just took (-1: read it here).
@@ -97,8 +102,7 @@ export class WaiterQueue<C, E> {
       if (exit._tag === "Success") return undefined
       // Left while queued (interrupted): out of the queue.
       if (waiter.queued) {
-        waiter.queued = false
-        this.live--
+        this.leave(waiter)
         this.compact()
         return undefined
       }
@@ -110,20 +114,39 @@ export class WaiterQueue<C, E> {
     })
   }
 
-  /** The longest waiter still queued (entries of waiters that left are dropped on the way). */
+  /**
+   * The longest waiter still queued (entries of waiters that left are dropped on the way). The
+   * served prefix `queue[..head]` is cut off once it is most of the array: under steady load
+   * the queue may never run empty, and the array must not grow with every wait ever made.
+   */
   private first(): Waiter<C, E> | undefined {
     const queue = this.queue
     while (this.head < queue.length) {
       const waiter = queue[this.head]!
-      if (waiter.queued) return waiter
+      if (waiter.queued) {
+        if (this.head >= 1024 && this.head * 2 >= queue.length) {
+          this.queue = queue.slice(this.head)
+          this.head = 0
+        }
+        return waiter
+      }
       queue[this.head++] = undefined!
     }
-    // Empty: start over at the front, so the array does not grow without bound.
+    // Empty: start over at the front.
     if (this.head > 0) {
       queue.length = 0
       this.head = 0
     }
     return undefined
+  }
+
+  /** The waiter is out of the queue (served, timed out, interrupted); the last one out empties it. */
+  private leave(waiter: Waiter<C, E>): void {
+    waiter.queued = false
+    if (--this.live === 0) {
+      this.queue.length = 0
+      this.head = 0
+    }
   }
 
   /** Many waiters left from behind a long one: drop their entries now, not when they reach the head. */
@@ -166,8 +189,7 @@ export class WaiterQueue<C, E> {
 
   /** Take the waiter out of the queue now; resume it with `result` in the scheduler's next batch. */
   private wake(waiter: Waiter<C, E>, result: Effect.Effect<ConnectionRecord<C>, E>): void {
-    waiter.queued = false
-    this.live--
+    this.leave(waiter)
     this.dispatcher!.scheduleTask(() => waiter.resume(result), 0)
   }
 

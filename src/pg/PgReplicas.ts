@@ -53,7 +53,7 @@ export type Balance = "round-robin" | "least-busy"
 export interface Options {
   /** How reads pick a replica. Default `"round-robin"`. */
   readonly balance?: Balance | undefined
-  /** How often a replica marked down is probed (`SELECT 1`) to bring it back. Default 1 second. */
+  /** How often a replica marked down is probed (`SELECT 1`) to bring it back; at least 100 ms. Default 1 second. */
   readonly healthCheckInterval?: Duration.Input | undefined
   /** Bound on one probe (a replica that does not answer stays down). Default 5 seconds. */
   readonly healthCheckTimeout?: Duration.Input | undefined
@@ -65,7 +65,7 @@ const check = V.validator((invalid) => new PgDriver.PgConfigError(invalid))
 
 const optionRules = V.rulesFor<Options>()({
   balance: V.literal<Balance>(["round-robin", "least-busy"], "round-robin"),
-  healthCheckInterval: V.duration(Duration.seconds(1), { positive: true, finite: true }),
+  healthCheckInterval: V.period(Duration.seconds(1)),
   healthCheckTimeout: V.duration(Duration.seconds(5), { positive: true, finite: true }),
   sql: V.custom<PgSql.Options | undefined>(
     (value) =>

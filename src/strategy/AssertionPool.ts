@@ -62,6 +62,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
       }),
     give: () => slot.give(),
     status: () => slot.status(),
+    limit: 1,
     dispose: slot.dispose,
     shutdown: slot.shutdown
   }

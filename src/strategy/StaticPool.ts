@@ -77,6 +77,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
         return closing
       }),
     status: () => slot.status(waiting),
+    limit: 1,
     dispose: slot.dispose,
     shutdown: Effect.suspend(() => {
       Deferred.doneUnsafe(returned, Exit.void)

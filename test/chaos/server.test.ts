@@ -61,7 +61,7 @@ layer(EmbeddedPostgres.layer(), { timeout: "120 seconds", excludeTestServices: t
       yield* server.stop
       const pools: ReadonlyArray<readonly [string, PoolLayer]> = [
         ["QueuePool", QueuePool.layer({ poolSize: 2, prePing: true })],
-        ["QueuePool+minIdle", QueuePool.layer({ poolSize: 2, minIdle: 2, housekeepingPeriod: "50 millis" })],
+        ["QueuePool+minIdle", QueuePool.layer({ poolSize: 2, minIdle: 2, housekeepingPeriod: "100 millis" })],
         ["NullPool", NullPool.layer()],
         ["StaticPool", StaticPool.layer()],
         ["FiberPool", FiberPool.layer()],

@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import { PgDriver } from "effect-db-pool/pg"
+import { PgDriver, PgReplicas } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { MockDriver } from "effect-db-pool/testing"
 import { classify } from "./harness.ts"
@@ -87,7 +87,14 @@ const queueOnly: ReadonlyArray<Case> = [
   ["minIdle", { poolSize: 3, minIdle: 4 }],
   ["minIdle", { minIdle: 6 }], // above the default poolSize (5)
   ["housekeepingPeriod", { housekeepingPeriod: 0 }],
-  ["housekeepingPeriod", { housekeepingPeriod: "Infinity" }]
+  ["housekeepingPeriod", { housekeepingPeriod: "Infinity" }],
+  // repeated background work below its bound: the timer itself becomes the load
+  ["housekeepingPeriod", { housekeepingPeriod: "1 nanos" }],
+  ["housekeepingPeriod", { housekeepingPeriod: 99 }],
+  ["housekeepingPeriod", { housekeepingPeriod: { microseconds: 99_999 } }],
+  ["keepalive", { keepalive: 0 }],
+  ["keepalive", { keepalive: "1 nanos" }],
+  ["keepalive", { keepalive: "999 millis" }]
 ]
 
 const fiberOnly: ReadonlyArray<Case> = integerField("poolSize", 0)
@@ -141,6 +148,41 @@ describe("bad input", () => {
         const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer)))
         assert.isTrue(Exit.isSuccess(exit), classify(exit))
       }
+    }))
+
+  it.effect("a period below its bound fails at layer build naming the field and the bound; the bound itself builds", () =>
+    Effect.gen(function*() {
+      const cases = [
+        [QueuePool.layer({ minIdle: 1, housekeepingPeriod: "1 nanos" }), "housekeepingPeriod", "at least 100 milliseconds"],
+        [QueuePool.layer({ keepalive: "10 millis" }), "keepalive", "at least 1 second"]
+      ] as const
+      for (const [layer, field, bound] of cases) {
+        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer)))
+        assert.strictEqual(classify(exit), "fail:PoolConfigError")
+        if (Exit.isFailure(exit)) {
+          const error = (exit.cause.reasons[0] as { error: { field: string; message: string } }).error
+          assert.strictEqual(error.field, field)
+          assert.include(error.message, bound)
+        }
+      }
+      const atBound = QueuePool.layer({ minIdle: 1, keepalive: "1 second", housekeepingPeriod: "100 millis" })
+      assert.isTrue(Exit.isSuccess(yield* build(atBound.pipe(Layer.provide(MockDriver.layer)))))
+    }))
+
+  it.effect("PgReplicas: a health-check interval below 100 ms fails with PgConfigError naming it (no server needed)", () =>
+    Effect.gen(function*() {
+      // The driver layer connects nothing when it builds, and neither does a pool without minIdle.
+      const pool = QueuePool.layer().pipe(Layer.provideMerge(PgDriver.layer({})))
+      for (const healthCheckInterval of ["1 nanos", "99 millis", 0, "Infinity"] as const) {
+        const exit = yield* build(PgReplicas.layer({ primary: pool, replicas: [pool] }, { healthCheckInterval }))
+        assert.strictEqual(classify(exit), "fail:PgConfigError", String(healthCheckInterval))
+        if (Exit.isFailure(exit)) {
+          const error = (exit.cause.reasons[0] as { error: PgDriver.PgConfigError }).error
+          assert.strictEqual(error.field, "healthCheckInterval")
+          assert.include(error.message, "at least 100 milliseconds")
+        }
+      }
+      assert.isTrue(Exit.isSuccess(yield* build(PgReplicas.layer({ primary: pool, replicas: [pool] }, { healthCheckInterval: "100 millis" }))))
     }))
 
   const malformedUrls = [
