@@ -22,6 +22,7 @@ import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
+import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
 export { Connection } from "./internal/connection.ts"
@@ -328,10 +329,11 @@ export const make = (config: Config): DriverShape<Connection> => {
       Effect.flatMap(Scope.make(), (scope) =>
         restore(Scope.provide(connectNative, scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-          Effect.map((native) => {
+          Effect.flatMap((native) => {
             const connection = new Connection(native, scope, alwaysReset, sessionReset)
             connection.cancelMillis = cancelMillis
-            return connection
+            // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
+            return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
           })
         ))
     ),
