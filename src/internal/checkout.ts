@@ -29,6 +29,7 @@ import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { ResolvedCommon } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
+import { millisText } from "./format.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
@@ -269,7 +270,7 @@ export class Pipeline<C> {
             Effect.suspend(() => {
               core.instruments?.leaked()
               return core.annotate(Effect.logWarning(
-                `Connection leak suspected: slot ${record.id} checked out for more than ${Duration.format(threshold)} by ${site}`
+                `Connection leak suspected: slot ${record.id} checked out for more than ${millisText(threshold)} by ${site}`
               ))
             })
           )

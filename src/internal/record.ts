@@ -75,7 +75,7 @@ const connectOnce = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | Conn
   const bounded = Duration.isFinite(timeout)
     ? Effect.timeoutOrElse(raw, {
       duration: timeout,
-      orElse: () => Effect.fail(new ConnectTimeoutError({ timeout }))
+      orElse: () => Effect.fail(new ConnectTimeoutError({ timeout, target: core.driver.target }))
     })
     : raw
   return Effect.tapError(bounded, () => Effect.sync(() => core.instruments?.connectFailed()))

@@ -325,6 +325,7 @@ export const make = (config: Config): DriverShape<Connection> => {
   const connectNative = Hosts.connector(connectionConfig, isDisconnect)
   return {
     name: "postgresql",
+    target: Hosts.where(connectionConfig),
     connect: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Scope.make(), (scope) =>
         restore(Scope.provide(connectNative, scope)).pipe(

@@ -48,6 +48,7 @@ import {
   ConnectError,
   ConnectionInvalidatedError,
   ConnectTimeoutError,
+  DisconnectionError,
   DriverError,
   PoolClosedError,
   PoolTimeoutError
@@ -100,11 +101,13 @@ const tooManyConnections = "53300"
 
 /**
  * A failed checkout as the `SqlError` the SQL layer speaks. A connect failure keeps the driver's
- * own `SqlError` and its reason (refused, authentication 28xxx, authorisation 42501, unknown
- * database 3D000, bad startup option 22023, ...: a FATAL at connect says nothing about
- * retrying), except two refusals for now, made retryable `ConnectionError`s: a server starting
- * up or shutting down (57P01–57P05, see `PgDriver.isDisconnect`) and too many connections
- * (53300). The rest become a `ConnectionError` whose cause is the pool's error.
+ * own `SqlError`, its message (where, as whom, the server's reason) and its reason (refused,
+ * authentication 28xxx, authorisation 42501, unknown database 3D000, bad startup option 22023,
+ * ...: a FATAL at connect says nothing about retrying), except two refusals for now, made
+ * retryable `ConnectionError`s: a server starting up or shutting down (57P01–57P05, see
+ * `PgDriver.isDisconnect`) and too many connections (53300). A closed pool is permanent: a
+ * non-retryable `UnknownError` saying so. The rest become a `ConnectionError` whose cause is the
+ * pool's error.
  *
  * @category errors
  * @since 0.1.0
@@ -113,18 +116,19 @@ export const checkoutError = (error: CheckoutError): SqlError => {
   if (error instanceof ConnectError && isSqlError(error.cause)) {
     const cause = error.cause
     if (cause.reason._tag === "ConnectionError") return cause
-    if (PgDriver.isDisconnect(cause)) return PgDriver.disconnected(cause, "checkout")
     const server = cause.reason.cause as { readonly code?: unknown; readonly message?: unknown } | undefined
-    if (server?.code === tooManyConnections) {
-      return new SqlError({
-        reason: new ConnectionError({
-          cause,
-          message: `PgSql: the server refused the connection for now (${String(server.message ?? cause.message)})`,
-          operation: "checkout"
-        })
-      })
+    if (PgDriver.isDisconnect(cause) || server?.code === tooManyConnections) {
+      // Refused for now: retryable, with the driver's message (where, as whom, why).
+      const refused = server?.code === tooManyConnections ? cause : new DisconnectionError({ cause })
+      const message = cause.message.startsWith("PgDriver: ")
+        ? cause.message
+        : `PgSql: the server refused the connection for now (${String(server?.message ?? cause.message)})`
+      return new SqlError({ reason: new ConnectionError({ cause: refused, message, operation: "checkout" }) })
     }
     return cause
+  }
+  if (error instanceof PoolClosedError) {
+    return new SqlError({ reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" }) })
   }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }

@@ -6,6 +6,7 @@
  * @internal
  */
 import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
+import type { SqlErrorReason } from "effect/sql/SqlError"
 import { DisconnectionError, PoolClosedError, PoolTimeoutError } from "../../PoolError.ts"
 
 /**
@@ -121,3 +122,58 @@ export const disconnected = (original: unknown, operation: string): SqlError => 
 /** A non-retryable `SqlError` (reason `UnknownError`). */
 export const unknownError = (cause: unknown, message: string, operation: string): SqlError =>
   new SqlError({ reason: new UnknownError({ cause, message, operation }) })
+
+// ---------------------------------------------------------------------------- connect errors
+
+/** A reason of the same kind (class) as `reason`, with another message. */
+const sameKind = (reason: SqlErrorReason, message: string): SqlErrorReason => {
+  const Reason = reason.constructor as new(fields: {
+    readonly cause: unknown
+    readonly message: string
+    readonly operation: string
+    readonly constraint?: string
+  }) => SqlErrorReason
+  const constraint = fieldOf(reason, "constraint")
+  return new Reason({
+    cause: reason.cause,
+    message,
+    operation: reason.operation ?? "connect",
+    ...(typeof constraint === "string" && { constraint })
+  })
+}
+
+/** Control characters (a newline in a server message or a name) would break the one line. */
+const oneLine = (text: string): string => text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim()
+
+/**
+ * Why a connect failed, in one line: the server's reason with its SQLSTATE (`password
+ * authentication failed for user "app" (28P01)`), a socket error as Node words it (`connect
+ * ECONNREFUSED 127.0.0.1:5499`, `getaddrinfo ENOTFOUND db.invalid`), the driver's connect bound
+ * (`timed out after 5000 ms (PgDriver connectTimeout)`), or the driver's own words.
+ */
+export const connectReason = (error: SqlError, connectMillis: number): string => {
+  const reason = error.reason
+  const cause = reason.cause
+  if (fieldOf(cause, "_tag") === "PgHostsError") return oneLine(String(fieldOf(cause, "message")).replace(/^PgDriver: /, ""))
+  const message = fieldOf(cause, "message")
+  const code = fieldOf(cause, "code")
+  if (typeof message === "string" && message.length > 0) {
+    // The server's ErrorResponse (its fields on the cause), or a socket error (Node's `code`).
+    if (typeof code === "string" && sqlState.test(code) && fieldOf(cause, "severity") !== undefined) return oneLine(`${message} (${code})`)
+    if (typeof code === "string") return oneLine(message)
+    if (message === "Connection timed out" && reason._tag === "ConnectionError") {
+      return `timed out after ${connectMillis} ms (PgDriver connectTimeout)`
+    }
+  }
+  const own = (reason.message ?? reason._tag).replace(/^(?:PgConnection|PgDriver): /, "")
+  return oneLine(typeof message === "string" && message.length > 0 && message !== own ? `${own}: ${message}` : own)
+}
+
+/**
+ * A failed connect as the `SqlError` users see: the same reason kind (so `isRetryable` and
+ * `catchReason` are unchanged) and cause (the server's fields, the socket error), with a message
+ * that says where, as whom and why, on one line:
+ * `PgDriver: cannot connect to 127.0.0.1:5499 (database "app", user "app"): connect ECONNREFUSED 127.0.0.1:5499`.
+ */
+export const connectFailed = (error: SqlError, where: string, connectMillis: number): SqlError =>
+  new SqlError({ reason: sameKind(error.reason, oneLine(`PgDriver: cannot connect to ${where}: ${connectReason(error, connectMillis)}`)) })
