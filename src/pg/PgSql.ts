@@ -55,7 +55,7 @@ import {
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
-import { unknownError } from "./internal/errors.ts"
+import { isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -335,9 +335,12 @@ class PooledSql implements SqlConnection {
       // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
       // Also: one of the driver's named statements gone from the session (a transaction-mode
       // pooler the driver was not told about): an error that names the setting.
-      (error) => PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error),
+      // And a message the server refused (08P01, ERROR): the session goes on; not retryable.
+      (error) =>
+        PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error) || isRefusedMessage(error),
       (error) => {
         if (!connection.isDead && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isDead && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
         const disconnect = PgDriver.isDisconnect(error)
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
@@ -422,6 +425,7 @@ class PooledSql implements SqlConnection {
   ): Stream.Stream<any, SqlError> {
     if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
     const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
+      Stream.mapError((error) => isRefusedMessage(error) ? refusedMessage(error, "stream") : error),
       Stream.catchIf(PgDriver.isDisconnect, (error) =>
         Stream.fromEffect(Effect.andThen(
           Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),

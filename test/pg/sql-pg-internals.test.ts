@@ -154,14 +154,14 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
     Effect.scoped(Effect.gen(function*() {
       const native = yield* session()
       const found = SqlPg.access(native)
-      assert.isDefined(found.preparedStatements, "base.prepared.statements is missing")
-      const cache = found.preparedStatements as unknown as Map<string, unknown>
+      assert.isDefined(found.preparedStatements(), "base.prepared.statements is missing")
+      const cache = found.preparedStatements() as unknown as Map<string, unknown>
       assert.instanceOf(cache, Map, "base.prepared.statements is no longer a Map")
       yield* native.query("select 1 as one")
       assert.isTrue(cache.size >= 1, "a prepared statement is cached")
       // After DISCARD ALL the server has none of them: cleared, the next use parses again (no 26000).
       yield* native.query("DISCARD ALL", [], false)
-      found.preparedStatements!.clear()
+      found.preparedStatements()!.clear()
       assert.strictEqual(cache.size, 0)
       yield* native.query("begin", [], false)
       const rows = yield* native.query("select 1 as one")

@@ -20,6 +20,7 @@ import {
   mayTouchSession,
   touchesSession
 } from "./session.ts"
+import { unsendable } from "./encoding.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 
 /** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
@@ -354,10 +355,17 @@ export class Connection {
    * A statement of the user's (`native`: the driver call, made only if it runs), with the
    * bookkeeping of {@link Connection.see}. Bounded on interrupt ({@link CancelConfig.cancelTimeout});
    * on a session this driver closed, it fails at once (the closed statement's cancel request may
-   * still hold the native session for a few seconds: nothing may queue behind it).
+   * still hold the native session for a few seconds: nothing may queue behind it). Text the
+   * protocol cannot carry fails at once too, with nothing sent (`encoding.ts`).
    */
-  private statement<A>(sql: string, native: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
+  private statement<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    native: () => Effect.Effect<A, SqlError>
+  ): Effect.Effect<A, SqlError> {
     return Effect.suspend(() => {
+      const refused = unsendable(sql, params)
+      if (refused !== undefined) return Effect.fail(refused)
       const dropsCache = this.see(sql)
       const run = this.killedWith !== undefined
         ? Effect.fail(this.killedWith)
@@ -369,7 +377,7 @@ export class Connection {
       if (dropsCache) {
         return Effect.tap(run, () =>
           Effect.sync(() => {
-            const statements = this.sqlPg.preparedStatements
+            const statements = this.sqlPg.preparedStatements()
             // Not found: the reset will close the session rather than hand out a stale cache.
             if (statements === undefined) return void (this.dirty = true)
             statements.clear()
@@ -388,7 +396,7 @@ export class Connection {
 
   /** Run a statement (rows keyed by column), tracking the transaction state. */
   query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
-    return this.statement(sql, () => this.native.query(sql, params, prepare))
+    return this.statement(sql, params, () => this.native.query(sql, params, prepare))
   }
 
   /** Run a statement (positional rows), tracking the transaction state. */
@@ -397,13 +405,15 @@ export class Connection {
     params: ReadonlyArray<unknown> = [],
     prepare = true
   ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
-    return this.statement(sql, () => this.native.queryValues(sql, params, prepare))
+    return this.statement(sql, params, () => this.native.queryValues(sql, params, prepare))
   }
 
   /** Stream rows, tracking the transaction state. */
   stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
     return Stream.suspend(() => {
       if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
+      const refused = unsendable(sql, params)
+      if (refused !== undefined) return Stream.fail(refused)
       this.see(sql)
       return this.native.stream(sql, params)
     })
@@ -444,7 +454,7 @@ export class Connection {
    */
   private get discard(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
-      const statements = this.sqlPg.preparedStatements
+      const statements = this.sqlPg.preparedStatements()
       if (statements === undefined) {
         return Effect.fail(unknownError(
           new Error("@effect/sql-pg's prepared-statement cache was not found"),

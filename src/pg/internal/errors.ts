@@ -40,10 +40,18 @@ export const fieldOf = (u: unknown, key: string): unknown =>
   typeof u === "object" && u !== null && key in u ? (u as Record<string, unknown>)[key] : undefined
 
 /**
+ * The server sent this error with severity ERROR: it answered and the session goes on (FATAL and
+ * PANIC end it). The unlocalised severity (PostgreSQL 9.6+) first: `severity` may be translated.
+ */
+const answered = (cause: unknown): boolean => (fieldOf(cause, "severityUnlocalized") ?? fieldOf(cause, "severity")) === "ERROR"
+
+/**
  * What the first code along a `cause` chain says: `true` (a disconnect SQLSTATE, a socket code,
  * a `DisconnectionError`), `false` (any other SQLSTATE: the server answered; the pool's own
- * timeout/closed errors), `undefined` (nothing found). Severity is not looked at: a FATAL
- * at connect (unknown database, authentication, bad startup option) is no disconnect.
+ * timeout/closed errors), `undefined` (nothing found). A disconnect SQLSTATE sent with severity
+ * ERROR is no disconnect (the session goes on: 08P01 for a Bind with the wrong number of
+ * parameters or a malformed message, dblink's 08001); otherwise severity is not looked at: a
+ * FATAL at connect (unknown database, authentication, bad startup option) is no disconnect.
  */
 const verdict = (cause: unknown, depth: number): boolean | undefined => {
   if (cause === undefined || cause === null || depth > 5) return undefined
@@ -53,7 +61,8 @@ const verdict = (cause: unknown, depth: number): boolean | undefined => {
   if (fieldOf(cause, "_tag") === "CommitOutcomeUnknownError") return false
   const code = fieldOf(cause, "code")
   if (typeof code === "string") {
-    if (disconnectStates.test(code) || socketCodes.has(code)) return true
+    if (disconnectStates.test(code)) return !answered(cause)
+    if (socketCodes.has(code)) return true
     if (sqlState.test(code)) return false
   }
   return verdict(fieldOf(cause, "cause"), depth + 1)
@@ -65,7 +74,9 @@ const verdict = (cause: unknown, depth: number): boolean | undefined => {
  * Decided by the first code found along the error's `cause` chain:
  *
  * - SQLSTATE class 08 and 57P01–57P05 (a backend killed while idle shows up as `UnknownError`
- *   57P01, a server starting/stopping as 57P03, `idle_session_timeout` as 57P05): **true**;
+ *   57P01, a server starting/stopping as 57P03, `idle_session_timeout` as 57P05): **true**,
+ *   unless the server sent it with severity ERROR (the session goes on: 08P01 for a Bind with
+ *   the wrong number of parameters, dblink's 08001): **false**;
  * - socket errors (`ECONNRESET`, `ECONNREFUSED`, `EPIPE`, `ETIMEDOUT`, ...): **true**;
  * - any other SQLSTATE (28xxx authentication, 42501, 3D000 unknown database, 22023 bad startup
  *   option, 53300 too many connections, 25P03, ...): **false**, whatever its severity;
@@ -114,6 +125,31 @@ export const disconnected = (original: unknown, operation: string): SqlError => 
     reason: new ConnectionError({
       cause: new DisconnectionError({ cause: original }),
       message: `PgSql: the connection was lost (${detail})`,
+      operation
+    })
+  })
+}
+
+/**
+ * The server refused a message it could not read (08P01 protocol_violation, severity ERROR: a
+ * Bind with the wrong number of parameters, a malformed message) and the session goes on. The
+ * same statement meets the same answer, so it is no `ConnectionError` (retryable) as
+ * `@effect/sql-pg` classifies class 08: {@link refusedMessage} makes it an `UnknownError`.
+ */
+export const isRefusedMessage = (error: unknown): error is SqlError => {
+  if (!isSqlError(error) || error.reason._tag !== "ConnectionError") return false
+  const cause = error.reason.cause
+  return fieldOf(cause, "code") === "08P01" && answered(cause)
+}
+
+/** A {@link isRefusedMessage} error as a non-retryable `UnknownError` quoting the server. */
+export const refusedMessage = (error: SqlError, operation: string): SqlError => {
+  const server = fieldOf(error.reason.cause, "message")
+  const detail = typeof server === "string" && server.length > 0 ? server : error.message
+  return new SqlError({
+    reason: new UnknownError({
+      cause: error.reason.cause,
+      message: `PgSql: the server refused the statement's message: ${detail} (08P01)`,
       operation
     })
   })

@@ -134,8 +134,11 @@ export interface Access {
   readonly deadError: (() => SqlError | undefined) | undefined
   /** Be told when the driver retires the session (a late cancel may still land on it). */
   readonly onRetire: ((hook: () => void) => void) | undefined
-  /** The prepared-statement cache (nothing to clear when the session prepares nothing). */
-  readonly preparedStatements: { readonly clear: () => void } | undefined
+  /**
+   * The prepared-statement cache (nothing to clear when the session prepares nothing), looked up
+   * at each call (it is needed rarely: after a `DISCARD ALL` / `DEALLOCATE`).
+   */
+  readonly preparedStatements: () => { readonly clear: () => void } | undefined
   readonly cancel: CancelSite | undefined
   /**
    * Close the socket at once: the statement on the wire fails with `error` (`"error"`) or with
@@ -154,6 +157,15 @@ const hasField = (u: unknown, key: string): boolean =>
   (typeof u === "object" || typeof u === "function") && u !== null && key in u
 
 const nothingPrepared = { clear: () => {} }
+
+/** `base.prepared.statements`: `prepared` is `undefined` when the session prepares nothing (`prepare: false`, cache size 0). */
+const preparedOf = (base: unknown): { readonly clear: () => void } | undefined => {
+  if (!hasField(base, "prepared")) return undefined
+  const cache = fieldOf(base, "prepared")
+  if (cache === undefined) return nothingPrepared
+  const statements = fieldOf(cache, "statements")
+  return statements instanceof Map ? statements : undefined
+}
 
 interface Destroyable {
   destroy(): void
@@ -177,16 +189,8 @@ export const access = (native: PgConnection.PgConnection): Access => {
 
   const base = fieldOf(internals, "base")
 
-  // `prepared` is `undefined` when the session prepares nothing (`prepare: false`, cache size 0).
-  let preparedStatements: Access["preparedStatements"]
-  if (hasField(base, "prepared")) {
-    const cache = fieldOf(base, "prepared")
-    const statements = cache === undefined ? nothingPrepared : fieldOf(cache, "statements")
-    preparedStatements = statements === nothingPrepared || statements instanceof Map
-      ? statements as { readonly clear: () => void }
-      : undefined
-  }
-  if (preparedStatements === undefined) missing.add("base.prepared.statements")
+  const preparedStatements = () => preparedOf(base)
+  if (preparedStatements() === undefined) missing.add("base.prepared.statements")
 
   const original = fieldOf(base, "cancel")
   if (!Effect.isEffect(original)) missing.add("base.cancel")
