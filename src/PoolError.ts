@@ -59,6 +59,9 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
  * (waiting for a free slot): one says "the database is slow or unreachable", the other "the pool
  * is exhausted". `target` is where the driver connects (`DriverShape.target`): "Connecting to
  * 127.0.0.1:5432 (database "app", user "app") timed out after 500 ms (connectTimeout)".
+ * `afterPrePing`: a checkout's pre-ping failed and the reconnect did not finish within what was
+ * left of the same `connectTimeout` (pre-ping and reconnect share it): "Pre-ping and reconnect
+ * to ... did not finish within 500 ms (connectTimeout)".
  *
  * @category errors
  * @since 0.1.0
@@ -66,10 +69,13 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
 export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
   readonly timeout: Duration.Duration
   readonly target?: string | undefined
+  readonly afterPrePing?: boolean | undefined
 }> {
   override get message(): string {
     const to = this.target === undefined ? "" : ` to ${this.target}`
-    return `Connecting${to} timed out after ${millisText(this.timeout)} (connectTimeout)`
+    return this.afterPrePing === true
+      ? `Pre-ping and reconnect${to} did not finish within ${millisText(this.timeout)} (connectTimeout)`
+      : `Connecting${to} timed out after ${millisText(this.timeout)} (connectTimeout)`
   }
 }
 
