@@ -59,9 +59,10 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
  * (waiting for a free slot): one says "the database is slow or unreachable", the other "the pool
  * is exhausted". `target` is where the driver connects (`DriverShape.target`): "Connecting to
  * 127.0.0.1:5432 (database "app", user "app") timed out after 500 ms (connectTimeout)".
- * `afterPrePing`: a checkout's pre-ping failed and the reconnect did not finish within what was
- * left of the same `connectTimeout` (pre-ping and reconnect share it): "Pre-ping and reconnect
- * to ... did not finish within 500 ms (connectTimeout)".
+ * `afterPrePing`: a checkout's pre-ping failed (or went unanswered for half of `connectTimeout`)
+ * and the reconnect did not finish within what was left of the same `connectTimeout` (pre-ping
+ * and reconnect share it): "Pre-ping and reconnect to ... did not finish within 500 ms
+ * (connectTimeout)".
  *
  * @category errors
  * @since 0.1.0

@@ -33,8 +33,9 @@ export interface CommonOptions<C = unknown> {
   readonly recycle?: Duration.Input | undefined
   /**
    * Ping connections that were not made by this checkout before handing them out. The ping and
-   * any reconnect after it share one `connectTimeout`: a checkout that pings fails within it.
-   * Default: false.
+   * any reconnect after it share one `connectTimeout`: the ping waits at most half of it (a
+   * silent connection is then dead and replaced in the other half), and a checkout that pings
+   * succeeds or fails within `connectTimeout`. Default: false.
    */
   readonly prePing?: boolean | undefined
   /** Reset on return. Default: `"rollback"`. */
@@ -65,8 +66,8 @@ export interface CommonOptions<C = unknown> {
   readonly leakDetectionThreshold?: Duration.Input | undefined
   /**
    * Bound on opening one connection; past it the attempt fails with `ConnectTimeoutError`. With
-   * `prePing`, it bounds the ping and the reconnects after it together (from the start of the
-   * ping). Default: 30 s.
+   * `prePing`, it bounds the ping (half of it at most) and the reconnects after it together,
+   * from the start of the ping. Default: 30 s.
    */
   readonly connectTimeout?: Duration.Input | undefined
   /** Retries of a failed connect (e.g. `Schedule.exponential("100 millis")` with a cap). Default: none. */

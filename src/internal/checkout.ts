@@ -138,16 +138,21 @@ export class Pipeline<C> {
             ? new DisconnectionError({ cause, invalidatePool: true })
             : new DriverError({ operation: "ping", cause }))
         // A ping that never answers (a half-open socket) must not hold the checkout forever: the
-        // ping and the reconnect after it share one `connectTimeout` (the checkout's budget);
-        // past it the connection counts as dead.
+        // ping and the reconnect after it share one `connectTimeout` (the checkout's budget). The
+        // ping may take half of it, so that a reconnect still fits in the rest (a half-open
+        // socket to a live server is replaced, not reported); past that the connection is dead.
         const timeout = core.options.connectTimeout
         if (!Duration.isFinite(timeout)) return Effect.andThen(ping, checkout)
-        if (budget.deadline === Infinity) budget.deadline = core.now() + Duration.toMillis(timeout)
+        const now = core.now()
+        if (budget.deadline === Infinity) budget.deadline = now + Duration.toMillis(timeout)
+        const half = Duration.toMillis(timeout) / 2
         const bounded = Effect.timeoutOrElse(ping, {
-          duration: Duration.millis(Math.max(0, budget.deadline - core.now())),
+          duration: Duration.millis(Math.max(0, Math.min(half, budget.deadline - now))),
           orElse: () =>
             Effect.fail(
-              new DisconnectionError({ cause: new Error(`pre-ping did not answer within ${millisText(timeout)} (connectTimeout)`) })
+              new DisconnectionError({
+                cause: new Error(`pre-ping did not answer within ${millisText(Duration.millis(half))} (half of connectTimeout)`)
+              })
             )
         })
         return Effect.andThen(bounded, checkout)
