@@ -73,7 +73,7 @@ export const catalogue: ReadonlyArray<Entry> = [
   {
     internal: "base.cancel",
     feature: "`cancelTimeout` costs a statement nothing (the driver's cancel is bounded in place)",
-    fallback: "each statement runs in a fiber of its own, bounded the same way (~1-2 µs more per statement)"
+    fallback: "each statement runs in a fiber of its own, bounded the same way (a fiber per statement)"
   },
   {
     internal: "base.consumer",
