@@ -24,6 +24,11 @@ import type { Effect } from "effect"
 export interface DriverShape<C> {
   /** Short name used in logs and spans, e.g. `"postgresql"`. */
   readonly name: string
+  /**
+   * Optional: where connections go, for error messages (`ConnectTimeoutError`), e.g.
+   * `127.0.0.1:5432 (database "app", user "app")`. Never a secret: it may be logged.
+   */
+  readonly target?: string | undefined
   /** Open one raw connection. */
   readonly connect: Effect.Effect<C, unknown>
   /** Close a raw connection. */

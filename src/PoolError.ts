@@ -6,18 +6,20 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration } from "effect"
+import { Data } from "effect"
+import type { Duration } from "effect"
+import { millisText } from "./internal/format.ts"
 import { showValue } from "./internal/validate.ts"
-
-const formatSeconds = (timeout: Duration.Duration): string =>
-  Duration.isFinite(timeout) ? (Duration.toMillis(timeout) / 1000).toFixed(2) : "none"
 
 const causeMessage = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
 
 /**
  * No slot became free within `timeout`. The message names the limits, as SQLAlchemy's does:
- * "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00".
+ * "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30000 ms".
+ * `suspended`: the pool was suspended (`pool.suspend`) the whole time and the checkout waited for
+ * `resume` in vain: "QueuePool is suspended: the checkout waited for resume, timed out, timeout
+ * 30000 ms".
  *
  * @category errors
  * @since 0.1.0
@@ -31,11 +33,14 @@ export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
   readonly maxOverflow: number
   /** The `timeout` the checkout waited. */
   readonly timeout: Duration.Duration
+  readonly suspended?: boolean | undefined
 }> {
   /** Names the limits and the timeout, as SQLAlchemy's message. */
   override get message(): string {
-    return `${this.strategy} limit of size ${this.poolSize} overflow ${this.maxOverflow} reached, ` +
-      `connection timed out, timeout ${formatSeconds(this.timeout)}`
+    return this.suspended === true
+      ? `${this.strategy} is suspended: the checkout waited for resume, timed out, timeout ${millisText(this.timeout)}`
+      : `${this.strategy} limit of size ${this.poolSize} overflow ${this.maxOverflow} reached, ` +
+        `connection timed out, timeout ${millisText(this.timeout)}`
   }
 }
 
@@ -59,7 +64,12 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
 /**
  * Opening one connection took longer than `connectTimeout`. Distinct from `PoolTimeoutError`
  * (waiting for a free slot): one says "the database is slow or unreachable", the other "the pool
- * is exhausted".
+ * is exhausted". `target` is where the driver connects (`DriverShape.target`): "Connecting to
+ * 127.0.0.1:5432 (database "app", user "app") timed out after 500 ms (connectTimeout)".
+ * `afterPrePing`: a checkout's pre-ping failed (or went unanswered for half of `connectTimeout`)
+ * and the reconnect did not finish within what was left of the same `connectTimeout` (pre-ping
+ * and reconnect share it): "Pre-ping and reconnect to ... did not finish within 500 ms
+ * (connectTimeout)".
  *
  * @category errors
  * @since 0.1.0
@@ -67,10 +77,15 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
 export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
   /** The `connectTimeout` that passed. */
   readonly timeout: Duration.Duration
+  readonly target?: string | undefined
+  readonly afterPrePing?: boolean | undefined
 }> {
   /** Names the bound that passed. */
   override get message(): string {
-    return `Connecting timed out after ${formatSeconds(this.timeout)} s (connectTimeout)`
+    const to = this.target === undefined ? "" : ` to ${this.target}`
+    return this.afterPrePing === true
+      ? `Pre-ping and reconnect${to} did not finish within ${millisText(this.timeout)} (connectTimeout)`
+      : `Connecting${to} timed out after ${millisText(this.timeout)} (connectTimeout)`
   }
 }
 
@@ -131,7 +146,8 @@ export class DriverError extends Data.TaggedError("DriverError")<{
 }
 
 /**
- * The pool was closed (its layer's scope ended) before or while the checkout waited.
+ * The pool was closed (its layer's scope ended) before or while the checkout waited. Permanent:
+ * no retry can succeed (`PgSql` makes it a non-retryable `SqlError`).
  *
  * @category errors
  * @since 0.1.0
@@ -142,7 +158,7 @@ export class PoolClosedError extends Data.TaggedError("PoolClosedError")<{
 }> {
   /** "<strategy> is closed". */
   override get message(): string {
-    return `${this.strategy} is closed`
+    return `${this.strategy} is closed (its layer's scope ended): no checkout can succeed`
   }
 }
 

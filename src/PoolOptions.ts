@@ -31,7 +31,12 @@ export interface CommonOptions<C = unknown> {
   readonly name?: string | undefined
   /** Max age of a connection, checked at checkout (SQLAlchemy `pool_recycle`). Default: never. */
   readonly recycle?: Duration.Input | undefined
-  /** Ping connections that were not made by this checkout before handing them out. Default: false. */
+  /**
+   * Ping connections that were not made by this checkout before handing them out. The ping and
+   * any reconnect after it share one `connectTimeout`: the ping waits at most half of it (a
+   * silent connection is then dead and replaced in the other half), and a checkout that pings
+   * succeeds or fails within `connectTimeout`. Default: false.
+   */
   readonly prePing?: boolean | undefined
   /** Reset on return. Default: `"rollback"`. */
   readonly resetOnReturn?: ResetOnReturn | undefined
@@ -59,7 +64,11 @@ export interface CommonOptions<C = unknown> {
   readonly echo?: boolean | undefined
   /** Warn once (and count) when a checkout is held longer than this, naming the checkout site. Default: off. */
   readonly leakDetectionThreshold?: Duration.Input | undefined
-  /** Bound on opening one connection; past it the attempt fails with `ConnectTimeoutError`. Default: 30 s. */
+  /**
+   * Bound on opening one connection; past it the attempt fails with `ConnectTimeoutError`. With
+   * `prePing`, it bounds the ping (half of it at most) and the reconnects after it together,
+   * from the start of the ping. Default: 30 s.
+   */
   readonly connectTimeout?: Duration.Input | undefined
   /** Retries of a failed connect (e.g. `Schedule.exponential("100 millis")` with a cap). Default: none. */
   readonly connectRetry?: Schedule.Schedule<unknown, ConnectError | ConnectTimeoutError> | undefined

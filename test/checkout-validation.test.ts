@@ -131,3 +131,69 @@ describe("Checkout validation and retry", () => {
       assert.strictEqual(id, 2)
     }))
 })
+
+describe("pre-ping and reconnect share one connectTimeout", () => {
+  it.effect("a silent ping, then a silent reconnect: the checkout fails at connectTimeout (the ping half, the reconnect the rest)", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "500 millis" })
+      yield* Effect.scoped(pool.checkout) // made by that checkout: not pinged
+      mock.next("ping", "hang")
+      mock.next("connect", "hang")
+      const attempts = mock.connectAttempts()
+      const fiber = yield* Effect.forkChild(Effect.scoped(pool.checkout))
+      yield* TestClock.adjust("249 millis")
+      assert.strictEqual(mock.connectAttempts(), attempts, "still pinging")
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(mock.connectAttempts(), attempts + 1, "half of connectTimeout: the ping is given up, a reconnect starts")
+      assert.isTrue(mock.connections[0]!.closed, "the silent connection was closed")
+      yield* TestClock.adjust("249 millis")
+      assert.isUndefined(fiber.pollUnsafe(), "reconnecting")
+      yield* TestClock.adjust("1 millis")
+      const exit = fiber.pollUnsafe()
+      assert.isDefined(exit, "done at connectTimeout")
+      const error = errorOf(exit!)
+      assert.strictEqual(error._tag, "ConnectTimeoutError")
+      assert.isTrue(error.afterPrePing)
+      assert.strictEqual(error.message, "Pre-ping and reconnect did not finish within 500 ms (connectTimeout)")
+      assert.deepStrictEqual(yield* pool.status, { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 })
+    }))
+
+  it.effect("a ping answered after 200 ms, then a disconnect: the reconnect gets the 300 ms left", () =>
+    Effect.gen(function*() {
+      let checkouts = 0
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        prePing: true,
+        connectTimeout: "500 millis",
+        hooks: {
+          // The second checkout finds the (pinged) session gone: invalidate and reconnect.
+          onCheckout: () => Effect.suspend(() => ++checkouts === 2 ? Effect.fail(new PoolError.DisconnectionError({})) : Effect.void)
+        }
+      })
+      yield* Effect.scoped(pool.checkout)
+      mock.next("ping", { delay: "200 millis" })
+      mock.next("connect", "hang")
+      const fiber = yield* Effect.forkChild(Effect.scoped(pool.checkout))
+      yield* TestClock.adjust("200 millis")
+      assert.isUndefined(fiber.pollUnsafe(), "reconnecting")
+      yield* TestClock.adjust("299 millis")
+      assert.isUndefined(fiber.pollUnsafe(), "reconnecting")
+      yield* TestClock.adjust("1 millis")
+      const exit = fiber.pollUnsafe()
+      assert.isDefined(exit, "done at connectTimeout: 200 ms of ping + 300 ms of reconnect")
+      assert.strictEqual(errorOf(exit!)._tag, "ConnectTimeoutError")
+      assert.isTrue(errorOf(exit!).afterPrePing)
+    }))
+
+  it.effect("a ping that fails at once: the reconnect has the whole bound and the checkout succeeds", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "500 millis" })
+      yield* Effect.scoped(pool.checkout)
+      mock.kill(1)
+      mock.next("connect", { delay: "450 millis" })
+      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
+      yield* TestClock.adjust("450 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 2)
+    }))
+})

@@ -79,7 +79,7 @@ describe("QueuePool accounting", () => {
       assert.strictEqual(error._tag, "PoolTimeoutError")
       assert.strictEqual(
         error.message,
-        "QueuePool limit of size 2 overflow 1 reached, connection timed out, timeout 2.50"
+        "QueuePool limit of size 2 overflow 1 reached, connection timed out, timeout 2500 ms"
       )
       assert.deepStrictEqual(yield* pool.status, { size: 2, checkedIn: 0, checkedOut: 3, overflow: 1, waiting: 0 })
     }))

@@ -167,6 +167,9 @@ describe("suspend and resume", () => {
       yield* TestClock.adjust("1 millis")
       const exit = yield* Fiber.join(waiting)
       assert.strictEqual(tagOf(exit), "PoolTimeoutError")
+      // It says the pool was suspended, not that the pool was full.
+      const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as { error?: Error }).error : undefined
+      assert.strictEqual(error?.message, "QueuePool is suspended: the checkout waited for resume, timed out, timeout 3000 ms")
       assert.strictEqual((yield* pool.status).waiting, 0)
     }))
 

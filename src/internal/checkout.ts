@@ -29,6 +29,7 @@ import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { ResolvedCommon } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
+import { millisText } from "./format.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
@@ -89,6 +90,11 @@ class Handle<C> implements PooledConnection<C> {
 
 const isDisconnection = (e: unknown): e is DisconnectionError => e instanceof DisconnectionError
 
+/** A checkout's `connectTimeout` once its pre-ping started: the clock time (ms) the ping and reconnects must end by. */
+interface Budget {
+  deadline: number
+}
+
 /** @internal */
 export class Pipeline<C> {
   private readonly retrySchedule: Schedule.Schedule<unknown, any>
@@ -101,8 +107,12 @@ export class Pipeline<C> {
 
   // ---------------------------------------------------------------- checkout
 
-  /** One attempt at making the record's connection fit to hand out. */
-  private attempt(record: ConnectionRecord<C>): Effect.Effect<void, CheckoutError | DisconnectionError> {
+  /**
+   * One attempt at making the record's connection fit to hand out. `budget.deadline` (clock ms):
+   * set by the first pre-ping of the checkout; the ping and any reconnect after it share one
+   * `connectTimeout`.
+   */
+  private attempt(record: ConnectionRecord<C>, budget: Budget): Effect.Effect<void, CheckoutError | DisconnectionError> {
     const core = this.core
     return Effect.suspend(() => {
       let ready: Effect.Effect<void, CheckoutError> = Effect.void
@@ -110,13 +120,13 @@ export class Pipeline<C> {
         if (core.driver.isDead?.(record.connection) === true) {
           // Known dead by the driver (no round trip): replaced, never handed out.
           const cause = new DisconnectionError({ cause: new Error("the driver reports the connection dead") })
-          ready = Effect.andThen(Record.invalidate(core, record, cause, "disconnect"), Record.connect(core, record))
+          ready = Effect.andThen(Record.invalidate(core, record, cause, "disconnect"), Record.connect(core, record, budget.deadline))
         } else if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
           core.instruments?.recycled()
-          ready = Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record))
+          ready = Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record, budget.deadline))
         }
       } else {
-        ready = Record.connect(core, record)
+        ready = Record.connect(core, record, budget.deadline)
       }
       return Effect.andThen(ready, () => {
         const fresh = record.fresh
@@ -128,18 +138,24 @@ export class Pipeline<C> {
           core.driver.isDisconnect(cause)
             ? new DisconnectionError({ cause, invalidatePool: true })
             : new DriverError({ operation: "ping", cause }))
-        // A ping that never answers (a half-open socket) must not hold the checkout forever:
-        // bounded like a connect, and then the connection counts as dead.
+        // A ping that never answers (a half-open socket) must not hold the checkout forever: the
+        // ping and the reconnect after it share one `connectTimeout` (the checkout's budget). The
+        // ping may take half of it, so that a reconnect still fits in the rest (a half-open
+        // socket to a live server is replaced, not reported); past that the connection is dead.
         const timeout = core.options.connectTimeout
-        const bounded = Duration.isFinite(timeout)
-          ? Effect.timeoutOrElse(ping, {
-            duration: timeout,
-            orElse: () =>
-              Effect.fail(
-                new DisconnectionError({ cause: new Error(`pre-ping did not answer within ${Duration.format(timeout)}`) })
-              )
-          })
-          : ping
+        if (!Duration.isFinite(timeout)) return Effect.andThen(ping, checkout)
+        const now = core.now()
+        if (budget.deadline === Infinity) budget.deadline = now + Duration.toMillis(timeout)
+        const half = Duration.toMillis(timeout) / 2
+        const bounded = Effect.timeoutOrElse(ping, {
+          duration: Duration.millis(Math.max(0, Math.min(half, budget.deadline - now))),
+          orElse: () =>
+            Effect.fail(
+              new DisconnectionError({
+                cause: new Error(`pre-ping did not answer within ${millisText(Duration.millis(half))} (half of connectTimeout)`)
+              })
+            )
+        })
         return Effect.andThen(bounded, checkout)
       })
     }).pipe(
@@ -163,10 +179,11 @@ export class Pipeline<C> {
 
   /** Attempts, retried on `DisconnectionError` by the user's schedule. */
   private validate(record: ConnectionRecord<C>): Effect.Effect<void, CheckoutError> {
-    return Effect.catchIf(this.attempt(record), isDisconnection, (first) => {
+    const budget: Budget = { deadline: Infinity }
+    return Effect.catchIf(this.attempt(record, budget), isDisconnection, (first) => {
       let replay: DisconnectionError | undefined = first
       const again = Effect.suspend(() => {
-        if (replay === undefined) return this.attempt(record)
+        if (replay === undefined) return this.attempt(record, budget)
         const e = replay
         replay = undefined
         return Effect.fail(e)
@@ -270,7 +287,7 @@ export class Pipeline<C> {
             Effect.suspend(() => {
               core.instruments?.leaked()
               return core.annotate(Effect.logWarning(
-                `Connection leak suspected: slot ${record.id} checked out for more than ${Duration.format(threshold)} by ${site}`
+                `Connection leak suspected: slot ${record.id} checked out for more than ${millisText(threshold)} by ${site}`
               ))
             })
           )

@@ -68,7 +68,9 @@ export class Gate<C> {
           orElse: () => {
             this.core.instruments?.timedOut()
             // Only QueuePool has a `timeout`, and it has sizes.
-            return Effect.fail(new PoolTimeoutError({ strategy: this.core.strategy, ...this.strategy.sizes!(), timeout }))
+            return Effect.fail(
+              new PoolTimeoutError({ strategy: this.core.strategy, ...this.strategy.sizes!(), timeout, suspended: true })
+            )
           }
         })
       // Resumed and suspended again before this fiber ran: wait once more.

@@ -9,6 +9,7 @@ import type { DriverShape } from "../Driver.ts"
 import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
 import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { Instruments } from "./instruments.ts"
+import { millisText } from "./format.ts"
 
 /** The hook of each event type: the one list of hooks (option validation takes its names from here). */
 const hookName = {
@@ -158,7 +159,7 @@ export class PoolCore<C> {
         orElse: () =>
           Effect.andThen(
             Effect.sync(() => fiber.interruptUnsafe()),
-            Effect.fail(new Error(`${operation} did not finish within ${Duration.format(timeout)}`))
+            Effect.fail(new Error(`${operation} did not finish within ${millisText(timeout)}`))
           )
       })
     })

@@ -54,11 +54,13 @@ export const mayBeStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): b
   core.recycleMs !== Infinity
 
 /**
- * One driver connect, bounded by `connectTimeout`. Interruptible, and never orphans a
- * connection: the driver call runs in its own fiber, and a connection that arrives after the
- * caller was interrupted (or timed out) is closed.
+ * One driver connect, bounded by `connectTimeout`, or by what is left until `deadline` (clock ms)
+ * when a checkout's pre-ping started the clock (pre-ping and reconnect share one
+ * `connectTimeout`): none left, it fails at once. Interruptible, and never orphans a connection:
+ * the driver call runs in its own fiber, and a connection that arrives after the caller was
+ * interrupted (or timed out) is closed.
  */
-const connectOnce = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
+const connectOnce = <C>(core: PoolCore<C>, deadline: number): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
   const raw = Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Effect.forkDetach(core.driver.connect as Effect.Effect<C, unknown>, { startImmediately: true }), (fiber) =>
       restore(Fiber.join(fiber)).pipe(
@@ -72,18 +74,26 @@ const connectOnce = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | Conn
       ))
   )
   const timeout = core.options.connectTimeout
-  const bounded = Duration.isFinite(timeout)
-    ? Effect.timeoutOrElse(raw, {
-      duration: timeout,
-      orElse: () => Effect.fail(new ConnectTimeoutError({ timeout }))
-    })
-    : raw
-  return Effect.tapError(bounded, () => Effect.sync(() => core.instruments?.connectFailed()))
+  if (!Duration.isFinite(timeout)) return Effect.tapError(raw, () => Effect.sync(() => core.instruments?.connectFailed()))
+  const prePing = deadline !== Infinity
+  const expired = () => new ConnectTimeoutError({ timeout, target: core.driver.target, afterPrePing: prePing || undefined })
+  return Effect.suspend(() => {
+    let bound = timeout
+    if (prePing) {
+      const left = deadline - core.now()
+      if (left <= 0) return Effect.fail(expired())
+      if (left < Duration.toMillis(timeout)) bound = Duration.millis(left)
+    }
+    return Effect.tapError(
+      Effect.timeoutOrElse(raw, { duration: bound, orElse: () => Effect.fail(expired()) }),
+      () => Effect.sync(() => core.instruments?.connectFailed())
+    )
+  })
 }
 
 /** Driver connect with the `connectRetry` schedule, inside a `effect-db-pool.connect` span. */
-const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
-  const once = connectOnce(core)
+const connectRaw = <C>(core: PoolCore<C>, deadline: number): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
+  const once = connectOnce(core, deadline)
   const retried = core.options.connectRetry === undefined ? once : Effect.retry(once, core.options.connectRetry)
   return Effect.withSpan(retried, "effect-db-pool.connect", {
     attributes: { [`db.client.connection.pool.name`]: core.name, "db.system.name": core.driver.name }
@@ -92,15 +102,17 @@ const connectRaw = <C>(core: PoolCore<C>): Effect.Effect<C, ConnectError | Conne
 
 /**
  * Connect an empty record: driver connect, then `first_connect` (once per pool) and `connect`.
- * A failing connect hook closes the new connection and fails with `ConnectError`.
+ * A failing connect hook closes the new connection and fails with `ConnectError`. `deadline`
+ * (clock ms): the end of the checkout's `connectTimeout` when a pre-ping started it.
  */
 export const connect = <C>(
   core: PoolCore<C>,
-  record: ConnectionRecord<C>
+  record: ConnectionRecord<C>,
+  deadline = Infinity
 ): Effect.Effect<void, ConnectError | ConnectTimeoutError> =>
   Effect.suspend(() => {
     const started = core.now()
-    return Effect.flatMap(connectRaw(core), (connection) =>
+    return Effect.flatMap(connectRaw(core, deadline), (connection) =>
       Effect.uninterruptibleMask((restore) => {
         const now = core.now()
         core.instruments?.connected(now - started)

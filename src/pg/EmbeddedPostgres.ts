@@ -18,6 +18,7 @@ import * as fs from "node:fs/promises"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { millisText } from "../internal/format.ts"
 
 /**
  * The embedded server could not be set up, started or stopped. `message` quotes the server's
@@ -319,7 +320,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
           orElse: () =>
             Effect.andThen(
               Effect.sync(() => server.process?.kill("SIGKILL")),
-              Effect.fail(fail("start")(new Error(`not ready within ${Duration.format(startTimeout)}`)))
+              Effect.fail(fail("start")(new Error(`not ready within ${millisText(startTimeout)}`)))
             )
         }),
         Effect.onInterrupt(() => Effect.sync(() => server.process?.kill("SIGKILL")))
@@ -329,7 +330,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
     yield* withoutExitHooks(Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") })).pipe(
       Effect.timeoutOrElse({
         duration: startTimeout,
-        orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${Duration.format(startTimeout)}`)))
+        orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${millisText(startTimeout)}`)))
       }),
       // initdb has read it: delete it now, not at scope close.
       Effect.ensuring(Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined)))

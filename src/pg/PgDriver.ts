@@ -24,8 +24,10 @@ import * as Hosts from "./internal/hosts.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
 import type { LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
 import type { Pooler } from "./internal/pooler.ts"
+import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
+export { EncodingError } from "./internal/encoding.ts"
 export { Connection } from "./internal/connection.ts"
 export { disconnected, isDisconnect } from "./internal/errors.ts"
 export { touchesSessionState } from "./internal/session.ts"
@@ -257,14 +259,16 @@ export const make = (config: Config): DriverShape<Connection> => {
   const connectNative = Hosts.connector(connectionConfig, isDisconnect)
   return {
     name: "postgresql",
+    target: Hosts.where(connectionConfig),
     connect: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Scope.make(), (scope) =>
         restore(Scope.provide(connectNative, scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-          Effect.map((native) => {
+          Effect.flatMap((native) => {
             const connection = new Connection(native, scope, alwaysReset, sessionReset)
             connection.cancelMillis = cancelMillis
-            return connection
+            // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
+            return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
           })
         ))
     ),

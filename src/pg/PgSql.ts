@@ -48,13 +48,14 @@ import {
   ConnectError,
   ConnectionInvalidatedError,
   ConnectTimeoutError,
+  DisconnectionError,
   DriverError,
   PoolClosedError,
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
-import { unknownError } from "./internal/errors.ts"
+import { isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -100,11 +101,13 @@ const tooManyConnections = "53300"
 
 /**
  * A failed checkout as the `SqlError` the SQL layer speaks. A connect failure keeps the driver's
- * own `SqlError` and its reason (refused, authentication 28xxx, authorisation 42501, unknown
- * database 3D000, bad startup option 22023, ...: a FATAL at connect says nothing about
- * retrying), except two refusals for now, made retryable `ConnectionError`s: a server starting
- * up or shutting down (57P01–57P05, see `PgDriver.isDisconnect`) and too many connections
- * (53300). The rest become a `ConnectionError` whose cause is the pool's error.
+ * own `SqlError`, its message (where, as whom, the server's reason) and its reason (refused,
+ * authentication 28xxx, authorisation 42501, unknown database 3D000, bad startup option 22023,
+ * ...: a FATAL at connect says nothing about retrying), except two refusals for now, made
+ * retryable `ConnectionError`s: a server starting up or shutting down (57P01–57P05, see
+ * `PgDriver.isDisconnect`) and too many connections (53300). A closed pool is permanent: a
+ * non-retryable `UnknownError` saying so. The rest become a `ConnectionError` whose cause is the
+ * pool's error.
  *
  * @category errors
  * @since 0.1.0
@@ -113,18 +116,19 @@ export const checkoutError = (error: CheckoutError): SqlError => {
   if (error instanceof ConnectError && isSqlError(error.cause)) {
     const cause = error.cause
     if (cause.reason._tag === "ConnectionError") return cause
-    if (PgDriver.isDisconnect(cause)) return PgDriver.disconnected(cause, "checkout")
     const server = cause.reason.cause as { readonly code?: unknown; readonly message?: unknown } | undefined
-    if (server?.code === tooManyConnections) {
-      return new SqlError({
-        reason: new ConnectionError({
-          cause,
-          message: `PgSql: the server refused the connection for now (${String(server.message ?? cause.message)})`,
-          operation: "checkout"
-        })
-      })
+    if (PgDriver.isDisconnect(cause) || server?.code === tooManyConnections) {
+      // Refused for now: retryable, with the driver's message (where, as whom, why).
+      const refused = server?.code === tooManyConnections ? cause : new DisconnectionError({ cause })
+      const message = cause.message.startsWith("PgDriver: ")
+        ? cause.message
+        : `PgSql: the server refused the connection for now (${String(server?.message ?? cause.message)})`
+      return new SqlError({ reason: new ConnectionError({ cause: refused, message, operation: "checkout" }) })
     }
     return cause
+  }
+  if (error instanceof PoolClosedError) {
+    return new SqlError({ reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" }) })
   }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
@@ -334,9 +338,12 @@ class PooledSql implements SqlConnection {
       // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
       // Also: one of the driver's named statements gone from the session (a transaction-mode
       // pooler the driver was not told about): an error that names the setting.
-      (error) => PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error),
+      // And a message the server refused (08P01, ERROR): the session goes on; not retryable.
+      (error) =>
+        PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error) || isRefusedMessage(error),
       (error) => {
         if (!connection.isDead && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isDead && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
         const disconnect = PgDriver.isDisconnect(error)
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
@@ -421,6 +428,7 @@ class PooledSql implements SqlConnection {
   ): Stream.Stream<any, SqlError> {
     if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
     const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
+      Stream.mapError((error) => isRefusedMessage(error) ? refusedMessage(error, "stream") : error),
       Stream.catchIf(PgDriver.isDisconnect, (error) =>
         Stream.fromEffect(Effect.andThen(
           Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),

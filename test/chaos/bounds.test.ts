@@ -7,7 +7,9 @@
  * - COMMIT / ROLLBACK / RELEASE SAVEPOINT are bounded (`PgSql` `transactionControlTimeout`,
  *   default the pool's `resetTimeout`): past it the socket is destroyed, the connection
  *   invalidated; COMMIT fails with a typed "outcome unknown" error, ROLLBACK counts as done.
- * - A pre-ping is bounded by `connectTimeout` (the socket is destroyed at once on expiry).
+ * - A pre-ping and the reconnect after it share one `connectTimeout`: the ping waits half of it
+ *   (the socket is destroyed at once on expiry), the reconnect the rest; the checkout fails
+ *   within `connectTimeout` (±50 ms on a quiet machine), at half of it without retries.
  * - An interrupted statement (`Effect.timeout`) returns within `cancelTimeout` of the interrupt.
  *
  * Each case prints its figure (elapsed vs bound); the assertions leave 400 ms of margin for a
@@ -258,7 +260,14 @@ layer(EmbeddedPostgres.layer(), { timeout: "180 seconds", excludeTestServices: t
       }).pipe(Effect.provideContext(context))
     }).pipe(quiet))
 
-  const pingCase = (label: string, retries: boolean, expected: number) =>
+  /**
+   * The pre-ping cases: the bound is the README's (the checkout fails at `connectTimeout`); the
+   * margin leaves room for a loaded machine (9-51 ms of overshoot measured at load average 11 on
+   * 2 cores), the target being <= 50 ms.
+   */
+  const pingMargin = 100
+
+  const pingCase = (label: string, retries: boolean, expected: number, message: RegExp) =>
     Effect.gen(function*() {
       const server = yield* EmbeddedPostgres.EmbeddedPostgres
       const connectTimeout = 1000
@@ -286,14 +295,22 @@ layer(EmbeddedPostgres.layer(), { timeout: "180 seconds", excludeTestServices: t
           `[pre-ping ${label}] connectTimeout ${connectTimeout} ms: failed after ${ms(elapsed)} (bound ${expected} ms, overshoot ${ms(elapsed - expected)}): ${String(error?.message)}`
         )
         assert.isTrue(isSqlError(error) && error.reason._tag === "ConnectionError", String(error))
+        assert.match(error.message, message)
         assert.isAtLeast(elapsed, expected - 20)
-        assert.isBelow(elapsed, expected + margin)
+        assert.isBelow(elapsed, expected + pingMargin)
         yield* servesAgain(before!.pid)
       }).pipe(Effect.provideContext(context))
     }).pipe(quiet)
 
-  it.effect("pre-ping is bounded by connectTimeout (no retry)", () => pingCase("no retry", false, 1000))
-  it.effect("pre-ping + reconnect attempt: each bounded by connectTimeout", () => pingCase("with retries", true, 2000))
+  it.effect("pre-ping alone (no retry): given up at half of connectTimeout", () =>
+    pingCase("no retry", false, 500, /^This connection is closed$/))
+  it.effect("pre-ping + reconnect (checkoutRetry): together within connectTimeout", () =>
+    pingCase(
+      "with retries",
+      true,
+      1000,
+      /^Pre-ping and reconnect to 127\.0\.0\.1:\d+ \(database "postgres", user "postgres"\) did not finish within 1000 ms \(connectTimeout\)$/
+    ))
 
   it.effect("an interrupted statement returns within cancelTimeout of the interrupt; the session is replaced", () =>
     Effect.gen(function*() {

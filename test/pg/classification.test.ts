@@ -85,6 +85,9 @@ const table: ReadonlyArray<Row> = [
   { code: "08006", severity: "FATAL", what: "connection_failure", disconnect: true, checkout: ["ConnectionError", true] },
   { code: "08007", severity: "FATAL", what: "transaction_resolution_unknown", disconnect: true, checkout: ["ConnectionError", true] },
   { code: "08P01", severity: "FATAL", what: "protocol_violation", disconnect: true, checkout: ["ConnectionError", true] },
+  // class 08 sent with severity ERROR: the server answered, the session goes on
+  { code: "08P01", severity: "ERROR", what: "protocol_violation (a Bind with the wrong parameter count)", disconnect: false, checkout: ["ConnectionError", true] },
+  { code: "08001", severity: "ERROR", what: "dblink / postgres_fdw could not connect", disconnect: false, checkout: ["ConnectionError", true] },
   // 57P01–57P05: the server ends the session / refuses for now
   { code: "57P01", severity: "FATAL", what: "admin_shutdown (pg_terminate_backend)", disconnect: true, checkout: ["ConnectionError", true] },
   { code: "57P02", severity: "FATAL", what: "crash_shutdown", disconnect: true, checkout: ["ConnectionError", true] },
@@ -144,7 +147,11 @@ describe("classification table", () => {
       assert.strictEqual(mapped.isRetryable, row.checkout[1])
       if (!row.disconnect) assert.notInclude(mapped.message, "the connection was lost")
       // What a retry `while: PgDriver.isDisconnect` would do at connect.
-      assert.strictEqual(PgDriver.isDisconnect(mapped), row.disconnect || row.code.startsWith("08"), "mapped isDisconnect")
+      assert.strictEqual(
+        PgDriver.isDisconnect(mapped),
+        row.disconnect || (row.code.startsWith("08") && row.severity !== "ERROR"),
+        "mapped isDisconnect"
+      )
     })
   }
 

@@ -28,7 +28,11 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg server
         const elapsed = Date.now() - started
         assert.strictEqual(error._tag, "SqlError")
         assert.strictEqual(error.reason._tag, "ConnectionError")
-        assert.strictEqual(error.reason.message, "PgConnection: Failed to connect")
+        assert.strictEqual(
+          error.reason.message,
+          `PgDriver: cannot connect to 127.0.0.1:${server.port} (database "postgres", user "postgres"): ` +
+            `connect ECONNREFUSED 127.0.0.1:${server.port}`
+        )
         assert.include(String((error.reason.cause as Error).message), "ECONNREFUSED")
         assert.notInclude(error.message, "timed out")
         assert.isBelow(elapsed, 3000)

@@ -11,7 +11,7 @@ import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { CancelConfig, SessionReset } from "../PgDriver.ts"
-import { disconnected, fieldOf, isDisconnect, unknownError } from "./errors.ts"
+import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import {
   autocommitSafe,
   discardsAll,
@@ -20,6 +20,8 @@ import {
   mayTouchSession,
   touchesSession
 } from "./session.ts"
+import { unsendable } from "./encoding.ts"
+import * as SqlPg from "./sql-pg-internals.ts"
 
 /** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
 export const defaultCancelMillis = 30
@@ -48,35 +50,6 @@ const unconfirmedCancel = (graceMs: number): SqlError => {
  */
 const discardStatement = "DISCARD ALL"
 
-const nothingPrepared = { clear: () => {} }
-
-/**
- * `@effect/sql-pg` keeps the statements a session has prepared in `prepared.statements` (a `Map`
- * keyed by SQL text) and has no API to forget them: after a `DISCARD ALL` (or `DEALLOCATE`) the
- * entries name statements the server no longer has, and the first one a transaction reuses fails
- * with 26000 and aborts it. That map (clearing it is all it takes: the next use parses again), or
- * `undefined` when it cannot be found; then the session is closed instead of discarded (a new
- * session is just as clean, ~20x the cost).
- */
-const preparedStatements = (native: PgConnection.PgConnection): { readonly clear: () => void } | undefined => {
-  const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
-  const base = (internals?.base ?? native) as unknown as Record<string, unknown>
-  if (!("prepared" in base)) return undefined
-  const cache = base.prepared
-  if (cache === undefined) return nothingPrepared // `prepare: false` or a cache of size 0
-  const statements = fieldOf(cache, "statements")
-  return statements instanceof Map ? statements : undefined
-}
-
-const internalsKey = "~@effect/sql-pg/PgConnection/internals"
-
-interface Internals {
-  /** The unpinned connection (where `prepared`, the statement cache, lives). */
-  readonly base?: object
-  readonly deadError?: () => SqlError | undefined
-  readonly retireHooks?: Set<() => void>
-}
-
 /**
  * One pooled PostgreSQL session: the raw connection a `ConnectionPool` over {@link layer}
  * hands out (`pooled.connection`).
@@ -103,7 +76,8 @@ export class Connection {
   private dirty = false
   /** Why this driver closed the socket itself (a bound expired, an interrupt went unconfirmed). */
   private killedWith: SqlError | undefined = undefined
-  private readonly internals: Internals | undefined
+  /** What this package reaches of `@effect/sql-pg`'s internals for this session (`sql-pg-internals.ts`). */
+  private readonly sqlPg: SqlPg.Access
   /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
@@ -124,9 +98,8 @@ export class Connection {
     /** @internal */ readonly alwaysReset = false,
     /** @internal */ readonly sessionReset: SessionReset = "auto"
   ) {
-    const internals = (native as unknown as Record<string, Internals | undefined>)[internalsKey]
-    this.internals = internals
-    internals?.retireHooks?.add(() => {
+    this.sqlPg = SqlPg.access(native)
+    this.sqlPg.onRetire?.(() => {
       this.retired = true
     })
     this.cancelBounded = this.boundCancel()
@@ -143,24 +116,32 @@ export class Connection {
    * themselves then cost nothing extra. `false` when the driver's internals are not as expected.
    */
   private boundCancel(): boolean {
-    const base = this.internals?.base as { cancel?: unknown; consumer?: unknown } | undefined
-    if (base === undefined || !("consumer" in base) || !Effect.isEffect(base.cancel)) return false
-    const original = base.cancel as Effect.Effect<void>
-    base.cancel = Effect.suspend(() => {
+    const site = this.sqlPg.cancel
+    // Without a way to close the socket, the timer could not end the drain: a fiber per statement.
+    if (site === undefined || this.sqlPg.close === undefined) return false
+    const original = site.original
+    site.replace(Effect.suspend(() => {
+      // No retire hook to tell when a late cancel may still land: retire every cancelled session.
+      if (this.sqlPg.onRetire === undefined) this.retired = true
       const graceMs = this.cancelMillis
       if (!Number.isFinite(graceMs)) return original
       // The statement being drained: the socket is closed only if it is still the one on the wire.
-      const draining = base.consumer
+      const draining = site.onWire()
       if (draining !== undefined) {
         const timer = setTimeout(() => {
-          if (base.consumer === draining) this.kill(unconfirmedCancel(graceMs))
+          if (site.onWire() === draining) this.kill(unconfirmedCancel(graceMs))
         }, Math.max(0, graceMs - driverCancelGraceMillis))
         // Not what keeps a process alive: the interrupted statement's socket does.
         if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
       }
       return Effect.asVoid(Effect.forkDetach(original, { startImmediately: true }))
-    })
+    }))
     return true
+  }
+
+  /** @internal The `@effect/sql-pg` internals not found for this session (`sql-pg-internals.ts`). */
+  get missingInternals(): ReadonlyArray<SqlPg.Internal> {
+    return this.sqlPg.missing
   }
 
   /** @internal The connection is closed: stop its timers. */
@@ -211,8 +192,7 @@ export class Connection {
    * dead without this knowing.
    */
   get deadError(): SqlError | undefined {
-    const internals = (this.native as unknown as Record<string, Internals | undefined>)[internalsKey]
-    const dead = internals?.deadError?.()
+    const dead = this.sqlPg.deadError?.()
     if (dead !== undefined) return dead
     if (this.killedWith !== undefined) return this.killedWith
     return this.retired
@@ -231,7 +211,7 @@ export class Connection {
    * synchronously at checkout (`DriverShape.isDead`), no round trip.
    */
   get isDead(): boolean {
-    return this.retired || this.killedWith !== undefined || this.internals?.deadError?.() !== undefined
+    return this.retired || this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined
   }
 
   /**
@@ -242,13 +222,10 @@ export class Connection {
   kill(error: SqlError): void {
     if (this.killedWith !== undefined) return
     this.killedWith = error
-    const base = this.internals?.base as
-      | { readonly fatal?: (error: SqlError) => void; readonly session?: { readonly socket?: { destroy(): void } } }
-      | undefined
-    // `fatal` destroys the socket and fails the statement in progress with `error`; without it
-    // (another @effect/sql-pg), destroying the socket fails it with "Connection closed".
-    if (typeof base?.fatal === "function") base.fatal(error)
-    else base?.session?.socket?.destroy()
+    // The driver's `fatal` fails the statement in progress with `error`; without it, destroying the
+    // socket fails it with "Connection closed"; without either, the session is only marked dead
+    // (the pool closes it).
+    this.sqlPg.close?.(error)
   }
 
   /**
@@ -259,6 +236,7 @@ export class Connection {
    */
   within<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
     if (!Number.isFinite(millis)) return effect
+    if (this.sqlPg.close === undefined) return this.abandonAfter(effect, millis, expired)
     return Effect.suspend(() => {
       // One lazy timer per session instead of a timer per statement: a statement sets the
       // deadline and clears it when it ends; the timer, when it fires, re-arms for a later
@@ -268,6 +246,33 @@ export class Connection {
       if (this.controlTimer === undefined) this.armControl(millis)
       return Effect.onExitPrimitive(effect, this.endControl)
     })
+  }
+
+  /**
+   * {@link Connection.within} when the socket cannot be closed (`@effect/sql-pg`'s internals
+   * missing): the statement runs in a fiber of its own, left behind at the deadline; the session
+   * is then marked dead (the pool closes it).
+   */
+  private abandonAfter<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
+    return Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) =>
+      Effect.callback<A, SqlError>((resume) => {
+        let stop: (() => void) | undefined = undefined
+        const timer = setTimeout(() => {
+          stop?.()
+          const error = expired()
+          this.kill(error)
+          resume(Effect.fail(error))
+        }, millis)
+        stop = fiber.addObserver((exit) => {
+          clearTimeout(timer)
+          resume(exit)
+        })
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          stop?.()
+          fiber.interruptUnsafe()
+        })
+      }))
   }
 
   private readonly endControl = (): undefined => {
@@ -312,6 +317,8 @@ export class Connection {
   private abandon(fiber: Fiber.Fiber<unknown, SqlError>, graceMs: number): Effect.Effect<void> {
     const unconfirmed = () => unconfirmedCancel(graceMs)
     return Effect.callback<void>((resume) => {
+      // No retire hook to tell when a late cancel may still land: retire every cancelled session.
+      if (this.sqlPg.onRetire === undefined) this.retired = true
       if (graceMs <= 0) {
         this.kill(unconfirmed())
         fiber.interruptUnsafe()
@@ -348,10 +355,17 @@ export class Connection {
    * A statement of the user's (`native`: the driver call, made only if it runs), with the
    * bookkeeping of {@link Connection.see}. Bounded on interrupt ({@link CancelConfig.cancelTimeout});
    * on a session this driver closed, it fails at once (the closed statement's cancel request may
-   * still hold the native session for a few seconds: nothing may queue behind it).
+   * still hold the native session for a few seconds: nothing may queue behind it). Text the
+   * protocol cannot carry fails at once too, with nothing sent (`encoding.ts`).
    */
-  private statement<A>(sql: string, native: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
+  private statement<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    native: () => Effect.Effect<A, SqlError>
+  ): Effect.Effect<A, SqlError> {
     return Effect.suspend(() => {
+      const refused = unsendable(sql, params)
+      if (refused !== undefined) return Effect.fail(refused)
       const dropsCache = this.see(sql)
       const run = this.killedWith !== undefined
         ? Effect.fail(this.killedWith)
@@ -363,7 +377,7 @@ export class Connection {
       if (dropsCache) {
         return Effect.tap(run, () =>
           Effect.sync(() => {
-            const statements = preparedStatements(this.native)
+            const statements = this.sqlPg.preparedStatements()
             // Not found: the reset will close the session rather than hand out a stale cache.
             if (statements === undefined) return void (this.dirty = true)
             statements.clear()
@@ -382,7 +396,7 @@ export class Connection {
 
   /** Run a statement (rows keyed by column), tracking the transaction state. */
   query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
-    return this.statement(sql, () => this.native.query(sql, params, prepare))
+    return this.statement(sql, params, () => this.native.query(sql, params, prepare))
   }
 
   /** Run a statement (positional rows), tracking the transaction state. */
@@ -391,13 +405,15 @@ export class Connection {
     params: ReadonlyArray<unknown> = [],
     prepare = true
   ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
-    return this.statement(sql, () => this.native.queryValues(sql, params, prepare))
+    return this.statement(sql, params, () => this.native.queryValues(sql, params, prepare))
   }
 
   /** Stream rows, tracking the transaction state. */
   stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
     return Stream.suspend(() => {
       if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
+      const refused = unsendable(sql, params)
+      if (refused !== undefined) return Stream.fail(refused)
       this.see(sql)
       return this.native.stream(sql, params)
     })
@@ -438,7 +454,7 @@ export class Connection {
    */
   private get discard(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
-      const statements = preparedStatements(this.native)
+      const statements = this.sqlPg.preparedStatements()
       if (statements === undefined) {
         return Effect.fail(unknownError(
           new Error("@effect/sql-pg's prepared-statement cache was not found"),

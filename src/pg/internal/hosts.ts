@@ -25,6 +25,7 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import type { SqlErrorReason } from "effect/sql/SqlError"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
+import { connectFailed, connectReason } from "./errors.ts"
 
 // ------------------------------------------------------------------------------------ types
 
@@ -145,12 +146,15 @@ export class HostsError extends Data.TaggedError("PgHostsError")<{
   readonly attempts: ReadonlyArray<HostAttempt>
   /** The failure that decides the classification (`PgDriver.isDisconnect` follows it). */
   readonly cause: unknown
+  /** The driver's connect bound, ms (how a timed-out attempt is told). */
+  readonly connectMillis?: number | undefined
 }> {
   /** Lists every host with its failure. */
   override get message(): string {
     const wanted = this.targetSessionAttrs === "any" ? "a session" : `a ${this.targetSessionAttrs} session`
+    const millis = this.connectMillis ?? defaultConnectMillis
     return `PgDriver: no host gave ${wanted} (${
-      this.attempts.map((a) => `${showHost(a)}: ${attemptMessage(a.error)}`).join("; ")
+      this.attempts.map((a) => `${showHost(a)}: ${attemptMessage(a.error, millis)}`).join("; ")
     })`
   }
 }
@@ -158,12 +162,10 @@ export class HostsError extends Data.TaggedError("PgHostsError")<{
 const showHost = (host: Host): string =>
   host.host.startsWith("/") ? `${host.host}/.s.PGSQL.${host.port}` : host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`
 
-const attemptMessage = (error: SqlError | TargetSessionAttrsError): string => {
-  if (error instanceof TargetSessionAttrsError) return `${error.session}, not ${error.targetSessionAttrs}`
-  const server = error.reason.cause as { readonly message?: unknown; readonly code?: unknown } | undefined
-  const detail = typeof server?.message === "string" && server.message.length > 0 ? server.message : error.message
-  return typeof server?.code === "string" ? `${detail} (${server.code})` : detail
-}
+const attemptMessage = (error: SqlError | TargetSessionAttrsError, connectMillis: number): string =>
+  error instanceof TargetSessionAttrsError
+    ? `${error.session}, not ${error.targetSessionAttrs}`
+    : connectReason(error, connectMillis)
 
 // ------------------------------------------------------------------------------ host lists
 
@@ -391,26 +393,56 @@ export const problem = (config: ConnectConfig): HostsProblem | undefined => {
 
 /**
  * The first host, port and database of a config (span attributes: `server.address`,
- * `server.port`, `db.namespace`).
+ * `server.port`, `db.namespace`), and the user, as `@effect/sql-pg` resolves them (the user
+ * defaults to `$USER`, the database to the user).
  */
-export const describe = (config: ConnectConfig): { host: string; port: number; database: string } => {
+export const describe = (config: ConnectConfig): { host: string; port: number; database: string; user: string } => {
   const targets = resolve(config)
   const first = "hosts" in targets ? targets.hosts[0] : undefined
   let database: string | undefined = config.database
   let username: string | undefined = config.username
-  if (database === undefined && config.url !== undefined) {
+  if ((database === undefined || username === undefined) && config.url !== undefined) {
     const parsed = parseUrl(String(Redacted.value(config.url)))
     if (typeof parsed !== "string") {
       try {
         const url = new URL(parsed.sanitized)
-        database = url.searchParams.get("dbname") ?? (decodeURIComponent(url.pathname.slice(1)) || undefined)
+        database ??= url.searchParams.get("dbname") ?? (decodeURIComponent(url.pathname.slice(1)) || undefined)
         username ??= url.searchParams.get("user") ?? (decodeURIComponent(url.username) || undefined)
       } catch {
         // described as best we can
       }
     }
   }
-  return { host: first?.host ?? "localhost", port: first?.port ?? defaultPort, database: database ?? username ?? "postgres" }
+  const user = username ?? process.env.USER ?? process.env.USERNAME ?? "postgres"
+  return { host: first?.host ?? "localhost", port: first?.port ?? defaultPort, database: database ?? user, user }
+}
+
+/** `@effect/sql-pg`'s own connect bound when none is set. */
+const defaultConnectMillis = 5000
+
+/** The driver's connect bound of a config, ms: `connectTimeout`, else the URL's `connect_timeout` (s), else 5 s. */
+const connectMillis = (config: ConnectConfig): number => {
+  if (config.connectTimeout !== undefined) {
+    const duration = Duration.fromInput(config.connectTimeout)
+    return Option.isSome(duration) ? Duration.toMillis(duration.value) : defaultConnectMillis
+  }
+  if (config.url !== undefined) {
+    const parsed = parseUrl(String(Redacted.value(config.url)))
+    const seconds = typeof parsed === "string" ? null : new URLSearchParams(parsed.sanitized.split("?")[1] ?? "").get("connect_timeout")
+    if (seconds !== null && /^\d+$/.test(seconds)) return Number(seconds) === 0 ? Infinity : Number(seconds) * 1000
+  }
+  return defaultConnectMillis
+}
+
+/**
+ * Where a config connects, for messages: the hosts with their ports, the database and the user
+ * (never the password): `127.0.0.1:5432 (database "app", user "app")`.
+ */
+export const where = (config: ConnectConfig): string => {
+  const targets = resolve(config)
+  const { database, user } = describe(config)
+  const hosts = "hosts" in targets ? targets.hosts.map(showHost).join(", ") : "(invalid host list)"
+  return `${hosts} (database ${JSON.stringify(database)}, user ${JSON.stringify(user)})`
 }
 
 // --------------------------------------------------------------------------------- connect
@@ -560,11 +592,12 @@ const isReachability = (error: SqlError | TargetSessionAttrsError, isDisconnect:
 const exhausted = (
   target: TargetSessionAttrs,
   attempts: ReadonlyArray<HostAttempt>,
-  isDisconnect: (e: unknown) => boolean
+  isDisconnect: (e: unknown) => boolean,
+  connectMillis: number
 ): SqlError => {
   const reachability = attempts.find((a) => isReachability(a.error, isDisconnect))
   const deciding = reachability ?? attempts[0]
-  const error = new HostsError({ targetSessionAttrs: target, attempts, cause: deciding?.error })
+  const error = new HostsError({ targetSessionAttrs: target, attempts, cause: deciding?.error, connectMillis })
   const message = error.message
   if (reachability !== undefined || deciding === undefined || !isSqlError(deciding.error)) {
     return new SqlError({ reason: new ConnectionError({ cause: error, message, operation: "connect" }) })
@@ -589,6 +622,17 @@ const exhausted = (
 export const connector = (
   config: ConnectConfig,
   isDisconnect: (error: unknown) => boolean
+): Effect.Effect<PgConnection.PgConnection, SqlError, Scope.Scope> => {
+  // A failure names the server's reason, where and as whom (one line, never the password).
+  const place = where(config)
+  const millis = connectMillis(config)
+  return Effect.mapError(connectFirst(config, isDisconnect, millis), (error) => connectFailed(error, place, millis))
+}
+
+const connectFirst = (
+  config: ConnectConfig,
+  isDisconnect: (error: unknown) => boolean,
+  connectMillis: number
 ): Effect.Effect<PgConnection.PgConnection, SqlError, Scope.Scope> => {
   const targets = resolve(config)
   if (!("hosts" in targets)) {
@@ -673,6 +717,6 @@ export const connector = (
     if (fallback !== undefined) return fallback.native
     // One host that failed to connect: its own error, as without a host list.
     if (attempts.length === 1 && isSqlError(attempts[0]!.error)) return yield* Effect.fail(attempts[0]!.error)
-    return yield* Effect.fail(exhausted(target, attempts, isDisconnect))
+    return yield* Effect.fail(exhausted(target, attempts, isDisconnect, connectMillis))
   })
 }

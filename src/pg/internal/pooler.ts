@@ -23,6 +23,7 @@
 import { Data } from "effect"
 import type { Redacted } from "effect"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
+import * as SqlPg from "./sql-pg-internals.ts"
 
 /**
  * What sits between the driver and PostgreSQL: `"none"` (default; a session pooler, e.g.
@@ -84,7 +85,7 @@ const serverMessage = (cause: unknown): string | undefined => {
 }
 
 /** `prepared statement "effect_<namespace>_<n>" does not exist`: one of `@effect/sql-pg`'s own names. */
-const driverStatement = /prepared statement "effect_[0-9a-f]+_\d+" does not exist/
+const driverStatement = new RegExp(`prepared statement "${SqlPg.statementName.source}" does not exist`)
 
 /**
  * Is this the server saying that one of the driver's named statements is gone (26000)? With
