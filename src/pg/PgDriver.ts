@@ -313,7 +313,7 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  */
 export const make = (config: Config): DriverShape<Connection> => {
   // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see PoolerConfig).
-  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler: _pooler, listenUrl: _listenUrl, ...connectionConfig } = {
+  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler, listenUrl: _listenUrl, ...connectionConfig } = {
     ...config,
     ...PoolerInternal.defaultsFor(config)
   }
@@ -329,7 +329,7 @@ export const make = (config: Config): DriverShape<Connection> => {
         restore(Scope.provide(connectNative, scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
           Effect.map((native) => {
-            const connection = new Connection(native, scope, alwaysReset, sessionReset)
+            const connection = new Connection(native, scope, alwaysReset, sessionReset, pooler === "transaction")
             connection.cancelMillis = cancelMillis
             return connection
           })
