@@ -194,6 +194,15 @@ export type Pooler = PoolerInternal.Pooler
  * pooler resets sessions itself). `PgClient.listen` then needs `listenUrl`, the server's own
  * address: `LISTEN` through such a pooler never receives a notification.
  *
+ * A statement that would leave session state on the server session (which the pooler hands to
+ * other clients next) fails before it is sent, with a `SqlError` whose cause is a
+ * {@link TransactionPoolerError} naming the feature and the fix: `SET` without `LOCAL`, `RESET`,
+ * `set_config(..., false)`, session advisory locks, temp objects (except a `TABLE ... ON COMMIT
+ * DROP`), SQL `PREPARE`/`DEALLOCATE`, `LISTEN`, `WITH HOLD` cursors, `DISCARD` — inside a
+ * transaction too (a plain `SET` outlives its `COMMIT`). `SET LOCAL`, `set_config(..., true)` and
+ * `pg_advisory_xact_lock` inside a transaction are fine; `DO` and `CALL` pass (what their bodies
+ * do cannot be seen). The same reading as `sessionReset: "auto"`: see {@link touchesSessionState}.
+ *
  * `listenUrl` (`Redacted`, `postgres://`): where `PgClient.listen` opens its session (default:
  * the statements' address). It replaces `url`, `host`, `port`, `path` and `stream` for the
  * listener; the other settings apply as they are.
@@ -229,11 +238,13 @@ export interface PoolerConfig {
 
 /**
  * A session-level feature met a transaction-mode pooler (see {@link PoolerConfig}): the cause
- * of a `SqlError` (reason `UnknownError`, not retryable) whose message names the setting.
- * `feature: "prepared-statements"`: a statement the driver prepared is gone from the server
- * session (SQLSTATE 26000 on one of the driver's own names), most likely a transaction-mode
- * pooler the driver was not told about; `"listen"`: `PgClient.listen` with `pooler:
- * "transaction"` and no `listenUrl`.
+ * of a `SqlError` (reason `UnknownError`, not retryable) whose message names the setting or the
+ * statement that fixes it. `feature: "prepared-statements"`: a statement the driver prepared is
+ * gone from the server session (SQLSTATE 26000 on one of the driver's own names), most likely a
+ * transaction-mode pooler the driver was not told about; `"listen"`: `PgClient.listen` with
+ * `pooler: "transaction"` and no `listenUrl`, or a `LISTEN` statement; `"set"`,
+ * `"advisory-lock"`, `"temp-object"`, `"prepare"`, `"hold-cursor"`, `"discard"`: with `pooler:
+ * "transaction"`, a statement that would leave that session state, refused before it was sent.
  *
  * @category errors
  * @since 0.1.0

@@ -263,14 +263,22 @@ export class Lexer {
       if (c2 === DQUOTE) return this.unicodeEscape(this.quotedIdent(pos + 3, true))
     }
     if (isLetter(c)) {
+      // Note upper case (to fold) and non-ASCII (more than one byte each) on the way.
+      let flags = c >= 128 ? 2 : c <= 90 ? 1 : 0
       let end = pos + 1
-      while (end < n && isIdentCont(text.charCodeAt(end))) end++
+      while (end < n) {
+        const d = text.charCodeAt(end)
+        if (d >= 97 && d <= 122) end++
+        else if (isIdentCont(d)) {
+          if (d >= 128) flags |= 2
+          else if (d >= 65 && d <= 90) flags |= 1
+          end++
+        } else break
+      }
       this.pos = this.end = end
       if (end - pos <= maxNameBytes) {
         const raw = text.slice(pos, end)
-        // Non-ASCII letters take more than one byte: recheck the server's limit.
-        this.name = foldAscii(raw)
-        if (utf8Length(raw) > maxNameBytes) this.name = undefined
+        this.name = (flags & 2) !== 0 && utf8Length(raw) > maxNameBytes ? undefined : (flags & 1) !== 0 ? asciiLower(raw) : raw
       }
       return (this.kind = "word")
     }
