@@ -7,7 +7,7 @@
  *
  *   npm run bench                         full run
  *   npm run bench -- --quick              under a minute
- *   npm run bench -- --only=cycle,scaling,memory,e2e
+ *   npm run bench -- --only=cycle,scaling,memory,e2e,lexer
  *   npm run bench -- --tsx                run the sources through tsx instead of the bundle (the
  *                                         library from src/, through tsconfig.json `paths`)
  *   npm run bench -- --profile [checkout|use] [none|rollback] [workers] [connections] [cycles]

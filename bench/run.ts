@@ -3,7 +3,8 @@
  *
  *   npm run bench              full run (a few minutes)
  *   npm run bench -- --quick   under a minute
- *   npm run bench -- --only=cycle,scaling,memory,e2e
+ *   npm run bench -- --only=cycle,scaling,memory,e2e,lexer
+ *   npm run bench -- --only=lexer          the statement classifier alone (seconds, no server)
  *   npm run bench -- --only=e2e --no-pin   the end-to-end part without pinning node to one CPU
  *   npx tsx bench/median.ts --last=3       the e2e report from the median of the last 3 runs
  *
@@ -20,6 +21,8 @@ import { defaultConfigs, runCycles } from "./cycle.ts"
 import type { E2eOutcome } from "./e2e.ts"
 import { runE2e } from "./e2e.ts"
 import { e2eReport } from "./e2e-report.ts"
+import type { LexerOutcome } from "./lexer.ts"
+import { lexerReport, runLexer } from "./lexer.ts"
 import type { MemoryResult, ScalingResult } from "./scaling.ts"
 import { runMemory, runScaling } from "./scaling.ts"
 import { benchDir, fmt, hasGc, median, table } from "./stats.ts"
@@ -27,7 +30,7 @@ import { benchDir, fmt, hasGc, median, table } from "./stats.ts"
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const onlyArg = args.find((a) => a.startsWith("--only="))
-const only = new Set(onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e"] : onlyArg.slice(7).split(","))
+const only = new Set(onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e", "lexer"] : onlyArg.slice(7).split(","))
 const log = (line: string) => console.error(`[bench] ${line}`)
 
 const version = (pkg: string): string => {
@@ -176,6 +179,7 @@ const main = async () => {
     scaling?: ReadonlyArray<ScalingResult>
     memory?: ReadonlyArray<MemoryResult>
     e2e?: E2eOutcome
+    lexer?: LexerOutcome
   } = { machine: info, mode: quick ? "quick" : "full", startedAt: started.toISOString() }
 
   if (only.has("cycle")) {
@@ -236,6 +240,13 @@ const main = async () => {
     // <result files>` prints the same from the median of several runs.
     const report = e2eReport([e2e])
     if (report.text !== "") console.log(report.text)
+  }
+
+  if (only.has("lexer")) {
+    const lexer = runLexer({ quick, log })
+    output.lexer = lexer
+    console.log("\nStatement classifier (src/pg/internal/lexer.ts, session.ts)\n")
+    console.log(lexerReport(lexer))
   }
 
   output.durationS = Math.round((Date.now() - started.getTime()) / 100) / 10

@@ -142,6 +142,15 @@ export const hostsOf = (config: Config): ReadonlyArray<Hosts.Host> | PgConfigErr
  * pooler resets sessions itself). `PgClient.listen` then needs `listenUrl`, the server's own
  * address: `LISTEN` through such a pooler never receives a notification.
  *
+ * A statement that would leave session state on the server session (which the pooler hands to
+ * other clients next) fails before it is sent, with a `SqlError` whose cause is a
+ * {@link TransactionPoolerError} naming the feature and the fix: `SET` without `LOCAL`, `RESET`,
+ * `set_config(..., false)`, session advisory locks, temp objects (except a `TABLE ... ON COMMIT
+ * DROP`), SQL `PREPARE`/`DEALLOCATE`, `LISTEN`, `WITH HOLD` cursors, `DISCARD` — inside a
+ * transaction too (a plain `SET` outlives its `COMMIT`). `SET LOCAL`, `set_config(..., true)` and
+ * `pg_advisory_xact_lock` inside a transaction are fine; `DO` and `CALL` pass (what their bodies
+ * do cannot be seen). The same reading as `sessionReset: "auto"`: see {@link touchesSessionState}.
+ *
  * `listenUrl` (`Redacted`, `postgres://`): where `PgClient.listen` opens its session (default:
  * the statements' address). It replaces `url`, `host`, `port`, `path` and `stream` for the
  * listener; the other settings apply as they are.
@@ -248,7 +257,7 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  */
 export const make = (config: Config): DriverShape<Connection> => {
   // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see PoolerConfig).
-  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler: _pooler, listenUrl: _listenUrl, ...connectionConfig } = {
+  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler, listenUrl: _listenUrl, ...connectionConfig } = {
     ...config,
     ...PoolerInternal.defaultsFor(config)
   }
@@ -265,7 +274,7 @@ export const make = (config: Config): DriverShape<Connection> => {
         restore(Scope.provide(connectNative, scope)).pipe(
           Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
           Effect.flatMap((native) => {
-            const connection = new Connection(native, scope, alwaysReset, sessionReset)
+            const connection = new Connection(native, scope, alwaysReset, sessionReset, pooler === "transaction")
             connection.cancelMillis = cancelMillis
             // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
             return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)

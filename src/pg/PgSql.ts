@@ -60,6 +60,7 @@ import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
 import * as Routing from "./internal/routing.ts"
+import { classify } from "./internal/session.ts"
 import { Session } from "./internal/shared-session.ts"
 
 /**
@@ -144,15 +145,6 @@ const handleClosed = (operation: string) =>
     })
   })
 
-/**
- * Transaction cleanup statements: after the session died, there is nothing left to roll back or
- * release (the server rolls back the transaction of a session that ended).
- */
-const rollbackStatement = /^\s*(?:(?:rollback|abort)(?:\s+to\s+savepoint\s+\w+)?|release\s+savepoint\s+\w+)\s*;?\s*$/i
-/** Transaction-control statements: bounded by `transactionControlTimeout`. */
-const transactionControl = /^\s*(?:begin|start\s+transaction|commit|end|rollback|abort|savepoint|release)\b/i
-/** Statements that commit (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`). */
-const commitStatement = /^\s*(?:commit|end)\b/i
 
 /**
  * A `COMMIT` was sent and its answer never came (the bound expired, or the session died while
@@ -316,8 +308,12 @@ class PooledSql implements SqlConnection {
     run: (c: PgDriver.Connection) => Effect.Effect<A, SqlError>,
     onDeadRollback: A
   ): Effect.Effect<A, SqlError> {
+    // What the statement is (cached per text; the connection reads the same verdict): a cleanup
+    // statement (`ROLLBACK`, `RELEASE SAVEPOINT`...) has nothing left to do on a dead session (the
+    // server rolls back the transaction of a session that ended).
+    const verdict = classify(sql)
     if (!this.pooled.isValid) {
-      return rollbackStatement.test(sql) ? Effect.succeed(onDeadRollback) : Effect.fail(handleClosed("execute"))
+      return verdict.cleanup ? Effect.succeed(onDeadRollback) : Effect.fail(handleClosed("execute"))
     }
     const connection = this.pooled.connection
     if (!(connection instanceof PgDriver.Connection)) {
@@ -325,10 +321,11 @@ class PooledSql implements SqlConnection {
     }
     // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
     const millis = this.controlMillis
-    const control = millis !== Infinity && transactionControl.test(sql)
-    // A COMMIT sent on a live session whose answer never comes: the outcome is unknown.
-    // (Decided whether or not COMMIT is bounded: an unbounded COMMIT whose socket dies is as unknown.)
-    const committing = (control || millis === Infinity) && commitStatement.test(sql) && !connection.isDead
+    // Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is bounded.
+    const control = millis !== Infinity && verdict.control !== undefined
+    // A COMMIT (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`) sent on a live session whose answer
+    // never comes: the outcome is unknown (bounded or not: an unbounded COMMIT whose socket dies is as unknown).
+    const committing = verdict.control === "commit" && !connection.isDead
     const statement = control
       ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
       : run(connection)
@@ -348,7 +345,7 @@ class PooledSql implements SqlConnection {
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
           disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
-          rollbackStatement.test(sql)
+          verdict.cleanup
             ? Effect.succeed(onDeadRollback)
             : Effect.fail(
               committing

@@ -6,6 +6,13 @@
  *   rollback, savepoints, an aborted COMMIT, notify, concurrency) over NullPool and QueuePool,
  *   with `PgDriver.layer({ pooler: "transaction", listenUrl })`: no named statement is left on
  *   the server sessions, no `DISCARD ALL` is sent, `listen` goes straight to the server.
+ * - Session state with `pooler: "transaction"`: a statement that would leave it on a server
+ *   session (a plain `SET`, `set_config(..., false)`, session advisory locks, temp objects,
+ *   `PREPARE`, `LISTEN`, `WITH HOLD`, `DISCARD`) fails with a `TransactionPoolerError` naming the
+ *   feature and the fix, before it is sent: no other client sees a changed setting (one
+ *   client's `SET statement_timeout` used to change 19-20 of 40 later statements of others);
+ *   `SET LOCAL`, `set_config(..., true)`, `ON COMMIT DROP` temp tables, `pg_advisory_xact_lock`
+ *   inside a transaction and `DO` work.
  * - Without the setting (PgBouncer before 1.21 does not track protocol-level prepared
  *   statements): a transaction that reuses a statement prepared on another server session fails
  *   with a `SqlError` whose cause is `PgDriver.TransactionPoolerError`, naming the setting; over
@@ -63,6 +70,42 @@ const namedOnServer = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) 
     (rows) => rows[0]!.n
   ))
 
+const lockKey = 500_000 + Math.floor(Math.random() * 100_000)
+
+/** The feature of a `TransactionPoolerError` cause, if that is what `error` is. */
+const refusedFeature = (error: unknown): string | undefined =>
+  PgDriver.isTransactionPoolerError(error)
+    ? ((error as { reason: { cause: PgDriver.TransactionPoolerError } }).reason.cause).feature
+    : undefined
+
+/**
+ * 40 statements of 4 other clients (their own connections through the same PgBouncer, 4 at a
+ * time): how many see `setting` at `value`.
+ */
+const otherClientsSee = (setting: string, value: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const bouncer = yield* Effect.service(PgBouncer.PgBouncerService)
+    const clients = yield* Effect.forEach(
+      [1, 2, 3, 4],
+      (i) => PgConnection.make({ url: bouncer.url, applicationName: appName(`bouncer-other-${i}`) })
+    )
+    const seen = yield* Effect.forEach(
+      Array.from({ length: 40 }, (_, i) => clients[i % 4]!),
+      (client) => Effect.map(client.query("select current_setting($1) as v", [setting], false), (r) => r.rows[0]!.v),
+      { concurrency: 4 }
+    )
+    return seen.filter((v) => v === value).length
+  }))
+
+/** Advisory locks of `key` held by any server session (asked of the server directly). */
+const locksHeld = (key: number) =>
+  Effect.scoped(Effect.flatMap(Effect.service(PgDatabase.PgDatabase), (db) =>
+    Effect.flatMap(PgConnection.make({ url: db.url, applicationName: appName("bouncer-admin") }), (admin) =>
+      Effect.map(
+        admin.query("select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and granted", [key]),
+        (r) => r.rows[0]!.n as number
+      ))))
+
 const suite = available.skip === undefined ? layer(Bouncer, { timeout: "60 seconds", excludeTestServices: true }) : undefined
 
 if (suite === undefined) {
@@ -81,11 +124,12 @@ if (suite === undefined) {
               assert.strictEqual(config.pooler, "transaction")
               assert.strictEqual(config.prepare, false)
               assert.strictEqual(config.sessionReset, "none")
-              // A statement that marks a session for DISCARD ALL under "auto" marks nothing here.
+              // A statement that marks a session for DISCARD ALL under "auto" (a DO block: it may
+              // change anything) marks nothing here.
               const pool = yield* PgDriver.Pool
               const marked = yield* pool.use((conn) =>
                 Effect.map(
-                  conn.connection.query("select set_config('application_name', 'x', false)"),
+                  conn.connection.query("do $$ begin perform 1; end $$"),
                   () => conn.connection.needsDiscard || conn.connection.sessionDirty
                 )
               )
@@ -143,6 +187,79 @@ if (suite === undefined) {
         })
       })
     }
+
+    it.layer(bouncedSql(QueuePool.layer({ poolSize: 2, maxOverflow: 0 }), appName("bouncer-state")))(
+      "session state (QueuePool of 2)",
+      (it) => {
+        it.effect("one client's plain SET fails before it is sent (TransactionPoolerError); 0 of 40 later statements of other clients see it", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const exit = yield* Effect.exit(sql.unsafe("SET statement_timeout = '4321ms'"))
+            const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+            const changed = yield* otherClientsSee("statement_timeout", "4321ms")
+            assert.deepStrictEqual({ refused: refusedFeature(error), changed }, { refused: "set", changed: 0 })
+            const message = (error as Error).message
+            assert.include(message, "SET LOCAL")
+            assert.include(message, "The statement was not sent")
+            // The client goes on working.
+            assert.deepStrictEqual(yield* sql<{ n: number }>`select 1::int as n`, [{ n: 1 }])
+          }))
+
+        it.effect("each session-level feature is refused before it is sent, naming it and its fix", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const cases: ReadonlyArray<readonly [string, PgDriver.TransactionPoolerError["feature"], string]> = [
+              [`select pg_advisory_lock(${lockKey})`, "advisory-lock", "pg_advisory_xact_lock"],
+              [`select pg_try_advisory_lock_shared(${lockKey})`, "advisory-lock", "pg_advisory_xact_lock"],
+              ["select set_config('statement_timeout', '4321ms', false)", "set", "set_config(name, value, true)"],
+              ["SET/**/ROLE postgres", "set", "SET LOCAL"],
+              ["-- note\rRESET ALL", "set", "SET LOCAL"],
+              ["create temp table edp_bouncer_tmp (x int)", "temp-object", "ON COMMIT DROP"],
+              ["select 1 as v into temporary edp_bouncer_tmp2", "temp-object", "ON COMMIT DROP"],
+              ["prepare edp_bouncer_p as select 1", "prepare", "send the statement itself"],
+              ["listen edp_bouncer_chan", "listen", "listenUrl"],
+              ["declare edp_bouncer_c cursor with hold for select 1", "hold-cursor", "without HOLD"],
+              ["discard all", "discard", "server_reset_query"]
+            ]
+            const wrong: Array<unknown> = []
+            for (const [text, feature, fix] of cases) {
+              const error = yield* Effect.flip(sql.unsafe(text))
+              if (refusedFeature(error) !== feature || !error.message.includes(fix)) wrong.push([text, refusedFeature(error), error.message])
+            }
+            assert.deepStrictEqual(wrong, [])
+            // Not sent: no server session holds the lock.
+            assert.strictEqual(yield* locksHeld(lockKey), 0)
+          }))
+
+        it.effect("a plain SET inside a transaction is refused too: it would outlive the COMMIT", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const error = yield* Effect.flip(sql.withTransaction(sql`SET statement_timeout = '4321ms'`))
+            assert.strictEqual(refusedFeature(error), "set")
+            assert.strictEqual(yield* otherClientsSee("statement_timeout", "4321ms"), 0)
+          }))
+
+        it.effect("inside a transaction, SET LOCAL, set_config(..., true), an ON COMMIT DROP temp table and pg_advisory_xact_lock work; DO passes", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const inside = yield* sql.withTransaction(Effect.gen(function*() {
+              yield* sql`SET LOCAL statement_timeout = '4321ms'`
+              yield* sql`select set_config('app.edp_bouncer', 'tx', true)`
+              yield* sql`create temp table edp_bouncer_tx (x int) on commit drop`
+              yield* sql`insert into edp_bouncer_tx values (1)`
+              yield* sql`select pg_advisory_xact_lock(${lockKey + 1})`
+              const [row] = yield* sql<{ timeout: string; app: string; n: number }>`
+                select current_setting('statement_timeout') as timeout, current_setting('app.edp_bouncer') as app,
+                       (select count(*)::int from edp_bouncer_tx) as n`
+              return row
+            }))
+            assert.deepStrictEqual(inside, { timeout: "4321ms", app: "tx", n: 1 })
+            yield* sql`do $$ begin perform 1; end $$`
+            assert.strictEqual(yield* otherClientsSee("statement_timeout", "4321ms"), 0)
+            assert.strictEqual(yield* locksHeld(lockKey + 1), 0)
+          }))
+      }
+    )
 
     it.layer(
       PgSql.layer().pipe(

@@ -66,8 +66,10 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
               const states: Array<boolean> = [c.knownIdle]
               yield* c.query("select 1")
               states.push(c.knownIdle) // autocommit select: still idle
-              yield* c.query("/* comment */ select 1")
-              states.push(c.knownIdle) // leading comment: conservative → unknown
+              yield* c.query("/* comment; */ select ';'")
+              states.push(c.knownIdle) // a comment is blank space, a quoted ';' no separator: still idle
+              yield* c.query("do $$ begin perform 1; end $$")
+              states.push(c.knownIdle) // not a single select/insert/...: unknown
               yield* c.query("rollback")
               states.push(c.knownIdle) // a successful ROLLBACK: idle again
               yield* c.query("insert into reset_probe values ('a'); ")
@@ -80,7 +82,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
               states.push(c.knownIdle)
               return states
             }))
-          assert.deepStrictEqual(observed, [true, true, false, true, true, false, true, false])
+          assert.deepStrictEqual(observed, [true, true, true, false, true, true, false, true, false])
           // ...and the return's ROLLBACK made it known-idle again.
           assert.isTrue(yield* p.use((conn) => Effect.succeed(conn.connection.knownIdle)))
         }))

@@ -5,6 +5,9 @@
  *   `set_config(..., false)`, `search_path`, `statement_timeout`, session characteristics, a temp
  *   table and its rows, `PREPARE`, `LISTEN`, a session advisory lock — on a pool of 1, so the next
  *   borrower gets the same session (same `pg_backend_pid()`);
+ * - the spellings that leaked past the old regular-expression scanner (comments, quoted and `U&`
+ *   names, `\r`-ended comments, strings holding `, true)`, `DO`, `CALL`...: issue 19): each
+ *   changes the session under `"none"`, and under the default the next borrower sees none of it;
  * - the prepared-statement cache after a `DISCARD ALL` (the pool's, or the PgBouncer-style one in
  *   an `onReset` hook): the following transactions all work;
  * - `"auto"` leaves the common path alone (no reset, the driver's prepared statements kept);
@@ -136,7 +139,7 @@ const probes: ReadonlyArray<Probe> = [
 ]
 
 /** For each probe: change the state as one borrower, look as the next; the same session both times. */
-const survivors = Effect.gen(function*() {
+const survivorsOf = (probes: ReadonlyArray<Probe>) => Effect.gen(function*() {
   const survived: Record<string, boolean> = {}
   for (const probe of probes) {
     const before = yield* pidOf
@@ -150,7 +153,84 @@ const survivors = Effect.gen(function*() {
   return survived
 })
 
-const everything = (value: boolean) => Object.fromEntries(probes.map((p) => [p.name, value]))
+const survivors = survivorsOf(probes)
+
+const everything = (value: boolean, of: ReadonlyArray<Probe> = probes) => Object.fromEntries(of.map((p) => [p.name, value]))
+
+// --------------------------------------------- spellings the old scanner missed (issue 19)
+
+const suffix = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`
+/** A table with two tenants' rows; a temp view of the same name shadows it for the session. */
+const orders = `edp_sr_orders_${suffix}`
+/** A procedure that sets a session-level GUC inside (what `CALL` can do). */
+const procedure = `edp_sr_proc_${suffix}`
+const leakKey = 400_000 + Math.floor(Math.random() * 100_000)
+
+const roleIsSet = flag(`select current_user = '${role}' as v`)
+const pathIsSet = flag("select current_setting('search_path') like '%edp_sr_nowhere%' as v")
+const gucIsSet = flag("select coalesce(current_setting('app.edp_sr', true), '') <> '' as v")
+const tempExists = (name: string) => flag(`select to_regclass('pg_temp.${name}') is not null as v`)
+
+/** `[statement, what is still there if it leaked]`: the issue's examples, then variants. */
+const leaks: ReadonlyArray<readonly [string, Effect.Effect<boolean, SqlError, SqlClient.SqlClient>]> = [
+  [
+    `CREATE OR REPLACE TEMP VIEW ${orders} AS SELECT * FROM public.${orders} WHERE tenant='A'`,
+    flag(`select count(*) <> 2 as v from ${orders}`)
+  ],
+  [`SET/**/ROLE ${role}`, roleIsSet],
+  [`SET"search_path"=edp_sr_nowhere, public`, pathIsSet],
+  [`-- note\rSET ROLE ${role}`, roleIsSet],
+  [`select "set_config"('app.edp_sr', 'a', false)`, gucIsSet],
+  [`select set_config/**/('app.edp_sr', 'a', false)`, gucIsSet],
+  [`select set_config('app.edp_sr', 'x, true)', false)`, gucIsSet],
+  [`select U&"\\0073et_config"('app.edp_sr', 'a', false)`, gucIsSet],
+  [`CREATE /**/ TEMP TABLE edp_sr_t1 (v int)`, tempExists("edp_sr_t1")],
+  [`CREATE -- c\n TEMP TABLE edp_sr_t2 (v int)`, tempExists("edp_sr_t2")],
+  [`SELECT 1 AS v INTO /**/ TEMP edp_sr_t3`, tempExists("edp_sr_t3")],
+  [`DECLARE edp_sr_c CURSOR WITH/**/HOLD FOR SELECT 1`, flag("select count(*) > 0 as v from pg_cursors where name = 'edp_sr_c'")],
+  [
+    `select U&"pg_advisory_\\006Cock"(${leakKey})`,
+    flag(`select count(*) > 0 as v from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and objid = ${leakKey}`)
+  ],
+  [`DO $$ BEGIN EXECUTE 'SE'||'T search_path = edp_sr_nowhere, public'; END $$`, pathIsSet],
+  // variants
+  [`/* a /* nested */ still a comment */ SET ROLE ${role}`, roleIsSet],
+  [`/* a /* b */ c */ LISTEN edp_sr_chan2`, flag("select 'edp_sr_chan2' = any(array(select pg_listening_channels())) as v")],
+  [`-- x\rPREPARE edp_sr_p2 AS SELECT 1`, flag("select count(*) > 0 as v from pg_prepared_statements where name = 'edp_sr_p2'")],
+  [`select set_config('app.edp_sr', E'x\\', true)', false)`, gucIsSet],
+  [`select set_config('app.edp_sr', $q$x, true)$q$, false)`, gucIsSet],
+  [`select U&"!0073et_config" UESCAPE '!' ('app.edp_sr', 'a', false)`, gucIsSet],
+  [`select pg_catalog . "set_config" ('app.edp_sr', 'a', false)`, gucIsSet],
+  [`CREATE/**/GLOBAL TEMPORARY TABLE edp_sr_t4 (v int)`, tempExists("edp_sr_t4")],
+  [`SELECT 1 AS v INTO /* c */ TEMPORARY TABLE edp_sr_t5`, tempExists("edp_sr_t5")],
+  [`EXPLAIN ANALYZE CREATE TEMP TABLE edp_sr_t6 AS SELECT 1`, tempExists("edp_sr_t6")],
+  [`UPDATE pg_settings SET setting = 'edp_sr_nowhere, public' WHERE name = 'search_path'`, pathIsSet],
+  [`CALL public.${procedure}()`, gucIsSet]
+]
+
+const leakProbes: ReadonlyArray<Probe> = leaks.map(([text, present]) => ({
+  name: text,
+  set: statement(text),
+  present,
+  cleanup: "DISCARD ALL"
+}))
+
+/** The table the temp view shadows and the procedure `CALL` runs, dropped when the test's scope closes. */
+const withLeakFixtures = Effect.acquireRelease(
+  Effect.scoped(Effect.flatMap(admin, (a) =>
+    Effect.forEach([
+      `create table public.${orders} (tenant text)`,
+      `insert into public.${orders} values ('A'), ('B')`,
+      `create procedure public.${procedure}() language plpgsql as $$ begin perform set_config('app.edp_sr', 'leaked', false); end $$`
+    ], (text) => a.query(text), { discard: true }))),
+  () =>
+    Effect.orDie(Effect.scoped(Effect.flatMap(admin, (a) =>
+      Effect.forEach(
+        [`drop table if exists public.${orders}`, `drop procedure if exists public.${procedure}()`],
+        (text) => a.query(text),
+        { discard: true }
+      ))))
+)
 
 /** A role to `SET ROLE` to, dropped when the test's scope closes. */
 const withRole = Effect.acquireRelease(
@@ -215,7 +295,12 @@ describe("PgDriver.touchesSessionState (what sessionReset: \"auto\" detects)", (
       ["RESET ALL", true],
       ["select set_config('app.tenant', 'a', false)", true],
       ["select set_config('app.tenant', $1, $2)", true],
-      ["select set_config('a', current_setting('b'), true)", true], // nested call: not sure, so yes
+      ["select set_config('a', current_setting('b'), true)", false], // the third argument is `true`, read on tokens
+      ["SET/**/ROLE x", true],
+      ["-- note\rSET ROLE x", true],
+      ["select \"set_config\"('a', 'b', false)", true],
+      ["do $$ begin perform 1; end $$", true], // DO / CALL may do anything
+      ["call p()", true],
       ["create temp table t (x int)", true],
       ["CREATE GLOBAL TEMPORARY TABLE t (x int)", true],
       ["select * into temp t from x", true],
@@ -229,6 +314,8 @@ describe("PgDriver.touchesSessionState (what sessionReset: \"auto\" detects)", (
       ["deallocate all", true],
       ["do $$ begin set search_path = a; end $$", true],
       ["do $$ begin execute 'set role x'; end $$", true],
+      ["select 'set role x'", false], // inside a string
+      ["select 1 -- set role x", false],
       // transaction-scoped or no state at all
       ["SET LOCAL statement_timeout = 1", false],
       ["SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", false],
@@ -282,6 +369,26 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("session s
         Effect.gen(function*() {
           yield* withRole
           assert.deepStrictEqual(yield* survivors, everything(false))
+        }))
+    })
+  })
+
+  describe("spellings the old scanner missed (pool of 1: the next borrower gets the same session)", () => {
+    it.layer(sqlLayer("none", appName("sr-leak-none")))("sessionReset: \"none\"", (it) => {
+      it.effect("each of them changes the session (the next borrower sees it)", () =>
+        Effect.gen(function*() {
+          yield* withRole
+          yield* withLeakFixtures
+          assert.deepStrictEqual(yield* survivorsOf(leakProbes), everything(true, leakProbes))
+        }))
+    })
+
+    it.layer(sqlLayer(undefined, appName("sr-leak-default")))("the default (\"auto\")", (it) => {
+      it.effect("each is reset: the next borrower sees a clean session", () =>
+        Effect.gen(function*() {
+          yield* withRole
+          yield* withLeakFixtures
+          assert.deepStrictEqual(yield* survivorsOf(leakProbes), everything(false, leakProbes))
         }))
     })
   })

@@ -12,15 +12,10 @@ import type { Queue, Scope } from "effect"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { CancelConfig, SessionReset } from "../PgDriver.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
-import {
-  autocommitSafe,
-  discardsAll,
-  dropsStatements,
-  endsTransaction,
-  mayTouchSession,
-  touchesSession
-} from "./session.ts"
 import { unsendable } from "./encoding.ts"
+import { sessionStateRefused } from "./pooler.ts"
+import { classify } from "./session.ts"
+import type { Verdict } from "./session.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 
 /** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
@@ -57,13 +52,17 @@ const discardStatement = "DISCARD ALL"
  * It tracks whether the session is known to be outside a transaction, so reset on return can
  * skip its `ROLLBACK`. The rule is conservative: the session starts known-idle; a statement run
  * through {@link Connection.query} / `queryValues` / `stream` keeps it known-idle only when its
- * text is a single `SELECT`/`INSERT`/`UPDATE`/`DELETE`/`WITH`/`VALUES`/`TABLE`/`SHOW` (no `;`
- * inside, no leading comment); anything else makes the state unknown until a `COMMIT` /
- * `ROLLBACK` (exactly that, no `AND CHAIN`) succeeds. Reading {@link Connection.pg} (the
+ * text is a single `SELECT`/`INSERT`/`UPDATE`/`DELETE`/`WITH`/`VALUES`/`TABLE`/`SHOW` statement
+ * (read with PostgreSQL's lexical rules: comments are blanks, a `;` in a literal is no
+ * separator); anything else makes the state unknown until a `COMMIT` / `ROLLBACK` (exactly
+ * that, no `AND CHAIN`) succeeds. Reading {@link Connection.pg} (the
  * untracked session) makes the state unknown for good, until the next reset.
  *
  * With `sessionReset: "auto"` it also tracks whether a statement may have changed session state
- * ({@link Connection.sessionDirty}); such a session gets `DISCARD ALL` on return.
+ * ({@link Connection.sessionDirty}); such a session gets `DISCARD ALL` on return. Behind a
+ * transaction-mode pooler (`pooler: "transaction"`) such a statement is refused before it is sent
+ * (a `SqlError` whose cause is a `TransactionPoolerError` naming the feature), `DO` and `CALL`
+ * excepted. Both read the same verdict: see `PgDriver.touchesSessionState`.
  *
  * @category models
  * @since 0.1.0
@@ -96,7 +95,9 @@ export class Connection {
     /** @internal */ readonly native: PgConnection.PgConnection,
     /** @internal */ readonly scope: Scope.Closeable,
     /** @internal */ readonly alwaysReset = false,
-    /** @internal */ readonly sessionReset: SessionReset = "auto"
+    /** @internal */ readonly sessionReset: SessionReset = "auto",
+    /** @internal Behind a transaction-mode pooler (`pooler: "transaction"`): statements that would leave session state are refused. */
+    readonly transactionPooler = false
   ) {
     this.sqlPg = SqlPg.access(native)
     this.sqlPg.onRetire?.(() => {
@@ -340,15 +341,18 @@ export class Connection {
   }
 
   /**
-   * Bookkeeping before a statement runs: the transaction state, and the `"auto"` dirty mark. One
-   * scan for a few literals rules most statements out. `true` when the statement may deallocate
-   * the driver's prepared statements.
+   * Bookkeeping before a statement runs, from its {@link classify} verdict (cached per text): the
+   * transaction state, and the `"auto"` dirty mark. Through a transaction-mode pooler, a
+   * statement that would leave session state is refused instead: the error, or `undefined`.
    */
-  private see(sql: string): boolean {
-    if (this.idle && !autocommitSafe.test(sql)) this.idle = false
-    if (!mayTouchSession.test(sql)) return false
-    if (this.sessionReset === "auto" && !this.dirty && touchesSession.test(sql)) this.dirty = true
-    return dropsStatements.test(sql)
+  private see(verdict: Verdict): SqlError | undefined {
+    const change = verdict.sessionChange
+    if (change !== undefined) {
+      if (this.transactionPooler && change !== "routine") return sessionStateRefused(change)
+      if (this.sessionReset === "auto") this.dirty = true
+    }
+    if (this.idle && !verdict.autocommitSafe) this.idle = false
+    return undefined
   }
 
   /**
@@ -364,9 +368,11 @@ export class Connection {
     native: () => Effect.Effect<A, SqlError>
   ): Effect.Effect<A, SqlError> {
     return Effect.suspend(() => {
-      const refused = unsendable(sql, params)
+      const unsent = unsendable(sql, params)
+      if (unsent !== undefined) return Effect.fail(unsent)
+      const verdict = classify(sql)
+      const refused = this.see(verdict)
       if (refused !== undefined) return Effect.fail(refused)
-      const dropsCache = this.see(sql)
       const run = this.killedWith !== undefined
         ? Effect.fail(this.killedWith)
         : this.cancelBounded
@@ -374,7 +380,7 @@ export class Connection {
         : this.interruptibly(native(), this.cancelMillis)
       // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
       // hook): the server no longer has the driver's statements, so neither may the cache.
-      if (dropsCache) {
+      if (verdict.dropsStatements) {
         return Effect.tap(run, () =>
           Effect.sync(() => {
             const statements = this.sqlPg.preparedStatements()
@@ -382,11 +388,11 @@ export class Connection {
             if (statements === undefined) return void (this.dirty = true)
             statements.clear()
             // A whole `DISCARD ALL` that succeeded: the session is as clean as a reset leaves it.
-            if (discardsAll.test(sql)) this.dirty = false
+            if (verdict.discardsAll) this.dirty = false
           }))
       }
       // Still known idle after `see`: an autocommit-safe statement, it cannot end a transaction.
-      if (this.idle || !endsTransaction.test(sql)) return run
+      if (this.idle || !verdict.endsTransaction) return run
       return Effect.tap(run, () =>
         Effect.sync(() => {
           this.idle = true
@@ -412,10 +418,10 @@ export class Connection {
   stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
     return Stream.suspend(() => {
       if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
-      const refused = unsendable(sql, params)
-      if (refused !== undefined) return Stream.fail(refused)
-      this.see(sql)
-      return this.native.stream(sql, params)
+      const unsent = unsendable(sql, params)
+      if (unsent !== undefined) return Stream.fail(unsent)
+      const refused = this.see(classify(sql))
+      return refused !== undefined ? Stream.fail(refused) : this.native.stream(sql, params)
     })
   }
 

@@ -17,6 +17,11 @@
  *   between its transactions; the pooler resets sessions itself (`server_reset_query`).
  * - `LISTEN`: the notification arrives on a server session that went back to the pooler
  *   (PgBouncer logs "got packet 'A' from server when not linked"); the listener waits forever.
+ * - Session state (`SET`, session advisory locks, temp objects, SQL `PREPARE`, `WITH HOLD`
+ *   cursors, `DISCARD`): it stays on a server session that other clients get next (one client's
+ *   `SET statement_timeout` changed 19-20 of 40 later statements of other clients). With
+ *   `pooler: "transaction"` such a statement is refused before it is sent
+ *   ({@link sessionStateRefused}), inside a transaction too (a plain `SET` outlives its `COMMIT`).
  *
  * @internal
  */
@@ -24,6 +29,7 @@ import { Data } from "effect"
 import type { Redacted } from "effect"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import * as SqlPg from "./sql-pg-internals.ts"
+import type { SessionChange } from "./session.ts"
 
 /**
  * What sits between the driver and PostgreSQL: `"none"` (default; a session pooler, e.g.
@@ -38,22 +44,66 @@ export type Pooler = "none" | "transaction"
 
 export const poolers: ReadonlyArray<Pooler> = ["none", "transaction"]
 
+/** Session state a transaction-mode pooler refuses: every {@link SessionChange} but `"routine"` (`DO`, `CALL`: unknowable). */
+export type RefusedChange = Exclude<SessionChange, "routine">
+
 /**
  * What {@link TransactionPoolerError} is about.
  *
  * @inline
  */
-export type Feature = "prepared-statements" | "listen"
+export type Feature = "prepared-statements" | "listen" | RefusedChange
+
+/** Per refused statement kind: what it is, why it breaks behind the pooler, and the fix. */
+const refusals: Record<Exclude<RefusedChange, "listen">, readonly [what: string, why: string, fix: string]> = {
+  "set": [
+    "SET without LOCAL (also RESET, SET ROLE, SET SESSION AUTHORIZATION, set_config(..., false), UPDATE pg_settings)",
+    "it changes the server session, which the pooler hands to other clients next (and this client's next " +
+    "statement may run on another session)",
+    "use SET LOCAL or set_config(name, value, true) inside a transaction (sql.withTransaction), or set it for " +
+    "the role or database (ALTER ROLE ... SET)"
+  ],
+  "advisory-lock": [
+    "a session-level advisory lock (pg_advisory_lock, pg_try_advisory_lock and their _shared forms)",
+    "the server session holds it while the pooler hands that session to other clients (and the unlock may " +
+    "run on another session)",
+    "use pg_advisory_xact_lock / pg_try_advisory_xact_lock inside a transaction (released at its end)"
+  ],
+  "temp-object": [
+    "a temporary object (CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT ... INTO TEMP, the pg_temp schema)",
+    "it lives in the server session, which the pooler hands to other clients next: they see it, and this " +
+    "client's next statement may not",
+    "create a temporary table inside a transaction with ON COMMIT DROP, or use a regular table"
+  ],
+  "prepare": [
+    "SQL PREPARE / DEALLOCATE",
+    "the prepared statement lives in the server session, and the next EXECUTE may run on another one",
+    "send the statement itself, with parameters"
+  ],
+  "hold-cursor": [
+    "a WITH HOLD cursor",
+    "it outlives its transaction in the server session, which the pooler hands to other clients next",
+    "declare the cursor without HOLD inside a transaction, or stream the rows (sql.stream)"
+  ],
+  "discard": [
+    "DISCARD",
+    "it resets whichever server session the pooler picked, not this client's",
+    "leave session resets to the pooler (PgBouncer's server_reset_query)"
+  ]
+}
 
 /**
  * A session-level feature met a transaction-mode pooler: the cause of a `SqlError` (reason
- * `UnknownError`, not retryable) whose message names the setting that fixes it
+ * `UnknownError`, not retryable) whose message names the setting or statement that fixes it
  * (`PgDriver.isTransactionPoolerError` tests for it). Re-exported as `PgDriver.TransactionPoolerError`.
  *
  * - `"prepared-statements"`: a statement the driver had prepared on its session is gone
  *   (SQLSTATE 26000 on one of the driver's own `effect_...` names): the connection goes through a
  *   transaction-mode pooler (most likely) and the driver was not told (`pooler: "transaction"`).
- * - `"listen"`: `PgClient.listen` with `pooler: "transaction"` and no `listenUrl`.
+ * - `"listen"`: `PgClient.listen` with `pooler: "transaction"` and no `listenUrl`, or a `LISTEN`
+ *   statement with `pooler: "transaction"`.
+ * - `"set"`, `"advisory-lock"`, `"temp-object"`, `"prepare"`, `"hold-cursor"`, `"discard"`: a
+ *   statement that would leave that session state, with `pooler: "transaction"`; it was not sent.
  *
  * @category errors
  * @since 0.1.0
@@ -66,15 +116,22 @@ export class TransactionPoolerError extends Data.TaggedError("TransactionPoolerE
 }> {
   /** Says what happened and which setting fixes it. */
   override get message(): string {
-    return this.feature === "prepared-statements"
-      ? `PgDriver: a prepared statement this connection created is gone from its server session ` +
+    const feature = this.feature
+    if (feature === "prepared-statements") {
+      return `PgDriver: a prepared statement this connection created is gone from its server session ` +
         `(${serverMessage(this.cause) ?? "SQLSTATE 26000"}): the connection most likely goes through a ` +
         `transaction-mode pooler (PgBouncer pool_mode = transaction), which runs each transaction on ` +
         `whichever server session is free. Set PgDriver.layer({ pooler: "transaction" }) (unnamed ` +
         `statements, no DISCARD ALL), or on PgBouncer 1.21+ set max_prepared_statements`
-      : `PgSql: LISTEN does not work through a transaction-mode pooler (pooler: "transaction"): ` +
-        `notifications arrive on a server session that is no longer the listener's. Set ` +
-        `PgDriver.layer({ listenUrl }) to the server's own address (not the pooler's)`
+    }
+    if (feature === "listen") {
+      return `PgSql: LISTEN does not work through a transaction-mode pooler (pooler: "transaction"): ` +
+        `notifications arrive on a server session that is no longer the listener's. Listen with ` +
+        `PgClient.listen and set PgDriver.layer({ listenUrl }) to the server's own address (not the pooler's)`
+    }
+    const [what, why, fix] = refusals[feature]
+    return `PgDriver: ${what} through a transaction-mode pooler (pooler: "transaction"): ${why}. ` +
+      `The statement was not sent; ${fix}`
   }
 }
 
@@ -104,6 +161,13 @@ const poolerError = (cause: TransactionPoolerError, operation: string): SqlError
 /** A lost prepared statement (see {@link isLostPreparedStatement}) as the error naming the setting. */
 export const lostPreparedStatement = (error: unknown, operation = "execute"): SqlError =>
   poolerError(new TransactionPoolerError({ feature: "prepared-statements", cause: error }), operation)
+
+/**
+ * A statement that would leave session state (`change`), with `pooler: "transaction"`: refused
+ * before it is sent, with the error naming the feature and the fix.
+ */
+export const sessionStateRefused = (change: RefusedChange): SqlError =>
+  poolerError(new TransactionPoolerError({ feature: change }), "execute")
 
 /** `listen` through a transaction-mode pooler, without a `listenUrl`. */
 export const listenUnsupported = (): SqlError => poolerError(new TransactionPoolerError({ feature: "listen" }), "listen")

@@ -14,6 +14,7 @@
  */
 import { Context, Effect } from "effect"
 import type * as SqlClient from "effect/sql/SqlClient"
+import { classify } from "./session.ts"
 
 /**
  * Work marked read-only: with `PgReplicas`, its statements, streams, transactions and `reserve`
@@ -25,9 +26,12 @@ export const ReadOnly = Context.Reference<boolean>("effect-db-pool/pg/ReadOnly",
 export const readOnly = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.provideService(effect, ReadOnly, true)
 
-/** A `BEGIN` that opens a read-only transaction (`SqlClient.BeginTransaction`). */
+/**
+ * A `BEGIN` / `START TRANSACTION` that opens a read-only transaction (`SqlClient.BeginTransaction`),
+ * read on tokens (a `READ ONLY` in a comment does not count).
+ */
 export const isReadOnlyBegin = (statement: string | undefined): boolean =>
-  statement !== undefined && /\bread\s+only\b/i.test(statement)
+  statement !== undefined && classify(statement).beginsReadOnly
 
 /** The key under which a `PgSql` client keeps its `SqlClient.make` options. */
 export const optionsKey = "~effect-db-pool/pg/PgSql/makeOptions"
