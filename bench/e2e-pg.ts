@@ -170,7 +170,7 @@ const bouncerSubjects = (url: string, options: E2eOptions): ReadonlyArray<(worke
     try {
       const subject = await sqlSubject(
         name,
-        PgSql.layer.pipe(
+        PgSql.layer().pipe(
           Layer.provide(pool),
           Layer.provide(PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction" }))
         )
@@ -269,7 +269,7 @@ const runOverload = async (url: string, options: E2eOptions): Promise<ReadonlyAr
       sqlOverloadSubject(
         "SqlClient over QueuePool (PgSql)",
         overloadTimeoutMs,
-        PgSql.layer.pipe(
+        PgSql.layer().pipe(
           Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, timeout: Duration.millis(overloadTimeoutMs) })),
           Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
         ),
@@ -379,7 +379,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
       () =>
         sqlSubject(
           "SqlClient over QueuePool (PgSql)",
-          PgSql.layer.pipe(
+          PgSql.layer().pipe(
             Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0 })),
             Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
           )
@@ -387,7 +387,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
       () =>
         sqlSubject(
           "SqlClient over QueuePool lifo (PgSql)",
-          PgSql.layer.pipe(
+          PgSql.layer().pipe(
             Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo: true })),
             Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
           )

@@ -40,7 +40,7 @@ const measure = (alwaysReset: boolean) =>
   run.pipe(
     Effect.map((qps) => ({ alwaysReset, qps })),
     Effect.provide(
-      PgSql.layer.pipe(
+      PgSql.layer().pipe(
         Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0 })),
         Layer.provide(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
           PgDriver.layer({ url: db.url, alwaysReset }))))

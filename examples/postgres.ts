@@ -29,7 +29,7 @@ const Driver = Layer.unwrap(
   Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url, applicationName: "orders" }))
 )
 const Pool = QueuePool.layer({ poolSize: 5, prePing: true }) // swap: NullPool.layer(), FiberPool.layer(), ...
-const Sql = (pool: typeof Pool) => PgSql.layer.pipe(Layer.provideMerge(pool), Layer.provideMerge(Driver))
+const Sql = (pool: typeof Pool) => PgSql.layer().pipe(Layer.provideMerge(pool), Layer.provideMerge(Driver))
 
 const main = Effect.gen(function*() {
   console.log(yield* program.pipe(Effect.provide(Sql(Pool))))

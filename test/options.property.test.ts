@@ -1,6 +1,6 @@
 /**
  * One validator, one list: every duration, integer and boolean option of every layer — each pool
- * strategy, `PgDriver.layer`, `PgSql.layerWith` — rejects the same catalogue of bad values, and
+ * strategy, `PgDriver.layer`, `PgSql.layer` — rejects the same catalogue of bad values, and
  * random bad values of its kind, with its typed error (`PoolConfigError` / `PgConfigError`)
  * naming the option; good values of each kind still build.
  *
@@ -9,7 +9,7 @@
  * a line here does not compile, so no new option escapes the test.
  *
  * No server is needed: `PgDriver.layer` validates when it builds and connects nothing; the pool
- * under `PgSql.layerWith` connects nothing either (no `minIdle`).
+ * under `PgSql.layer` connects nothing either (no `minIdle`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Cause, Duration, Effect, Exit, Layer, Schema } from "effect"
@@ -123,7 +123,7 @@ interface Subject {
   readonly layer: (options: Options) => Layer.Layer<any, unknown>
 }
 
-const mock = <A, E>(layer: Layer.Layer<A, E, Driver.Driver>) => layer.pipe(Layer.provide(MockDriver.layer))
+const mock = <A, E>(layer: Layer.Layer<A, E, Driver.Driver>) => layer.pipe(Layer.provide(MockDriver.layer()))
 
 /** Every strategy (keyed by the one list of strategy names: a new strategy without a line here does not compile). */
 const pools = {
@@ -141,10 +141,10 @@ const subjects: ReadonlyArray<Subject> = [
   ...strategyNames.map((name): Subject => ({ name: `${name}.layer`, error: "PoolConfigError", ...pools[name] })),
   { name: "PgDriver.layer", error: "PgConfigError", catalogue: pgDriver, layer: (o) => PgDriver.layer(o as PgDriver.Config) },
   {
-    name: "PgSql.layerWith",
+    name: "PgSql.layer",
     error: "PgConfigError",
     catalogue: pgSql,
-    layer: (o) => PgSql.layerWith(o as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
+    layer: (o) => PgSql.layer(o as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
   }
 ]
 

@@ -463,6 +463,6 @@ describe("one program on all five layers", () => {
       Effect.gen(function*() {
         const result = yield* program
         assert.deepStrictEqual(result, expected as any)
-      }).pipe(Effect.provide(layer.pipe(Layer.provideMerge(MockDriver.layer)))))
+      }).pipe(Effect.provide(layer.pipe(Layer.provideMerge(MockDriver.layer())))))
   }
 })

@@ -107,7 +107,7 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       const target = yield* p.topology.target(run)
       run.config = { ...s.config, ...target.config }
       run.via = target.via
-      const layer = PgSql.layer.pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
+      const layer = PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
       const context = yield* Layer.build(layer)
       const pool = Context.get(context, ConnectionPool.ConnectionPool)
       const sql = Context.get(context, SqlClient)

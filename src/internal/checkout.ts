@@ -26,6 +26,7 @@ import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../
 import type { CheckoutError } from "../PoolError.ts"
 import type { ObservedEvent, PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
+import type { DriverShape } from "../Driver.ts"
 import type { ResolvedCommon } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
@@ -502,6 +503,18 @@ const settingsOf = <C>(core: PoolCore<C>, strategy: Strategy<C, unknown>): PoolS
   }
 }
 
+/** Where a pool service keeps the driver it connects with (see {@link driverOf}). */
+const driverKey = Symbol.for("effect-db-pool/ConnectionPool/driver")
+
+/**
+ * The driver a pool built here connects with; `undefined` for a service made some other way.
+ * Layers above a pool read the driver's settings from the pool itself, not from context: a pool
+ * provided on its own (`PoolManager.provide`) keeps its own settings.
+ * @internal
+ */
+export const driverOf = (service: Service<unknown>): DriverShape<unknown> | undefined =>
+  (service as unknown as { readonly [driverKey]?: DriverShape<unknown> })[driverKey]
+
 /**
  * Assemble the `ConnectionPool` service from a core and a strategy. The pool shuts down when
  * the surrounding scope closes.
@@ -551,6 +564,7 @@ export const makeService = <C>(
       events: pipeline.events,
       droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
+    Object.defineProperty(service, driverKey, { value: core.driver })
     const unregister = core.instruments?.register(status, () => pipeline.gate.suspended)
     const upkeep = strategy.upkeep
     core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)

@@ -1,6 +1,6 @@
 /**
  * The one set of field rules every options object is validated with: the pool's options (common,
- * idle, each strategy's own), `PgDriver` settings and `PgSql.layerWith` options.
+ * idle, each strategy's own), `PgDriver` settings and `PgSql.layer` options.
  *
  * An options object is described once, as a table of rules with exactly its keys:
  * `rulesFor<Options>()({ poolSize: integer({ min: 0, fallback: 5 }), ... })` does not compile

@@ -38,7 +38,7 @@ export class PgDatabase extends Context.Service<PgDatabase, Service>()("effect-d
  * import { PgDatabase } from "effect-db-pool/pg/embedded"
  *
  * const Driver = Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => PgDriver.layer({ url: db.url })))
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer()),
  *   Layer.provideMerge(Driver),
  *   Layer.provide(PgDatabase.layer())

@@ -17,7 +17,7 @@ import { typed } from "../ConnectionPool.ts"
 import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
-import { PgConfigError, validate } from "./internal/config.ts"
+import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
 import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
@@ -209,7 +209,7 @@ export type Pooler = PoolerInternal.Pooler
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
  * // PgBouncer (pool_mode = transaction) on 6432; LISTEN straight to the server on 5432.
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provideMerge(QueuePool.layer({ poolSize: 10 })),
  *   Layer.provideMerge(PgDriver.layer({
  *     url: Redacted.make("postgres://app@pgbouncer:6432/app"),
@@ -322,7 +322,8 @@ export const make = (config: Config): DriverShape<Connection> => {
     : Duration.toMillis(Duration.fromInputUnsafe(cancelTimeout))
   // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
   const connectNative = Hosts.connector(connectionConfig, isDisconnect)
-  return {
+  // Layers above the pool (`PgSql`) read these settings from the pool's driver.
+  return rememberSettings({
     name: "postgresql",
     connect: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(Scope.make(), (scope) =>
@@ -350,7 +351,7 @@ export const make = (config: Config): DriverShape<Connection> => {
     // skips the reset round trip.
     needsReset: (connection) =>
       connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
-  }
+  } satisfies DriverShape<Connection>, config)
 }
 
 /**
@@ -363,7 +364,7 @@ export const make = (config: Config): DriverShape<Connection> => {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer().pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )

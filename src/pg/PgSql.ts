@@ -30,6 +30,13 @@
  *   the owner of a shared session asking the pool for it again. README: "Shared sessions and
  *   streams".
  *
+ * {@link layer} is a function: call it where you provide it. effect memoizes layers by
+ * reference: `Effect.provide(layer)` builds with a `MemoMap` forked from the one that built the
+ * surrounding context, and a fork looks a layer up in its parents first, so a layer value an
+ * outer `provide` already built is reused as it was built (over the outer pool), whatever is
+ * provided beneath it now. The rule of this library: every layer that reads services from below
+ * is a function; call it where you provide it.
+ *
  * @since 0.1.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
@@ -53,7 +60,9 @@ import {
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
+import { driverOf } from "../internal/checkout.ts"
 import * as V from "../internal/validate.ts"
+import { settingsOf } from "./internal/config.ts"
 import { unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
@@ -464,10 +473,24 @@ const optionKeys = V.keysOfRules(optionRules)
 const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
-    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layerWith"))
+    yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layer"))
     yield* sql.decode(optionRules, options)
     return options
   })
+
+/**
+ * The settings of the driver the pool connects with: read from the pool itself, so a pool
+ * provided on its own (`PoolManager.provide`) is described by its own settings, never by a
+ * `PgDriver` of the surrounding program. A pool service made by hand: the `PgDriver` in context.
+ */
+const driverConfig = (pool: PoolService<PgDriver.Connection>): Effect.Effect<PgDriver.Config> => {
+  const own = settingsOf(driverOf(pool as PoolService<unknown>))
+  if (own !== undefined) return Effect.succeed(own)
+  return Effect.flatMap(Effect.serviceOption(PgDriver.PgDriver), (driver) =>
+    driver._tag === "Some"
+      ? Effect.succeed(driver.value.config)
+      : Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")))
+}
 
 /** Server address and database, for span attributes (several hosts: the first). */
 const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => Hosts.describe(config)
@@ -483,12 +506,12 @@ export const make = (
 ): Effect.Effect<
   PgClient.PgClient & SqlClient.SqlClient,
   PgDriver.PgConfigError,
-  ConnectionPool | PgDriver.PgDriver | Scope.Scope | Reactivity.Reactivity
+  ConnectionPool | Scope.Scope | Reactivity.Reactivity
 > =>
   Effect.gen(function*() {
     const valid = yield* validateOptions(options)
     const pool = yield* PgDriver.Pool
-    const { config } = yield* Effect.service(PgDriver.PgDriver)
+    const config = yield* driverConfig(pool)
     const target = hostOf(config)
     const compiler = PgClient.makeCompiler(valid.transformQueryNames, valid.transformJson)
     const transformRows = valid.transformResultNames
@@ -636,7 +659,14 @@ export interface PoolStats {
 }
 
 /**
- * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context.
+ * Provide `SqlClient` and `PgClient` over the `ConnectionPool` in context (a pool over
+ * `PgDriver`, whose settings it reads from the pool). Options are validated when the layer
+ * builds (a bad one fails it with `PgDriver.PgConfigError`).
+ *
+ * Each call makes a new layer: call it where you provide it. effect memoizes layers by
+ * reference, also across nested `Effect.provide`s, so one layer value provided again inside a
+ * program that already built it is not built again: the inner program would get the outer
+ * client, over the outer pool (see the module doc).
  *
  * @example
  * ```ts
@@ -645,7 +675,7 @@ export interface PoolStats {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer.pipe(
+ * const Sql = PgSql.layer({ transformResultNames: (name) => name.toLowerCase() }).pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )
@@ -658,27 +688,28 @@ export interface PoolStats {
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, never, ConnectionPool | PgDriver.PgDriver> = PgClient
-  .layerFrom(Effect.orDie(make()))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> =>
+  PgClient.layerFrom(make(options))
 
 /**
- * As {@link layer}, with name transforms and span attributes. Options are validated when the
- * layer builds.
+ * The former name of {@link layer} with options; same behaviour.
  *
+ * @deprecated Use {@link layer}: `PgSql.layer(options)`. Removed in the next release.
  * @category layers
  * @since 0.1.0
  */
-export const layerWith = (
+export const layerWith: (
   options: Options
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
-  PgClient.layerFrom(make(options))
+) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> = layer
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its
  * statements, streams, transactions and `reserve` go to a healthy replica (else the primary).
  * A read-only transaction (`SqlClient.BeginTransaction` `"BEGIN READ ONLY"`) counts too. A
  * statement inside a transaction opened without the mark stays on that transaction's connection.
- * Over a single pool (`PgSql.layer`) the mark changes nothing.
+ * Over a single pool (`PgSql.layer()`) the mark changes nothing.
  *
  * @example
  * ```ts

@@ -6,7 +6,7 @@ import { PgDriver, PgSql } from "effect-db-pool/pg"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 
-const Live = PgSql.layer.pipe(
+const Live = PgSql.layer().pipe(
   Layer.provideMerge(QueuePool.layer({ poolSize: 2, prePing: true })),
   Layer.provideMerge(PgDriver.layer({ url: Redacted.make(url), applicationName: "effect-db-pool-test-package" }))
 )

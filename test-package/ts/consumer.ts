@@ -15,7 +15,7 @@ export type DatabaseUrl = PgDatabase.Service["url"]
 
 const MockPool: Layer.Layer<ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver, unknown> =
   QueuePool.layer({ poolSize: 2, maxOverflow: 1, timeout: "5 seconds", prePing: true }).pipe(
-    Layer.provideMerge(MockDriver.layer)
+    Layer.provideMerge(MockDriver.layer())
   )
 
 const mockProgram = Effect.gen(function*() {
@@ -41,7 +41,7 @@ const mockProgram = Effect.gen(function*() {
 
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 
-const SqlLive: Layer.Layer<SqlClient.SqlClient | ConnectionPool.ConnectionPool, unknown> = PgSql.layer.pipe(
+const SqlLive: Layer.Layer<SqlClient.SqlClient | ConnectionPool.ConnectionPool, unknown> = PgSql.layer().pipe(
   Layer.provideMerge(QueuePool.layer({ poolSize: 2 })),
   Layer.provideMerge(PgDriver.layer({ url: Redacted.make(url), applicationName: "effect-db-pool-test-package-ts" }))
 )

@@ -95,8 +95,8 @@ const freeze = (server: EmbeddedPostgres.Service, watchdogMs = 8000): Effect.Eff
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
-const stack = (server: EmbeddedPostgres.Service, pool: PoolLayer, sql: Layer.Layer<SqlClient.SqlClient, any, any> = PgSql.layer) =>
-  (sql as typeof PgSql.layer).pipe(
+const stack = (server: EmbeddedPostgres.Service, pool: PoolLayer, sql: Layer.Layer<SqlClient.SqlClient, any, any> = PgSql.layer()) =>
+  (sql as ReturnType<typeof PgSql.layer>).pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(PgDriver.layer({ url: server.url, applicationName: appName("bounds"), connectTimeout: "2 seconds" }))
   )
@@ -179,7 +179,7 @@ layer(EmbeddedPostgres.layer(), { timeout: "180 seconds", excludeTestServices: t
       const context = yield* Layer.build(stack(
         server,
         QueuePool.layer({ poolSize: 1 }),
-        PgSql.layerWith({ transactionControlTimeout: bound })
+        PgSql.layer({ transactionControlTimeout: bound })
       ))
       yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

@@ -116,7 +116,7 @@ const failoverRun = (run: number, pool: QueuePoolTypes.Options) =>
       yield* Effect.sleep("10 millis")
     }
 
-    const stack = PgSql.layer.pipe(
+    const stack = PgSql.layer().pipe(
       Layer.provideMerge(QueuePool.layer(pool)),
       Layer.provideMerge(PgDriver.layer({
         url: Redacted.make(`postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres`),

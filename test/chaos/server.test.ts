@@ -26,7 +26,7 @@ const appName = (tag: string) => `edp-${tag}-${process.pid}-${Math.random().toSt
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
 const stack = (server: EmbeddedPostgres.Service, pool: PoolLayer, applicationName: string) =>
-  PgSql.layer.pipe(
+  PgSql.layer().pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(PgDriver.layer({ url: server.url, applicationName, connectTimeout: "2 seconds" }))
   )
@@ -184,7 +184,7 @@ layer(EmbeddedPostgres.layer(), { timeout: "120 seconds", excludeTestServices: t
       yield* su.query("create role edp_pw login password 'right-password'")
 
       const as = (password: string) =>
-        PgSql.layer.pipe(
+        PgSql.layer().pipe(
           Layer.provideMerge(QueuePool.layer({ poolSize: 1, timeout: "30 seconds" })),
           Layer.provideMerge(PgDriver.layer({
             host: server.host,

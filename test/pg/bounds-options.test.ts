@@ -14,7 +14,7 @@ const driverError = (cancelTimeout: unknown) => Effect.flip(driverBuild({ cancel
 
 const sqlBuild = (transactionControlTimeout: unknown) =>
   Effect.exit(Effect.scoped(Layer.build(
-    PgSql.layerWith({ transactionControlTimeout } as PgSql.Options).pipe(
+    PgSql.layer({ transactionControlTimeout } as PgSql.Options).pipe(
       Layer.provide(QueuePool.layer()),
       Layer.provide(PgDriver.layer({}))
     )

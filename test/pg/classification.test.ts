@@ -216,7 +216,7 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
 const attempt = (config: Omit<PgDriver.Config, "url">) =>
   Effect.exit(
     Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`select 1`).pipe(
-      Effect.provide(PgSql.layer.pipe(
+      Effect.provide(PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 1, timeout: "10 seconds" })),
         Layer.provideMerge(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
           PgDriver.layer({ url: db.url, applicationName: appName("classify"), connectTimeout: "5 seconds", ...config }))))

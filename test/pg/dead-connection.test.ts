@@ -21,7 +21,7 @@ type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfig
 const idleTimeoutMs = 200
 
 const stack = (pool: PoolLayer) =>
-  PgSql.layer.pipe(
+  PgSql.layer().pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
       PgDriver.layer({

@@ -28,7 +28,7 @@ export const sqlLayer = (
   pool: Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>,
   applicationName: string
 ) =>
-  PgSql.layer.pipe(
+  PgSql.layer().pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(driverLayer(applicationName))
   )

@@ -29,7 +29,7 @@ const where = Effect.flatMap(
 const landOn = (config: PgDriver.Config) =>
   Effect.exit(Effect.provide(
     Effect.map(where, (rows) => rows[0]!),
-    PgSql.layer.pipe(Layer.provideMerge(NullPool.layer()), Layer.provideMerge(PgDriver.layer(config)))
+    PgSql.layer().pipe(Layer.provideMerge(NullPool.layer()), Layer.provideMerge(PgDriver.layer(config)))
   ))
 
 const landed = (exit: Exit.Exit<Landed, unknown>): Landed => {
@@ -182,7 +182,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
             }
             return ports
           }),
-          PgSql.layer.pipe(
+          PgSql.layer().pipe(
             Layer.provideMerge(NullPool.layer()),
             Layer.provideMerge(PgDriver.layer({ url: cluster.url, loadBalanceHosts }))
           )
@@ -202,7 +202,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
   it.effect("a pool over several hosts: statements, transactions and LISTEN land on the read-write server", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      const stack = PgSql.layer.pipe(
+      const stack = PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 2 })),
         Layer.provideMerge(PgDriver.layer({
           // The standby first: every session must still be the primary's.

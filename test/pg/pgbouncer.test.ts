@@ -39,7 +39,7 @@ const bouncedDriver = (applicationName: string, settings: Partial<PgDriver.Confi
 
 /** SqlClient + PgClient + pool + driver through PgBouncer, with `pooler: "transaction"` and the server's own address for `listen`. */
 const bouncedSql = (pool: PoolLayer, applicationName: string) =>
-  PgSql.layer.pipe(
+  PgSql.layer().pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(Layer.unwrap(Effect.gen(function*() {
       const db = yield* Effect.service(PgDatabase.PgDatabase)
@@ -145,7 +145,7 @@ if (suite === undefined) {
     }
 
     it.layer(
-      PgSql.layer.pipe(
+      PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 1 })),
         Layer.provideMerge(bouncedDriver(appName("bouncer-nolisten"), { pooler: "transaction" }))
       )
@@ -167,7 +167,7 @@ if (suite === undefined) {
       Effect.flatMap(Effect.service(PgBouncer.PgBouncerService), (bouncer) => PgConnection.make({ url: bouncer.url, applicationName }))
 
     it.layer(
-      PgSql.layer.pipe(
+      PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 1, maxOverflow: 0 })),
         // `sessionReset: "none"` so that only the prepared statements are in play.
         Layer.provideMerge(bouncedDriver(appName("bouncer-named"), { sessionReset: "none" }))
@@ -199,7 +199,7 @@ if (suite === undefined) {
     })
 
     it.layer(
-      PgSql.layer.pipe(
+      PgSql.layer().pipe(
         Layer.provideMerge(NullPool.layer({})),
         Layer.provideMerge(bouncedDriver(appName("bouncer-nullpool-named"), { sessionReset: "none" }))
       )

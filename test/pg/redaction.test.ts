@@ -49,7 +49,7 @@ layer(Database, { timeout: "120 seconds" })("Secrets never leak", (it) => {
     Effect.gen(function*() {
       const db = yield* PgDatabase.PgDatabase
       const name = appName("redact")
-      const Sql = PgSql.layer.pipe(
+      const Sql = PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 2, prePing: true, echo: true, tracing: true, timeout: "5 seconds" })),
         Layer.provideMerge(PgDriver.layer({ url: withSecretUrl(db.url), applicationName: name, connectTimeout: "5 seconds" }))
       )
@@ -93,7 +93,7 @@ layer(Database, { timeout: "120 seconds" })("Secrets never leak", (it) => {
       const db = yield* PgDatabase.PgDatabase
       const password = db.embedded !== undefined ? Redacted.value(db.embedded.password) : undefined
       const name = appName("redact-ok")
-      const Sql = PgSql.layer.pipe(
+      const Sql = PgSql.layer().pipe(
         Layer.provideMerge(QueuePool.layer({ poolSize: 2, echo: true, tracing: true, leakDetectionThreshold: "1 millis" })),
         Layer.provideMerge(PgDriver.layer({ url: db.url, applicationName: name }))
       )

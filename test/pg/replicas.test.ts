@@ -114,7 +114,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("rea
   it.effect("PgSql.readOnly over one pool changes nothing; bad options are a PgConfigError", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      const single = PgSql.layer.pipe(Layer.provideMerge(NullPool.layer()), Layer.provideMerge(PgDriver.layer({ url: cluster.primary.url })))
+      const single = PgSql.layer().pipe(Layer.provideMerge(NullPool.layer()), Layer.provideMerge(PgDriver.layer({ url: cluster.primary.url })))
       assert.isFalse(yield* Effect.provide(PgSql.readOnly(recovery), single))
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(routerFor(cluster, [], { balance: "fastest" as never }))))
       const error = Exit.isFailure(exit) ? exit.cause.reasons.find(Cause.isFailReason)?.error : undefined

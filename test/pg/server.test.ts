@@ -53,7 +53,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg server
         const port = yield* build({ port: 70000 })
         assert.strictEqual(port.field, "port")
         const sqlOptions = yield* Effect.flip(Effect.scoped(Layer.build(
-          PgSql.layerWith({ transformResultNames: "camel" as unknown as (s: string) => string }).pipe(
+          PgSql.layer({ transformResultNames: "camel" as unknown as (s: string) => string }).pipe(
             Layer.provide(QueuePool.layer()),
             Layer.provide(PgDriver.layer({}))
           )

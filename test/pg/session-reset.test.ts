@@ -38,7 +38,7 @@ const sqlLayer = (
   setting: Setting | undefined,
   applicationName: string,
   pool: QueuePool.Options = { poolSize: 1, maxOverflow: 0 }
-) => PgSql.layer.pipe(Layer.provideMerge(QueuePool.layer(pool)), Layer.provideMerge(driverLayer(applicationName, setting)))
+) => PgSql.layer().pipe(Layer.provideMerge(QueuePool.layer(pool)), Layer.provideMerge(driverLayer(applicationName, setting)))
 
 const pidOf = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
   Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))

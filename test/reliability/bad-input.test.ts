@@ -108,7 +108,7 @@ describe("bad input", () => {
       Effect.gen(function*() {
         const problems: Array<string> = []
         for (const [field, options] of s.cases) {
-          const exit = yield* build(s.layer(options as any).pipe(Layer.provide(MockDriver.layer)))
+          const exit = yield* build(s.layer(options as any).pipe(Layer.provide(MockDriver.layer())))
           const shown = JSON.stringify(options, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v))
           if (Exit.isSuccess(exit)) {
             problems.push(`${shown}: the layer built`)
@@ -138,7 +138,7 @@ describe("bad input", () => {
         FiberPool.layer({ poolSize: 0 })
       ]
       for (const layer of ok) {
-        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer)))
+        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer())))
         assert.isTrue(Exit.isSuccess(exit), classify(exit))
       }
     }))
