@@ -24,7 +24,10 @@
  * - Reset on return costs no round trip when the connection is known to be outside a
  *   transaction (see `PgDriver.Connection`).
  * - On a session shared across fibers (StaticPool) a transaction or `reserve` owns it: other
- *   fibers' statements, streams and transactions wait until it ends.
+ *   fibers' statements, streams and transactions wait until it ends. Its connection ends with
+ *   it: a statement sent through it afterwards (a `reserve`d connection kept past its scope, a
+ *   fiber forked inside the transaction) fails with `ConnectionError` "This connection is
+ *   closed", as under every other strategy; it never runs inside the next owner's transaction.
  * - What would wait for itself fails at once with a {@link SelfDeadlockError} cause: a statement
  *   from the fiber reading a stream on the same session (or from the stream's transaction), or
  *   the owner of a shared session asking the pool for it again. README: "Shared sessions and
@@ -278,6 +281,11 @@ class PooledSql implements SqlConnection {
   private streams = 0
   /** Bound on transaction-control statements, ms (`transactionControlTimeout`); set by the client. */
   controlMillis = Infinity
+  /**
+   * The transaction or `reserve` this connection owned its shared session for has ended: it
+   * refuses statements as a returned connection does (its session may be another's by now).
+   */
+  ended = false
 
   constructor(
     readonly pooled: PooledConnection<PgDriver.Connection>,
@@ -318,7 +326,7 @@ class PooledSql implements SqlConnection {
     run: (c: PgDriver.Connection) => Effect.Effect<A, SqlError>,
     onDeadRollback: A
   ): Effect.Effect<A, SqlError> {
-    if (!this.pooled.isValid) {
+    if (!this.pooled.isValid || this.ended) {
       return rollbackStatement.test(sql) ? Effect.succeed(onDeadRollback) : Effect.fail(handleClosed("execute"))
     }
     const connection = this.pooled.connection
@@ -425,7 +433,7 @@ class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ): Stream.Stream<any, SqlError> {
-    if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
+    if (!this.pooled.isValid || this.ended) return Stream.fail(handleClosed("stream"))
     const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
       Stream.catchIf(PgDriver.isDisconnect, (error) =>
         Stream.fromEffect(Effect.andThen(
@@ -562,6 +570,9 @@ export const make = (
       >
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
+    // Its connection ends with it: a statement sent through it later (a fiber forked inside it,
+    // a `reserve`d connection kept past its scope) fails as on a returned connection, and never
+    // runs inside the transaction that owns the session next.
     const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
       ? acquirer
       : Effect.uninterruptibleMask((restore) =>
@@ -571,7 +582,12 @@ export const make = (
           return Effect.withFiber((fiber) =>
             session.own(owner, fiber, restore, Context.getOrUndefined(fiber.context, transactionService)?.[0])
           ).pipe(
-            Effect.andThen(Effect.addFinalizer(() => Effect.sync(() => session.disown()))),
+            Effect.andThen(Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                owner.ended = true
+                session.disown()
+              })
+            )),
             Effect.as(owner)
           )
         })
