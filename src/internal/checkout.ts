@@ -530,7 +530,10 @@ export const makeService = <C>(
     const pipeline = new Pipeline(core, strategy)
     const direct = { checkout: pipeline.checkout, use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f) }
     const shareBy = strategy.share ?? (core.options.reentrant ? "fiber" : undefined)
-    const shared = shareBy === undefined ? direct : share(direct, shareBy)
+    const isDead = core.driver.isDead
+    const shared = shareBy === undefined
+      ? direct
+      : share(direct, shareBy, isDead === undefined ? undefined : (connection: C) => isDead(connection) === true)
     // Where a site will be reported (AssertionPool, leak detection), take the caller's stack
     // when `checkout` is read or `use` called: in the user's frame, the only moment it is there.
     const wantsSite = strategy.wantsSite === true || Duration.isFinite(core.options.leakDetectionThreshold)

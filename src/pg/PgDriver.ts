@@ -266,6 +266,14 @@ export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInter
  * socket closed before that would leave the statement running on the server. An interrupted
  * pre-ping closes the socket at once.
  *
+ * A cancel request cancels whatever the session runs when it reaches the server, so nothing else
+ * is sent on the session until the request is confirmed (the server closes its side connection
+ * once it has signalled the backend) and the interrupted statement has ended; within the same
+ * bound, else the session is closed. A statement of another fiber queued on that session (a
+ * StaticPool session) was never sent: it runs on a fresh session instead. A session whose
+ * cancel was sent but never met its statement (the statement ended first) is retired by
+ * `@effect/sql-pg`: it is never handed to a new checkout.
+ *
  * @category models
  * @since 0.1.0
  */

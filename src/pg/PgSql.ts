@@ -21,6 +21,10 @@
  * - A statement that fails because the session died invalidates its connection and stamps a
  *   pool-wide invalidation (every older connection is recycled at its next checkout), and fails
  *   with a `SqlError` whose reason is `ConnectionError` (see `PgDriver.disconnected`).
+ * - A single statement (not a transaction's) that never left the client because its session was
+ *   closed under it while it waited (a cancel request of another fiber's interrupted statement
+ *   the driver could not confirm in time, another holder's failure on a StaticPool session) is
+ *   sent again on a fresh session, up to 3 times: it cannot have run.
  * - Reset on return costs no round trip when the connection is known to be outside a
  *   transaction (see `PgDriver.Connection`).
  * - On a session shared across fibers (StaticPool) a transaction or `reserve` owns it: other
@@ -66,6 +70,7 @@ import type { CheckoutError } from "../PoolError.ts"
 import { driverOf } from "../internal/checkout.ts"
 import * as V from "../internal/validate.ts"
 import { settingsOf } from "./internal/config.ts"
+import { isUnsent } from "./internal/connection.ts"
 import { unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
@@ -151,6 +156,22 @@ const handleClosed = (operation: string) =>
       operation
     })
   })
+
+/** Failures of the pool's statements that never left the client (see `borrower`). */
+const unsentStatements = new WeakSet<SqlError>()
+
+/** Mark a pool statement's failure as never sent: the borrower sends it again on a fresh session. */
+const unsent = (error: SqlError): SqlError => {
+  unsentStatements.add(error)
+  return error
+}
+
+/**
+ * How many times a statement that never left the client (its session closed under it while it
+ * waited: a cancel the driver could not confirm, another holder's failure on a StaticPool
+ * session) is sent again on a fresh session before its failure is reported.
+ */
+const unsentRetries = 3
 
 /**
  * Transaction cleanup statements: after the session died, there is nothing left to roll back or
@@ -327,7 +348,9 @@ class PooledSql implements SqlConnection {
     onDeadRollback: A
   ): Effect.Effect<A, SqlError> {
     if (!this.pooled.isValid || this.ended) {
-      return rollbackStatement.test(sql) ? Effect.succeed(onDeadRollback) : Effect.fail(handleClosed("execute"))
+      if (rollbackStatement.test(sql)) return Effect.succeed(onDeadRollback)
+      // Not sent: a statement of the pool's (not a transaction's) goes to a fresh session.
+      return Effect.fail(this.owns ? handleClosed("execute") : unsent(handleClosed("execute")))
     }
     const connection = this.pooled.connection
     if (!(connection instanceof PgDriver.Connection)) {
@@ -338,30 +361,36 @@ class PooledSql implements SqlConnection {
     const control = millis !== Infinity && transactionControl.test(sql)
     // A COMMIT sent on a live session whose answer never comes: the outcome is unknown.
     // (Decided whether or not COMMIT is bounded: an unbounded COMMIT whose socket dies is as unknown.)
-    const committing = (control || millis === Infinity) && commitStatement.test(sql) && !connection.isDead
+    const committing = (control || millis === Infinity) && commitStatement.test(sql) && !connection.isClosed
     const statement = control
       ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
       : run(connection)
     return Effect.catchIf(
       statement,
-      // A disconnect, or any failure after which the driver knows the session is dead (e.g. a
-      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
+      // A disconnect, or any failure after which the driver knows the session is closed (e.g. a
+      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again. (A session
+      // only retired after a cancel is not closed: an ordinary error leaves it to its holders.)
       // Also: one of the driver's named statements gone from the session (a transaction-mode
       // pooler the driver was not told about): an error that names the setting.
-      (error) => PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error),
+      (error) => PgDriver.isDisconnect(error) || connection.isClosed || Pooler.isLostPreparedStatement(error),
       (error) => {
-        if (!connection.isDead && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
         const disconnect = PgDriver.isDisconnect(error)
+        // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
+        // and a statement of the pool's goes to a fresh session (see `borrower`).
+        const notSent = isUnsent(error)
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
           disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
           rollbackStatement.test(sql)
             ? Effect.succeed(onDeadRollback)
             : Effect.fail(
-              committing
+              committing && !notSent
                 ? commitOutcomeUnknown(error)
                 : disconnect
-                ? PgDriver.disconnected(error, "execute")
+                ? notSent && !this.owns
+                  ? unsent(PgDriver.disconnected(error, "execute"))
+                  : PgDriver.disconnected(error, "execute")
                 : error
             )
         )
@@ -562,12 +591,24 @@ export const make = (
       Effect.mapError(checkoutError)
     )
     // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
-    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-      Effect.catchIf(pool.use((pooled) => f(connect(pooled))), isCheckoutError, failCheckout) as Effect.Effect<
-        A,
-        E | SqlError,
-        R
-      >
+    // A statement that never left the client (its session was closed under it) is sent again on
+    // a fresh session: it cannot have run, and it was never interrupted (collateral of another
+    // fiber's interrupted statement on a shared session, or of another holder's failure).
+    const borrow = <A, E, R>(
+      f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
+      retries: number
+    ): Effect.Effect<A, E | SqlError, R> =>
+      Effect.catchIf(
+        pool.use((pooled) => f(connect(pooled))),
+        (error: unknown) => isCheckoutError(error) || unsentStatements.has(error as SqlError),
+        (error): Effect.Effect<A, E | SqlError, R> =>
+          isCheckoutError(error)
+            ? failCheckout(error)
+            : retries > 0
+            ? borrow(f, retries - 1)
+            : Effect.fail(error as E)
+      ) as Effect.Effect<A, E | SqlError, R>
+    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => borrow(f, unsentRetries)
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
     // Its connection ends with it: a statement sent through it later (a fiber forked inside it,
@@ -576,7 +617,16 @@ export const make = (
     const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
       ? acquirer
       : Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(Effect.mapError(restore(pool.checkout), checkoutError), (pooled) => {
+        Effect.withFiber((fiber) => {
+          // From inside a transaction that owns the session (a `reserve` in it): it would wait
+          // for that transaction. Refused before the checkout, which would wait for the session
+          // itself when it was retired (a new holder waits for its holders to leave).
+          const inTransaction = Context.getOrUndefined(fiber.context, transactionService)?.[0]
+          return inTransaction instanceof PooledSql && inTransaction.pool === pool && inTransaction.owns &&
+              !inTransaction.ended
+            ? Effect.fail(selfDeadlock("owned", "transaction"))
+            : Effect.mapError(restore(pool.checkout), checkoutError)
+        }).pipe(Effect.flatMap((pooled) => {
           const session = sessionOf(pooled)
           const owner = bounded(new PooledSql(pooled, pool, session, true))
           return Effect.withFiber((fiber) =>
@@ -590,7 +640,7 @@ export const make = (
             )),
             Effect.as(owner)
           )
-        })
+        }))
       )
 
     const makeOptions: SqlClient.SqlClient.MakeOptions = {
