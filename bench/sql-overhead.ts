@@ -52,7 +52,7 @@ const fakeDriverLayer = (cfg: PgDriver.Config) => {
 
 const ours = (name: string, cfg: Partial<PgDriver.Config> = {}, pool: any = {}, sqlOpts: any = undefined) => ({
   name,
-  layer: PgSql.layer(sqlOpts ?? {}).pipe(Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, ...pool })), Layer.provide(fakeDriverLayer({ url: Redacted.make("postgres://x@h/db"), ...cfg } as any)))
+  layer: PgSql.layer(sqlOpts).pipe(Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, ...pool })), Layer.provide(fakeDriverLayer({ url: Redacted.make("postgres://x@h/db"), ...cfg } as any)))
 })
 
 /** A connection over a fake native session: the statement's rows, nothing else. */

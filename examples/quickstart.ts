@@ -47,7 +47,7 @@ const program = Effect.gen(function*() {
   return status
 })
 
-Effect.runPromise(program.pipe(Effect.provide(Pool.pipe(Layer.provideMerge(MockDriver.layer))))).then(
+Effect.runPromise(program.pipe(Effect.provide(Pool.pipe(Layer.provideMerge(MockDriver.layer()))))).then(
   (status) => console.log(JSON.stringify(status)),
   (error) => {
     console.error(error)

@@ -4,6 +4,12 @@
  * Each strategy is a Layer providing one `ConnectionPool` service over a `Driver`; swap the
  * strategy by swapping the layer.
  *
+ * Every layer here that reads services from below (or holds state of its own) is a function:
+ * call it where you provide it. effect memoizes layers by reference, also across nested
+ * `Effect.provide`s (a provide forks the surrounding `MemoMap` and looks layers up in its
+ * parents first), so one layer value provided again inside a program that built it is reused as
+ * built, over the outer program's services.
+ *
  * @module effect-db-pool
  * @since 0.1.0
  */

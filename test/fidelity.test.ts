@@ -155,7 +155,7 @@ describe("unlimited QueuePool (poolSize 0)", () => {
 })
 
 describe("the checkout site, from plain Effect.gen code", () => {
-  const assertion = AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer))
+  const assertion = AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer()))
 
   const assertSite = (message: string, marker: string) => {
     assert.include(message, siteOf(marker))

@@ -126,7 +126,7 @@ interface Subject {
   readonly layer: (options: Options) => Layer.Layer<any, unknown>
 }
 
-const mock = <A, E>(layer: Layer.Layer<A, E, Driver.Driver>) => layer.pipe(Layer.provide(MockDriver.layer))
+const mock = <A, E>(layer: Layer.Layer<A, E, Driver.Driver>) => layer.pipe(Layer.provide(MockDriver.layer()))
 
 /** Every strategy (keyed by the one list of strategy names: a new strategy without a line here does not compile). */
 const pools = {

@@ -6,7 +6,7 @@ import { MockDriver } from "effect-db-pool/testing"
 
 const buildError = (options: QueuePool.Options) =>
   Effect.gen(function*() {
-    const exit = yield* Effect.exit(Layer.build(QueuePool.layer(options).pipe(Layer.provide(MockDriver.layer))))
+    const exit = yield* Effect.exit(Layer.build(QueuePool.layer(options).pipe(Layer.provide(MockDriver.layer()))))
     assert.isTrue(Exit.isFailure(exit), `expected ${JSON.stringify(options)} to be rejected`)
     return Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
   })
@@ -47,7 +47,7 @@ describe("Options are validated when the layer builds", () => {
       const layer = QueuePool.layerConfig({
         poolSize: Config.Int("POOL_SIZE"),
         timeout: Config.Duration("POOL_TIMEOUT").pipe(Config.withDefault("30 seconds"))
-      }).pipe(Layer.provide(MockDriver.layer))
+      }).pipe(Layer.provide(MockDriver.layer()))
       const fromEnv = (env: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromUnknown(env))
       const pool = yield* Effect.service(ConnectionPool.ConnectionPool).pipe(
         Effect.provide(layer.pipe(Layer.provide(fromEnv({ POOL_SIZE: "2" }))))
@@ -65,7 +65,7 @@ describe("Option names", () => {
   it.effect("a misspelled option is a PoolConfigError naming it, with a suggestion", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(
-        Layer.build(QueuePool.layer({ poolsize: 3 } as any).pipe(Layer.provide(MockDriver.layer)))
+        Layer.build(QueuePool.layer({ poolsize: 3 } as any).pipe(Layer.provide(MockDriver.layer())))
       )
       assert.isTrue(Exit.isFailure(exit))
       const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
@@ -78,7 +78,7 @@ describe("Option names", () => {
     Effect.gen(function*() {
       for (const [key, near] of [["poolSzie", "poolSize"], ["maxOverflw", "maxOverflow"], ["prePng", "prePing"]]) {
         const exit = yield* Effect.exit(
-          Layer.build(QueuePool.layer({ [key!]: 3 } as any).pipe(Layer.provide(MockDriver.layer)))
+          Layer.build(QueuePool.layer({ [key!]: 3 } as any).pipe(Layer.provide(MockDriver.layer())))
         )
         const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as any).error : undefined
         assert.strictEqual(error?.field, key)
@@ -90,7 +90,7 @@ describe("Option names", () => {
     Effect.gen(function*() {
       const options = { poolSize: 3, maxOverflow: 2, timeout: "5 seconds", prePing: true } as const
       const pool = yield* Effect.service(ConnectionPool.ConnectionPool).pipe(
-        Effect.provide(NullPool.layer(options as any).pipe(Layer.provide(MockDriver.layer)))
+        Effect.provide(NullPool.layer(options as any).pipe(Layer.provide(MockDriver.layer())))
       )
       assert.strictEqual(pool.strategy, "NullPool")
     }))

@@ -175,7 +175,7 @@ describe("PoolManager", () => {
         pool: (_: { readonly host: string }) => {
           attempts++
           return QueuePool.layer({ poolSize: attempts === 1 ? -1 : 1 }).pipe(
-            Layer.provide(MockDriver.layer)
+            Layer.provide(MockDriver.layer())
           )
         }
       })

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Latch, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { AssertionPool, ConnectionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
+import { AssertionPool, ConnectionPool, Driver, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
 import type { MakePool } from "./helpers.ts"
 import { strategyPool, checkoutIn } from "./helpers.ts"
@@ -154,6 +154,28 @@ describe("StaticPool", () => {
       assert.strictEqual(mock.open().length, 1)
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(mock.open().length, 1)
+    }))
+
+  it.effect("a connection the driver knows dead is never handed to a new holder; a holder's nested checkout still gets it", () =>
+    Effect.gen(function*() {
+      const mock = MockDriver.make()
+      const pool = yield* StaticPool.make<MockDriver.MockConnection>().pipe(
+        Effect.provide(Driver.layer({ ...mock.driver, isDead: (connection) => connection.dead })),
+        Effect.orDie
+      )
+      const held = yield* Scope.make()
+      const holder = yield* checkoutIn(pool, held)
+      mock.kill(holder.connection.id) // e.g. a PostgreSQL session retired after an unconfirmed cancel
+      // The holder's own nested checkout (same fiber): the same connection, at once.
+      assert.strictEqual(yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)), 1)
+      // Another fiber's checkout waits for the holder to return it, then gets a new connection.
+      const other = yield* Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow
+      assert.isUndefined(other.pollUnsafe(), "a new holder joined the dead connection")
+      assert.strictEqual((yield* pool.status).waiting, 1)
+      yield* Scope.close(held, Exit.void)
+      assert.strictEqual(yield* Fiber.join(other), 2)
+      assert.deepStrictEqual(mock.open().map((c) => c.id), [2])
     }))
 
   it.effect("hard invalidation by one holder closes the shared connection; others see it invalid; next checkout reconnects", () =>
@@ -463,6 +485,6 @@ describe("one program on all five layers", () => {
       Effect.gen(function*() {
         const result = yield* program
         assert.deepStrictEqual(result, expected as any)
-      }).pipe(Effect.provide(layer.pipe(Layer.provideMerge(MockDriver.layer)))))
+      }).pipe(Effect.provide(layer.pipe(Layer.provideMerge(MockDriver.layer())))))
   }
 })

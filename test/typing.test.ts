@@ -79,5 +79,5 @@ describe("typed pool", () => {
       const id = yield* pool.use((conn) => Effect.succeed(conn.connection.id))
       expectTypeOf(id).toEqualTypeOf<number>()
       expect(id).toBe(1)
-    }).pipe(Effect.provide(QueuePool.layer({ poolSize: 1 }).pipe(Layer.provideMerge(MockDriver.layer)))))
+    }).pipe(Effect.provide(QueuePool.layer({ poolSize: 1 }).pipe(Layer.provideMerge(MockDriver.layer())))))
 })

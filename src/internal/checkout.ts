@@ -26,6 +26,7 @@ import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../
 import type { CheckoutError } from "../PoolError.ts"
 import type { ObservedEvent, PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
+import type { DriverShape } from "../Driver.ts"
 import type { ResolvedCommon } from "./options.ts"
 import type { PoolCore } from "./core.ts"
 import * as Housekeeper from "./housekeeper.ts"
@@ -520,6 +521,18 @@ const settingsOf = <C>(core: PoolCore<C>, strategy: Strategy<C, unknown>): PoolS
   }
 }
 
+/** Where a pool service keeps the driver it connects with (see {@link driverOf}). */
+const driverKey = Symbol.for("effect-db-pool/ConnectionPool/driver")
+
+/**
+ * The driver a pool built here connects with; `undefined` for a service made some other way.
+ * Layers above a pool read the driver's settings from the pool itself, not from context: a pool
+ * provided on its own (`PoolManager.provide`) keeps its own settings.
+ * @internal
+ */
+export const driverOf = (service: Service<unknown>): DriverShape<unknown> | undefined =>
+  (service as unknown as { readonly [driverKey]?: DriverShape<unknown> })[driverKey]
+
 /**
  * Assemble the `ConnectionPool` service from a core and a strategy. The pool shuts down when
  * the surrounding scope closes.
@@ -535,7 +548,10 @@ export const makeService = <C>(
     const pipeline = new Pipeline(core, strategy)
     const direct = { checkout: pipeline.checkout, use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f) }
     const shareBy = strategy.share ?? (core.options.reentrant ? "fiber" : undefined)
-    const shared = shareBy === undefined ? direct : share(direct, shareBy)
+    const isDead = core.driver.isDead
+    const shared = shareBy === undefined
+      ? direct
+      : share(direct, shareBy, isDead === undefined ? undefined : (connection: C) => isDead(connection) === true)
     // Where a site will be reported (AssertionPool, leak detection), take the caller's stack
     // when `checkout` is read or `use` called: in the user's frame, the only moment it is there.
     const wantsSite = strategy.wantsSite === true || Duration.isFinite(core.options.leakDetectionThreshold)
@@ -569,6 +585,7 @@ export const makeService = <C>(
       events: pipeline.events,
       droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
+    Object.defineProperty(service, driverKey, { value: core.driver })
     const unregister = core.instruments?.register(status, () => pipeline.gate.suspended, () => limitOf(strategy))
     const upkeep = strategy.upkeep
     core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)

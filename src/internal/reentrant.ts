@@ -9,7 +9,11 @@
  *
  * A lease whose handle was hard-invalidated or detached is not joined again: the next checkout
  * opens a new lease (a new pipeline checkout); holders of the old one keep their handle, which
- * reports `isValid: false` (invalidated) or stays detached, until they release it.
+ * reports `isValid: false` (invalidated) or stays detached, until they release it. Nor is a
+ * lease whose connection the driver reports dead (`isDead`: e.g. a session retired after a
+ * cancel it could not confirm): it is never handed to a new holder, only to a fiber that already
+ * holds it (a nested checkout of the same use, which could not wait for itself). A new holder
+ * gets a new lease, which for StaticPool waits for the old one's holders and then reconnects.
  *
  * Interruption: the wait (the pipeline's own wait, or a joiner's wait for a lease still
  * connecting) is the only interruptible part. Every reference taken is released exactly once,
@@ -45,20 +49,51 @@ interface Lease<C> {
 }
 
 /** @internal */
-export const share = <C>(inner: Checkouts<C>, by: ShareBy): Checkouts<C> => {
+export const share = <C>(
+  inner: Checkouts<C>,
+  by: ShareBy,
+  /** The driver knows the connection dead (`DriverShape.isDead`); absent: never. */
+  isDead: (connection: C) => boolean = () => false
+): Checkouts<C> => {
   const leases = new Map<number, Lease<C>>()
+  /**
+   * Key `"pool"`: the lease each fiber holds, and how many references it holds on it (a fiber
+   * holds one lease at most: its nested checkouts join the lease it holds). Key `"fiber"`: the
+   * key is the fiber, so the lease under its key is the one it holds.
+   */
+  const holding = by === "pool" ? new Map<number, { readonly lease: Lease<C>; refs: number }>() : undefined
 
-  const release = (lease: Lease<C>): Effect.Effect<void> =>
+  const release = (lease: Lease<C>, fiber: number): Effect.Effect<void> =>
     Effect.suspend(() => {
+      if (holding !== undefined) {
+        const held = holding.get(fiber)
+        if (held !== undefined && held.lease === lease && --held.refs === 0) holding.delete(fiber)
+      }
       if (--lease.refs > 0) return Effect.void
       if (leases.get(lease.key) === lease) leases.delete(lease.key)
       return Scope.close(lease.scope, Exit.void)
     })
 
-  const joinable = (lease: Lease<C>): boolean =>
+  /** Its handle can be handed out: still valid and attached (or not connected yet). */
+  const usable = (lease: Lease<C>): boolean =>
     lease.handle === undefined || (lease.handle.isValid && !lease.handle.isDetached)
 
-  const open = (key: number, restore: Restore): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
+  /** A new holder may join it: usable, and its connection not known dead. */
+  const joinable = (lease: Lease<C>): boolean =>
+    usable(lease) && (lease.handle === undefined || !isDead(lease.handle.connection))
+
+  const hold = (lease: Lease<C>, fiber: number): void => {
+    if (holding === undefined) return
+    const held = holding.get(fiber)
+    if (held === undefined) holding.set(fiber, { lease, refs: 1 })
+    else if (held.lease === lease) held.refs++
+  }
+
+  const open = (
+    key: number,
+    fiber: number,
+    restore: Restore
+  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
     const lease: Lease<C> = {
       key,
       refs: 1,
@@ -67,6 +102,7 @@ export const share = <C>(inner: Checkouts<C>, by: ShareBy): Checkouts<C> => {
       ready: Deferred.makeUnsafe()
     }
     leases.set(key, lease)
+    hold(lease, fiber)
     return restore(Scope.provide(inner.checkout, lease.scope)).pipe(
       Effect.onExit((exit) => {
         if (Exit.isSuccess(exit)) {
@@ -79,37 +115,56 @@ export const share = <C>(inner: Checkouts<C>, by: ShareBy): Checkouts<C> => {
           lease.ready,
           Cause.hasInterruptsOnly(exit.cause) ? Exit.succeed(undefined) : (exit as Exit.Exit<never, CheckoutError>)
         )
-        return release(lease)
+        return release(lease, fiber)
       }),
       Effect.map((handle) => [lease, handle] as const)
     )
   }
 
-  const join = (lease: Lease<C>, restore: Restore): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
+  const join = (
+    lease: Lease<C>,
+    fiber: number,
+    restore: Restore
+  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
     lease.refs++
+    hold(lease, fiber)
     if (lease.handle !== undefined) return Effect.succeed([lease, lease.handle] as const)
     return restore(Deferred.await(lease.ready)).pipe(
-      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : release(lease)),
-      Effect.flatMap((handle) => handle === undefined ? acquire(restore) : Effect.succeed([lease, handle] as const))
+      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : release(lease, fiber)),
+      Effect.flatMap((handle) => handle === undefined ? acquire(restore, fiber) : Effect.succeed([lease, handle] as const))
     )
   }
 
-  /** Take one reference on the lease for the current key. Call inside `uninterruptibleMask`. */
-  const acquire = (restore: Restore): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> =>
-    Effect.withFiber((fiber) => {
-      const key = by === "pool" ? 0 : fiber.id
-      const current = leases.get(key)
-      return current !== undefined && joinable(current) ? join(current, restore) : open(key, restore)
-    })
+  /** Take one reference on the lease for fiber `id`'s key. Call inside `uninterruptibleMask`. */
+  const acquire = (
+    restore: Restore,
+    id: number
+  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
+    // A fiber that holds a lease keeps to it: waiting for a new one would wait for itself.
+    const held = holding === undefined ? undefined : holding.get(id)?.lease
+    if (held !== undefined && usable(held)) return join(held, id, restore)
+    const key = by === "pool" ? 0 : id
+    const current = leases.get(key)
+    if (current === undefined) return open(key, id, restore)
+    // Key "fiber": the fiber's own lease, nested in its own use (a dead one is still its own).
+    return (holding === undefined ? usable(current) : joinable(current))
+      ? join(current, id, restore)
+      : open(key, id, restore)
+  }
 
   return {
     checkout: Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(acquire(restore), ([lease, handle]) => Effect.as(Effect.addFinalizer(() => release(lease)), handle))
+      Effect.withFiber((fiber) =>
+        Effect.flatMap(acquire(restore, fiber.id), ([lease, handle]) =>
+          Effect.as(Effect.addFinalizer(() => release(lease, fiber.id)), handle))
+      )
     ),
     use: (f) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(acquire(restore), ([lease, handle]) =>
-          Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(lease)))
+        Effect.withFiber((fiber) =>
+          Effect.flatMap(acquire(restore, fiber.id), ([lease, handle]) =>
+            Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(lease, fiber.id)))
+        )
       )
   }
 }

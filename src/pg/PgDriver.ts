@@ -17,7 +17,7 @@ import { typed } from "../ConnectionPool.ts"
 import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
-import { PgConfigError, validate } from "./internal/config.ts"
+import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
 import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
@@ -206,6 +206,14 @@ export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInter
  * socket closed before that would leave the statement running on the server. An interrupted
  * pre-ping closes the socket at once.
  *
+ * A cancel request cancels whatever the session runs when it reaches the server, so nothing else
+ * is sent on the session until the request is confirmed (the server closes its side connection
+ * once it has signalled the backend) and the interrupted statement has ended; within the same
+ * bound, else the session is closed. A statement of another fiber queued on that session (a
+ * StaticPool session) was never sent: it runs on a fresh session instead. A session whose
+ * cancel was sent but never met its statement (the statement ended first) is retired by
+ * `@effect/sql-pg`: it is never handed to a new checkout.
+ *
  * @category models
  * @since 0.1.0
  */
@@ -266,7 +274,8 @@ export const make = (config: Config): DriverShape<Connection> => {
     : Duration.toMillis(Duration.fromInputUnsafe(cancelTimeout))
   // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
   const connectNative = Hosts.connector(connectionConfig, isDisconnect)
-  return {
+  // Layers above the pool (`PgSql`) read these settings from the pool's driver.
+  return rememberSettings({
     name: "postgresql",
     target: Hosts.where(connectionConfig),
     connect: Effect.uninterruptibleMask((restore) =>
@@ -296,7 +305,7 @@ export const make = (config: Config): DriverShape<Connection> => {
     // skips the reset round trip.
     needsReset: (connection) =>
       connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
-  }
+  } satisfies DriverShape<Connection>, config)
 }
 
 /**

@@ -21,14 +21,28 @@
  * - A statement that fails because the session died invalidates its connection and stamps a
  *   pool-wide invalidation (every older connection is recycled at its next checkout), and fails
  *   with a `SqlError` whose reason is `ConnectionError` (see `PgDriver.disconnected`).
+ * - A single statement (not a transaction's) that never left the client because its session was
+ *   closed under it while it waited (a cancel request of another fiber's interrupted statement
+ *   the driver could not confirm in time, another holder's failure on a StaticPool session) is
+ *   sent again on a fresh session, up to 3 times: it cannot have run.
  * - Reset on return costs no round trip when the connection is known to be outside a
  *   transaction (see `PgDriver.Connection`).
  * - On a session shared across fibers (StaticPool) a transaction or `reserve` owns it: other
- *   fibers' statements, streams and transactions wait until it ends.
+ *   fibers' statements, streams and transactions wait until it ends. Its connection ends with
+ *   it: a statement sent through it afterwards (a `reserve`d connection kept past its scope, a
+ *   fiber forked inside the transaction) fails with `ConnectionError` "This connection is
+ *   closed", as under every other strategy; it never runs inside the next owner's transaction.
  * - What would wait for itself fails at once with a {@link SelfDeadlockError} cause: a statement
  *   from the fiber reading a stream on the same session (or from the stream's transaction), or
  *   the owner of a shared session asking the pool for it again. docs/postgres.md: "Shared
  *   sessions and streams".
+ *
+ * {@link layer} is a function: call it where you provide it. effect memoizes layers by
+ * reference: `Effect.provide(layer)` builds with a `MemoMap` forked from the one that built the
+ * surrounding context, and a fork looks a layer up in its parents first, so a layer value an
+ * outer `provide` already built is reused as it was built (over the outer pool), whatever is
+ * provided beneath it now. The rule of this library: every layer that reads services from below
+ * is a function; call it where you provide it.
  *
  * @since 0.1.0
  */
@@ -54,7 +68,10 @@ import {
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
+import { driverOf } from "../internal/checkout.ts"
 import * as V from "../internal/validate.ts"
+import { settingsOf } from "./internal/config.ts"
+import { isUnsent } from "./internal/connection.ts"
 import { isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
@@ -144,6 +161,22 @@ const handleClosed = (operation: string) =>
       operation
     })
   })
+
+/** Failures of the pool's statements that never left the client (see `borrower`). */
+const unsentStatements = new WeakSet<SqlError>()
+
+/** Mark a pool statement's failure as never sent: the borrower sends it again on a fresh session. */
+const unsent = (error: SqlError): SqlError => {
+  unsentStatements.add(error)
+  return error
+}
+
+/**
+ * How many times a statement that never left the client (its session closed under it while it
+ * waited: a cancel the driver could not confirm, another holder's failure on a StaticPool
+ * session) is sent again on a fresh session before its failure is reported.
+ */
+const unsentRetries = 3
 
 
 /**
@@ -268,6 +301,11 @@ class PooledSql implements SqlConnection {
   private streams = 0
   /** Bound on transaction-control statements, ms (`transactionControlTimeout`); set by the client. */
   controlMillis = Infinity
+  /**
+   * The transaction or `reserve` this connection owned its shared session for has ended: it
+   * refuses statements as a returned connection does (its session may be another's by now).
+   */
+  ended = false
 
   constructor(
     readonly pooled: PooledConnection<PgDriver.Connection>,
@@ -312,8 +350,10 @@ class PooledSql implements SqlConnection {
     // statement (`ROLLBACK`, `RELEASE SAVEPOINT`...) has nothing left to do on a dead session (the
     // server rolls back the transaction of a session that ended).
     const verdict = classify(sql)
-    if (!this.pooled.isValid) {
-      return verdict.cleanup ? Effect.succeed(onDeadRollback) : Effect.fail(handleClosed("execute"))
+    if (!this.pooled.isValid || this.ended) {
+      if (verdict.cleanup) return Effect.succeed(onDeadRollback)
+      // Not sent: a statement of the pool's (not a transaction's) goes to a fresh session.
+      return Effect.fail(this.owns ? handleClosed("execute") : unsent(handleClosed("execute")))
     }
     const connection = this.pooled.connection
     if (!(connection instanceof PgDriver.Connection)) {
@@ -325,33 +365,40 @@ class PooledSql implements SqlConnection {
     const control = millis !== Infinity && verdict.control !== undefined
     // A COMMIT (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`) sent on a live session whose answer
     // never comes: the outcome is unknown (bounded or not: an unbounded COMMIT whose socket dies is as unknown).
-    const committing = verdict.control === "commit" && !connection.isDead
+    const committing = verdict.control === "commit" && !connection.isClosed
     const statement = control
       ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
       : run(connection)
     return Effect.catchIf(
       statement,
-      // A disconnect, or any failure after which the driver knows the session is dead (e.g. a
-      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again.
+      // A disconnect, or any failure after which the driver knows the session is closed (e.g. a
+      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again. (A session
+      // only retired after a cancel is not closed: an ordinary error leaves it to its holders.)
       // Also: one of the driver's named statements gone from the session (a transaction-mode
       // pooler the driver was not told about): an error that names the setting.
       // And a message the server refused (08P01, ERROR): the session goes on; not retryable.
       (error) =>
-        PgDriver.isDisconnect(error) || connection.isDead || Pooler.isLostPreparedStatement(error) || isRefusedMessage(error),
+        PgDriver.isDisconnect(error) || connection.isClosed || Pooler.isLostPreparedStatement(error) ||
+        isRefusedMessage(error),
       (error) => {
-        if (!connection.isDead && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
-        if (!connection.isDead && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
+        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
         const disconnect = PgDriver.isDisconnect(error)
+        // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
+        // and a statement of the pool's goes to a fresh session (see `borrower`).
+        const notSent = isUnsent(error)
         const invalidate = this.pooled.invalidate(error, "statement")
         return Effect.andThen(
           disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
           verdict.cleanup
             ? Effect.succeed(onDeadRollback)
             : Effect.fail(
-              committing
+              committing && !notSent
                 ? commitOutcomeUnknown(error)
                 : disconnect
-                ? PgDriver.disconnected(error, "execute")
+                ? notSent && !this.owns
+                  ? unsent(PgDriver.disconnected(error, "execute"))
+                  : PgDriver.disconnected(error, "execute")
                 : error
             )
         )
@@ -423,7 +470,7 @@ class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ): Stream.Stream<any, SqlError> {
-    if (!this.pooled.isValid) return Stream.fail(handleClosed("stream"))
+    if (!this.pooled.isValid || this.ended) return Stream.fail(handleClosed("stream"))
     const rows = (this.pooled.connection as PgDriver.Connection).stream(sql, params).pipe(
       Stream.mapError((error) => isRefusedMessage(error) ? refusedMessage(error, "stream") : error),
       Stream.catchIf(PgDriver.isDisconnect, (error) =>
@@ -477,6 +524,20 @@ const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgCo
     return options
   })
 
+/**
+ * The settings of the driver the pool connects with: read from the pool itself, so a pool
+ * provided on its own (`PoolManager.provide`) is described by its own settings, never by a
+ * `PgDriver` of the surrounding program. A pool service made by hand: the `PgDriver` in context.
+ */
+const driverConfig = (pool: PoolService<PgDriver.Connection>): Effect.Effect<PgDriver.Config> => {
+  const own = settingsOf(driverOf(pool as PoolService<unknown>))
+  if (own !== undefined) return Effect.succeed(own)
+  return Effect.flatMap(Effect.serviceOption(PgDriver.PgDriver), (driver) =>
+    driver._tag === "Some"
+      ? Effect.succeed(driver.value.config)
+      : Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")))
+}
+
 /** Server address and database, for span attributes (several hosts: the first). */
 const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => Hosts.describe(config)
 
@@ -491,12 +552,12 @@ export const make = (
 ): Effect.Effect<
   PgClient.PgClient & SqlClient.SqlClient,
   PgDriver.PgConfigError,
-  ConnectionPool | PgDriver.PgDriver | Scope.Scope | Reactivity.Reactivity
+  ConnectionPool | Scope.Scope | Reactivity.Reactivity
 > =>
   Effect.gen(function*() {
     const valid = yield* validateOptions(options)
     const pool = yield* PgDriver.Pool
-    const { config } = yield* Effect.service(PgDriver.PgDriver)
+    const config = yield* driverConfig(pool)
     const target = hostOf(config)
     const compiler = PgClient.makeCompiler(valid.transformQueryNames, valid.transformJson)
     const transformRows = valid.transformResultNames
@@ -539,27 +600,56 @@ export const make = (
       Effect.mapError(checkoutError)
     )
     // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
-    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-      Effect.catchIf(pool.use((pooled) => f(connect(pooled))), isCheckoutError, failCheckout) as Effect.Effect<
-        A,
-        E | SqlError,
-        R
-      >
+    // A statement that never left the client (its session was closed under it) is sent again on
+    // a fresh session: it cannot have run, and it was never interrupted (collateral of another
+    // fiber's interrupted statement on a shared session, or of another holder's failure).
+    const borrow = <A, E, R>(
+      f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
+      retries: number
+    ): Effect.Effect<A, E | SqlError, R> =>
+      Effect.catchIf(
+        pool.use((pooled) => f(connect(pooled))),
+        (error: unknown) => isCheckoutError(error) || unsentStatements.has(error as SqlError),
+        (error): Effect.Effect<A, E | SqlError, R> =>
+          isCheckoutError(error)
+            ? failCheckout(error)
+            : retries > 0
+            ? borrow(f, retries - 1)
+            : Effect.fail(error as E)
+      ) as Effect.Effect<A, E | SqlError, R>
+    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => borrow(f, unsentRetries)
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
+    // Its connection ends with it: a statement sent through it later (a fiber forked inside it,
+    // a `reserve`d connection kept past its scope) fails as on a returned connection, and never
+    // runs inside the transaction that owns the session next.
     const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
       ? acquirer
       : Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(Effect.mapError(restore(pool.checkout), checkoutError), (pooled) => {
+        Effect.withFiber((fiber) => {
+          // From inside a transaction that owns the session (a `reserve` in it): it would wait
+          // for that transaction. Refused before the checkout, which would wait for the session
+          // itself when it was retired (a new holder waits for its holders to leave).
+          const inTransaction = Context.getOrUndefined(fiber.context, transactionService)?.[0]
+          return inTransaction instanceof PooledSql && inTransaction.pool === pool && inTransaction.owns &&
+              !inTransaction.ended
+            ? Effect.fail(selfDeadlock("owned", "transaction"))
+            : Effect.mapError(restore(pool.checkout), checkoutError)
+        }).pipe(Effect.flatMap((pooled) => {
           const session = sessionOf(pooled)
           const owner = bounded(new PooledSql(pooled, pool, session, true))
           return Effect.withFiber((fiber) =>
             session.own(owner, fiber, restore, Context.getOrUndefined(fiber.context, transactionService)?.[0])
           ).pipe(
-            Effect.andThen(Effect.addFinalizer(() => Effect.sync(() => session.disown()))),
+            Effect.andThen(Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                owner.ended = true
+                session.disown()
+              })
+            )),
             Effect.as(owner)
           )
-        })
+        }))
       )
 
     const makeOptions: SqlClient.SqlClient.MakeOptions = {
@@ -649,10 +739,14 @@ export interface PoolStats {
 }
 
 /**
- * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context. The
- * options (name transforms, span attributes, `transactionControlTimeout`: {@link Options}) are
- * validated when the layer builds: a bad one fails it with `PgConfigError`. Each call makes a
- * fresh layer (one client per build).
+ * Provide `SqlClient` and `PgClient` over the `ConnectionPool` in context (a pool over
+ * `PgDriver`, whose settings it reads from the pool). Options are validated when the layer
+ * builds (a bad one fails it with `PgDriver.PgConfigError`).
+ *
+ * Each call makes a new layer: call it where you provide it. effect memoizes layers by
+ * reference, also across nested `Effect.provide`s, so one layer value provided again inside a
+ * program that already built it is not built again: the inner program would get the outer
+ * client, over the outer pool (see the module doc).
  *
  * @example
  * ```ts
@@ -661,7 +755,7 @@ export interface PoolStats {
  * import { QueuePool } from "effect-db-pool"
  * import { PgDriver, PgSql } from "effect-db-pool/pg"
  *
- * const Sql = PgSql.layer().pipe(
+ * const Sql = PgSql.layer({ transformResultNames: (name) => name.toLowerCase() }).pipe(
  *   Layer.provide(QueuePool.layer({ poolSize: 5, prePing: true })),
  *   Layer.provide(PgDriver.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/test") }))
  * )
@@ -676,27 +770,26 @@ export interface PoolStats {
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> =>
   PgClient.layerFrom(make(options))
 
 /**
- * As {@link layer}.
+ * The former name of {@link layer} with options; same behaviour.
  *
- * @deprecated Use {@link layer}, which takes the same options.
+ * @deprecated Use {@link layer}: `PgSql.layer(options)`. Removed in the next release.
  * @category layers
  * @since 0.1.0
  */
-export const layerWith = (
+export const layerWith: (
   options: Options
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
-  layer(options)
+) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> = layer
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its
  * statements, streams, transactions and `reserve` go to a healthy replica (else the primary).
  * A read-only transaction (`SqlClient.BeginTransaction` `"BEGIN READ ONLY"`) counts too. A
  * statement inside a transaction opened without the mark stays on that transaction's connection.
- * Over a single pool (`PgSql.layer`) the mark changes nothing.
+ * Over a single pool (`PgSql.layer()`) the mark changes nothing.
  *
  * @example
  * ```ts

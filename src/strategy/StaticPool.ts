@@ -11,6 +11,10 @@
  * - **Hard invalidation** by any holder closes the shared connection at once; every holder's
  *   handle then reports `isValid: false` and `connection` throws. The next checkout reconnects.
  * - **Soft invalidation** marks it: reconnected at the next checkout after the last holder returned.
+ * - **Known dead** (`Driver.isDead`, e.g. a PostgreSQL session retired after a cancel request
+ *   that did not meet its statement): never handed to a new checkout. New checkouts wait for the
+ *   current holders to return it and get a new connection; a holder's own nested checkout
+ *   (same fiber) still gets it, since it could not wait for itself.
  * - **dispose** closes the connection if nobody holds it; a held one is untouched.
  *
  * Status: `size` 1, `checkedIn` 1 while the connection is open and unheld, `checkedOut` 1 while

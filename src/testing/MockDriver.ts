@@ -229,7 +229,9 @@ export class MockDriver extends Context.Service<MockDriver, MockDriverControl>()
 export const Pool: Context.Service<ConnectionPool, PoolService<MockConnection>> = typed<MockConnection>()
 
 /**
- * A fresh mock as a layer: provides `Driver` and `MockDriver` (its control).
+ * A fresh mock as a layer: provides `Driver` and `MockDriver` (its control). Each call makes a
+ * new mock: call it where you provide it (effect memoizes a layer value by reference, also
+ * across nested `Effect.provide`s, so one value would be one mock shared by every stack).
  *
  * @example
  * ```ts
@@ -237,7 +239,7 @@ export const Pool: Context.Service<ConnectionPool, PoolService<MockConnection>> 
  * import { ConnectionPool, QueuePool } from "effect-db-pool"
  * import { MockDriver } from "effect-db-pool/testing"
  *
- * const Test = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer))
+ * const Test = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer()))
  * const program = Effect.gen(function*() {
  *   const mock = yield* MockDriver.MockDriver
  *   mock.next("connect", "fail")
@@ -249,12 +251,13 @@ export const Pool: Context.Service<ConnectionPool, PoolService<MockConnection>> 
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<Driver | MockDriver> = Layer.effectContext(
-  Effect.sync(() => {
-    const control = make()
-    return Context.make(Driver, control.driver as unknown as DriverShape<unknown>).pipe(Context.add(MockDriver, control))
-  })
-)
+export const layer = (): Layer.Layer<Driver | MockDriver> =>
+  Layer.effectContext(
+    Effect.sync(() => {
+      const control = make()
+      return Context.make(Driver, control.driver as unknown as DriverShape<unknown>).pipe(Context.add(MockDriver, control))
+    })
+  )
 
 /** Re-exported so tests can write delays without importing Duration. @since 0.1.0 */
 export const delay = (input: Duration.Input): MockBehaviour => ({ delay: input })

@@ -23,7 +23,7 @@ const program = Effect.gen(function*() {
   return { strategy: pool.strategy, results, failure, after, status: yield* pool.status }
 })
 
-Effect.runPromise(program.pipe(Effect.provide(Pool.pipe(Layer.provideMerge(MockDriver.layer))))).then(
+Effect.runPromise(program.pipe(Effect.provide(Pool.pipe(Layer.provideMerge(MockDriver.layer()))))).then(
   (result) => console.log(`MOCK_RESULT ${JSON.stringify(result)}`),
   (error) => {
     console.error(error)

@@ -27,7 +27,7 @@ const program = Effect.gen(function*() {
   return { same: ok(same, "// SITE-SAME-FIBER"), child: ok(child, "// SITE-CHILD-FIBER"), message: same }
 })
 
-Effect.runPromise(program.pipe(Effect.provide(AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer))))).then(
+Effect.runPromise(program.pipe(Effect.provide(AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer()))))).then(
   (result) => console.log(`SITE_RESULT ${JSON.stringify(result)}`),
   (error) => {
     console.error(error)

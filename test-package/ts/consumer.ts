@@ -15,7 +15,7 @@ export type DatabaseUrl = PgDatabase.Service["url"]
 
 const MockPool: Layer.Layer<ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver, unknown> =
   QueuePool.layer({ poolSize: 2, maxOverflow: 1, timeout: "5 seconds", prePing: true }).pipe(
-    Layer.provideMerge(MockDriver.layer)
+    Layer.provideMerge(MockDriver.layer())
   )
 
 const mockProgram = Effect.gen(function*() {

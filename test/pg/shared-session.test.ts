@@ -11,7 +11,7 @@
  * Every hang this file guards against is bounded by `Effect.timeout` (and the test timeout).
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import type { Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
@@ -185,6 +185,77 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg shared
           }))
           yield* Fiber.join(b).pipe(Effect.timeout(hang))
           assert.deepStrictEqual(yield* values(sql, "shared_e"), ["b"])
+          assert.strictEqual(yield* checkedOut, 0)
+        }), testTimeout)
+
+      it.effect("a reserve's connection kept past its scope never runs inside the next owner's transaction", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* table(sql, "shared_f")
+          const bBegan = yield* Deferred.make<void>()
+          const bMayEnd = yield* Deferred.make<void>()
+          let b: Fiber.Fiber<unknown, unknown> | undefined
+          // The reserve's connection, used after its scope closed (kept by mistake, or by a fiber
+          // it forked). Transaction B is queued behind the reserve, so the shared session passes
+          // from one owner to the next without being returned to the pool.
+          const leaked = yield* Effect.scoped(Effect.gen(function*() {
+            const conn = yield* sql.reserve
+            yield* conn.executeRaw("insert into shared_f values ('reserved')", [])
+            b = yield* sql.withTransaction(Effect.gen(function*() {
+              yield* sql`insert into shared_f values ('b')`
+              yield* Deferred.succeed(bBegan, void 0)
+              yield* Deferred.await(bMayEnd)
+              return yield* Effect.fail("roll back B" as const)
+            })).pipe(Effect.forkChild({ startImmediately: true }))
+            return conn
+          }))
+          yield* Deferred.await(bBegan).pipe(Effect.timeout(hang))
+          // B owns the session now: the former owner's statement must not run inside it.
+          const exit = yield* Effect.exit(leaked.executeRaw("insert into shared_f values ('leaked')", []).pipe(Effect.timeout(hang)))
+          yield* Deferred.succeed(bMayEnd, void 0)
+          assert.isTrue(Exit.isFailure(yield* Fiber.await(b!)))
+          assert.isTrue(Exit.isFailure(exit), "the former owner's insert was told it succeeded")
+          const error = Cause.squash((exit as Exit.Failure<unknown, unknown>).cause)
+          assert.isTrue(isSqlError(error) && error.reason._tag === "ConnectionError", String(error))
+          assert.match((error as Error).message, /This connection is closed/)
+          // Nothing acknowledged was lost with B's rollback.
+          assert.deepStrictEqual(yield* values(sql, "shared_f"), ["reserved"])
+          assert.strictEqual(yield* checkedOut, 0)
+        }), testTimeout)
+
+      it.effect("a fiber forked inside a transaction that outlives it never runs inside the next owner's transaction", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* table(sql, "shared_g")
+          const forkedMayRun = yield* Deferred.make<void>()
+          const bBegan = yield* Deferred.make<void>()
+          const bMayEnd = yield* Deferred.make<void>()
+          let b: Fiber.Fiber<unknown, unknown> | undefined
+          const transactionB = sql.withTransaction(Effect.gen(function*() {
+            yield* sql`insert into shared_g values ('b')`
+            yield* Deferred.succeed(bBegan, void 0)
+            yield* Deferred.await(bMayEnd)
+            return yield* Effect.fail("roll back B" as const)
+          }))
+          const forked = yield* sql.withTransaction(Effect.gen(function*() {
+            yield* sql`insert into shared_g values ('a')`
+            // B is not A's (its context has no transaction): it queues for the session, which
+            // passes from A to B without being returned to the pool.
+            b = yield* Effect.updateContext(transactionB, (context: Context.Context<never>) => Context.omit(sql.transactionService)(context)).pipe(
+              Effect.forkDetach({ startImmediately: true })
+            )
+            return yield* Deferred.await(forkedMayRun).pipe(
+              Effect.andThen(sql`insert into shared_g values ('forked')`),
+              Effect.forkDetach
+            )
+          }))
+          yield* Deferred.await(bBegan).pipe(Effect.timeout(hang))
+          yield* Deferred.succeed(forkedMayRun, void 0)
+          const exit = yield* Fiber.await(forked).pipe(Effect.timeout(hang))
+          yield* Deferred.succeed(bMayEnd, void 0)
+          assert.isTrue(Exit.isFailure(yield* Fiber.await(b!)))
+          assert.isTrue(Exit.isFailure(exit), "the forked insert was told it succeeded")
+          assert.deepStrictEqual(yield* values(sql, "shared_g"), ["a"])
           assert.strictEqual(yield* checkedOut, 0)
         }), testTimeout)
 

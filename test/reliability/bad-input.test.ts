@@ -115,7 +115,7 @@ describe("bad input", () => {
       Effect.gen(function*() {
         const problems: Array<string> = []
         for (const [field, options] of s.cases) {
-          const exit = yield* build(s.layer(options as any).pipe(Layer.provide(MockDriver.layer)))
+          const exit = yield* build(s.layer(options as any).pipe(Layer.provide(MockDriver.layer())))
           const shown = JSON.stringify(options, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v))
           if (Exit.isSuccess(exit)) {
             problems.push(`${shown}: the layer built`)
@@ -145,7 +145,7 @@ describe("bad input", () => {
         FiberPool.layer({ poolSize: 0 })
       ]
       for (const layer of ok) {
-        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer)))
+        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer())))
         assert.isTrue(Exit.isSuccess(exit), classify(exit))
       }
     }))
@@ -157,7 +157,7 @@ describe("bad input", () => {
         [QueuePool.layer({ keepalive: "10 millis" }), "keepalive", "at least 1 second"]
       ] as const
       for (const [layer, field, bound] of cases) {
-        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer)))
+        const exit = yield* build(layer.pipe(Layer.provide(MockDriver.layer())))
         assert.strictEqual(classify(exit), "fail:PoolConfigError")
         if (Exit.isFailure(exit)) {
           const error = (exit.cause.reasons[0] as { error: { field: string; message: string } }).error
@@ -166,7 +166,7 @@ describe("bad input", () => {
         }
       }
       const atBound = QueuePool.layer({ minIdle: 1, keepalive: "1 second", housekeepingPeriod: "100 millis" })
-      assert.isTrue(Exit.isSuccess(yield* build(atBound.pipe(Layer.provide(MockDriver.layer)))))
+      assert.isTrue(Exit.isSuccess(yield* build(atBound.pipe(Layer.provide(MockDriver.layer())))))
     }))
 
   it.effect("PgReplicas: a health-check interval below 100 ms fails with PgConfigError naming it (no server needed)", () =>

@@ -155,3 +155,16 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     const poolerDefaults = PoolerInternal.defaultsFor(config)
     return poolerDefaults === undefined ? config : { ...config, ...poolerDefaults }
   })
+
+/** The settings each driver of `PgDriver.make` was made with, by driver. */
+const driverSettings = new WeakMap<object, Config>()
+
+/** Remember the settings `driver` was made with (`PgDriver.make`). */
+export const rememberSettings = <D extends object>(driver: D, config: Config): D => {
+  driverSettings.set(driver, config)
+  return driver
+}
+
+/** The settings a `PgDriver.make` driver was made with; `undefined` for any other driver. */
+export const settingsOf = (driver: object | undefined): Config | undefined =>
+  driver === undefined ? undefined : driverSettings.get(driver)

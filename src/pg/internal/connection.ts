@@ -9,7 +9,7 @@
 import type { PgConnection } from "@effect/sql-pg"
 import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
-import { ConnectionError, SqlError } from "effect/sql/SqlError"
+import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import type { CancelConfig, SessionReset } from "../PgDriver.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { unsendable } from "./encoding.ts"
@@ -24,10 +24,15 @@ export const defaultCancelMillis = 30
 /** `@effect/sql-pg` sends its cancel request this long after an interrupt (`abortDrainGraceMillis`). */
 const driverCancelGraceMillis = 10
 
-/** The session was closed because an interrupted statement (or pre-ping, `graceMs` 0) did not stop in time. */
-const unconfirmedCancel = (graceMs: number): SqlError => {
+/**
+ * The session was closed because an interrupted statement (or pre-ping, `graceMs` 0) did not
+ * stop in time, or (`request`) the cancel request sent for it was not confirmed in time.
+ */
+const unconfirmedCancel = (graceMs: number, request = false): SqlError => {
   const what = graceMs <= 0
     ? "an interrupted pre-ping (no answer within the bound)"
+    : request
+    ? `the cancel request for an interrupted statement was not confirmed within ${graceMs} ms (cancelTimeout)`
     : `an interrupted statement did not stop within ${graceMs} ms (cancelTimeout)`
   return new SqlError({
     reason: new ConnectionError({
@@ -37,6 +42,23 @@ const unconfirmedCancel = (graceMs: number): SqlError => {
     })
   })
 }
+
+/** Errors of statements that never left the client: the session was closed before they were sent. */
+const unsent = new WeakSet<SqlError>()
+
+/** A copy of `error` marked never sent ({@link isUnsent}). */
+const unsentCopy = (error: SqlError): SqlError => {
+  const copy = new SqlError({ reason: error.reason })
+  unsent.add(copy)
+  return copy
+}
+
+/**
+ * Did this statement fail without ever leaving the client (its session was closed by this
+ * driver before it was sent)? Such a statement can be sent again on another session.
+ * @internal
+ */
+export const isUnsent = (error: unknown): boolean => isSqlError(error) && unsent.has(error)
 
 /**
  * The statement to clear session state on return. Never through a transaction-mode pooler
@@ -77,6 +99,8 @@ export class Connection {
   private killedWith: SqlError | undefined = undefined
   /** What this package reaches of `@effect/sql-pg`'s internals for this session (`sql-pg-internals.ts`). */
   private readonly sqlPg: SqlPg.Access
+  /** What a statement gets from a session this driver closed before it was sent ({@link Connection.kill}). */
+  private refusedWith: SqlError | undefined = undefined
   /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
@@ -108,13 +132,19 @@ export class Connection {
 
   /**
    * Bound the wait of an interrupted statement without a fiber per statement. `@effect/sql-pg`
-   * drains an interrupted statement in the interrupted fiber: it waits 10 ms
-   * (`abortDrainGraceMillis`), then runs the session's `cancel` (a CancelRequest on a side
+   * drains an interrupted statement in the interrupted fiber, holding the session: it waits
+   * 10 ms (`abortDrainGraceMillis`), then runs the session's `cancel` (a CancelRequest on a side
    * connection, up to 5 s) and waits for the statement to end (up to 5 s more). The session's
-   * `cancel` is replaced here: it starts the cancel request in the background and arms one timer
-   * that closes the socket `cancelTimeout` after the interrupt unless the interrupted statement
-   * ended by then (closing the socket ends the drain: the interrupt returns). Statements
-   * themselves then cost nothing extra. `false` when the driver's internals are not as expected.
+   * `cancel` is replaced here: it waits for the cancel request to be done (the server closes the
+   * side connection once it has signalled the backend), and one timer closes the socket
+   * `cancelTimeout` after the interrupt if the request is not done by then, or the interrupted
+   * statement still runs (closing the socket ends the drain: the interrupt returns).
+   *
+   * The wait is a fence. A cancel request cancels whatever the backend runs when it arrives, so
+   * the next statement must not go out before it has arrived: it would be cancelled in place of
+   * the interrupted one. The session is held meanwhile (the drain holds it), and a session whose
+   * request is not confirmed in time is closed, never used again. Statements themselves cost
+   * nothing extra. `false` when the driver's internals are not as expected.
    */
   private boundCancel(): boolean {
     const site = this.sqlPg.cancel
@@ -126,16 +156,29 @@ export class Connection {
       if (this.sqlPg.onRetire === undefined) this.retired = true
       const graceMs = this.cancelMillis
       if (!Number.isFinite(graceMs)) return original
-      // The statement being drained: the socket is closed only if it is still the one on the wire.
+      // The statement being drained: the socket is closed for it only if it is still the one on the wire.
       const draining = site.onWire()
-      if (draining !== undefined) {
-        const timer = setTimeout(() => {
-          if (site.onWire() === draining) this.kill(unconfirmedCancel(graceMs))
-        }, Math.max(0, graceMs - driverCancelGraceMillis))
-        // Not what keeps a process alive: the interrupted statement's socket does.
-        if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
-      }
-      return Effect.asVoid(Effect.forkDetach(original, { startImmediately: true }))
+      return Effect.flatMap(Effect.forkDetach(original, { startImmediately: true }), (request) =>
+        Effect.callback<void>((resume) => {
+          let waiting = true
+          const done = () => {
+            if (!waiting) return
+            waiting = false
+            resume(Effect.void)
+          }
+          const timer = setTimeout(() => {
+            const unconfirmed = request.pollUnsafe() === undefined
+            if (unconfirmed || (draining !== undefined && site.onWire() === draining)) {
+              this.kill(unconfirmedCancel(graceMs, unconfirmed && site.onWire() !== draining))
+            }
+            done()
+          }, Math.max(0, graceMs - driverCancelGraceMillis))
+          // Not what keeps a process alive: the interrupted statement's socket does.
+          if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+          // The request is done: the drain goes on (the timer still bounds it).
+          if (request.pollUnsafe() !== undefined) done()
+          else request.addObserver(done)
+        }))
     }))
     return true
   }
@@ -217,16 +260,31 @@ export class Connection {
 
   /**
    * Close the socket now: the statement on the wire (if any) fails at once with `error`, and the
-   * session is dead (`deadError` is `error`). Synchronous; never waits for the server.
+   * session is dead (`deadError` equals `error`). Statements queued for the session, and any sent
+   * to it later, fail with an equal error marked never sent ({@link isUnsent}): they never
+   * reached the server, so running them on another session is safe. Synchronous; never waits
+   * for the server.
    * @internal
    */
   kill(error: SqlError): void {
     if (this.killedWith !== undefined) return
     this.killedWith = error
-    // The driver's `fatal` fails the statement in progress with `error`; without it, destroying the
-    // socket fails it with "Connection closed"; without either, the session is only marked dead
-    // (the pool closes it).
-    this.sqlPg.close?.(error)
+    this.refusedWith = unsentCopy(error)
+    // The statement on the wire is told `error`, the statements queued behind it (never written)
+    // the copy marked never sent (`sql-pg-internals.ts` `close`: with `base.fatal`; without it,
+    // destroying the socket fails them all with "Connection closed"; without either, the session
+    // is only marked closed and the pool closes it).
+    this.sqlPg.close?.(error, this.refusedWith)
+  }
+
+  /**
+   * The session's socket is closed (this driver closed it, or the driver saw it die). A session
+   * only retired ({@link Connection.isDead}: not to be handed out again) is not closed: it serves
+   * its current holders.
+   * @internal
+   */
+  get isClosed(): boolean {
+    return this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined
   }
 
   /**
@@ -373,8 +431,8 @@ export class Connection {
       const verdict = classify(sql)
       const refused = this.see(verdict)
       if (refused !== undefined) return Effect.fail(refused)
-      const run = this.killedWith !== undefined
-        ? Effect.fail(this.killedWith)
+      const run = this.refusedWith !== undefined
+        ? Effect.fail(this.refusedWith)
         : this.cancelBounded
         ? native()
         : this.interruptibly(native(), this.cancelMillis)

@@ -142,9 +142,11 @@ export interface Access {
   readonly cancel: CancelSite | undefined
   /**
    * Close the socket at once: the statement on the wire fails with `error` (`"error"`) or with
-   * the driver's "Connection closed" (`"closed"`); `undefined` when neither is reachable.
+   * the driver's "Connection closed" (`"closed"`); `undefined` when neither is reachable. With
+   * `queued`, the statements queued behind it (never written) fail with `queued` instead, where
+   * the statement on the wire can be told apart (`base.consumer.onFatal`).
    */
-  readonly close: ((error: SqlError) => void) | undefined
+  readonly close: ((error: SqlError, queued?: SqlError) => void) | undefined
   readonly closeFailsWith: "error" | "closed" | undefined
 }
 
@@ -211,7 +213,17 @@ export const access = (native: PgConnection.PgConnection): Access => {
   const destroyable = typeof fieldOf(socket, "destroy") === "function" ? socket as Destroyable : undefined
   if (destroyable === undefined) missing.add("base.session.socket")
   const close = typeof fatal === "function"
-    ? (error: SqlError) => void (fatal as (error: SqlError) => void).call(base, error)
+    ? (error: SqlError, queued?: SqlError) => {
+      const onWire = fieldOf(base, "consumer")
+      const onFatal = fieldOf(onWire, "onFatal")
+      if (queued === undefined || typeof onFatal !== "function") {
+        return void (fatal as (error: SqlError) => void).call(base, error)
+      }
+      // The statement on the wire gets `error`; `fatal` fails the rest (the queue) with `queued`.
+      ;(base as { consumer: unknown }).consumer = undefined
+      ;(fatal as (error: SqlError) => void).call(base, queued)
+      ;(onFatal as (error: SqlError) => void).call(onWire, error)
+    }
     : destroyable !== undefined
     ? () => destroyable.destroy()
     : undefined
