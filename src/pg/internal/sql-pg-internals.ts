@@ -214,15 +214,13 @@ export const access = (native: PgConnection.PgConnection): Access => {
   if (destroyable === undefined) missing.add("base.session.socket")
   const close = typeof fatal === "function"
     ? (error: SqlError, queued?: SqlError) => {
+      if (queued === undefined) return void (fatal as (error: SqlError) => void).call(base, error)
+      // The statement on the wire (if any) gets `error`; `fatal` fails the rest (the queue) with `queued`.
       const onWire = fieldOf(base, "consumer")
       const onFatal = fieldOf(onWire, "onFatal")
-      if (queued === undefined || typeof onFatal !== "function") {
-        return void (fatal as (error: SqlError) => void).call(base, error)
-      }
-      // The statement on the wire gets `error`; `fatal` fails the rest (the queue) with `queued`.
-      ;(base as { consumer: unknown }).consumer = undefined
+      if (hasField(base, "consumer")) (base as { consumer: unknown }).consumer = undefined
       ;(fatal as (error: SqlError) => void).call(base, queued)
-      ;(onFatal as (error: SqlError) => void).call(onWire, error)
+      if (typeof onFatal === "function") (onFatal as (error: SqlError) => void).call(onWire, error)
     }
     : destroyable !== undefined
     ? () => destroyable.destroy()
