@@ -9,6 +9,8 @@
  * - The standby: a cold copy of that data directory (`cp -a`), `standby.signal` and
  *   `primary_conninfo` in `postgresql.auto.conf`, started on another free port.
  * - {@link Cluster.waitStreaming}: `pg_stat_replication.state = 'streaming'` on the primary.
+ * - {@link Cluster.setApplyDelay}: the standby's `recovery_min_apply_delay`, changed while it
+ *   runs (`ALTER SYSTEM` + `pg_reload_conf()` on the standby): a replica that lags on demand.
  *
  * As root the servers run as the OS user `postgres` (PostgreSQL refuses root). Everything
  * (servers, temp directory) goes when the scope closes.
@@ -117,6 +119,12 @@ export interface Cluster {
   readonly url: Redacted.Redacted<string>
   /** Wait until the primary streams to the standby (`pg_stat_replication.state = 'streaming'`). */
   readonly waitStreaming: Effect.Effect<void, FixtureError>
+  /**
+   * Set the standby's `recovery_min_apply_delay` (ms; 0 lifts it): `ALTER SYSTEM` and
+   * `pg_reload_conf()` on the standby, then wait until a new session sees the value (the startup
+   * process rereads it at the same signal, and applies a lowered delay to a commit it holds).
+   */
+  readonly setApplyDelay: (ms: number) => Effect.Effect<void, FixtureError>
   /** Run one statement on a server (a session of its own, closed after). */
   readonly query: <A = Record<string, unknown>>(node: Node, sql: string) => Effect.Effect<ReadonlyArray<A>, FixtureError>
 }
@@ -221,6 +229,21 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
   })
   yield* waitStreaming
 
+  const setApplyDelay = (ms: number) =>
+    Effect.gen(function*() {
+      const value = `${Math.max(0, Math.round(ms))}ms`
+      yield* query(standby, `alter system set recovery_min_apply_delay = '${value}'`)
+      yield* query(standby, "select pg_reload_conf()")
+      const expected = Math.max(0, Math.round(ms))
+      const started = Date.now()
+      while (Date.now() - started < 10_000) {
+        const rows = yield* query<{ ms: string }>(standby, "select setting as ms from pg_settings where name = 'recovery_min_apply_delay'")
+        if (Number(rows[0]?.ms) === expected) return
+        yield* Effect.sleep("20 millis")
+      }
+      return yield* new FixtureError({ step: "recovery_min_apply_delay", detail: `not ${value} after 10 s` })
+    })
+
   return {
     primary,
     standby,
@@ -228,6 +251,7 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
     ports: `${primary.port},${standby.port}`,
     url: Redacted.make(`postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres`),
     waitStreaming,
+    setApplyDelay,
     query
   } satisfies Cluster
 })

@@ -252,10 +252,13 @@ export interface PoolStatus {
   /** What the last check found the server to be; `undefined` before one answered. */
   readonly role: Role | undefined
   /**
-   * A replica's staleness at its last check, in ms: how long ago the primary last held nothing
-   * the replica lacks (0: it had replayed everything the primary had when sampled). `undefined`:
-   * not known (no check yet, the check failed, or no sample of the primary). The primary:
-   * `undefined`.
+   * A replica's staleness at its last check, in ms: an upper bound on how long ago the primary
+   * last held nothing the replica lacks. Caught up, it is the check's own round trips (the
+   * primary's position is read first, then the replica's); behind, the time since the newest
+   * sample of the primary's position it has passed, or since the commit time of the last
+   * transaction it replayed (on the primary's clock), the smaller. An idle primary keeps a
+   * caught-up replica caught up. `undefined`: not known (no check yet, the check failed, no
+   * sample of the primary). The primary: `undefined`.
    */
   readonly lagMillis: number | undefined
   /** WAL position at the last check (`X/Y`): the primary's insert position, a replica's replay position. */

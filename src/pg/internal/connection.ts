@@ -12,6 +12,7 @@ import type { Queue, Scope } from "effect"
 import { ConnectionError, SqlError } from "effect/sql/SqlError"
 import type { CancelConfig, SessionReset } from "../PgDriver.ts"
 import { disconnected, fieldOf, isDisconnect, unknownError } from "./errors.ts"
+import { type SessionWatch, watchOf } from "./hosts.ts"
 import {
   autocommitSafe,
   discardsAll,
@@ -104,6 +105,8 @@ export class Connection {
   /** Why this driver closed the socket itself (a bound expired, an interrupt went unconfirmed). */
   private killedWith: SqlError | undefined = undefined
   private readonly internals: Internals | undefined
+  /** A session accepted as a standby: is it still one (`targetSessionAttrs`)? See `SessionWatch`. */
+  private readonly watch: SessionWatch | undefined
   /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
@@ -130,6 +133,7 @@ export class Connection {
       this.retired = true
     })
     this.cancelBounded = this.boundCancel()
+    this.watch = watchOf(native)
   }
 
   /**
@@ -215,6 +219,8 @@ export class Connection {
     const dead = internals?.deadError?.()
     if (dead !== undefined) return dead
     if (this.killedWith !== undefined) return this.killedWith
+    const mismatch = this.mismatch
+    if (mismatch !== undefined) return mismatch
     return this.retired
       ? new SqlError({
         reason: new ConnectionError({
@@ -231,7 +237,30 @@ export class Connection {
    * synchronously at checkout (`DriverShape.isDead`), no round trip.
    */
   get isDead(): boolean {
-    return this.retired || this.killedWith !== undefined || this.internals?.deadError?.() !== undefined
+    return this.retired || this.killedWith !== undefined || this.internals?.deadError?.() !== undefined ||
+      (this.watch !== undefined && this.watch.mismatch !== undefined)
+  }
+
+  /**
+   * The session was accepted as a standby and its server has since left recovery (see
+   * `PgDriver.TargetSessionAttrs`): the error its statements and checkouts fail with.
+   */
+  private get mismatch(): SqlError | undefined {
+    const mismatch = this.watch?.mismatch
+    if (mismatch === undefined) return undefined
+    return new SqlError({
+      reason: new ConnectionError({
+        cause: mismatch,
+        message: `PgDriver: the session is retired: ${mismatch.message} (its server left recovery)`,
+        operation: "query"
+      })
+    })
+  }
+
+  /** A statement of a watched session: fails when its reply reported that the server left recovery. */
+  private readonly checkWatch = <A>(value: A): Effect.Effect<A, SqlError> => {
+    const mismatch = this.mismatch
+    return mismatch === undefined ? Effect.succeed(value) : Effect.fail(mismatch)
   }
 
   /**
@@ -353,11 +382,12 @@ export class Connection {
   private statement<A>(sql: string, native: () => Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> {
     return Effect.suspend(() => {
       const dropsCache = this.see(sql)
-      const run = this.killedWith !== undefined
+      const sent = this.killedWith !== undefined
         ? Effect.fail(this.killedWith)
         : this.cancelBounded
         ? native()
         : this.interruptibly(native(), this.cancelMillis)
+      const run = this.watch !== undefined && this.watch.failsStatements ? Effect.flatMap(sent, this.checkWatch) : sent
       // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
       // hook): the server no longer has the driver's statements, so neither may the cache.
       if (dropsCache) {
@@ -459,14 +489,15 @@ export class Connection {
   /**
    * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
    * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
-   * `connectTimeout` bound) closes the socket at once.
+   * `connectTimeout` bound) closes the socket at once. A watched standby session whose reply
+   * reported that its server left recovery fails it too (see `SessionWatch`).
    */
   get ping(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
-      return dead !== undefined
-        ? Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
-        : Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
+      if (dead !== undefined) return Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
+      const ping = Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
+      return this.watch === undefined ? ping : Effect.flatMap(ping, this.checkWatch)
     })
   }
 }

@@ -152,8 +152,11 @@ const samplesKept = 64
  *
  * - positions: the replica has replayed at least what the primary had at the latest sample whose
  *   position it has passed; its staleness is at most the time since that sample (router clock).
- *   A replica that has passed the newest sample is caught up (0). An idle primary does not move,
- *   so a replica that replayed everything stays at 0 however long nothing is written.
+ *   A replica that has passed the newest sample is caught up: its bound is the check's own round
+ *   trips (a sample is timed when the primary's check was sent, the replica when its answer
+ *   came). An idle primary does not move, so a replica that replayed everything stays caught up
+ *   however long nothing is written; a primary that stops answering leaves the newest sample to
+ *   age, and the bound with it.
  * - commit time: everything committed up to the last transaction the replica replayed is there,
  *   so its staleness is at most the primary's clock now minus that commit time (both the
  *   primary's clock). Only used while the replica is behind: on an idle primary it would grow
@@ -184,7 +187,7 @@ export class LagEstimator {
     const samples = this.samples
     const newest = samples[samples.length - 1]
     if (newest === undefined) return undefined
-    if (replayed >= newest.lsn) return 0
+    if (replayed >= newest.lsn) return Math.max(0, at - newest.at)
     let bound = Infinity
     for (let i = samples.length - 2; i >= 0; i--) {
       if (samples[i]!.lsn <= replayed) {
