@@ -161,7 +161,7 @@ export const memberAttribute = "db.client.replicas.member"
  *
  * | name | kind | meaning |
  * |---|---|---|
- * | `db.client.replica.lag` | gauge (ms), per replica | staleness at the last health check (an upper bound: caught up, the check's round trips); -1 while not known (no check yet, check failed, primary not sampled) |
+ * | `db.client.replica.lag` | gauge (ms), per replica | staleness at the last health check (an upper bound; 0: caught up); -1 while not known (no check yet, check failed, primary not sampled) |
  * | `db.client.replica.serving` | gauge, per member | 1 while it gets reads (healthy, right role, lag within `maxLag`), else 0; the primary: 1 while it is a primary |
  * | `db.client.replica.routed` | counter, per member | statements, streams, transactions and `reserve`s routed to it |
  * | `db.client.replica.read_your_writes` | counter, attr `outcome` | read-your-writes reads after a write of their session: `replica` (a replica had replayed it), `waited` (after waiting for one), `primary` (none in time: the primary) |

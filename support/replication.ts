@@ -137,7 +137,6 @@ max_wal_senders = 10
 wal_keep_size = '128MB'
 hot_standby = on
 fsync = off
-synchronous_commit = off
 shared_buffers = '32MB'
 logging_collector = off
 `
@@ -146,6 +145,12 @@ logging_collector = off
 export interface Options {
   /** `max_connections` of both servers (default 120). */
   readonly maxConnections?: number | undefined
+  /**
+   * `synchronous_commit` of the primary (default false: commits return before their WAL is
+   * flushed, so a standby receives them only when the WAL writer flushes, up to 200 ms later;
+   * true, as production servers run: a standby hears of a commit as it returns).
+   */
+  readonly synchronousCommit?: boolean | undefined
 }
 
 const makeNode = (name: Node["name"], root: string, port: number): Node => {
@@ -198,7 +203,10 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
     "-D", primary.dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C", "--no-instructions"
   ], "initdb")
   yield* fsStep("postgresql.conf", () =>
-    fs.appendFile(path.join(primary.dataDir, "postgresql.conf"), `${serverConfig}max_connections = ${options.maxConnections ?? 120}\n`))
+    fs.appendFile(
+      path.join(primary.dataDir, "postgresql.conf"),
+      `${serverConfig}max_connections = ${options.maxConnections ?? 120}\nsynchronous_commit = ${options.synchronousCommit === true ? "on" : "off"}\n`
+    ))
   // Started once (so the copy is of a cluster that ran), then stopped cleanly and copied cold.
   yield* primary.start
   yield* primary.stop("fast")

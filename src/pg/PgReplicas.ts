@@ -132,6 +132,9 @@ const optionRules = V.rulesFor<Options>()({
 
 const optionKeys = V.keysOfRules(optionRules)
 
+/** Read-your-writes: polls of the replicas' positions 1 ms apart before the poller backs off. */
+const shortPolls = 8
+
 /** Read-your-writes sessions named by a key of the user's, kept at most (the least recently written first out). */
 const maxSessionKeys = 10_000
 
@@ -253,12 +256,12 @@ export interface PoolStatus {
   readonly role: Role | undefined
   /**
    * A replica's staleness at its last check, in ms: an upper bound on how long ago the primary
-   * last held nothing the replica lacks. Caught up, it is the check's own round trips (the
-   * primary's position is read first, then the replica's); behind, the time since the newest
-   * sample of the primary's position it has passed, or since the commit time of the last
-   * transaction it replayed (on the primary's clock), the smaller. An idle primary keeps a
-   * caught-up replica caught up. `undefined`: not known (no check yet, the check failed, no
-   * sample of the primary). The primary: `undefined`.
+   * last held nothing the replica lacks. Each check reads the replicas' replay positions, then
+   * the primary's position: a replica that had replayed that is caught up (0); one behind gets
+   * the time since the newest earlier sample of the primary's position it had passed, or since
+   * the commit time of the last transaction it replayed (on the primary's clock), the smaller.
+   * An idle primary keeps a caught-up replica at 0. `undefined`: not known (no check yet, the
+   * check failed, no sample of the primary). The primary: `undefined`.
    */
   readonly lagMillis: number | undefined
   /** WAL position at the last check (`X/Y`): the primary's insert position, a replica's replay position. */
@@ -607,13 +610,13 @@ export const make = (
     /** Completed after each poll of the replicas' positions (then replaced). */
     let polled = Deferred.makeUnsafe<void>()
     const poller: Effect.Effect<void> = Effect.suspend(() => {
-      let delay = 1
+      let rounds = 0
       const loop: Effect.Effect<void> = Effect.suspend(() => {
         if (waiting === 0) {
           polling = false
           return Effect.void
         }
-        return Effect.forEach(replicas.filter(serving), (replica) => checkReplica(replica, false), {
+        return Effect.forEach(replicas.filter(serving), checkReplica, {
           concurrency: "unbounded",
           discard: true
         }).pipe(
@@ -623,8 +626,10 @@ export const make = (
             Deferred.doneUnsafe(done, Exit.void)
           })),
           Effect.andThen(Effect.suspend(() => {
-            const pause = delay
-            delay = Math.min(delay * 2, 10)
+            // 1 ms apart at first (a replica on the same network replays within a few ms; polling
+            // back to back only takes CPU from it), then 2, 4, 8, 10, 10... ms.
+            const pause = rounds < shortPolls ? 1 : Math.min(2 ** (rounds - shortPolls + 1), 10)
+            rounds++
             return waiting === 0 ? Effect.void : Effect.sleep(Duration.millis(pause))
           })),
           Effect.andThen(loop)
@@ -767,58 +772,78 @@ export const make = (
         )
       })
 
-    const checkPrimary: Effect.Effect<void> = Effect.flatMap(Clock.currentTimeMillis, (sentAt) =>
-      primary.borrower((connection) => connection.executeRaw(Replication.primaryCheck, [])).pipe(
-        Effect.timeout(probeMillis),
-        Effect.matchEffect({
-          onFailure: () => Effect.void,
-          onSuccess: (result) => {
-            const reading = Replication.readPrimary(result)
-            if (reading === undefined) return Effect.void
-            primary.role = reading.role
-            if (reading.role === "standby") return misplace(primary, "standby")
-            if (reading.lsn !== undefined) {
-              primary.lsn = reading.lsn
-              // The sample's time is when the check was sent: the position was read after it.
-              lag.sample(sentAt, reading.lsn, reading.nowMs)
-            }
-            return primary.healthy ? Effect.void : placed(primary)
-          }
-        })
-      ))
+    /** `statement` on `connection`, with the router's clock read just before it was sent and just after its answer. */
+    const timed = (connection: Connection, statement: string) =>
+      Effect.flatMap(Clock.currentTimeMillis, (sentAt) =>
+        Effect.flatMap(
+          connection.executeRaw(statement, []),
+          (result) => Effect.map(Clock.currentTimeMillis, (answeredAt) => ({ result, sentAt, answeredAt }))
+        ))
 
-    /** Check one replica: its role and replay position, and (`measure`) its lag. */
-    const checkReplica = (replica: Target, measure: boolean): Effect.Effect<void> =>
-      replica.borrower((connection) => connection.executeRaw(Replication.replicaCheck, [])).pipe(
-        Effect.timeout(probeMillis),
-        Effect.matchEffect({
-          onFailure: (error) => {
-            if (measure) replica.lagMillis = undefined
-            return isUnreachable(error) ? markDown(replica, error) : Effect.void
-          },
-          onSuccess: (result) =>
-            Effect.flatMap(Clock.currentTimeMillis, (at) => {
-              const reading = Replication.readReplica(result)
-              if (reading === undefined) return Effect.void
-              replica.role = reading.role
-              if (reading.role === "primary") return misplace(replica, "primary")
-              if (reading.lsn !== undefined && reading.lsn > replica.lsn) replica.lsn = reading.lsn
-              if (measure) replica.lagMillis = lag.lag(at, replica.lsn, reading.replayedAtMs)
-              return replica.healthy && !replica.misplaced ? Effect.void : placed(replica)
-            })
-        })
+    /** What a replica's check found, for its lag: answered at `at` (its position was read before). */
+    interface Measured {
+      readonly at: number
+      readonly replayedAtMs: number | undefined
+    }
+
+    /** Check one replica: its role and replay position; its reading for its lag (`undefined`: none). */
+    const checkReplica = (replica: Target): Effect.Effect<Measured | undefined> =>
+      Effect.matchEffect(Effect.timeout(replica.borrower((connection) => timed(connection, Replication.replicaCheck)), probeMillis), {
+        onFailure: (error) => Effect.as(isUnreachable(error) ? markDown(replica, error) : Effect.void, undefined),
+        onSuccess: ({ answeredAt, result }) => {
+          const reading = Replication.readReplica(result)
+          if (reading === undefined) return Effect.succeed(undefined)
+          replica.role = reading.role
+          if (reading.role === "primary") return Effect.as(misplace(replica, "primary"), undefined)
+          if (reading.lsn !== undefined && reading.lsn > replica.lsn) replica.lsn = reading.lsn
+          const measured: Measured = { at: answeredAt, replayedAtMs: reading.replayedAtMs }
+          return replica.healthy && !replica.misplaced ? Effect.succeed(measured) : Effect.as(placed(replica), measured)
+        }
+      })
+    const checkReplicas = Effect.forEach(replicas, checkReplica, { concurrency: "unbounded" })
+
+    /** What the primary's check found: its role, and a sample of its position (timed when sent: it was read later). */
+    const primaryChecked = (result: unknown, sentAt: number): Effect.Effect<void> => {
+      const reading = Replication.readPrimary(result)
+      if (reading === undefined) return Effect.void
+      primary.role = reading.role
+      if (reading.role === "standby") return misplace(primary, "standby")
+      if (reading.lsn !== undefined) {
+        primary.lsn = reading.lsn
+        lag.sample(sentAt, reading.lsn, reading.nowMs)
+      }
+      return primary.healthy ? Effect.void : placed(primary)
+    }
+
+    /**
+     * One health check. A primary session is checked out first; holding it, the replicas are
+     * checked, then the primary's position is read on it at once: a replica that had replayed, when
+     * read, what the primary had right after lacks nothing (lag 0), and no checkout (a connect,
+     * under NullPool) stands between the two readings. Then each replica's lag.
+     */
+    const checkAll: Effect.Effect<void> = Effect.gen(function*() {
+      let readings: ReadonlyArray<Measured | undefined> | undefined
+      const checked = yield* Effect.exit(
+        primary.borrower((connection) =>
+          Effect.flatMap(checkReplicas, (measured) => {
+            readings = measured
+            return timed(connection, Replication.primaryCheck)
+          })
+        ).pipe(Effect.timeout(2 * probeMillis))
       )
-
-    const checkAll: Effect.Effect<void> = Effect.andThen(
-      checkPrimary,
-      Effect.forEach(replicas, (replica) => checkReplica(replica, true), { concurrency: "unbounded", discard: true })
-    ).pipe(
-      Effect.andThen(Effect.sync(() => {
-        let replayedByAll = replicas[0]?.lsn ?? Replication.zero
-        for (const replica of replicas) if (replica.lsn < replayedByAll) replayedByAll = replica.lsn
-        sessions.prune(replayedByAll)
-      }))
-    )
+      // The primary could not be checked out (or the check was cut short): the replicas all the same.
+      if (readings === undefined) readings = yield* checkReplicas
+      if (Exit.isSuccess(checked)) yield* primaryChecked(checked.value.result, checked.value.sentAt)
+      readings.forEach((reading, i) => {
+        const replica = replicas[i]!
+        replica.lagMillis = reading === undefined || !replica.healthy
+          ? undefined
+          : lag.lag(reading.at, replica.lsn, reading.replayedAtMs)
+      })
+      let replayedByAll = replicas[0]?.lsn ?? Replication.zero
+      for (const replica of replicas) if (replica.lsn < replayedByAll) replayedByAll = replica.lsn
+      sessions.prune(replayedByAll)
+    })
     if (replicas.length > 0) {
       yield* Effect.forkScoped(Effect.forever(Effect.andThen(checkAll, Effect.sleep(valid.healthCheckInterval))))
     }

@@ -46,7 +46,11 @@ const routerFor = (cluster: Fixture.Cluster, replicaApps: ReadonlyArray<string>,
     )
   }, options)
 
-layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("read replicas", (it) => {
+// synchronous_commit on, as production primaries run: a standby hears of a commit as it returns
+// (off, it waits for the WAL writer, up to 200 ms, and lags that much under writes).
+const Cluster = Layer.effect(Fixture.Replication, Fixture.makeWith({ synchronousCommit: true }))
+
+layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read replicas", (it) => {
   it.effect("writes and transactions on the primary; work marked read-only on the standby", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication

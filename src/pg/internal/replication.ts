@@ -151,12 +151,12 @@ const samplesKept = 64
  * bounds, the smaller one wins:
  *
  * - positions: the replica has replayed at least what the primary had at the latest sample whose
- *   position it has passed; its staleness is at most the time since that sample (router clock).
- *   A replica that has passed the newest sample is caught up: its bound is the check's own round
- *   trips (a sample is timed when the primary's check was sent, the replica when its answer
- *   came). An idle primary does not move, so a replica that replayed everything stays caught up
- *   however long nothing is written; a primary that stops answering leaves the newest sample to
- *   age, and the bound with it.
+ *   position it has passed; its staleness is at most the time since that sample (router clock:
+ *   a sample is timed when the primary's check was sent, the replica's reading when its answer
+ *   came), 0 when that sample was taken after the replica was read (the health check reads the
+ *   replicas first). An idle primary does not move, so a replica that replayed everything stays
+ *   caught up however long nothing is written; a primary that stops answering leaves the newest
+ *   sample to age, and the bound with it.
  * - commit time: everything committed up to the last transaction the replica replayed is there,
  *   so its staleness is at most the primary's clock now minus that commit time (both the
  *   primary's clock). Only used while the replica is behind: on an idle primary it would grow
@@ -180,23 +180,24 @@ export class LagEstimator {
   }
 
   /**
-   * The staleness (ms) of a replica that had replayed `replayed` at `at` (router clock), its last
-   * replayed commit at `replayedAtMs` (primary clock); `undefined` when there is no sample yet.
+   * The staleness (ms) of a replica that had replayed `replayed` by `at` (router clock: when its
+   * answer came), its last replayed commit at `replayedAtMs` (primary clock); `undefined` when
+   * there is no sample yet. A sample taken after `at` whose position the replica had reached
+   * makes it 0.
    */
   lag(at: number, replayed: Lsn, replayedAtMs: number | undefined): number | undefined {
     const samples = this.samples
     const newest = samples[samples.length - 1]
     if (newest === undefined) return undefined
-    if (replayed >= newest.lsn) return Math.max(0, at - newest.at)
     let bound = Infinity
-    for (let i = samples.length - 2; i >= 0; i--) {
+    for (let i = samples.length - 1; i >= 0; i--) {
       if (samples[i]!.lsn <= replayed) {
         bound = at - samples[i]!.at
         break
       }
     }
-    if (replayedAtMs !== undefined && newest.primaryNowMs !== undefined) {
-      // The primary's clock at `at`: its reading at the newest sample, plus the time since.
+    if (replayed < newest.lsn && replayedAtMs !== undefined && newest.primaryNowMs !== undefined) {
+      // The primary's clock at `at`: its reading at the newest sample, moved by the time between.
       bound = Math.min(bound, newest.primaryNowMs + (at - newest.at) - replayedAtMs)
     }
     // Behind, with no bound at all (older than every sample, no commit time): as old as the oldest sample.
