@@ -7,6 +7,9 @@
  * and publishes them as observable series read when a snapshot is taken: a checkout pays a few
  * additions, never a registry lookup. The series are removed when the pool closes.
  *
+ * A read-replica router (`PgReplicas`) publishes its own series the same way, attributed by
+ * router and member: {@link replicaNames}.
+ *
  * @since 0.1.0
  */
 import { Metric } from "effect"

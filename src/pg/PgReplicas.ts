@@ -95,7 +95,9 @@ export interface Options {
   readonly consistency?: Consistency | undefined
   /**
    * Read-your-writes: how long a read waits for a replica to replay its session's writes before
-   * it runs on the primary. `0`: one fresh look at the replicas' positions, no more. Default 100 ms.
+   * it runs on the primary (meanwhile one fiber polls the replicas' positions for every waiting
+   * read). `0`: no wait, a replica only when its last known position (health check, poll) has
+   * passed them. Default 100 ms.
    */
   readonly maxReplayWait?: Duration.Input | undefined
   /**
@@ -646,37 +648,36 @@ export const make = (
       })
     })
     /**
-     * A replica serving reads that has replayed `needed`, waiting at most `maxReplayWait` (after
-     * one fresh look at the positions) for one; else the primary.
+     * A replica serving reads that has replayed `needed`, waiting at most `maxReplayWait` for one
+     * (the poller reads their positions meanwhile); else the primary.
      */
     const awaitReplay = (needed: Replication.Lsn): Effect.Effect<Target> =>
       Effect.flatMap(Clock.currentTimeMillis, (startedAt) => {
         const deadline = startedAt + waitMillis
-        const step = (first: boolean): Effect.Effect<Target> =>
-          Effect.suspend(() => {
-            const ready = choose((replica) => replica.lsn >= needed)
-            if (ready !== undefined) {
-              readYourWrites.waited++
-              return Effect.succeed(ready)
-            }
-            if (choose(undefined) === undefined) {
+        const step: Effect.Effect<Target> = Effect.suspend(() => {
+          const ready = choose((replica) => replica.lsn >= needed)
+          if (ready !== undefined) {
+            readYourWrites.waited++
+            return Effect.succeed(ready)
+          }
+          if (choose(undefined) === undefined) {
+            readYourWrites.primary++
+            return Effect.succeed(primary)
+          }
+          const next = polled
+          return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            if (now >= deadline) {
               readYourWrites.primary++
               return Effect.succeed(primary)
             }
-            const next = polled
-            if (first) return Effect.andThen(Deferred.await(next), step(false))
-            return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-              if (now >= deadline) {
-                readYourWrites.primary++
-                return Effect.succeed(primary)
-              }
-              return Effect.andThen(Effect.timeoutOption(Deferred.await(next), Duration.millis(deadline - now)), step(false))
-            })
+            return Effect.andThen(Effect.timeoutOption(Deferred.await(next), Duration.millis(deadline - now)), step)
           })
+        })
+        if (waitMillis <= 0) return step
         return Effect.uninterruptibleMask((restore) => {
           waiting++
           return Effect.ensuring(
-            Effect.andThen(startPolling, restore(step(true))),
+            Effect.andThen(startPolling, restore(step)),
             Effect.sync(() => {
               waiting--
             })

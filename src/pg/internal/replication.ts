@@ -43,8 +43,11 @@ const longHeader = 40n
  * ever, up to the read's bound).
  */
 export const covering = (insert: Lsn, blockSize: bigint, segmentSize: bigint): Lsn => {
-  if (segmentSize > 0n && insert % segmentSize === longHeader) return insert - longHeader
-  if (blockSize > 0n && insert % blockSize === shortHeader) return insert - shortHeader
+  if (blockSize <= 0n || segmentSize <= 0n) return insert
+  const inSegment = insert % segmentSize
+  // A segment's first page has the long header; every other page the short one.
+  if (inSegment === longHeader) return insert - longHeader
+  if (inSegment >= blockSize && insert % blockSize === shortHeader) return insert - shortHeader
   return insert
 }
 
