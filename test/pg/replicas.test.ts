@@ -167,6 +167,12 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
               { concurrency: 40 }
             )
             const status = yield* Effect.flatMap(Effect.service(PgReplicas.PgReplicas), (r) => r.status)
+            // The same counts as metrics (the router's default name).
+            const counted = yield* Effect.forEach(
+              PoolMetrics.readYourWritesOutcomes,
+              (outcome) => Effect.map(Metric.value(PoolMetrics.readYourWrites("PgReplicas", outcome)), (v) => v.count)
+            )
+            assert.deepStrictEqual(counted, [status.readYourWrites.replica, status.readYourWrites.waited, status.readYourWrites.primary])
             return {
               seen: results.filter((r) => r.n === 1).length,
               onStandby: results.filter((r) => r.recovery).length,
@@ -263,7 +269,16 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         yield* until("lagging", Effect.map(status, (s) => !s.serving))
         const lagging = yield* status
         assert.isAbove(lagging.lagMillis!, 100)
-        assert.strictEqual((yield* Metric.value(lagGauge)).value, (yield* status).lagMillis ?? -1)
+        const m = PoolMetrics.forReplica("lag-test", "replica 0")
+        const [gaugeLag, servingGauge, routedCount, now] = yield* Effect.all([
+          Metric.value(lagGauge),
+          Metric.value(m.serving),
+          Metric.value(m.routed),
+          status
+        ])
+        if (!now.serving) assert.strictEqual(servingGauge.value, 0)
+        assert.strictEqual(gaugeLag.value, now.lagMillis ?? -1)
+        assert.strictEqual(routedCount.count, now.routed)
         const reads = yield* Effect.forEach(Array.from({ length: 20 }), () => PgSql.readOnly(recovery))
         assert.deepStrictEqual(reads, Array.from({ length: 20 }, () => false), "every read on the primary")
 
