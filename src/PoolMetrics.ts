@@ -9,6 +9,9 @@
  * and publishes them as observable series read when a snapshot is taken: a checkout pays a few
  * additions, never a registry lookup. The series are removed when the pool closes.
  *
+ * A read-replica router (`PgReplicas`) publishes its own series the same way, attributed by
+ * router and member: {@link replicaNames}.
+ *
  * @since 0.1.0
  */
 import { Metric } from "effect"
@@ -204,3 +207,89 @@ export const forPool = (pool: string): Metrics => {
     useTime: histogram(names.useTime, "The time between borrowing a connection and returning it to the pool")
   }
 }
+
+// ------------------------------------------------------------------------- read replicas
+
+/** Attribute naming the router (`PgReplicas` option `name`) on the replica series. @since 0.1.0 */
+export const routerAttribute = "db.client.replicas.name"
+
+/** Attribute naming the member of a router: `"primary"`, `"replica 0"`, ... @since 0.1.0 */
+export const memberAttribute = "db.client.replicas.member"
+
+/**
+ * Metric names of a read-replica router (`effect-db-pool/pg` `PgReplicas`), attributed by router
+ * ({@link routerAttribute}) and member ({@link memberAttribute}).
+ *
+ * | name | kind | meaning |
+ * |---|---|---|
+ * | `db.client.replica.lag` | gauge (ms), per replica | staleness at the last health check (an upper bound; 0: caught up); -1 while not known (no check yet, check failed, primary not sampled) |
+ * | `db.client.replica.serving` | gauge, per member | 1 while it gets reads (healthy, right role, lag within `maxLag`), else 0; the primary: 1 while it is a primary |
+ * | `db.client.replica.routed` | counter, per member | statements, streams, transactions and `reserve`s routed to it |
+ * | `db.client.replica.read_your_writes` | counter, attr `outcome` | read-your-writes reads after a write of their session: `replica` (a replica had replayed it), `waited` (after waiting for one), `primary` (none in time: the primary) |
+ *
+ * @category names
+ * @since 0.1.0
+ */
+export const replicaNames = {
+  lag: "db.client.replica.lag",
+  serving: "db.client.replica.serving",
+  routed: "db.client.replica.routed",
+  readYourWrites: "db.client.replica.read_your_writes"
+} as const
+
+/**
+ * Where a read-your-writes read ran (the `outcome` attribute of `db.client.replica.read_your_writes`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const readYourWritesOutcomes = ["replica", "waited", "primary"] as const
+
+/**
+ * One of {@link readYourWritesOutcomes}.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ReadYourWritesOutcome = typeof readYourWritesOutcomes[number]
+
+/**
+ * The metrics of one member of a read-replica router.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ReplicaMetrics {
+  readonly lag: Metric.Gauge<number>
+  readonly serving: Metric.Gauge<number>
+  readonly routed: Metric.Counter<number>
+}
+
+/**
+ * The metrics of member `member` (`"primary"`, `"replica 0"`, ...) of router `router`; read them
+ * with `Metric.value`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const forReplica = (router: string, member: string): ReplicaMetrics => {
+  const attributes = { [routerAttribute]: router, [memberAttribute]: member }
+  return {
+    lag: Metric.gauge(replicaNames.lag, { description: "Replica staleness at the last health check (ms; -1: not known)", attributes }),
+    serving: Metric.gauge(replicaNames.serving, { description: "1 while the member gets reads", attributes }),
+    routed: Metric.counter(replicaNames.routed, { description: "Work routed to the member", attributes, incremental: true })
+  }
+}
+
+/**
+ * The read-your-writes counter of one outcome of router `router`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const readYourWrites = (router: string, outcome: ReadYourWritesOutcome): Metric.Counter<number> =>
+  Metric.counter(replicaNames.readYourWrites, {
+    description: "Read-your-writes reads after a write of their session, by where they ran",
+    attributes: { [routerAttribute]: router, outcome },
+    incremental: true
+  })

@@ -9,6 +9,8 @@
  * - The standby: a cold copy of that data directory (`cp -a`), `standby.signal` and
  *   `primary_conninfo` in `postgresql.auto.conf`, started on another free port.
  * - {@link Cluster.waitStreaming}: `pg_stat_replication.state = 'streaming'` on the primary.
+ * - {@link Cluster.setApplyDelay}: the standby's `recovery_min_apply_delay`, changed while it
+ *   runs (`ALTER SYSTEM` + `pg_reload_conf()` on the standby): a replica that lags on demand.
  *
  * As root the servers run as the OS user `postgres` (PostgreSQL refuses root). Everything
  * (servers, temp directory) goes when the scope closes.
@@ -117,6 +119,12 @@ export interface Cluster {
   readonly url: Redacted.Redacted<string>
   /** Wait until the primary streams to the standby (`pg_stat_replication.state = 'streaming'`). */
   readonly waitStreaming: Effect.Effect<void, FixtureError>
+  /**
+   * Set the standby's `recovery_min_apply_delay` (ms; 0 lifts it): `ALTER SYSTEM` and
+   * `pg_reload_conf()` on the standby, then wait until a new session sees the value (the startup
+   * process rereads it at the same signal, and applies a lowered delay to a commit it holds).
+   */
+  readonly setApplyDelay: (ms: number) => Effect.Effect<void, FixtureError>
   /** Run one statement on a server (a session of its own, closed after). */
   readonly query: <A = Record<string, unknown>>(node: Node, sql: string) => Effect.Effect<ReadonlyArray<A>, FixtureError>
 }
@@ -129,7 +137,6 @@ max_wal_senders = 10
 wal_keep_size = '128MB'
 hot_standby = on
 fsync = off
-synchronous_commit = off
 shared_buffers = '32MB'
 logging_collector = off
 `
@@ -138,6 +145,12 @@ logging_collector = off
 export interface Options {
   /** `max_connections` of both servers (default 120). */
   readonly maxConnections?: number | undefined
+  /**
+   * `synchronous_commit` of the primary (default false: commits return before their WAL is
+   * flushed, so a standby receives them only when the WAL writer flushes, up to 200 ms later;
+   * true, as production servers run: a standby hears of a commit as it returns).
+   */
+  readonly synchronousCommit?: boolean | undefined
 }
 
 const makeNode = (name: Node["name"], root: string, port: number): Node => {
@@ -190,7 +203,10 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
     "-D", primary.dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C", "--no-instructions"
   ], "initdb")
   yield* fsStep("postgresql.conf", () =>
-    fs.appendFile(path.join(primary.dataDir, "postgresql.conf"), `${serverConfig}max_connections = ${options.maxConnections ?? 120}\n`))
+    fs.appendFile(
+      path.join(primary.dataDir, "postgresql.conf"),
+      `${serverConfig}max_connections = ${options.maxConnections ?? 120}\nsynchronous_commit = ${options.synchronousCommit === true ? "on" : "off"}\n`
+    ))
   // Started once (so the copy is of a cluster that ran), then stopped cleanly and copied cold.
   yield* primary.start
   yield* primary.stop("fast")
@@ -221,6 +237,21 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
   })
   yield* waitStreaming
 
+  const setApplyDelay = (ms: number) =>
+    Effect.gen(function*() {
+      const value = `${Math.max(0, Math.round(ms))}ms`
+      yield* query(standby, `alter system set recovery_min_apply_delay = '${value}'`)
+      yield* query(standby, "select pg_reload_conf()")
+      const expected = Math.max(0, Math.round(ms))
+      const started = Date.now()
+      while (Date.now() - started < 10_000) {
+        const rows = yield* query<{ ms: string }>(standby, "select setting as ms from pg_settings where name = 'recovery_min_apply_delay'")
+        if (Number(rows[0]?.ms) === expected) return
+        yield* Effect.sleep("20 millis")
+      }
+      return yield* new FixtureError({ step: "recovery_min_apply_delay", detail: `not ${value} after 10 s` })
+    })
+
   return {
     primary,
     standby,
@@ -228,6 +259,7 @@ export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureE
     ports: `${primary.port},${standby.port}`,
     url: Redacted.make(`postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres`),
     waitStreaming,
+    setApplyDelay,
     query
   } satisfies Cluster
 })

@@ -12,7 +12,7 @@ export const strategies = ["QueuePool", "NullPool", "StaticPool", "FiberPool", "
 export type StrategyName = typeof strategies[number]
 
 /** Where the pools connect: see {@link usage}. */
-export const topologies = ["direct", "pgbouncer", "failover"] as const
+export const topologies = ["direct", "pgbouncer", "failover", "replicas"] as const
 
 /** One topology name. */
 export type TopologyName = typeof topologies[number]
@@ -21,7 +21,8 @@ export type TopologyName = typeof topologies[number]
 export const topologyLabels: Record<TopologyName, string> = {
   direct: "direct",
   pgbouncer: "through PgBouncer (transaction mode)",
-  failover: "failover: primary + standby, the primary stopped halfway through each strategy"
+  failover: "failover: primary + standby, the primary stopped halfway through each strategy",
+  replicas: "replicas: primary + standby behind PgReplicas, reads on the standby, its apply delay varied"
 }
 
 /** Validated workbench settings. */
@@ -40,7 +41,8 @@ export interface Options {
   /**
    * `direct`: the pools connect to the database; `pgbouncer`: through a PgBouncer in transaction
    * mode started in front of it; `failover`: to a fresh primary + standby per strategy, the
-   * primary stopped and the standby promoted in the middle of the run.
+   * primary stopped and the standby promoted in the middle of the run; `replicas`: a primary +
+   * streaming standby behind `PgReplicas` (reads on the standby), its apply delay varied.
    */
   readonly topology: TopologyName
   /** Where the HTML report is written. */
@@ -53,6 +55,9 @@ export interface Options {
 
 /** Shortest `--duration` with `--topology failover`. */
 export const minFailoverSeconds = 2
+
+/** Shortest `--duration` with `--topology replicas` (four quarters of apply delay). */
+export const minReplicasSeconds = 2
 
 /** Defaults: about 10 s per strategy, so a full run takes about a minute. */
 export const defaults: Omit<Options, "seed"> = {
@@ -112,6 +117,13 @@ Flags:
                                          hosts with targetSessionAttrs "read-write"; halfway through
                                          each strategy the primary is stopped (immediate) and the
                                          standby promoted. Not with --chaos; --duration ≥ ${minFailoverSeconds}s
+                              replicas   a primary + streaming standby (embedded binaries, shared by
+                                         the strategies; DATABASE_URL is ignored) behind PgReplicas:
+                                         reads marked read-only go to the standby (maxLag 150 ms);
+                                         each transfer is read back, by half the workers with
+                                         read-your-writes, by the other half eventual. The standby's
+                                         apply delay: none, 50 ms, 400 ms, none (a quarter each).
+                                         --duration ≥ ${minReplicasSeconds}s
   -r, --report <path>       HTML report path. Default: ${defaults.reportPath}
       --seed <n>            seed of the random workload and chaos (integer). Default: random, printed
       --plain               plain periodic lines instead of the live view (automatic when stdout
@@ -120,13 +132,14 @@ Flags:
 
 The database is DATABASE_URL when set, otherwise an embedded PostgreSQL started in a temporary
 directory (stopped and removed at the end, also on Ctrl-C, which still writes the report).
---topology failover always starts servers of its own (never DATABASE_URL's: it stops them).
+--topology failover and replicas always start servers of their own (never DATABASE_URL's).
 
 Examples:
   npm start
   npm start -- --chaos
   npm start -- --topology pgbouncer -s queue,null
   npm start -- --topology failover -s queue -d 10s
+  npm start -- --topology replicas -s queue -d 8s
   npm start -- -s queue -w 64 -p 10 -o 20 -d 30s --seed 7
 `
 
@@ -244,6 +257,9 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
   const chaos = flags.has("--chaos")
   if (chaos && topology === "failover") {
     return invalid("--chaos cannot be combined with --topology failover (both cut the sessions; the failover figures would mean nothing): run them separately")
+  }
+  if (topology === "replicas" && durationSeconds < minReplicasSeconds) {
+    return invalid(`--topology replicas needs --duration ${minReplicasSeconds}s or more (the standby's apply delay changes every quarter), got ${JSON.stringify(durationText)}`)
   }
   if (topology === "failover" && durationSeconds < minFailoverSeconds) {
     return invalid(`--topology failover needs --duration ${minFailoverSeconds}s or more (the primary stops halfway; the standby needs time to take over), got ${JSON.stringify(durationText)}`)

@@ -94,6 +94,89 @@ export class Failover {
   }
 }
 
+/** `--topology replicas`: how a read after a write is held (half the workers each). */
+export type ReadMode = "eventual" | "read-your-writes"
+
+/** One point of the replicas timeline (`--topology replicas`). */
+export interface ReplicaSample {
+  /** Milliseconds since the strategy's phase started. */
+  readonly t: number
+  /** Work routed to each so far (statements, transactions, streams). */
+  readonly primaryRouted: number
+  readonly replicaRouted: number
+  /** The replica's lag at its last health check (ms), when known. */
+  readonly lagMs: number | undefined
+  /** The replica gets reads (healthy, lag within maxLag). */
+  readonly serving: boolean
+  /** The standby's `recovery_min_apply_delay` then (ms). */
+  readonly applyDelayMs: number
+}
+
+/** Read-backs of one mode: a transfer's ledger row read right after its commit, marked read-only. */
+export interface ReadBacks {
+  checks: number
+  /** The row was not there: the read ran on a replica that had not replayed the commit. */
+  misses: number
+}
+
+/**
+ * `--topology replicas`: the router's view of one strategy's phase: where work went, the
+ * replica's lag, the standby's apply delay (changed during the run), and the read-backs of each
+ * mode, with read-your-writes' outcomes.
+ */
+export class Replicas {
+  readonly samples: Array<ReplicaSample> = []
+  /** The standby's apply delay now (ms). */
+  applyDelayMs = 0
+  readonly readBacks: Record<ReadMode, ReadBacks> = { "eventual": { checks: 0, misses: 0 }, "read-your-writes": { checks: 0, misses: 0 } }
+  /** Read-your-writes reads after a write, by where they ran (the router's status). */
+  readYourWrites = { replica: 0, waited: 0, primary: 0 }
+  /** The apply-delay changes (the plain view prints each line once). */
+  readonly notes: Array<FailoverNote> = []
+
+  constructor(
+    /** The router's maxLag (ms). */
+    readonly maxLagMs: number
+  ) {}
+
+  recordReadBack(mode: ReadMode, seen: boolean): void {
+    const r = this.readBacks[mode]
+    r.checks++
+    if (!seen) r.misses++
+  }
+
+  /** Work routed to the replica / in all, so far. */
+  get replicaShare(): number {
+    const last = this.samples[this.samples.length - 1]
+    if (last === undefined) return 0
+    const all = last.primaryRouted + last.replicaRouted
+    return all === 0 ? 0 : last.replicaRouted / all
+  }
+
+  /** The highest lag seen (ms). */
+  get maxLag(): number | undefined {
+    let max: number | undefined
+    for (const s of this.samples) if (s.lagMs !== undefined && (max === undefined || s.lagMs > max)) max = s.lagMs
+    return max
+  }
+
+  /** Work per second to the primary and the replica over the last `windowMs` of the timeline. */
+  rates(windowMs = 1000): { readonly primary: number; readonly replica: number } {
+    const n = this.samples.length
+    if (n < 2) return { primary: 0, replica: 0 }
+    const last = this.samples[n - 1]!
+    let i = n - 1
+    while (i > 0 && last.t - this.samples[i - 1]!.t <= windowMs) i--
+    const first = this.samples[i]!
+    const dt = last.t - first.t
+    if (dt <= 0) return { primary: 0, replica: 0 }
+    return {
+      primary: ((last.primaryRouted - first.primaryRouted) * 1000) / dt,
+      replica: ((last.replicaRouted - first.replicaRouted) * 1000) / dt
+    }
+  }
+}
+
 /** Everything recorded about one strategy's phase. */
 export class StrategyRun {
   /** Epoch ms of the phase start (set by {@link StrategyRun.begin}). */
@@ -121,6 +204,8 @@ export class StrategyRun {
   recovered = 0
   /** `--topology failover`: the stop and promotion of this strategy's primary. */
   failover: Failover | undefined = undefined
+  /** `--topology replicas`: routing, lag and read-backs. */
+  replicas: Replicas | undefined = undefined
   /** How long this strategy's own servers took to start (`--topology failover`), ms. */
   setupMs: number | undefined = undefined
   /** Where its pool connects, when not straight to the database ("PgBouncer ... on :port", ...). */

@@ -2,8 +2,9 @@
  * The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched)
  * with the topology, the summary table and, per strategy, the occupancy timeline (checked out /
  * idle / overflow / waiting over time, chaos kills and a failover marked), statements per
- * second, the failover figures (`--topology failover`), the acquire-wait distribution, and the
- * event, invalidation and error counts.
+ * second, the failover figures (`--topology failover`), the routing, lag and read-backs behind
+ * replicas (`--topology replicas`), the acquire-wait distribution, and the event, invalidation
+ * and error counts.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -269,6 +270,113 @@ const reasonLabel: Record<PoolMetrics.InvalidationReason, string> = {
   statement: "statement (session died)"
 }
 
+/** `--topology replicas`: the apply-delay periods as shaded bands, labelled. */
+const delayBands = (f: Frame, run: StrategyRun, xMaxMs: number): string => {
+  const r = run.replicas
+  if (r === undefined) return ""
+  const w = f.width - f.left - f.right
+  const h = f.height - f.top - f.bottom
+  const x = (t: number) => f.left + (w * Math.min(t, xMaxMs)) / xMaxMs
+  let out = ""
+  const samples = r.samples
+  let i = 0
+  while (i < samples.length) {
+    const delay = samples[i]!.applyDelayMs
+    let j = i
+    while (j + 1 < samples.length && samples[j + 1]!.applyDelayMs === delay) j++
+    if (delay > 0) {
+      const from = x(samples[i]!.t)
+      const to = x(samples[Math.min(j + 1, samples.length - 1)]!.t)
+      out += `<rect x="${from.toFixed(1)}" y="${f.top}" width="${Math.max(1, to - from).toFixed(1)}" height="${h}" class="${delay > r.maxLagMs ? "delay-high" : "delay"}"><title>standby apply delay ${delay} ms</title></rect>`
+      out += `<text x="${(from + 4).toFixed(1)}" y="${f.top + 11}" class="delaymark">apply delay ${delay} ms</text>`
+    }
+    i = j + 1
+  }
+  return out
+}
+
+/** `--topology replicas`: work per second to the primary and to the standby (500 ms buckets). */
+export const routingSvg = (run: StrategyRun): string => {
+  const r = run.replicas
+  if (r === undefined) return ""
+  const f: Frame = { ...frame, height: 190 }
+  const w = f.width - f.left - f.right
+  const h = f.height - f.top - f.bottom
+  const xm = xMax(run)
+  const points: Array<{ t: number; primary: number; replica: number }> = []
+  let last = r.samples[0]
+  for (const s of r.samples.slice(1)) {
+    if (s.t - last!.t >= 500 - sampleEveryMs / 2) {
+      const dt = s.t - last!.t
+      points.push({ t: s.t, primary: ((s.primaryRouted - last!.primaryRouted) * 1000) / dt, replica: ((s.replicaRouted - last!.replicaRouted) * 1000) / dt })
+      last = s
+    }
+  }
+  const scale = niceScale(Math.max(1, ...points.map((p) => Math.max(p.primary, p.replica))))
+  const x = (t: number) => (f.left + (w * t) / xm).toFixed(1)
+  const y = (v: number) => (f.top + h - (h * v) / scale.max).toFixed(1)
+  const path = (key: "primary" | "replica", color: string, label: string) => {
+    let d = ""
+    let from = 0
+    for (const p of points) {
+      d += `${d === "" ? "M" : "L"}${x(from)},${y(p[key])} L${x(p.t)},${y(p[key])} `
+      from = p.t
+    }
+    return d === "" ? "" : `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" class="route-${key}"><title>${esc(label)}</title></path>`
+  }
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="work per node of ${esc(run.strategy)}">` +
+    axes(f, xm, scale, (v) => int(v)) + delayBands(f, run, xm) + path("primary", "#2563eb", "primary") + path("replica", "#16a34a", "standby") + `</svg>`
+}
+
+/** `--topology replicas`: the standby's lag at each health check, maxLag dashed, out of rotation marked. */
+export const lagSvg = (run: StrategyRun): string => {
+  const r = run.replicas
+  if (r === undefined) return ""
+  const f: Frame = { ...frame, height: 170 }
+  const w = f.width - f.left - f.right
+  const h = f.height - f.top - f.bottom
+  const xm = xMax(run)
+  const scale = niceScale(Math.max(r.maxLagMs * 1.5, ...r.samples.map((s) => s.lagMs ?? 0)), true)
+  const x = (t: number) => (f.left + (w * t) / xm).toFixed(1)
+  const y = (v: number) => (f.top + h - (h * Math.min(v, scale.max)) / scale.max).toFixed(1)
+  let d = ""
+  let out = ""
+  for (const s of r.samples) {
+    if (s.lagMs === undefined) continue
+    d += `${d === "" ? "M" : "L"}${x(s.t)},${y(s.lagMs)} `
+    if (!s.serving) out += `<circle cx="${x(s.t)}" cy="${y(s.lagMs)}" r="2.5" class="out"><title>out of rotation at ${(s.t / 1000).toFixed(1)} s (lag ${esc(ms(s.lagMs))})</title></circle>`
+  }
+  const limit = `<line x1="${f.left}" x2="${f.left + w}" y1="${y(r.maxLagMs)}" y2="${y(r.maxLagMs)}" class="maxlag"><title>maxLag ${r.maxLagMs} ms</title></line>` +
+    `<text x="${f.left + w - 4}" y="${Number(y(r.maxLagMs)) - 4}" text-anchor="end" class="maxlagmark">maxLag ${int(r.maxLagMs)} ms</text>`
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="standby lag of ${esc(run.strategy)}">` +
+    axes(f, xm, scale, (v) => `${int(v)}`) + delayBands(f, run, xm) + limit +
+    (d === "" ? "" : `<path d="${d}" fill="none" stroke="#7c3aed" stroke-width="1.8" class="lag"><title>standby lag (ms)</title></path>`) + out + `</svg>`
+}
+
+/** `--topology replicas`: routing, lag and read-backs of one strategy. */
+const replicasBlock = (run: StrategyRun): string => {
+  const r = run.replicas
+  if (r === undefined) return ""
+  const e = r.readBacks.eventual
+  const y = r.readBacks["read-your-writes"]
+  const maxLag = r.maxLag
+  const share = Math.round(r.replicaShare * 100)
+  return `<div class="replicas" data-standby-share="${share}" data-stale-eventual="${e.misses}/${e.checks}" data-stale-ryw="${y.misses}/${y.checks}" data-max-lag-ms="${maxLag === undefined ? "" : Math.round(maxLag)}">
+<h3>Replicas <small>PgReplicas, maxLag ${int(r.maxLagMs)} ms</small></h3>
+<div class="kpis">
+<div><b>${share} %</b><span>of the work on the standby</span></div>
+<div><b>${maxLag === undefined ? "–" : esc(ms(maxLag))}</b><span>highest standby lag seen</span></div>
+<div class="${e.misses > 0 ? "bad" : "good"}"><b>${int(e.misses)} / ${int(e.checks)}</b><span>eventual read-backs stale</span></div>
+<div class="${y.misses > 0 ? "bad" : "good"}"><b>${int(y.misses)} / ${int(y.checks)}</b><span>read-your-writes read-backs stale</span></div>
+<div><b>${int(r.readYourWrites.replica)} · ${int(r.readYourWrites.waited)} · ${int(r.readYourWrites.primary)}</b><span>read-your-writes reads: standby · standby after a wait · primary</span></div>
+</div>
+<p class="legend"><span><i style="background:#2563eb"></i>work/s to the primary</span><span><i style="background:#16a34a"></i>work/s to the standby</span><span><i class="d"></i>apply delay within maxLag</span><span><i class="dh"></i>apply delay beyond maxLag</span></p>
+<div class="chart routing">${routingSvg(run)}</div>
+<p class="legend"><span><i style="background:#7c3aed"></i>standby lag at each health check (ms)</span><span><i style="background:#dc2626;border-radius:50%"></i>out of rotation</span><span class="hint">reads go to the primary while the lag exceeds maxLag</span></p>
+<div class="chart lag">${lagSvg(run)}</div>
+</div>`
+}
+
 /** `--topology failover`: the figures of one strategy's failover. */
 const failoverBlock = (run: StrategyRun): string => {
   const f = run.failover
@@ -343,6 +451,7 @@ ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 <p class="legend"><span><i style="background:#2563eb"></i>statements/s (500 ms buckets)</span><span><i style="background:#dc2626;border-radius:50%"></i>failed operations</span></p>
 <div class="chart">${throughputSvg(run)}</div>
 ${failoverBlock(run)}
+${replicasBlock(run)}
 <h3>Acquire-wait distribution <small>${int(w.count)} checkouts · p50 ${esc(ms(w.p50))} · p90 ${esc(ms(w.p90))} · p99 ${esc(ms(w.p99))} · max ${esc(ms(w.max))} · mean ${esc(ms(w.mean))}</small></h3>
 <div class="chart">${waitSvg(run)}</div>
 <div class="tables">
@@ -377,7 +486,9 @@ table.summary a{color:#1d4ed8;text-decoration:none}
 .outage{fill:#fecaca;fill-opacity:.45}.legend i.o{background:#fecaca}.fomark{font-size:11px;font-weight:600}
 .fo-stop{stroke:#dc2626;stroke-width:1.5}.fo-promote{stroke:#d97706;stroke-width:1.5;stroke-dasharray:5 3}.fo-write{stroke:#059669;stroke-width:1.5;stroke-dasharray:2 2}
 text.fo-stop{fill:#dc2626;stroke:#fff}text.fo-promote{fill:#b45309;stroke:#fff}text.fo-write{fill:#047857;stroke:#fff}
-.failover{border-top:1px solid #e2e8f0;margin-top:14px}.topology{background:#fff7ed;border:1px solid #fed7aa;border-radius:8px;padding:8px 12px;margin:10px 0}.topology p{margin:3px 0}
+.failover,.replicas{border-top:1px solid #e2e8f0;margin-top:14px}
+.delay{fill:#fde68a;fill-opacity:.35}.delay-high{fill:#fca5a5;fill-opacity:.35}.legend i.d{background:#fde68a}.legend i.dh{background:#fca5a5}
+.delaymark{font-size:10px;fill:#92400e}.maxlag{stroke:#dc2626;stroke-dasharray:5 4;stroke-width:1.2}.maxlagmark{font-size:10px;fill:#dc2626}.out{fill:#dc2626}.topology{background:#fff7ed;border:1px solid #fed7aa;border-radius:8px;padding:8px 12px;margin:10px 0}.topology p{margin:3px 0}
 .tables{display:grid;grid-template-columns:1fr 1fr;gap:16px 40px;margin-top:14px;align-items:start}
 table.counts{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums;font-size:13px}
 table.counts caption{text-align:left;font-weight:600;padding-bottom:4px}

@@ -2,15 +2,17 @@
  * One workbench run: set up the topology (topology.ts: the database, DATABASE_URL or embedded,
  * and the schema; PgBouncer in front; or a fresh primary + standby per strategy), then for each
  * strategy build its pool + `SqlClient`, drive the workload, sample and draw (and, with
- * `--topology failover`, stop the primary and promote the standby halfway), and finally print
- * the summary and write the HTML report. The report is written by a finalizer, so an
+ * `--topology failover`, stop the primary and promote the standby halfway; with `--topology
+ * replicas`, a second pool on the standby behind `PgReplicas`, its apply delay varied), and
+ * finally print the summary and write the HTML report. The report is written by a finalizer, so an
  * interrupted run (Ctrl-C) still reports what ran.
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, References, Stream, Tracer } from "effect"
 import type { Scope } from "effect"
 import { SqlClient } from "effect/sql/SqlClient"
 import { ConnectionPool } from "effect-db-pool"
-import { PgSql } from "effect-db-pool/pg"
+import { PgReplicas, PgSql } from "effect-db-pool/pg"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import type { Options, StrategyName } from "./args.ts"
 import * as Chaos from "./chaos.ts"
 import * as Random from "../support/random.ts"
@@ -107,10 +109,7 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       const target = yield* p.topology.target(run)
       run.config = { ...s.config, ...target.config }
       run.via = target.via
-      const layer = PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
-      const context = yield* Layer.build(layer)
-      const pool = Context.get(context, ConnectionPool.ConnectionPool)
-      const sql = Context.get(context, SqlClient)
+      const { pool, sql, router } = yield* clientFor(target, s, p.strategy, options, poolName)
       yield* Effect.forkScoped(Stream.runForEach(pool.events, (event) => Effect.sync(() => run.recordEvent(event.type))))
       yield* Effect.sleep(Duration.millis(20)) // let the event subscription start
       yield* run.begin()
@@ -120,12 +119,14 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
         yield* Effect.sleep(Duration.millis(sampleEveryMs))
         yield* run.sample(pool)
+        if (router !== undefined) yield* sampleReplicas(run, router)
         if (run.samples.length % Math.max(1, Math.round(redrawEveryMs / sampleEveryMs)) === 0) view.tick(run)
       })))
       if (options.chaos) {
         yield* Effect.forkScoped(Chaos.monkey(target.admin, p.applicationName, run, Random.make(options.seed, 100_000 + p.index)))
       }
       if (target.cluster !== undefined) yield* Effect.forkScoped(Topology.failover(target.cluster, run))
+      if (target.replica !== undefined) yield* Effect.forkScoped(Topology.applyDelays(target.replica.cluster, run))
       const ctx: Workload.WorkerContext = {
         sql,
         run,
@@ -136,10 +137,57 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       yield* run.sample(pool)
       yield* Effect.forEach(
         Array.from({ length: s.workers }, (_, i) => i),
-        (i) => Workload.worker(ctx, Random.make(options.seed, p.index * 1000 + i)),
+        // Behind replicas: every other worker reads its writes back read-your-writes.
+        (i) => Workload.worker(ctx, Random.make(options.seed, p.index * 1000 + i), i % 2 === 0 ? "read-your-writes" : "eventual"),
         { concurrency: "unbounded", discard: true }
       )
       yield* run.sample(pool)
+      if (router !== undefined) yield* sampleReplicas(run, router)
     })
   ).pipe(Effect.provideService(Tracer.Tracer, recorder.tracer))
 }
+
+/**
+ * The phase's pool and client: the strategy over the target's driver with `PgSql`; with a
+ * replica (`--topology replicas`), the strategy twice (primary, standby) behind `PgReplicas`,
+ * whose service is returned too. The pool sampled is the primary's.
+ */
+const clientFor = (
+  target: Topology.Target,
+  s: ReturnType<typeof setup>,
+  strategy: StrategyName,
+  options: Options,
+  poolName: string
+): Effect.Effect<
+  { readonly pool: ConnectionPool.Service; readonly sql: SqlClient; readonly router: PgReplicas.PgReplicas["Service"] | undefined },
+  unknown,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    if (target.replica === undefined) {
+      const context = yield* Layer.build(PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver)))
+      return { pool: Context.get(context, ConnectionPool.ConnectionPool), sql: Context.get(context, SqlClient), router: undefined }
+    }
+    const primary = yield* Layer.build(s.layer.pipe(Layer.provideMerge(target.driver)))
+    // The standby's pool: the same strategy, its own name (its metric series are its own).
+    const replica = yield* Layer.build(setup(strategy, options, `${poolName}-standby`).layer.pipe(Layer.provideMerge(target.replica.driver)))
+    const built = yield* PgReplicas.make({ primary, replicas: [replica] }, Topology.routerOptions).pipe(Effect.provide(Reactivity.layer))
+    return { pool: Context.get(primary, ConnectionPool.ConnectionPool), sql: built.client, router: built.service }
+  })
+
+/** Sample the router into the replicas timeline. */
+const sampleReplicas = (run: StrategyRun, router: PgReplicas.PgReplicas["Service"]): Effect.Effect<void> =>
+  Effect.map(router.status, (status) => {
+    const r = run.replicas
+    const replica = status.replicas[0]
+    if (r === undefined || replica === undefined) return
+    r.samples.push({
+      t: run.now(),
+      primaryRouted: status.primary.routed,
+      replicaRouted: replica.routed,
+      lagMs: replica.lagMillis,
+      serving: replica.serving,
+      applyDelayMs: r.applyDelayMs
+    })
+    r.readYourWrites = { replica: status.readYourWrites.replica, waited: status.readYourWrites.waited, primary: status.readYourWrites.primary }
+  })

@@ -12,18 +12,24 @@
  *   given both hosts (`host: "127.0.0.1,127.0.0.1"`, `port: "p1,p2"`) with
  *   `targetSessionAttrs: "read-write"`. {@link failover} stops the primary halfway through the
  *   strategy's run (`pg_ctl stop -m immediate`: a crash) and promotes the standby at once.
+ * - `replicas`: one primary + streaming standby for the whole run (embedded binaries); each
+ *   strategy gets a pool on each behind `PgReplicas` ({@link routerOptions}): reads marked
+ *   read-only go to the standby while its lag is within `maxLag`. {@link applyDelays} varies the
+ *   standby's `recovery_min_apply_delay` over each strategy's run: none, 50 ms (within maxLag:
+ *   stale reads), 400 ms (beyond: reads on the primary), none.
  */
 import { Context, Duration, Effect, Layer, Redacted } from "effect"
 import type { Scope } from "effect"
 import type { Driver } from "effect-db-pool"
 import { PgDriver } from "effect-db-pool/pg"
+import type { PgReplicas } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import * as PgBouncer from "../support/pgbouncer.ts"
 import * as Replication from "../support/replication.ts"
 import * as Admin from "./admin.ts"
 import type { Options } from "./args.ts"
 import type { Recorder, StrategyRun } from "./recorder.ts"
-import { Failover } from "./recorder.ts"
+import { Failover, Replicas } from "./recorder.ts"
 import type { TerminalView } from "./view.ts"
 import { ms } from "./view.ts"
 import * as Workload from "./workload.ts"
@@ -39,6 +45,8 @@ export interface Target {
   readonly via: string | undefined
   /** `failover`: the pair whose primary {@link failover} stops. */
   readonly cluster: Replication.Cluster | undefined
+  /** `replicas`: the standby's driver (a pool on it behind `PgReplicas`) and the pair ({@link applyDelays}). */
+  readonly replica: { readonly driver: Target["driver"]; readonly cluster: Replication.Cluster } | undefined
 }
 
 /** The run's topology: a {@link Target} per strategy, built in the strategy's scope. */
@@ -66,7 +74,11 @@ const connectTimeout = "5 seconds"
  * yet (each strategy starts its own pair).
  */
 export const make = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope> =>
-  s.options.topology === "failover" ? Effect.sync(() => failoverTopology(s)) : sharedTopology(s)
+  s.options.topology === "failover"
+    ? Effect.sync(() => failoverTopology(s))
+    : s.options.topology === "replicas"
+    ? replicasTopology(s)
+    : sharedTopology(s)
 
 const maxConnections = (options: Options) => Math.max(100, options.workers + 30)
 
@@ -94,7 +106,7 @@ const sharedTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope>
 
     if (options.topology === "direct") {
       const driver = PgDriver.layer({ url: db.url, applicationName, connectTimeout })
-      const target: Target = { driver, admin, tables, config: {}, via: undefined, cluster: undefined }
+      const target: Target = { driver, admin, tables, config: {}, via: undefined, cluster: undefined, replica: undefined }
       return { target: () => Effect.succeed(target) }
     }
 
@@ -117,7 +129,7 @@ const sharedTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope>
       `The workbench's admin session (schema set-up, server version${options.chaos ? ", chaos: it terminates the server sessions behind PgBouncer" : ""}) connects directly.`
     )
     const driver = PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction", applicationName, connectTimeout })
-    const target: Target = { driver, admin, tables, config: { pooler: "transaction" }, via, cluster: undefined }
+    const target: Target = { driver, admin, tables, config: { pooler: "transaction" }, via, cluster: undefined, replica: undefined }
     return { target: () => Effect.succeed(target) }
   })
 
@@ -164,7 +176,7 @@ const failoverTopology = (s: Setup): Topology => {
           `PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${(run.setupMs / 1000).toFixed(1)} s; the primary stops ${half} s into the run`
         )
         run.failover = new Failover(run.plannedMs / 2)
-        return { driver, admin, tables, config: { targetSessionAttrs: "read-write" }, via, cluster } satisfies Target
+        return { driver, admin, tables, config: { targetSessionAttrs: "read-write" }, via, cluster, replica: undefined } satisfies Target
       })
   }
 }
@@ -193,5 +205,88 @@ export const failover = (cluster: Replication.Cluster, run: StrategyRun): Effect
         run.failoverNote(`failover step failed: ${error.message}`)
       })
     )
+  )
+}
+
+// ----------------------------------------------------------------------------------- replicas
+
+/** The router's options under `--topology replicas`. */
+export const routerOptions = {
+  maxLag: "150 millis",
+  healthCheckInterval: "100 millis",
+  maxReplayWait: "100 millis"
+} as const satisfies PgReplicas.Options
+
+/** The standby's apply delay over a strategy's run: from this fraction of it on, this delay (ms). */
+export const applyDelaySteps: ReadonlyArray<readonly [number, number]> = [[0.25, 50], [0.5, 400], [0.75, 0]]
+
+const replicasTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { applicationName, options, recorder, view } = s
+    const fromEnv = (process.env.DATABASE_URL ?? "").trim().length > 0
+    if (fromEnv) view.note("DATABASE_URL is set but not used: --topology replicas starts a primary + standby of its own")
+    view.note("Starting a primary + streaming standby (embedded binaries)...")
+    const started = Date.now()
+    // synchronous_commit on, as production primaries run (off, the standby would lag by the WAL writer's 200 ms).
+    const cluster = yield* Replication.makeWith({ maxConnections: maxConnections(options) * 2, synchronousCommit: true })
+    recorder.serverStartMs = Date.now() - started
+    recorder.database = `embedded primary :${cluster.primary.port} + streaming standby :${cluster.standby.port}`
+    const admin = yield* Admin.make(cluster.primary.url, `${applicationName}-admin`)
+    const versionRows = yield* admin.query("show server_version")
+    recorder.serverVersion = String(versionRows[0]?.server_version ?? "")
+    const tables = Workload.tables(s.runId)
+    yield* Effect.forEach(Workload.setupStatements(tables), (q) => admin.query(q), { discard: true })
+    // The reads on the standby need the schema there.
+    yield* Effect.gen(function*() {
+      for (let i = 0; i < 1000; i++) {
+        const rows = yield* cluster.query<{ ok: boolean }>(cluster.standby, `select to_regclass('${tables.ledger}') is not null as ok`)
+        if (rows[0]?.ok === true) return
+        yield* Effect.sleep("10 millis")
+      }
+    })
+    view.note(`PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${(recorder.serverStartMs / 1000).toFixed(1)} s`)
+    const steps = applyDelaySteps.map(([at, delay]) => `${delay} ms at ${Math.round(at * 100)} %`).join(", ")
+    recorder.topologyDetail.push(
+      `A primary and a streaming hot standby (embedded binaries: <code>initdb</code>, a cold copy, <code>standby.signal</code>)${fromEnv ? "; DATABASE_URL is ignored" : ""}, shared by the strategies. Each strategy gets a pool on each, behind <code>PgReplicas.layer</code> with <code>maxLag: "${routerOptions.maxLag}"</code>, <code>healthCheckInterval: "${routerOptions.healthCheckInterval}"</code>, <code>maxReplayWait: "${routerOptions.maxReplayWait}"</code>.`,
+      `Point queries and reports are marked <code>PgSql.readOnly</code>: they go to the standby while its lag (measured by each health check) is within maxLag, else to the primary. Transfers run on the primary; each is read back at once (read-only): by half the workers under <code>PgReplicas.consistency("read-your-writes")</code> (the read waits up to maxReplayWait for the standby to replay the commit, else runs on the primary), by the other half eventual (a read-back that misses its row counts as stale).`,
+      `The standby's <code>recovery_min_apply_delay</code> over each strategy's run: none, then ${steps} (ALTER SYSTEM + pg_reload_conf on the standby).`
+    )
+    const driver = PgDriver.layer({ url: cluster.primary.url, applicationName, connectTimeout })
+    const replicaDriver = PgDriver.layer({ url: cluster.standby.url, applicationName: `${applicationName}-r`, connectTimeout })
+    const via = `PgReplicas: primary :${cluster.primary.port}, standby :${cluster.standby.port} (maxLag ${routerOptions.maxLag})`
+    const target: Target = {
+      driver,
+      admin,
+      tables,
+      config: { maxLag: routerOptions.maxLag },
+      via,
+      cluster: undefined,
+      replica: { driver: replicaDriver, cluster }
+    }
+    return {
+      target: (run) =>
+        Effect.sync(() => {
+          run.replicas = new Replicas(Duration.toMillis(Duration.fromInputUnsafe(routerOptions.maxLag)))
+          return target
+        })
+    }
+  })
+
+/**
+ * Over `run`: the standby's apply delay at each of {@link applyDelaySteps}, noted in
+ * `run.replicas`; back to none when the run ends (interrupted too). A step that fails is noted.
+ */
+export const applyDelays = (cluster: Replication.Cluster, run: StrategyRun): Effect.Effect<void> => {
+  const r = run.replicas
+  if (r === undefined) return Effect.void
+  const set = (delay: number) =>
+    Effect.gen(function*() {
+      yield* cluster.setApplyDelay(delay)
+      r.applyDelayMs = delay
+      r.notes.push({ t: run.now(), text: delay === 0 ? "standby apply delay lifted" : `standby apply delay ${delay} ms` })
+    }).pipe(Effect.catch((error) => Effect.sync(() => void r.notes.push({ t: run.now(), text: `apply delay step failed: ${error.message}` }))))
+  return Effect.forEach(applyDelaySteps, ([at, delay]) =>
+    Effect.andThen(Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, at * run.plannedMs - run.now())))), set(delay)), { discard: true }).pipe(
+    Effect.ensuring(Effect.ignore(cluster.setApplyDelay(0)))
   )
 }

@@ -1,12 +1,13 @@
 /**
  * The terminal side of the workbench: a live block per strategy (progress bar, pool occupancy,
  * statements per second, acquire-wait percentiles, errors by type, events; the topology and the
- * failover's steps and figures when there is one), redrawn in place on a terminal and printed as
- * plain periodic lines otherwise, then the summary table.
+ * failover's steps and figures when there is one; behind replicas, the routing, the replica's lag
+ * and the read-backs), redrawn in place on a terminal and printed as plain periodic lines
+ * otherwise, then the summary table.
  */
 import type { PoolEvent } from "effect-db-pool"
 import { topologyLabels } from "./args.ts"
-import type { Failover, Recorder, StrategyRun } from "./recorder.ts"
+import type { Failover, Recorder, Replicas, StrategyRun } from "./recorder.ts"
 import { totalInvalidations } from "./recorder.ts"
 
 /** Where the view writes. */
@@ -79,6 +80,32 @@ export const failoverStatus = (f: Failover): string => {
   return parts.join(" · ")
 }
 
+/** Read-backs of one mode: `0 of 120 stale`. */
+const readBackText = (r: Replicas, mode: "eventual" | "read-your-writes"): string => {
+  const b = r.readBacks[mode]
+  return `${int(b.misses)} of ${int(b.checks)} stale`
+}
+
+/** Behind replicas, the routing and the lag now, in one line. */
+export const replicasStatus = (r: Replicas): string => {
+  const rates = r.rates()
+  const s = r.samples[r.samples.length - 1]
+  const lag = s?.lagMs === undefined ? "lag ?" : `lag ${ms(s.lagMs)}`
+  return `work/s primary ${int(rates.primary)} · standby ${int(rates.replica)} │ standby ${lag} (maxLag ${int(r.maxLagMs)} ms) ${s?.serving === false ? "out of rotation" : "serving"} │ apply delay ${int(r.applyDelayMs)} ms`
+}
+
+/** Behind replicas, the read-backs of each mode and where read-your-writes reads ran. */
+export const readBacksStatus = (r: Replicas): string => {
+  const y = r.readYourWrites
+  return `read-backs: eventual ${readBackText(r, "eventual")} · read-your-writes ${readBackText(r, "read-your-writes")} (standby ${int(y.replica)}, after a wait ${int(y.waited)}, primary ${int(y.primary)})`
+}
+
+/** A finished phase's replicas figures in one line. */
+export const replicasFigures = (r: Replicas): string => {
+  const maxLag = r.maxLag
+  return `${Math.round(r.replicaShare * 100)} % of the work on the standby, max lag ${maxLag === undefined ? "–" : ms(maxLag)}; ${readBacksStatus(r)}`
+}
+
 const overflowText = (run: StrategyRun, overflow: number): string => {
   const max = run.config.maxOverflow
   return typeof max === "number" ? `${Math.max(0, overflow)}/${max === -1 ? "∞" : max}` : `${Math.max(0, overflow)}`
@@ -117,6 +144,14 @@ export class TerminalView {
       lines.push(`  ${dim(live, "chaos  ")} ${yellow(live, `${run.kills.length} backend${run.kills.length === 1 ? "" : "s"} terminated`)}`)
     }
     if (run.via !== undefined) lines.push(`  ${dim(live, "via    ")} ${run.via}`)
+    const r = run.replicas
+    if (r !== undefined) {
+      const s = r.samples[r.samples.length - 1]
+      lines.push(`  ${dim(live, "routing")} ${(s?.serving === false ? yellow : green)(live, replicasStatus(r))}`)
+      const stale = r.readBacks.eventual.misses > 0
+      const rywStale = r.readBacks["read-your-writes"].misses > 0
+      lines.push(`  ${dim(live, "reads  ")} ${(rywStale ? red : stale ? yellow : green)(live, readBacksStatus(r))}`)
+    }
     const f = run.failover
     if (f !== undefined) {
       const done = f.firstWriteAt !== undefined
@@ -140,6 +175,7 @@ export class TerminalView {
     return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${int(run.totalOps).padStart(7)} ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
       (this.recorder.options.chaos ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered` : "") +
       (run.failover !== undefined ? `  failover: ${failoverFigures(run.failover)}` : "") +
+      (run.replicas !== undefined ? `  replicas: ${replicasFigures(run.replicas)}` : "") +
       (run.completed ? "" : dim(live, "  (stopped early)"))
   }
 
@@ -171,12 +207,13 @@ export class TerminalView {
     }
   }
 
-  /** Plain view: print the failover's new steps. */
+  /** Plain view: print the failover's (or the apply delay's) new steps. */
   private failoverNotes(run: StrategyRun): void {
-    const notes = run.failover?.notes ?? []
+    const what = run.failover !== undefined ? "failover" : "replicas"
+    const notes = run.failover?.notes ?? run.replicas?.notes ?? []
     for (; this.notesShown < notes.length; this.notesShown++) {
       const note = notes[this.notesShown]!
-      this.line(`   failover at ${seconds(note.t)}: ${note.text}`)
+      this.line(`   ${what} at ${seconds(note.t)}: ${note.text}`)
     }
   }
 
@@ -199,7 +236,8 @@ export class TerminalView {
         `stmt/s=${Math.round(run.rate())} wait_p50=${ms(w.p50).replace(" ", "")} wait_p99=${ms(w.p99).replace(" ", "")} ` +
         `errors=${errors.length === 0 ? "none" : errors.replace(/ · /g, ",").replace(/ /g, ":")}` +
         (this.recorder.options.chaos ? ` killed=${run.kills.length}` : "") +
-        (run.failover?.stopRequestedAt !== undefined ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}` : "")
+        (run.failover?.stopRequestedAt !== undefined ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}` : "") +
+        (run.replicas !== undefined ? ` ${replicasPlain(run.replicas)}` : "")
     )
   }
 
@@ -250,11 +288,22 @@ export class TerminalView {
     }
     for (const run of runs) {
       if (run.failover !== undefined) this.line(`${dim(live, `${run.strategy} failover:`)} ${failoverFigures(run.failover)}`)
+      if (run.replicas !== undefined) this.line(`${dim(live, `${run.strategy} replicas:`)} ${replicasFigures(run.replicas)}`)
     }
     for (const run of runs) {
       for (const note of run.notes) this.line(dim(live, `${run.strategy}: ${note}`))
     }
   }
+}
+
+/** Plain view: the replicas fields of a periodic line. */
+const replicasPlain = (r: Replicas): string => {
+  const rates = r.rates()
+  const s = r.samples[r.samples.length - 1]
+  const b = r.readBacks
+  return `primary/s=${Math.round(rates.primary)} standby/s=${Math.round(rates.replica)} lag=${s?.lagMs === undefined ? "?" : ms(s.lagMs).replace(" ", "")} ` +
+    `standby=${s?.serving === false ? "out" : "serving"} apply_delay=${r.applyDelayMs}ms ` +
+    `stale_eventual=${b.eventual.misses}/${b.eventual.checks} stale_ryw=${b["read-your-writes"].misses}/${b["read-your-writes"].checks}`
 }
 
 /** A finished failover's figures in one line. */
@@ -290,7 +339,8 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
     "connects",
     "invalidated",
     ...(recorder.options.chaos ? ["killed", "recovered"] : []),
-    ...(recorder.options.topology === "failover" ? ["first write after promote", "writes unavailable", "failed since stop"] : [])
+    ...(recorder.options.topology === "failover" ? ["first write after promote", "writes unavailable", "failed since stop"] : []),
+    ...(recorder.options.topology === "replicas" ? ["on standby", "max lag", "stale (eventual)", "stale (read-your-writes)"] : [])
   ]]
   for (const run of recorder.runs.filter((r) => r.startedAt > 0)) {
     const w = run.waitPercentiles()
@@ -313,6 +363,14 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
           run.failover?.firstWriteAfterPromoteMs === undefined ? "–" : `+${int(run.failover.firstWriteAfterPromoteMs)} ms`,
           run.failover?.writeOutageMs === undefined ? "–" : ms(run.failover.writeOutageMs),
           int(run.failover?.errorCount ?? 0)
+        ]
+        : []),
+      ...(recorder.options.topology === "replicas"
+        ? [
+          run.replicas === undefined ? "–" : `${Math.round(run.replicas.replicaShare * 100)} %`,
+          run.replicas?.maxLag === undefined ? "–" : ms(run.replicas.maxLag),
+          run.replicas === undefined ? "–" : `${int(run.replicas.readBacks.eventual.misses)}/${int(run.replicas.readBacks.eventual.checks)}`,
+          run.replicas === undefined ? "–" : `${int(run.replicas.readBacks["read-your-writes"].misses)}/${int(run.replicas.readBacks["read-your-writes"].checks)}`
         ]
         : [])
     ])

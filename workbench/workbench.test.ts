@@ -1,8 +1,8 @@
 /**
  * The workbench (`npm start`): its flags, a short end-to-end run on the real server
  * (DATABASE_URL or embedded) with chaos, short runs with `--topology pgbouncer` (skipped, with
- * the reason, when `pgbouncer` is not installed outside CI) and `--topology failover` (a
- * primary + standby of its own), and the real process's exit codes (bad flags: 2, Ctrl-C: 130
+ * the reason, when `pgbouncer` is not installed outside CI), `--topology failover` and
+ * `--topology replicas` (a primary + standby of their own), and the real process's exit codes (bad flags: 2, Ctrl-C: 130
  * with the report still written and the server stopped).
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -59,7 +59,7 @@ describe("flags", () => {
     expect(named._tag === "Run" && named.options.seed).toBe(0)
   })
 
-  it("--topology: direct (default), pgbouncer, failover", () => {
+  it("--topology: direct (default), pgbouncer, failover, replicas", () => {
     const plain = parse([])
     expect(plain._tag === "Run" && plain.options.topology).toBe("direct")
     for (const [argv, topology] of [
@@ -67,21 +67,23 @@ describe("flags", () => {
       [["--topology=pgbouncer"], "pgbouncer"],
       [["-t", "PgBouncer", "--chaos"], "pgbouncer"],
       [["--topology", "failover", "-d", "2s"], "failover"],
-      [["-t", "failover"], "failover"]
+      [["-t", "failover"], "failover"],
+      [["--topology", "replicas", "--chaos"], "replicas"]
     ] as const) {
       const parsed = parse(argv)
       expect(parsed._tag === "Run" && parsed.options.topology, argv.join(" ")).toBe(topology)
     }
     const help = parse(["--help"])
-    expect(help._tag === "Help" && help.text).toMatch(/--topology <name>[\s\S]*pgbouncer[\s\S]*failover/)
+    expect(help._tag === "Help" && help.text).toMatch(/--topology <name>[\s\S]*pgbouncer[\s\S]*failover[\s\S]*replicas/)
   })
 
   it("--topology: bad names and combinations are refused", () => {
-    expect(invalid(["--topology", "bouncer"])).toBe("--topology: unknown topology \"bouncer\" (expected direct, pgbouncer, failover)")
+    expect(invalid(["--topology", "bouncer"])).toBe("--topology: unknown topology \"bouncer\" (expected direct, pgbouncer, failover, replicas)")
     expect(invalid(["--topology"])).toBe("--topology needs a value")
     expect(invalid(["-t", "direct", "--topology", "failover"])).toBe("--topology given twice")
     expect(invalid(["--topology", "failover", "--chaos"])).toMatch(/^--chaos cannot be combined with --topology failover/)
     expect(invalid(["--topology", "failover", "-d", "1500ms"])).toMatch(/^--topology failover needs --duration 2s or more/)
+    expect(invalid(["--topology", "replicas", "-d", "1s"])).toMatch(/^--topology replicas needs --duration 2s or more/)
   })
 
   it("--help wins over everything else", () => {
@@ -336,4 +338,59 @@ describe("--topology", () => {
       })
       fs.rmSync(dir, { recursive: true, force: true })
     }), 60_000)
+
+  it.live("replicas: reads on the standby behind PgReplicas, out of rotation while it lags beyond maxLag; read-your-writes never stale; routing, lag and read-backs in the view and the report", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const options = twoPools("replicas", 4, 9, dir)
+      const { html, printed, result } = yield* printedRun(options)
+      const runs = result.recorder.runs
+      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+      for (const r of runs) {
+        const replicas = r.replicas!
+        expect(r.completed).toBe(true)
+        expect(r.errorCount).toBe(0)
+        expect(r.config.maxLag).toBe("150 millis")
+        expect(replicas.samples.length).toBeGreaterThan(10)
+        // The apply delay went 50 ms, 400 ms, none, in that order, each noted.
+        expect(replicas.notes.map((n) => n.text)).toEqual(["standby apply delay 50 ms", "standby apply delay 400 ms", "standby apply delay lifted"])
+        // Beyond maxLag the standby is out of rotation.
+        expect(replicas.samples.some((s) => s.applyDelayMs === 400 && !s.serving)).toBe(true)
+        // Every read-back was counted; the read-your-writes ones never missed their row.
+        const ryw = replicas.readBacks["read-your-writes"]
+        expect(ryw.checks).toBeGreaterThan(0)
+        expect(ryw.misses).toBe(0)
+        expect(replicas.readBacks.eventual.checks).toBeGreaterThan(0)
+        expect(replicas.readYourWrites.replica + replicas.readYourWrites.waited + replicas.readYourWrites.primary).toBeGreaterThan(0)
+      }
+      // Work reached the standby (while it was within maxLag).
+      expect(runs.some((r) => r.replicas!.samples.some((s) => s.replicaRouted > 0))).toBe(true)
+      expect(printed).toContain("topology replicas: primary + standby behind PgReplicas")
+      expect(printed).toMatch(/replicas at [\d.]+ s: standby apply delay 400 ms/)
+      expect(printed).toMatch(/primary\/s=\d+ standby\/s=\d+ lag=/)
+      expect(printed).toMatch(/QueuePool replicas: \d+ % of the work on the standby, max lag [\d.]+ m?s; read-backs: eventual \d+ of \d+ stale · read-your-writes 0 of \d+ stale/)
+      expect(printed).toMatch(/on standby +max lag +stale \(eventual\) +stale \(read-your-writes\)/)
+
+      expect(html).toContain(`data-topology="replicas"`)
+      expect(html).toContain("--topology replicas")
+      const sections = sectionsOf(html)
+      expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
+      sections.forEach(({ body }, i) => {
+        const replicas = runs[i]!.replicas!
+        const ryw = replicas.readBacks["read-your-writes"]
+        const e = replicas.readBacks.eventual
+        const block = /<div class="replicas" data-standby-share="(\d+)" data-stale-eventual="(\d+\/\d+)" data-stale-ryw="(\d+\/\d+)"/.exec(body)
+        expect(block?.slice(2)).toEqual([`${e.misses}/${e.checks}`, `0/${ryw.checks}`])
+        // Work per node (two series) and the lag (with maxLag), the delay periods shaded.
+        const routing = /<div class="chart routing"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+        expect(routing).toMatch(/class="route-primary"/)
+        expect(routing).toMatch(/class="route-replica"/)
+        expect(routing).toContain("apply delay 400 ms")
+        const lag = /<div class="chart lag"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+        expect(lag).toMatch(/<path d="M[\d.]+,[\d.]+[^"]*" [^>]*class="lag"/)
+        expect(lag).toContain(`class="maxlag"`)
+        expect(lag).toContain(`class="delay-high"`)
+      })
+      fs.rmSync(dir, { recursive: true, force: true })
+    }), 90_000)
 })

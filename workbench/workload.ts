@@ -5,13 +5,16 @@
  *
  * A statement that fails because its session died (chaos) is retried once, as an application
  * would; both the failure and the recovery are recorded.
+ *
+ * Behind `PgReplicas` (`--topology replicas`) the reads are marked read-only, and each transfer
+ * is read back at once (read-only): the read-back tells whether the read saw the commit.
  */
 import { Cause, Duration, Effect, Exit } from "effect"
 import type { SqlClient } from "effect/sql/SqlClient"
 import { isSqlError } from "effect/sql/SqlError"
-import { PgDriver } from "effect-db-pool/pg"
+import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import type * as Random from "../support/random.ts"
-import type { OpKind, StrategyRun } from "./recorder.ts"
+import type { OpKind, ReadMode, StrategyRun } from "./recorder.ts"
 
 /** Accounts in the schema. */
 export const accounts = 1000
@@ -41,9 +44,9 @@ export const teardownStatements = (t: Tables): ReadonlyArray<string> => [
 /** Share of each kind of operation, in order of the draw. */
 export const mix: ReadonlyArray<readonly [OpKind, number]> = [["query", 0.72], ["transaction", 0.2], ["report", 0.06], ["slow", 0.02]]
 
-/** Statements each kind runs (a transaction counts BEGIN and COMMIT). */
-const statementsOf = (kind: OpKind, singleStatementTransactions: boolean): number =>
-  kind === "transaction" ? (singleStatementTransactions ? 1 : 6) : 1
+/** Statements each kind runs (a transaction counts BEGIN and COMMIT; behind replicas, its read-back). */
+const statementsOf = (kind: OpKind, singleStatementTransactions: boolean, readBack: boolean): number =>
+  kind === "transaction" ? (singleStatementTransactions ? 1 : 6) + (readBack ? 1 : 0) : 1
 
 /**
  * Error type shown in the view and report: "disconnect", the pool's error tag, or the SQL reason.
@@ -80,44 +83,57 @@ const draw = (rng: Random.Random): OpKind => {
   return "query"
 }
 
-/** One operation of `kind`, its parameters drawn from `rng`. */
-export const operation = (ctx: WorkerContext, kind: OpKind, rng: Random.Random): Effect.Effect<unknown, unknown> => {
+/** One operation of `kind`, its parameters drawn from `rng`; `mode`: behind replicas, how its read-back is held. */
+export const operation = (
+  ctx: WorkerContext,
+  kind: OpKind,
+  rng: Random.Random,
+  mode: ReadMode = "eventual"
+): Effect.Effect<unknown, unknown> => {
   const { sql, tables: t } = ctx
   const accountsTable = sql(t.accounts)
   const ledgerTable = sql(t.ledger)
+  const replicas = ctx.run.replicas
+  const read = <A, E, R>(effect: Effect.Effect<A, E, R>) => (replicas === undefined ? effect : PgSql.readOnly(effect))
   switch (kind) {
     case "query":
-      return sql`select balance from ${accountsTable} where id = ${rng.int(1, accounts)}`
+      return read(sql`select balance from ${accountsTable} where id = ${rng.int(1, accounts)}`)
     case "report":
-      return sql`select count(*)::int as n, coalesce(sum(amount), 0)::bigint as total from ${ledgerTable} where id > (select coalesce(max(id), 0) - 200 from ${ledgerTable})`
+      return read(sql`select count(*)::int as n, coalesce(sum(amount), 0)::bigint as total from ${ledgerTable} where id > (select coalesce(max(id), 0) - 200 from ${ledgerTable})`)
     case "slow":
       return sql`select pg_sleep(${(rng.int(150, 600) / 1000).toFixed(3)}::float8)`
     case "transaction": {
       const a = rng.int(1, accounts)
       const b = ((a + rng.int(1, accounts - 1) - 1) % accounts) + 1
       const amount = rng.int(1, 100)
-      if (ctx.singleStatementTransactions) {
-        return sql`with debit as (update ${accountsTable} set balance = balance - ${amount} where id = ${a} returning id),
+      const transfer: Effect.Effect<ReadonlyArray<{ readonly id: string }>, unknown> = ctx.singleStatementTransactions
+        ? sql<{ id: string }>`with debit as (update ${accountsTable} set balance = balance - ${amount} where id = ${a} returning id),
           credit as (update ${accountsTable} set balance = balance + ${amount} where id = ${b} returning id)
-          insert into ${ledgerTable} (src, dst, amount) select ${a}, ${b}, ${amount} from debit, credit`
-      }
-      // Lock both rows in id order first, so concurrent transfers cannot deadlock.
-      return sql.withTransaction(Effect.gen(function*() {
-        yield* sql`select id from ${accountsTable} where id in (${Math.min(a, b)}, ${Math.max(a, b)}) order by id for update`
-        yield* sql`update ${accountsTable} set balance = balance - ${amount} where id = ${a}`
-        yield* sql`update ${accountsTable} set balance = balance + ${amount} where id = ${b}`
-        yield* sql`insert into ${ledgerTable} (src, dst, amount) values (${a}, ${b}, ${amount})`
-      }))
+          insert into ${ledgerTable} (src, dst, amount) select ${a}, ${b}, ${amount} from debit, credit returning id`
+        // Lock both rows in id order first, so concurrent transfers cannot deadlock.
+        : sql.withTransaction(Effect.gen(function*() {
+          yield* sql`select id from ${accountsTable} where id in (${Math.min(a, b)}, ${Math.max(a, b)}) order by id for update`
+          yield* sql`update ${accountsTable} set balance = balance - ${amount} where id = ${a}`
+          yield* sql`update ${accountsTable} set balance = balance + ${amount} where id = ${b}`
+          return yield* sql<{ id: string }>`insert into ${ledgerTable} (src, dst, amount) values (${a}, ${b}, ${amount}) returning id`
+        }))
+      if (replicas === undefined) return transfer
+      // Read the row back at once: seen, or stale (a replica that had not replayed the commit).
+      return Effect.flatMap(transfer, (rows) =>
+        Effect.map(
+          PgSql.readOnly(sql<{ n: number }>`select count(*)::int as n from ${ledgerTable} where id = ${rows[0]?.id ?? -1}`),
+          (found) => replicas.recordReadBack(mode, found[0]?.n === 1)
+        ))
     }
   }
 }
 
 /** Run one operation, recording its outcome; a disconnect is retried once. Interruption passes through. */
-const runOne = (ctx: WorkerContext, kind: OpKind, rng: Random.Random): Effect.Effect<void> =>
+const runOne = (ctx: WorkerContext, kind: OpKind, rng: Random.Random, mode: ReadMode): Effect.Effect<void> =>
   Effect.gen(function*() {
     const { run } = ctx
-    const op = operation(ctx, kind, rng)
-    const succeeded = () => run.recordOp(kind, statementsOf(kind, ctx.singleStatementTransactions))
+    const op = operation(ctx, kind, rng, mode)
+    const succeeded = () => run.recordOp(kind, statementsOf(kind, ctx.singleStatementTransactions, run.replicas !== undefined))
     for (let attempt = 1; attempt <= 2; attempt++) {
       const exit = yield* Effect.exit(op)
       if (Exit.isSuccess(exit)) {
@@ -132,11 +148,17 @@ const runOne = (ctx: WorkerContext, kind: OpKind, rng: Random.Random): Effect.Ef
     }
   })
 
-/** A worker: operations with a short think time between them, until the deadline. */
-export const worker = (ctx: WorkerContext, rng: Random.Random): Effect.Effect<void> =>
-  Effect.gen(function*() {
+/**
+ * A worker: operations with a short think time between them, until the deadline. Behind
+ * replicas, worker `mode` reads back its transfers eventual or read-your-writes (a session per
+ * worker).
+ */
+export const worker = (ctx: WorkerContext, rng: Random.Random, mode: ReadMode = "eventual"): Effect.Effect<void> => {
+  const loop = Effect.gen(function*() {
     while (Date.now() < ctx.deadline) {
-      yield* runOne(ctx, draw(rng), rng)
+      yield* runOne(ctx, draw(rng), rng, mode)
       yield* Effect.sleep(Duration.millis(rng.int(1, 5)))
     }
   })
+  return ctx.run.replicas === undefined ? loop : PgReplicas.consistency(loop, mode)
+}

@@ -97,6 +97,17 @@ export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
  * `pg_is_in_recovery()`). When no host gives an acceptable session the connect fails with a
  * `SqlError` whose cause is a {@link HostsError} listing every host's failure.
  *
+ * A session accepted as a standby (`"standby"`, `"read-only"` on a hot standby,
+ * `"prefer-standby"`'s first choice) is watched while pooled: when its server is promoted,
+ * PostgreSQL 14+ reports `in_hot_standby = off` in the reply to the session's next statement.
+ * From then on that session and every other session of its host are dead to the pool (replaced
+ * at their next checkout, whose connect checks the hosts again), a pre-ping fails, and with
+ * `"standby"` / `"read-only"` the statement whose reply carried the report fails with a
+ * retryable `ConnectionError` ("PgDriver: the session is retired: ... is primary, not standby
+ * (its server left recovery)", cause a {@link TargetSessionAttrsError}): no statement returns
+ * rows read on the promoted server. A stream's rows are not held back (its session is retired
+ * after it). PostgreSQL 13 and older send no such report: nothing is noticed there.
+ *
  * @category models
  * @since 0.1.0
  */

@@ -14,6 +14,7 @@ import type { CancelConfig, SessionReset } from "../PgDriver.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { unsendable } from "./encoding.ts"
 import { sessionStateRefused } from "./pooler.ts"
+import { type SessionWatch, watchOf } from "./hosts.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
@@ -101,6 +102,8 @@ export class Connection {
   private readonly sqlPg: SqlPg.Access
   /** What a statement gets from a session this driver closed before it was sent ({@link Connection.kill}). */
   private refusedWith: SqlError | undefined = undefined
+  /** A session accepted as a standby: is it still one (`targetSessionAttrs`)? See `SessionWatch`. */
+  private readonly watch: SessionWatch | undefined
   /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
@@ -128,6 +131,7 @@ export class Connection {
       this.retired = true
     })
     this.cancelBounded = this.boundCancel()
+    this.watch = watchOf(native)
   }
 
   /**
@@ -239,6 +243,8 @@ export class Connection {
     const dead = this.sqlPg.deadError?.()
     if (dead !== undefined) return dead
     if (this.killedWith !== undefined) return this.killedWith
+    const mismatch = this.mismatch
+    if (mismatch !== undefined) return mismatch
     return this.retired
       ? new SqlError({
         reason: new ConnectionError({
@@ -255,7 +261,30 @@ export class Connection {
    * synchronously at checkout (`DriverShape.isDead`), no round trip.
    */
   get isDead(): boolean {
-    return this.retired || this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined
+    return this.retired || this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined ||
+      (this.watch !== undefined && this.watch.mismatch !== undefined)
+  }
+
+  /**
+   * The session was accepted as a standby and its server has since left recovery (see
+   * `PgDriver.TargetSessionAttrs`): the error its statements and checkouts fail with.
+   */
+  private get mismatch(): SqlError | undefined {
+    const mismatch = this.watch?.mismatch
+    if (mismatch === undefined) return undefined
+    return new SqlError({
+      reason: new ConnectionError({
+        cause: mismatch,
+        message: `PgDriver: the session is retired: ${mismatch.message} (its server left recovery)`,
+        operation: "query"
+      })
+    })
+  }
+
+  /** A statement of a watched session: fails when its reply reported that the server left recovery. */
+  private readonly checkWatch = <A>(value: A): Effect.Effect<A, SqlError> => {
+    const mismatch = this.mismatch
+    return mismatch === undefined ? Effect.succeed(value) : Effect.fail(mismatch)
   }
 
   /**
@@ -431,11 +460,12 @@ export class Connection {
       const verdict = classify(sql)
       const refused = this.see(verdict)
       if (refused !== undefined) return Effect.fail(refused)
-      const run = this.refusedWith !== undefined
+      const sent = this.refusedWith !== undefined
         ? Effect.fail(this.refusedWith)
         : this.cancelBounded
         ? native()
         : this.interruptibly(native(), this.cancelMillis)
+      const run = this.watch !== undefined && this.watch.failsStatements ? Effect.flatMap(sent, this.checkWatch) : sent
       // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
       // hook): the server no longer has the driver's statements, so neither may the cache.
       if (verdict.dropsStatements) {
@@ -539,14 +569,15 @@ export class Connection {
   /**
    * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
    * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
-   * `connectTimeout` bound) closes the socket at once.
+   * `connectTimeout` bound) closes the socket at once. A watched standby session whose reply
+   * reported that its server left recovery fails it too (see `SessionWatch`).
    */
   get ping(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
-      return dead !== undefined
-        ? Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
-        : Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
+      if (dead !== undefined) return Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))
+      const ping = Effect.asVoid(this.interruptibly(this.native.query("", [], false), 0))
+      return this.watch === undefined ? ping : Effect.flatMap(ping, this.checkWatch)
     })
   }
 }

@@ -17,6 +17,9 @@
  * `stream` of the user's). When every host fails, the connect fails with a `SqlError` whose
  * cause is a {@link HostsError} carrying every host's failure.
  *
+ * A session accepted as a standby is watched afterwards ({@link SessionWatch}): once its server
+ * is promoted it no longer matches, and it (with its host's other sessions) is retired.
+ *
  * @internal
  */
 import { PgConnection } from "@effect/sql-pg"
@@ -558,6 +561,98 @@ const sessionKind = (
   )
 }
 
+// ------------------------------------------------------------------------ watching a standby
+
+/**
+ * A session accepted as a standby (`targetSessionAttrs` `"standby"`, `"read-only"` on a hot
+ * standby, `"prefer-standby"`'s first choice) stops matching when its server leaves recovery (a
+ * promotion). PostgreSQL 14+ then tells every session: a ParameterStatus `in_hot_standby = off`
+ * before the ReadyForQuery of the session's next statement. The watch reads the session's
+ * messages as the driver dispatches them (plaintext or TLS alike; one call and a tag compare per
+ * message, on watched sessions only) and, at that report, marks the session and every other
+ * session of its host (they were connected while it was a standby) as no longer matching:
+ * `PgDriver`'s connection is then dead to the pool (replaced at its next checkout, its reconnect
+ * checks the hosts again), and with `"standby"` / `"read-only"` the statement whose reply
+ * carried the report fails (it may have run on a primary). Older servers send no such report;
+ * neither does a driver whose internals are not as expected: then nothing is watched.
+ */
+export class SessionWatch {
+  /** This session saw its server leave recovery. */
+  private promoted = false
+  /** `default_transaction_read_only` as last reported (`"read-only"` targets: still read-only after a promotion?). */
+  readOnlyDefault: string | undefined
+
+  constructor(
+    readonly host: Host,
+    readonly target: TargetSessionAttrs,
+    private readonly hostState: { promotions: number },
+    private readonly promotionsAtConnect: number,
+    readOnlyDefault: string | undefined
+  ) {
+    this.readOnlyDefault = readOnlyDefault
+  }
+
+  /** @internal The server reported a parameter. */
+  reported(name: string, value: string): void {
+    if (name === "default_transaction_read_only") this.readOnlyDefault = value
+    else if (name === "in_hot_standby" && value === "off" && !this.promoted) {
+      this.promoted = true
+      this.hostState.promotions++
+    }
+  }
+
+  /** A statement that reads a changed session fails (`"prefer-standby"`: a primary is acceptable, the session is only retired). */
+  get failsStatements(): boolean {
+    return this.target !== "prefer-standby"
+  }
+
+  /** Why the session no longer matches its target, once it does not; `undefined` while it does. */
+  get mismatch(): TargetSessionAttrsError | undefined {
+    if (!this.promoted && this.hostState.promotions === this.promotionsAtConnect) return undefined
+    if (this.target === "read-only" && this.readOnlyDefault === "on") return undefined
+    return new TargetSessionAttrsError({
+      host: this.host.host,
+      port: this.host.port,
+      targetSessionAttrs: this.target,
+      session: this.target === "read-only" ? "read-write" : "primary"
+    })
+  }
+}
+
+const watches = new WeakMap<PgConnection.PgConnection, SessionWatch>()
+
+/** The watch of a session this module connected, if it is watched (see {@link SessionWatch}). */
+export const watchOf = (native: PgConnection.PgConnection): SessionWatch | undefined => watches.get(native)
+
+const internalsKey = "~@effect/sql-pg/PgConnection/internals"
+
+type Dispatch = (message: { readonly _tag: string; readonly name?: unknown; readonly value?: unknown }) => void
+
+/** Watch a session accepted as a standby: see {@link SessionWatch}. */
+const watchSession = (
+  native: PgConnection.PgConnection,
+  host: Host,
+  target: TargetSessionAttrs,
+  hostState: { promotions: number },
+  readOnlyDefault: string | undefined
+): void => {
+  const base = (native as unknown as Record<string, { readonly base?: unknown } | undefined>)[internalsKey]?.base as
+    | { dispatch?: unknown }
+    | undefined
+  // The driver reads `dispatch` off the connection for every chunk it parses.
+  if (base === undefined || typeof base.dispatch !== "function") return
+  const watch = new SessionWatch(host, target, hostState, hostState.promotions, readOnlyDefault)
+  const dispatch = base.dispatch as Dispatch
+  const watched: Dispatch = (message) => {
+    if (message._tag === "ParameterStatus" && typeof message.name === "string" && typeof message.value === "string") {
+      watch.reported(message.name, message.value)
+    }
+    return dispatch(message)
+  }
+  base.dispatch = watched
+  watches.set(native, watch)
+}
+
 /** A connected session, in a child scope of its own (closed when it is not the one chosen). */
 interface Candidate {
   readonly native: PgConnection.PgConnection
@@ -664,6 +759,17 @@ const connectFirst = (
   const configs = new Map(hosts.map((host) => [host, withHost(host)] as const))
   if (single) return PgConnection.make(configs.get(hosts[0]!)!)
 
+  // A session accepted as a standby is watched: it, and its host's other sessions, are retired
+  // once the server leaves recovery (see SessionWatch).
+  const hostStates = new Map(hosts.map((host) => [host, { promotions: 0 }] as const))
+  const accepted = (candidate: Candidate, host: Host, reported: Reported): Outcome => {
+    // A read-only session of a server known not to be a standby (default_transaction_read_only) cannot be promoted.
+    if (check === "standby" || (check === "read-only" && reported.inHotStandby !== "off")) {
+      watchSession(candidate.native, host, target, hostStates.get(host)!, reported.defaultTransactionReadOnly)
+    }
+    return { _tag: "Accepted", candidate }
+  }
+
   // The startup parameters can be read off a plaintext socket of ours (not the user's stream,
   // not a fixed unix-socket path).
   const readable = targets.plaintext && config.stream === undefined && config.path === undefined
@@ -682,7 +788,7 @@ const connectFirst = (
           if (check === undefined) return Effect.succeed({ _tag: "Accepted", candidate })
           return Effect.map(sessionKind(native, check, reported), (session): Outcome =>
             session === check
-              ? { _tag: "Accepted", candidate }
+              ? accepted(candidate, host, reported)
               : {
                 _tag: "Mismatch",
                 candidate,
