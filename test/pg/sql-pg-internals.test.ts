@@ -126,6 +126,17 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
       assert.strictEqual(found.closeFailsWith, "error")
     })))
 
+  it.effect("contract base.dispatch: the hook hears the server's ParameterStatus reports", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const native = yield* session()
+      const found = SqlPg.access(native)
+      assert.isDefined(found.onParameterStatus, "base.dispatch is missing")
+      const heard: Array<string> = []
+      found.onParameterStatus!((name, value) => heard.push(`${name}=${value}`))
+      yield* native.query("set application_name = 'dispatch-contract'")
+      assert.include(heard, "application_name=dispatch-contract")
+    })))
+
   it.effect("contract internals.deadError: undefined while alive, the session's error once the server ended it", () =>
     Effect.scoped(Effect.gen(function*() {
       const native = yield* session()
@@ -231,7 +242,8 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
         "base.cancel",
         "base.consumer",
         "base.fatal",
-        "base.session.socket"
+        "base.session.socket",
+        "base.dispatch"
       ]
       for (const internal of all) assert.deepStrictEqual(SqlPg.access(hide(native, [internal])).missing, [internal])
       assert.deepStrictEqual(SqlPg.access(hide(native, ["internals"])).missing, ["internals", ...all])

@@ -29,6 +29,7 @@ import type { SqlErrorReason } from "effect/sql/SqlError"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import { connectFailed, connectReason } from "./errors.ts"
+import * as SqlPg from "./sql-pg-internals.ts"
 
 // ------------------------------------------------------------------------------------ types
 
@@ -624,11 +625,7 @@ const watches = new WeakMap<PgConnection.PgConnection, SessionWatch>()
 /** The watch of a session this module connected, if it is watched (see {@link SessionWatch}). */
 export const watchOf = (native: PgConnection.PgConnection): SessionWatch | undefined => watches.get(native)
 
-const internalsKey = "~@effect/sql-pg/PgConnection/internals"
-
-type Dispatch = (message: { readonly _tag: string; readonly name?: unknown; readonly value?: unknown }) => void
-
-/** Watch a session accepted as a standby: see {@link SessionWatch}. */
+/** Watch a session accepted as a standby: see {@link SessionWatch} (without `base.dispatch`: not watched). */
 const watchSession = (
   native: PgConnection.PgConnection,
   host: Host,
@@ -636,20 +633,10 @@ const watchSession = (
   hostState: { promotions: number },
   readOnlyDefault: string | undefined
 ): void => {
-  const base = (native as unknown as Record<string, { readonly base?: unknown } | undefined>)[internalsKey]?.base as
-    | { dispatch?: unknown }
-    | undefined
-  // The driver reads `dispatch` off the connection for every chunk it parses.
-  if (base === undefined || typeof base.dispatch !== "function") return
+  const onParameterStatus = SqlPg.access(native).onParameterStatus
+  if (onParameterStatus === undefined) return
   const watch = new SessionWatch(host, target, hostState, hostState.promotions, readOnlyDefault)
-  const dispatch = base.dispatch as Dispatch
-  const watched: Dispatch = (message) => {
-    if (message._tag === "ParameterStatus" && typeof message.name === "string" && typeof message.value === "string") {
-      watch.reported(message.name, message.value)
-    }
-    return dispatch(message)
-  }
-  base.dispatch = watched
+  onParameterStatus((name, value) => watch.reported(name, value))
   watches.set(native, watch)
 }
 

@@ -31,6 +31,7 @@ export type Internal =
   | "base.consumer"
   | "base.fatal"
   | "base.session.socket"
+  | "base.dispatch"
   | "statement names"
 
 /** One internal: what the driver builds on it, and what happens without it. */
@@ -94,6 +95,13 @@ export const catalogue: ReadonlyArray<Entry> = [
     fallback: "see `base.fatal`"
   },
   {
+    internal: "base.dispatch",
+    feature: "a session accepted as a standby (`targetSessionAttrs`) is retired the moment its server reports it " +
+      "left recovery (`in_hot_standby = off` in a ParameterStatus, PostgreSQL 14+)",
+    fallback: "a promoted server's sessions are noticed at the next connect (and by PgReplicas' role check " +
+      "within `healthCheckInterval`), not by the next statement"
+  },
+  {
     internal: "statement names",
     feature: "a statement the driver prepared and a transaction-mode pooler lost (26000 on `effect_<hex>_<n>`) is " +
       "reported as `TransactionPoolerError` naming the setting",
@@ -113,7 +121,8 @@ const checked: ReadonlyArray<Exclude<Internal, "statement names">> = [
   "base.cancel",
   "base.consumer",
   "base.fatal",
-  "base.session.socket"
+  "base.session.socket",
+  "base.dispatch"
 ]
 
 /**
@@ -148,7 +157,11 @@ export interface Access {
    */
   readonly close: ((error: SqlError, queued?: SqlError) => void) | undefined
   readonly closeFailsWith: "error" | "closed" | undefined
+  /** Be told of every ParameterStatus the server sends on this session (name, value). */
+  readonly onParameterStatus: ((hook: (name: string, value: string) => void) => void) | undefined
 }
+
+type Dispatch = (message: { readonly _tag: string; readonly name?: unknown; readonly value?: unknown }) => void
 
 const fieldOf = (u: unknown, key: string): unknown =>
   (typeof u === "object" || typeof u === "function") && u !== null && key in u
@@ -226,6 +239,22 @@ export const access = (native: PgConnection.PgConnection): Access => {
     ? () => destroyable.destroy()
     : undefined
 
+  // The driver reads `dispatch` off the connection for every message it parses.
+  const dispatch = fieldOf(base, "dispatch")
+  if (typeof dispatch !== "function") missing.add("base.dispatch")
+  const onParameterStatus = typeof dispatch === "function"
+    ? (hook: (name: string, value: string) => void) => {
+      const original = fieldOf(base, "dispatch") as Dispatch
+      const watched: Dispatch = (message) => {
+        if (message._tag === "ParameterStatus" && typeof message.name === "string" && typeof message.value === "string") {
+          hook(message.name, message.value)
+        }
+        return original.call(base, message)
+      }
+      ;(base as { dispatch: Dispatch }).dispatch = watched
+    }
+    : undefined
+
   return {
     missing: checked.filter((name) => missing.has(name)),
     deadError,
@@ -233,7 +262,8 @@ export const access = (native: PgConnection.PgConnection): Access => {
     preparedStatements,
     cancel,
     close,
-    closeFailsWith: typeof fatal === "function" ? "error" : destroyable !== undefined ? "closed" : undefined
+    closeFailsWith: typeof fatal === "function" ? "error" : destroyable !== undefined ? "closed" : undefined,
+    onParameterStatus
   }
 }
 
