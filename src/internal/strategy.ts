@@ -10,8 +10,8 @@
  * - `takeNow` / `giveNow` are the optional synchronous fast paths: an idle record taken, or a
  *   record taken back, with no effect at all; `undefined` / `false` sends the caller to
  *   `take` / `give`.
- * - `status`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and `resize`
- *   are optional capabilities.
+ * - `status`, `limits`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and
+ *   `resize` are optional capabilities.
  *
  * @internal
  */
@@ -21,6 +21,18 @@ import type { IdleSlots } from "./housekeeper.ts"
 import type { ResolvedIdle } from "./options.ts"
 import type { ConnectionRecord } from "./record.ts"
 import type { ShareBy } from "./reentrant.ts"
+
+/**
+ * How many connections the strategy keeps open without demand (`min`) and allows open at once
+ * (`max`, `Infinity` when unbounded): the bounds of `ConnectionPool.stats`.
+ */
+export interface Limits {
+  readonly min: number
+  readonly max: number
+}
+
+/** No bound: nothing kept without demand, no limit on connections open at once. */
+export const unbounded: Limits = { min: 0, max: Infinity }
 
 /** A bounded pool's sizes. */
 export interface Sizes {
@@ -41,6 +53,8 @@ export interface Strategy<C, E> {
   readonly take: (restore: Restore, now: number) => Effect.Effect<ConnectionRecord<C>, E>
   readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
   readonly status: () => PoolStatus
+  /** The bounds now (QueuePool's change with `resize`). */
+  readonly limits: () => Limits
   /** Close idle connections; checked-out ones are untouched and come back normally. */
   readonly dispose: Effect.Effect<void>
   /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */

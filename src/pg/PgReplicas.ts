@@ -11,7 +11,9 @@
  *   `healthCheckInterval` until it answers. A statement that fails once it runs fails as it
  *   would over one pool (typed `SqlError`), and is not run again.
  * - Each pool keeps its own strategy layer (`QueuePool`, `NullPool`, ...) and driver settings.
- * - `listen`, `notify`, `json` and `config` are the primary's.
+ * - `listen`, `notify`, `json` and `config` are the primary's. `poolStats` sums every pool's
+ *   (the connections behind this client: `idle`, `used`, `pending`, `min` and `max` added up);
+ *   each pool's own is in {@link PgReplicas}' `status`.
  *
  * A replica may lag the primary: read-your-writes needs the primary (leave such reads unmarked).
  *
@@ -25,7 +27,8 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type { Acquirer, Borrower, Connection } from "effect/sql/SqlConnection"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
-import type { ConnectionPool } from "../ConnectionPool.ts"
+import { ConnectionPool } from "../ConnectionPool.ts"
+import type { PoolStats, Service as PoolService } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
@@ -95,6 +98,8 @@ export interface PoolStatus {
   readonly routed: number
   /** Why a replica was marked down (its last checkout failure), while it is. */
   readonly lastError: SqlError | undefined
+  /** The pool's occupancy (`ConnectionPool.PoolStats`). */
+  readonly stats: PoolStats
 }
 
 /**
@@ -128,6 +133,7 @@ interface Target {
   /** -1: the primary. */
   readonly index: number
   readonly client: PgClient.PgClient & SqlClient.SqlClient
+  readonly pool: PoolService
   readonly options: SqlClient.SqlClient.MakeOptions
   readonly borrower: Borrower
   healthy: boolean
@@ -146,6 +152,16 @@ const makeOptionsOf = (client: PgClient.PgClient): SqlClient.SqlClient.MakeOptio
  * A checkout failure that says the replica cannot serve (unreachable, refusing, timing out
  * connecting): not a full pool (it waited its `timeout` already) nor a closing one.
  */
+/** Several pools' stats added up (`max` is `Infinity` when one pool is unbounded). */
+const sumStats = (all: ReadonlyArray<PoolStats>): PoolStats =>
+  all.reduce((sum, s) => ({
+    idle: sum.idle + s.idle,
+    used: sum.used + s.used,
+    pending: sum.pending + s.pending,
+    min: sum.min + s.min,
+    max: sum.max + s.max
+  }), { idle: 0, used: 0, pending: 0, min: 0, max: 0 })
+
 const isUnreachable = (error: unknown): error is SqlError =>
   isSqlError(error) &&
   !(error.reason.cause instanceof PoolTimeoutError) &&
@@ -183,12 +199,18 @@ export const make = (
         Effect.provideContext(context),
         Effect.provideService(Routing.SharedTransactionService, transactionService)
       )
-    const target = (name: string, index: number, client: PgClient.PgClient & SqlClient.SqlClient): Target => {
+    const target = (
+      name: string,
+      index: number,
+      client: PgClient.PgClient & SqlClient.SqlClient,
+      context: Context.Context<ConnectionPool | PgDriver.PgDriver>
+    ): Target => {
       const makeOptions = makeOptionsOf(client)
       return {
         name,
         index,
         client,
+        pool: Context.get(context, ConnectionPool),
         options: makeOptions,
         borrower: makeOptions.borrower ?? ((f) => Effect.scoped(Effect.flatMap(makeOptions.acquirer, f))),
         healthy: true,
@@ -197,10 +219,10 @@ export const make = (
         lastError: undefined
       }
     }
-    const primary = target("primary", -1, yield* clientOf(pools.primary))
+    const primary = target("primary", -1, yield* clientOf(pools.primary), pools.primary)
     const replicas: ReadonlyArray<Target> = yield* Effect.forEach(
       pools.replicas,
-      (context, i) => Effect.map(clientOf(context), (client) => target(`replica ${i}`, i, client))
+      (context, i) => Effect.map(clientOf(context), (client) => target(`replica ${i}`, i, client, context))
     )
 
     // ------------------------------------------------------------------------ choosing
@@ -323,15 +345,21 @@ export const make = (
       )
     }
 
-    const statusOf = (t: Target): PoolStatus => ({
-      name: t.name,
-      healthy: t.healthy,
-      inFlight: t.inFlight,
-      routed: t.routed,
-      lastError: t.lastError
-    })
+    const statusOf = (t: Target): Effect.Effect<PoolStatus> =>
+      Effect.map(t.pool.stats, (stats) => ({
+        name: t.name,
+        healthy: t.healthy,
+        inFlight: t.inFlight,
+        routed: t.routed,
+        lastError: t.lastError,
+        stats
+      }))
+    const targets = [primary, ...replicas]
     const service: PgReplicas["Service"] = {
-      status: Effect.sync(() => ({ primary: statusOf(primary), replicas: replicas.map(statusOf) })),
+      status: Effect.map(
+        Effect.forEach(targets, statusOf),
+        ([primaryStatus, ...replicaStatus]) => ({ primary: primaryStatus!, replicas: replicaStatus })
+      ),
       setHealthy: (index, healthy) =>
         Effect.sync(() => {
           const replica = replicas[index]
@@ -346,7 +374,7 @@ export const make = (
       [PgClient.TypeId]: PgClient.TypeId,
       config: primaryClient.config,
       json: primaryClient.json,
-      poolStats: primaryClient.poolStats,
+      poolStats: Effect.map(Effect.forEach(targets, (t) => t.pool.stats), sumStats),
       listen: primaryClient.listen,
       notify: primaryClient.notify
     }) as PgClient.PgClient & SqlClient.SqlClient

@@ -602,38 +602,12 @@ export const make = (
       [Routing.optionsKey]: makeOptions,
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
-      poolStats: poolStats(pool),
+      poolStats: pool.stats,
       listen: (channel: string) => Effect.flatMap(listenSession, (session) => session.listen(channel)),
       notify: (channel: string, payload: string) =>
         Effect.asVoid(borrower((conn) => conn.executeRaw("SELECT pg_notify($1, $2)", [channel, payload])))
     }) as PgClient.PgClient & SqlClient.SqlClient
   })
-
-/** `PgClient.poolStats` (effect's `Pool.Stats` shape) from the pool's status and settings. */
-export const poolStats = (pool: PoolService): Effect.Effect<PoolStats> =>
-  Effect.map(pool.status, (status) => {
-    const { strategy, poolSize, maxOverflow } = pool.settings
-    const max = strategy === "QueuePool"
-      ? (maxOverflow === undefined || maxOverflow < 0 ? Infinity : (poolSize ?? 0) + maxOverflow)
-      : strategy === "StaticPool" || strategy === "AssertionPool"
-      ? 1
-      : Infinity
-    return { idle: status.checkedIn, used: status.checkedOut, pending: status.waiting, min: 0, max }
-  })
-
-/**
- * A snapshot of pool occupancy, as `PgClient.poolStats` returns it (effect's `Pool.Stats`).
- *
- * @category models
- * @since 0.2.0
- */
-export interface PoolStats {
-  readonly idle: number
-  readonly used: number
-  readonly pending: number
-  readonly min: number
-  readonly max: number
-}
 
 /**
  * Provide `SqlClient` and `PgClient` over the `ConnectionPool` and `PgDriver` in context.

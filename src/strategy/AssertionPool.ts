@@ -59,6 +59,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
       }),
     give: () => slot.give(),
     status: () => slot.status(),
+    limits: () => SingleSlot.limits,
     dispose: slot.dispose,
     shutdown: slot.shutdown
   }

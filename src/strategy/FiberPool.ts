@@ -23,6 +23,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
+import { unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -149,6 +150,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
         waiting: 0
       }
     },
+    // `poolSize` bounds the connections kept idle, not the ones open: every fiber may hold one.
+    limits: () => unbounded,
     dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true

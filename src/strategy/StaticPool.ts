@@ -74,6 +74,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
         return closing
       }),
     status: () => slot.status(waiting),
+    limits: () => SingleSlot.limits,
     dispose: slot.dispose,
     shutdown: Effect.suspend(() => {
       Deferred.doneUnsafe(returned, Exit.void)
