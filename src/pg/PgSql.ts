@@ -33,7 +33,7 @@
  * @since 0.1.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Context, Data, Effect, Layer, Stream } from "effect"
+import { Context, Data, Effect, Layer, Result, Stream } from "effect"
 import type { Scope } from "effect"
 import { Duration } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
@@ -54,7 +54,7 @@ import {
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import * as V from "../internal/validate.ts"
-import { unknownError } from "./internal/errors.ts"
+import { channelNameError, unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -67,7 +67,7 @@ import { Session } from "./internal/shared-session.ts"
  * @category models
  * @since 0.1.0
  */
-export interface Options {
+export interface Options<R = never> {
   /** Rename result columns, e.g. snake_case → camelCase. */
   readonly transformResultNames?: ((name: string) => string) | undefined
   /** Rename identifiers in queries, e.g. camelCase → snake_case. */
@@ -86,6 +86,14 @@ export interface Options {
    * `"Infinity"`: unbounded.
    */
   readonly transactionControlTimeout?: Duration.Input | undefined
+  /**
+   * Runs after each checkout, in the fiber that uses the connection, as `PgClient`'s
+   * `onAcquire`: once per statement outside a transaction, and once per `withTransaction`,
+   * `reserve`, stream, `listen` and `notify`. Finalizers it adds run when that use ends. The
+   * services it requires are captured when the client is built; the consuming fiber's own take
+   * precedence. Keep it cheap: it runs while holding the connection.
+   */
+  readonly onAcquire?: Effect.Effect<void, never, R> | undefined
 }
 
 // ------------------------------------------------------------------------------- errors
@@ -456,12 +464,16 @@ const optionRules = V.rulesFor<Options>()({
   transformQueryNames: V.func<(name: string) => string>(),
   transformJson: V.boolean(),
   spanAttributes: V.record<Record<string, unknown>>("must be a record"),
-  transactionControlTimeout: V.duration(undefined)
+  transactionControlTimeout: V.duration(undefined),
+  onAcquire: V.custom<Effect.Effect<void> | undefined>(
+    (value) => Effect.isEffect(value) ? Result.succeed(value as Effect.Effect<void>) : Result.fail("must be an Effect"),
+    undefined
+  )
 })
 
 const optionKeys = V.keysOfRules(optionRules)
 
-const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
+const validateOptions = <R>(options: Options<R>): Effect.Effect<Options<R>, PgDriver.PgConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
     yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layerWith"))
@@ -478,15 +490,19 @@ const hostOf = (config: PgDriver.Config): { host: string; port: number; database
  * @category constructors
  * @since 0.1.0
  */
-export const make = (
-  options: Options = {}
+export const make = <R = never>(
+  options: Options<R> = {}
 ): Effect.Effect<
   PgClient.PgClient & SqlClient.SqlClient,
   PgDriver.PgConfigError,
-  ConnectionPool | PgDriver.PgDriver | Scope.Scope | Reactivity.Reactivity
+  ConnectionPool | PgDriver.PgDriver | Scope.Scope | Reactivity.Reactivity | R
 > =>
   Effect.gen(function*() {
     const valid = yield* validateOptions(options)
+    // `onAcquire` with the services captured now; the consuming fiber's own take precedence.
+    const hook = valid.onAcquire
+    const captured = yield* Effect.context<R>()
+    const onAcquire = hook && Effect.updateContext(hook, (current: Context.Context<never>) => Context.merge(captured, current))
     const pool = yield* PgDriver.Pool
     const { config } = yield* Effect.service(PgDriver.PgDriver)
     const target = hostOf(config)
@@ -526,21 +542,30 @@ export const make = (
         `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
       )
 
-    const acquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
+    const checkout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
       Effect.map((pooled): SqlConnection => connect(pooled)),
       Effect.mapError(checkoutError)
     )
+    const acquirer = onAcquire === undefined ? checkout : Effect.tap(checkout, onAcquire)
     // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
-    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-      Effect.catchIf(pool.use((pooled) => f(connect(pooled))), isCheckoutError, failCheckout) as Effect.Effect<
-        A,
-        E | SqlError,
-        R
-      >
+    // With `onAcquire`, each statement is scoped so that the hook's finalizers run when it ends.
+    const borrower = onAcquire === undefined
+      ? <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
+        Effect.catchIf(pool.use((pooled) => f(connect(pooled))), isCheckoutError, failCheckout) as Effect.Effect<
+          A,
+          E | SqlError,
+          R
+        >
+      : <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
+        Effect.catchIf(
+          pool.use((pooled) => Effect.scoped(Effect.andThen(onAcquire, f(connect(pooled))))),
+          isCheckoutError,
+          failCheckout
+        ) as Effect.Effect<A, E | SqlError, R>
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
-    const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
-      ? acquirer
+    const ownedCheckout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
+      ? checkout
       : Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(Effect.mapError(restore(pool.checkout), checkoutError), (pooled) => {
           const session = sessionOf(pooled)
@@ -553,6 +578,7 @@ export const make = (
           )
         })
       )
+    const transactionAcquirer = onAcquire === undefined ? ownedCheckout : Effect.tap(ownedCheckout, onAcquire)
 
     const makeOptions: SqlClient.SqlClient.MakeOptions = {
       acquirer,
@@ -585,16 +611,18 @@ export const make = (
     // Through a transaction-mode pooler a LISTEN never hears a notification: the listener goes
     // straight to the server (`listenUrl`), or fails at once saying so.
     // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.
-    const listenSession = listenUrl !== undefined
+    const listenConnect = listenUrl !== undefined
       ? Hosts.connector(Pooler.listenAt(sessionConfig, listenUrl), PgDriver.isDisconnect)
       : pooler === "transaction"
       ? Effect.fail(Pooler.listenUnsupported())
       : Hosts.connector(sessionConfig, PgDriver.isDisconnect)
+    const listenSession = onAcquire === undefined ? listenConnect : Effect.tap(listenConnect, onAcquire)
     const pgConfig: PgClient.PgClientConfig = {
       ...config,
       // A port list ("5432,5433", one per host): the first host's.
       port: typeof config.port === "string" ? target.port : config.port,
-      ...valid
+      ...valid,
+      onAcquire
     }
     return Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,
@@ -603,9 +631,17 @@ export const make = (
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
       poolStats: pool.stats,
-      listen: (channel: string) => Effect.flatMap(listenSession, (session) => session.listen(channel)),
-      notify: (channel: string, payload: string) =>
-        Effect.asVoid(borrower((conn) => conn.executeRaw("SELECT pg_notify($1, $2)", [channel, payload])))
+      // A channel name over 63 bytes is refused before anything is sent (no session opened).
+      listen: (channel: string) => {
+        const invalid = channelNameError(channel, "listen")
+        return invalid !== undefined ? Effect.fail(invalid) : Effect.flatMap(listenSession, (session) => session.listen(channel))
+      },
+      notify: (channel: string, payload: string) => {
+        const invalid = channelNameError(channel, "notify")
+        return invalid !== undefined
+          ? Effect.fail(invalid)
+          : Effect.asVoid(borrower((conn) => conn.executeRaw("SELECT pg_notify($1, $2)", [channel, payload])))
+      }
     }) as PgClient.PgClient & SqlClient.SqlClient
   })
 
@@ -642,10 +678,13 @@ export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, never, 
  * @category layers
  * @since 0.1.0
  */
-export const layerWith = (
-  options: Options
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool | PgDriver.PgDriver> =>
-  PgClient.layerFrom(make(options))
+export const layerWith = <R = never>(
+  options: Options<R>
+): Layer.Layer<
+  PgClient.PgClient | SqlClient.SqlClient,
+  PgDriver.PgConfigError,
+  ConnectionPool | PgDriver.PgDriver | Exclude<R, Scope.Scope | Reactivity.Reactivity>
+> => PgClient.layerFrom(make(options))
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its
