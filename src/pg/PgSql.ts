@@ -617,12 +617,13 @@ export const make = <R = never>(
       ? Effect.fail(Pooler.listenUnsupported())
       : Hosts.connector(sessionConfig, PgDriver.isDisconnect)
     const listenSession = onAcquire === undefined ? listenConnect : Effect.tap(listenConnect, onAcquire)
+    // `onAcquire` as the client runs it (a field of PgClientConfig since @effect/sql-pg 4.1).
+    const reported = { ...valid, onAcquire }
     const pgConfig: PgClient.PgClientConfig = {
       ...config,
       // A port list ("5432,5433", one per host): the first host's.
       port: typeof config.port === "string" ? target.port : config.port,
-      ...valid,
-      onAcquire
+      ...reported
     }
     return Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,

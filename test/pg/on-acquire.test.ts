@@ -57,11 +57,12 @@ const targets: ReadonlyArray<readonly [string, (applicationName: string) => Laye
   ...(referenceHasOnAcquire
     ? [[
       "PgClient.layer (reference)",
+      // Typed loosely: this file also compiles against @effect/sql-pg 4.0, whose config has no onAcquire.
       (applicationName: string) =>
         Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-          PgClient.layer({ url: db.url, applicationName, onAcquire } as PgClient.PgPoolConfig<Captured>))).pipe(
+          PgClient.layer({ url: db.url, applicationName, onAcquire } as Parameters<typeof PgClient.layer>[0]))).pipe(
             Layer.provide(Layer.succeed(Captured)("built"))
-          )
+          ) as Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, unknown, PgDatabase.PgDatabase>
     ] as const]
     : [])
 ]

@@ -13,7 +13,9 @@ import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { PgReplicas } from "effect-db-pool/pg"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 
-const stats = Effect.flatMap(Effect.service(PgClient.PgClient), (client) => client.poolStats)
+/** `PgClient` declares `poolStats` since @effect/sql-pg 4.1; PgSql provides it with 4.0 too. */
+type WithStats = PgClient.PgClient & { readonly poolStats: Effect.Effect<ConnectionPool.PoolStats> }
+const stats = Effect.flatMap(Effect.service(PgClient.PgClient), (client) => (client as WithStats).poolStats)
 const poolService = Effect.service(ConnectionPool.ConnectionPool)
 
 /** Hold a connection (a `reserve`) in a fiber of its own until `release` completes; returns when it is held. */

@@ -25,7 +25,9 @@
  * not PgSql's: the reason kind is compared. The SQLite migrator's "does not swallow non-lock
  * constraint errors" does not hold for effect's generic migrator, which PgMigrator uses: it
  * reads a constraint error while recording as "Locked" (another run got there first) and
- * returns `[]`; the case asserts that, for the reference and PgSql alike.
+ * returns `[]`; the case asserts that, for the reference and PgSql alike. The migrator cases
+ * give the url's parts as explicit settings too: @effect/sql-pg 4.0's PgMigrator hands
+ * `pg_dump` those fields only (a url-only client dumps nothing there, the reference included).
  */
 import { NodeServices } from "@effect/platform-node"
 import { PgClient, PgConnection, PgMigrator } from "@effect/sql-pg"
@@ -54,7 +56,7 @@ const transforms = Statement.defaultTransforms(String.snakeToCamel, false)
 /** The driver for the database in context, with extra settings. */
 const driver = (applicationName: string, extra: DriverExtra = {}) =>
   Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-    PgDriver.layer({ url: db.url, applicationName, connectTimeout: "5 seconds", ...extra })))
+    PgDriver.layer({ url: db.url, applicationName, connectTimeout: "5 seconds", ...settingsOf(extra, db) })))
 
 /** PgClient + SqlClient (PgSql over `pool`), the pool and the driver. */
 const client = (pool: PoolLayer, applicationName: string, options: PgSql.Options = {}, extra: DriverExtra = {}) =>
@@ -65,7 +67,25 @@ const client = (pool: PoolLayer, applicationName: string, options: PgSql.Options
 
 type ClientOptions = Pick<PgSql.Options, "transformQueryNames" | "transformResultNames">
 /** Driver settings the cases use (PgClient takes the same, but `cancelTimeout`). */
-type DriverExtra = Pick<PgDriver.Config, "stream" | "startupParameters" | "cancelTimeout">
+interface DriverSettings extends Pick<PgDriver.Config, "stream" | "startupParameters" | "cancelTimeout" | "host" | "username" | "database" | "password"> {
+  readonly port?: number | undefined
+}
+/** Extra settings, or a function of the database's url (for settings read from it). */
+type DriverExtra = DriverSettings | ((url: URL) => DriverSettings)
+const settingsOf = (extra: DriverExtra, db: PgDatabase.PgDatabase["Service"]): DriverSettings =>
+  typeof extra === "function" ? extra(new URL(Redacted.value(db.url))) : extra
+
+/**
+ * The url's parts as explicit settings: @effect/sql-pg 4.0's PgMigrator hands `pg_dump` only
+ * `config.host`, `port`, `username`, `password` and `database` (4.1 resolves the url too).
+ */
+const explicitParts = (url: URL): DriverSettings => ({
+  host: url.hostname,
+  port: Number(url.port || 5432),
+  username: decodeURIComponent(url.username),
+  database: decodeURIComponent(url.pathname.slice(1)),
+  ...(url.password === "" ? {} : { password: Redacted.make(decodeURIComponent(url.password)) })
+})
 
 /** A client under test: PgSql over a strategy, or the reference. */
 interface Target {
@@ -89,11 +109,11 @@ const pgSql = (name: string, pool: () => PoolLayer, oneSession: boolean): Target
 const reference: Target = {
   name: "PgClient.layer (reference)",
   oneSession: false,
-  layer: (applicationName, options = {}, extra = {}) => {
-    const { cancelTimeout: _cancelTimeout, ...config } = extra
-    return Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-      PgClient.layer({ url: db.url, applicationName, connectTimeout: "5 seconds", ...options, ...config })))
-  }
+  layer: (applicationName, options = {}, extra = {}) =>
+    Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) => {
+      const { cancelTimeout: _cancelTimeout, ...config } = settingsOf(extra, db)
+      return PgClient.layer({ url: db.url, applicationName, connectTimeout: "5 seconds", ...options, ...config })
+    }))
 }
 
 /** `makeClient`'s single session is StaticPool's; the others give each checkout a connection of its own. */
@@ -516,9 +536,10 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("upstream 
       })
 
       // ------------------------------------------ SqliteMigrator.test.ts, made PgMigrator's
-      it.layer(strategy.layer(appName(`up-mig-${tag}`), {}, {
+      it.layer(strategy.layer(appName(`up-mig-${tag}`), {}, (url) => ({
+        ...explicitParts(url),
         startupParameters: { lock_timeout: "100ms" }
-      }))("PgMigrator", (it) => {
+      })))("PgMigrator", (it) => {
         const schemaFor = (what: string) => `edp_up_${what}_${tag}_${process.pid}_${Math.random().toString(36).slice(2, 6)}`
         const withSchema = (schema: string): Effect.Effect<void, SqlError.SqlError, SqlClient.SqlClient | Scope.Scope> =>
           Effect.gen(function*() {
