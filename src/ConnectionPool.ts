@@ -45,6 +45,40 @@ export interface PoolStatus {
 }
 
 /**
+ * A snapshot of the pool's occupancy in the shape of effect's `Pool.Stats` (what
+ * `@effect/sql-pg`'s `PgClient.poolStats` returns). `idle`, `used` and `pending` are the
+ * {@link PoolStatus} counts `checkedIn`, `checkedOut` and `waiting`; `min` and `max` are the
+ * strategy's bounds:
+ *
+ * | strategy | `min` | `max` |
+ * |---|---|---|
+ * | QueuePool | `minIdle` | `poolSize + maxOverflow`; `Infinity` when unlimited (`maxOverflow: -1` or `poolSize: 0`) |
+ * | NullPool | 0 | `Infinity` (one connection per checkout, nothing kept) |
+ * | StaticPool | 0 | 1 (one shared connection: `used` 1 however many fibers share it) |
+ * | FiberPool | 0 | `Infinity` (`poolSize` bounds the connections kept idle, not the ones open) |
+ * | AssertionPool | 0 | 1 |
+ *
+ * `used` counts connections being opened for a checkout too; after a `resize` shrank a
+ * QueuePool, `used` may exceed `max` until the busy connections beyond it come back.
+ * `Infinity` reads as `null` in JSON.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface PoolStats {
+  /** Connections open and idle in the pool (`status.checkedIn`). */
+  readonly idle: number
+  /** Connections checked out, including ones being opened for a checkout (`status.checkedOut`). */
+  readonly used: number
+  /** Checkouts waiting for a connection, at a suspended pool's gate too (`status.waiting`). */
+  readonly pending: number
+  /** Connections the pool keeps open without demand (QueuePool `minIdle`, else 0). */
+  readonly min: number
+  /** Connections the pool allows open at once (`Infinity`: no bound). */
+  readonly max: number
+}
+
+/**
  * A pool's settings after validation and defaults, as the service reports them. Durations are
  * `Duration`s (`Duration.infinity` = never / no bound). Strategy options that a strategy does
  * not have are `undefined` (`poolSize` of a NullPool).
@@ -143,6 +177,8 @@ export interface Service<C = unknown> {
   ) => Effect.Effect<A, E | CheckoutError, R>
   /** The pool's occupancy now: size, checked in, checked out, overflow, waiting ({@link PoolStatus}). */
   readonly status: Effect.Effect<PoolStatus>
+  /** Occupancy in effect's `Pool.Stats` shape ({@link PoolStats}): what `PgClient.poolStats` reports. */
+  readonly stats: Effect.Effect<PoolStats>
   /** Close idle connections. Checked-out ones are untouched and are pooled again on return. */
   readonly dispose: Effect.Effect<void>
   /** A fresh pool with the same options, hooks and driver, living in the given scope. Connects nothing. */

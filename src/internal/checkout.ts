@@ -571,6 +571,11 @@ export const makeService = <C>(
       },
       use,
       status: Effect.sync(status),
+      stats: Effect.sync(() => {
+        const { checkedIn, checkedOut, waiting } = status()
+        const { min, max } = strategy.limits()
+        return { idle: checkedIn, used: checkedOut, pending: waiting, min, max }
+      }),
       dispose: strategy.dispose,
       recreate,
       invalidateAll: core.invalidateAll,

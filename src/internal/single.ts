@@ -11,11 +11,15 @@ import { Effect } from "effect"
 import type { PoolStatus } from "../ConnectionPool.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolCore } from "./core.ts"
+import type { Limits } from "./strategy.ts"
 import * as Record from "./record.ts"
 import { ConnectionRecord } from "./record.ts"
 
 /** @internal */
 export class SingleSlot<C> {
+  /** One connection at most, none kept without demand. */
+  static readonly limits: Limits = { min: 0, max: 1 }
+
   readonly record: ConnectionRecord<C>
   out = false
   closed = false

@@ -10,8 +10,8 @@
  * - `takeNow` / `giveNow` are the optional synchronous fast paths: an idle record taken, or a
  *   record taken back, with no effect at all; `undefined` / `false` sends the caller to
  *   `take` / `give`.
- * - `status`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and `resize`
- *   are optional capabilities.
+ * - `status`, `limits`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and
+ *   `resize` are optional capabilities.
  *
  * @internal
  */
@@ -22,20 +22,28 @@ import type { ResolvedIdle } from "./options.ts"
 import type { ConnectionRecord } from "./record.ts"
 import type { ShareBy } from "./reentrant.ts"
 
+/**
+ * How many connections the strategy keeps open without demand (`min`) and allows open at once
+ * (`max`, `Infinity` when unbounded): the bounds of `ConnectionPool.stats`.
+ */
+export interface Limits {
+  readonly min: number
+  readonly max: number
+}
+
+/** No bound: nothing kept without demand, no limit on connections open at once. */
+export const unbounded: Limits = { min: 0, max: Infinity }
+
 /** A bounded pool's sizes. */
 export interface Sizes {
   readonly poolSize: number
   readonly maxOverflow: number
 }
 
-/**
- * The most connections a strategy opens at once, `undefined` for no limit: `poolSize +
- * maxOverflow` (QueuePool; `poolSize` 0 or `maxOverflow` -1: none), else its fixed `limit`.
- */
+/** The most connections a strategy opens at once now, `undefined` for no limit (from its {@link Limits}). */
 export const limitOf = (strategy: Strategy<any, any>): number | undefined => {
-  const sizes = strategy.sizes?.()
-  if (sizes === undefined) return strategy.limit
-  return sizes.poolSize === 0 || sizes.maxOverflow === -1 ? undefined : sizes.poolSize + sizes.maxOverflow
+  const max = strategy.limits().max
+  return Number.isFinite(max) ? max : undefined
 }
 
 /** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
@@ -51,6 +59,8 @@ export interface Strategy<C, E> {
   readonly take: (restore: Restore, now: number) => Effect.Effect<ConnectionRecord<C>, E>
   readonly give: (record: ConnectionRecord<C>) => Effect.Effect<void>
   readonly status: () => PoolStatus
+  /** The bounds now (QueuePool's change with `resize`). */
+  readonly limits: () => Limits
   /** Close idle connections; checked-out ones are untouched and come back normally. */
   readonly dispose: Effect.Effect<void>
   /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
@@ -77,11 +87,6 @@ export interface Strategy<C, E> {
   readonly resize?: ((size: Sizes) => Effect.Effect<void>) | undefined
   /** The sizes now (they change with `resize`). */
   readonly sizes?: (() => Sizes) | undefined
-  /**
-   * The most connections open at once, for a strategy without {@link sizes} (StaticPool and
-   * AssertionPool: 1). Absent, and no sizes: no limit (NullPool, FiberPool).
-   */
-  readonly limit?: number | undefined
   /** Background upkeep of the idle list (minIdle, idleTimeout, keepalive, lifetime), when offered. */
   readonly upkeep?: { readonly slots: IdleSlots<C>; readonly options: ResolvedIdle } | undefined
 }

@@ -21,7 +21,9 @@
  *   replica only once it has replayed that commit, waiting at most `maxReplayWait`, else to the
  *   primary.
  * - Each pool keeps its own strategy layer (`QueuePool`, `NullPool`, ...) and driver settings.
- * - `listen`, `notify`, `json` and `config` are the primary's.
+ * - `listen`, `notify`, `json` and `config` are the primary's. `poolStats` sums every pool's
+ *   (the connections behind this client: `idle`, `used`, `pending`, `min` and `max` added up);
+ *   each pool's own is in {@link PgReplicas}' `status`.
  *
  * @since 0.1.0
  */
@@ -34,6 +36,7 @@ import * as SqlClient from "effect/sql/SqlClient"
 import type { Acquirer, Borrower, Connection } from "effect/sql/SqlConnection"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import { ConnectionPool } from "../ConnectionPool.ts"
+import type { PoolStats, Service as PoolService } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as PoolMetrics from "../PoolMetrics.ts"
@@ -276,6 +279,8 @@ export interface PoolStatus {
   readonly routed: number
   /** Why it is not healthy (its last checkout failure, or the role it was found in), while it is not. */
   readonly lastError: SqlError | undefined
+  /** The pool's occupancy (`ConnectionPool.PoolStats`). */
+  readonly stats: PoolStats
 }
 
 /**
@@ -330,9 +335,9 @@ interface Target {
   /** -1: the primary. */
   readonly index: number
   readonly client: PgClient.PgClient & SqlClient.SqlClient
+  readonly pool: PoolService
   readonly options: SqlClient.SqlClient.MakeOptions
   readonly borrower: Borrower
-  readonly pool: ConnectionPool["Service"]
   /** Where its driver connects first (the role error names it). */
   readonly host: Hosts.Host
   healthy: boolean
@@ -357,6 +362,16 @@ const makeOptionsOf = (client: PgClient.PgClient): SqlClient.SqlClient.MakeOptio
  * A checkout failure that says the replica cannot serve (unreachable, refusing, timing out
  * connecting): not a full pool (it waited its `timeout` already) nor a closing one.
  */
+/** Several pools' stats added up (`max` is `Infinity` when one pool is unbounded). */
+const sumStats = (all: ReadonlyArray<PoolStats>): PoolStats =>
+  all.reduce((sum, s) => ({
+    idle: sum.idle + s.idle,
+    used: sum.used + s.used,
+    pending: sum.pending + s.pending,
+    min: sum.min + s.min,
+    max: sum.max + s.max
+  }), { idle: 0, used: 0, pending: 0, min: 0, max: 0 })
+
 const isUnreachable = (error: unknown): error is SqlError =>
   isSqlError(error) &&
   !(error.reason.cause instanceof PoolTimeoutError) &&
@@ -440,9 +455,9 @@ export const make = (
         name,
         index,
         client,
+        pool: Context.get(context, ConnectionPool),
         options: makeOptions,
         borrower: makeOptions.borrower ?? ((f) => Effect.scoped(Effect.flatMap(makeOptions.acquirer, f))),
-        pool: Context.get(context, ConnectionPool),
         host: { host: described.host, port: described.port },
         healthy: true,
         misplaced: false,
@@ -860,23 +875,29 @@ export const make = (
     }
 
     // ------------------------------------------------------------------------ status, metrics
-    const statusOf = (t: Target): PoolStatus => ({
-      name: t.name,
-      healthy: t.healthy,
-      serving: t.index < 0 ? t.healthy : serving(t),
-      role: t.role,
-      lagMillis: t.index < 0 ? undefined : t.lagMillis,
-      lsn: t.lsn === Replication.zero ? undefined : Replication.format(t.lsn),
-      inFlight: t.inFlight,
-      routed: t.routed,
-      lastError: t.lastError
-    })
+    const statusOf = (t: Target): Effect.Effect<PoolStatus> =>
+      Effect.map(t.pool.stats, (stats) => ({
+        name: t.name,
+        healthy: t.healthy,
+        serving: t.index < 0 ? t.healthy : serving(t),
+        role: t.role,
+        lagMillis: t.index < 0 ? undefined : t.lagMillis,
+        lsn: t.lsn === Replication.zero ? undefined : Replication.format(t.lsn),
+        inFlight: t.inFlight,
+        routed: t.routed,
+        lastError: t.lastError,
+        stats
+      }))
+    const targets = [primary, ...replicas]
     const service: PgReplicas["Service"] = {
-      status: Effect.sync(() => ({
-        primary: statusOf(primary),
-        replicas: replicas.map(statusOf),
-        readYourWrites: { ...readYourWrites }
-      })),
+      status: Effect.map(
+        Effect.forEach(targets, statusOf),
+        ([primaryStatus, ...replicaStatus]) => ({
+          primary: primaryStatus!,
+          replicas: replicaStatus,
+          readYourWrites: { ...readYourWrites }
+        })
+      ),
       setHealthy: (index, healthy) =>
         Effect.sync(() => {
           const replica = replicas[index]
@@ -917,7 +938,7 @@ export const make = (
       [PgClient.TypeId]: PgClient.TypeId,
       config: primaryClient.config,
       json: primaryClient.json,
-      poolStats: primaryClient.poolStats,
+      poolStats: Effect.map(Effect.forEach(targets, (t) => t.pool.stats), sumStats),
       listen: primaryClient.listen,
       notify: primaryClient.notify
     }) as PgClient.PgClient & SqlClient.SqlClient

@@ -47,7 +47,7 @@
  * @since 0.1.0
  */
 import { PgClient, PgConnection } from "@effect/sql-pg"
-import { Context, Data, Effect, Layer, Stream } from "effect"
+import { Context, Data, Effect, Layer, Result, Stream } from "effect"
 import type { Scope } from "effect"
 import { Duration } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
@@ -72,7 +72,7 @@ import { driverOf } from "../internal/checkout.ts"
 import * as V from "../internal/validate.ts"
 import { settingsOf } from "./internal/config.ts"
 import { isUnsent } from "./internal/connection.ts"
-import { isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
+import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -86,7 +86,7 @@ import { Session } from "./internal/shared-session.ts"
  * @category models
  * @since 0.1.0
  */
-export interface Options {
+export interface Options<R = never> {
   /** Rename result columns, e.g. snake_case → camelCase. */
   readonly transformResultNames?: ((name: string) => string) | undefined
   /** Rename identifiers in queries, e.g. camelCase → snake_case. */
@@ -105,6 +105,14 @@ export interface Options {
    * `"Infinity"`: unbounded.
    */
   readonly transactionControlTimeout?: Duration.Input | undefined
+  /**
+   * Runs after each checkout, in the fiber that uses the connection, as `PgClient`'s
+   * `onAcquire`: once per statement outside a transaction, and once per `withTransaction`,
+   * `reserve`, stream, `listen` and `notify`. Finalizers it adds run when that use ends. The
+   * services it requires are captured when the client is built; the consuming fiber's own take
+   * precedence. Keep it cheap: it runs while holding the connection.
+   */
+  readonly onAcquire?: Effect.Effect<void, never, R> | undefined
 }
 
 // ------------------------------------------------------------------------------- errors
@@ -511,12 +519,16 @@ const optionRules = V.rulesFor<Options>()({
   transformQueryNames: V.func<(name: string) => string>(),
   transformJson: V.boolean(),
   spanAttributes: V.record<Record<string, unknown>>("must be a record"),
-  transactionControlTimeout: V.duration(undefined)
+  transactionControlTimeout: V.duration(undefined),
+  onAcquire: V.custom<Effect.Effect<void> | undefined>(
+    (value) => Effect.isEffect(value) ? Result.succeed(value as Effect.Effect<void>) : Result.fail("must be an Effect"),
+    undefined
+  )
 })
 
 const optionKeys = V.keysOfRules(optionRules)
 
-const validateOptions = (options: Options): Effect.Effect<Options, PgDriver.PgConfigError> =>
+const validateOptions = <R>(options: Options<R>): Effect.Effect<Options<R>, PgDriver.PgConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
     yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layer"))
@@ -547,15 +559,19 @@ const hostOf = (config: PgDriver.Config): { host: string; port: number; database
  * @category constructors
  * @since 0.1.0
  */
-export const make = (
-  options: Options = {}
+export const make = <R = never>(
+  options: Options<R> = {}
 ): Effect.Effect<
   PgClient.PgClient & SqlClient.SqlClient,
   PgDriver.PgConfigError,
-  ConnectionPool | Scope.Scope | Reactivity.Reactivity
+  ConnectionPool | Scope.Scope | Reactivity.Reactivity | R
 > =>
   Effect.gen(function*() {
     const valid = yield* validateOptions(options)
+    // `onAcquire` with the services captured now; the consuming fiber's own take precedence.
+    const hook = valid.onAcquire
+    const captured = yield* Effect.context<R>()
+    const onAcquire = hook && Effect.updateContext(hook, (current: Context.Context<never>) => Context.merge(captured, current))
     const pool = yield* PgDriver.Pool
     const config = yield* driverConfig(pool)
     const target = hostOf(config)
@@ -595,11 +611,17 @@ export const make = (
         `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
       )
 
-    const acquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
+    const checkout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
       Effect.map((pooled): SqlConnection => connect(pooled)),
       Effect.mapError(checkoutError)
     )
+    const acquirer = onAcquire === undefined ? checkout : Effect.tap(checkout, onAcquire)
     // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
+    // With `onAcquire`, each statement is scoped so that the hook's finalizers run when it ends.
+    const use = onAcquire === undefined
+      ? <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => pool.use((pooled) => f(connect(pooled)))
+      : <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
+        pool.use((pooled) => Effect.scoped(Effect.andThen(onAcquire, f(connect(pooled)))))
     // A statement that never left the client (its session was closed under it) is sent again on
     // a fresh session: it cannot have run, and it was never interrupted (collateral of another
     // fiber's interrupted statement on a shared session, or of another holder's failure).
@@ -608,7 +630,7 @@ export const make = (
       retries: number
     ): Effect.Effect<A, E | SqlError, R> =>
       Effect.catchIf(
-        pool.use((pooled) => f(connect(pooled))),
+        use(f),
         (error: unknown) => isCheckoutError(error) || unsentStatements.has(error as SqlError),
         (error): Effect.Effect<A, E | SqlError, R> =>
           isCheckoutError(error)
@@ -623,8 +645,8 @@ export const make = (
     // Its connection ends with it: a statement sent through it later (a fiber forked inside it,
     // a `reserve`d connection kept past its scope) fails as on a returned connection, and never
     // runs inside the transaction that owns the session next.
-    const transactionAcquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
-      ? acquirer
+    const ownedCheckout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = sharing !== "pool"
+      ? checkout
       : Effect.uninterruptibleMask((restore) =>
         Effect.withFiber((fiber) => {
           // From inside a transaction that owns the session (a `reserve` in it): it would wait
@@ -651,6 +673,7 @@ export const make = (
           )
         }))
       )
+    const transactionAcquirer = onAcquire === undefined ? ownedCheckout : Effect.tap(ownedCheckout, onAcquire)
 
     const makeOptions: SqlClient.SqlClient.MakeOptions = {
       acquirer,
@@ -683,16 +706,19 @@ export const make = (
     // Through a transaction-mode pooler a LISTEN never hears a notification: the listener goes
     // straight to the server (`listenUrl`), or fails at once saying so.
     // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.
-    const listenSession = listenUrl !== undefined
+    const listenConnect = listenUrl !== undefined
       ? Hosts.connector(Pooler.listenAt(sessionConfig, listenUrl), PgDriver.isDisconnect)
       : pooler === "transaction"
       ? Effect.fail(Pooler.listenUnsupported())
       : Hosts.connector(sessionConfig, PgDriver.isDisconnect)
+    const listenSession = onAcquire === undefined ? listenConnect : Effect.tap(listenConnect, onAcquire)
+    // `onAcquire` as the client runs it (a field of PgClientConfig since @effect/sql-pg 4.1).
+    const reported = { ...valid, onAcquire }
     const pgConfig: PgClient.PgClientConfig = {
       ...config,
       // A port list ("5432,5433", one per host): the first host's.
       port: typeof config.port === "string" ? target.port : config.port,
-      ...valid
+      ...reported
     }
     return Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,
@@ -700,43 +726,20 @@ export const make = (
       [Routing.optionsKey]: makeOptions,
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
-      poolStats: poolStats(pool),
-      listen: (channel: string) => Effect.flatMap(listenSession, (session) => session.listen(channel)),
-      notify: (channel: string, payload: string) =>
-        Effect.asVoid(borrower((conn) => conn.executeRaw("SELECT pg_notify($1, $2)", [channel, payload])))
+      poolStats: pool.stats,
+      // A channel name over 63 bytes is refused before anything is sent (no session opened).
+      listen: (channel: string) => {
+        const invalid = channelNameError(channel, "listen")
+        return invalid !== undefined ? Effect.fail(invalid) : Effect.flatMap(listenSession, (session) => session.listen(channel))
+      },
+      notify: (channel: string, payload: string) => {
+        const invalid = channelNameError(channel, "notify")
+        return invalid !== undefined
+          ? Effect.fail(invalid)
+          : Effect.asVoid(borrower((conn) => conn.executeRaw("SELECT pg_notify($1, $2)", [channel, payload])))
+      }
     }) as PgClient.PgClient & SqlClient.SqlClient
   })
-
-/** `PgClient.poolStats` (effect's `Pool.Stats` shape) from the pool's status and settings. */
-export const poolStats = (pool: PoolService): Effect.Effect<PoolStats> =>
-  Effect.map(pool.status, (status) => {
-    const { strategy, poolSize, maxOverflow } = pool.settings
-    const max = strategy === "QueuePool"
-      ? (maxOverflow === undefined || maxOverflow < 0 ? Infinity : (poolSize ?? 0) + maxOverflow)
-      : strategy === "StaticPool" || strategy === "AssertionPool"
-      ? 1
-      : Infinity
-    return { idle: status.checkedIn, used: status.checkedOut, pending: status.waiting, min: 0, max }
-  })
-
-/**
- * A snapshot of pool occupancy, as `PgClient.poolStats` returns it (effect's `Pool.Stats`).
- *
- * @category models
- * @since 0.2.0
- */
-export interface PoolStats {
-  /** Idle connections (the status's `checkedIn`). */
-  readonly idle: number
-  /** Connections checked out (the status's `checkedOut`). */
-  readonly used: number
-  /** Checkouts waiting (the status's `waiting`). */
-  readonly pending: number
-  /** Always 0: no strategy keeps a floor of open connections (QueuePool's `minIdle` is a background target). */
-  readonly min: number
-  /** Most connections the pool opens: QueuePool `poolSize + maxOverflow`, StaticPool / AssertionPool 1, otherwise `Infinity`. */
-  readonly max: number
-}
 
 /**
  * Provide `SqlClient` and `PgClient` over the `ConnectionPool` in context (a pool over
@@ -768,10 +771,13 @@ export interface PoolStats {
  * @category layers
  * @since 0.1.0
  */
-export const layer = (
-  options: Options = {}
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> =>
-  PgClient.layerFrom(make(options))
+export const layer = <R = never>(
+  options: Options<R> = {}
+): Layer.Layer<
+  PgClient.PgClient | SqlClient.SqlClient,
+  PgDriver.PgConfigError,
+  ConnectionPool | Exclude<R, Scope.Scope | Reactivity.Reactivity>
+> => PgClient.layerFrom(make(options))
 
 /**
  * The former name of {@link layer} with options; same behaviour.
@@ -780,9 +786,13 @@ export const layer = (
  * @category layers
  * @since 0.1.0
  */
-export const layerWith: (
-  options: Options
-) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, PgDriver.PgConfigError, ConnectionPool> = layer
+export const layerWith: <R = never>(
+  options: Options<R>
+) => Layer.Layer<
+  PgClient.PgClient | SqlClient.SqlClient,
+  PgDriver.PgConfigError,
+  ConnectionPool | Exclude<R, Scope.Scope | Reactivity.Reactivity>
+> = layer
 
 /**
  * Mark `effect`'s database work read-only: under `PgReplicas.layer` its

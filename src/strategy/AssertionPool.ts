@@ -62,7 +62,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
       }),
     give: () => slot.give(),
     status: () => slot.status(),
-    limit: 1,
+    limits: () => SingleSlot.limits,
     dispose: slot.dispose,
     shutdown: slot.shutdown
   }

@@ -26,6 +26,7 @@ import { Effect } from "effect"
 import type { Config, Layer } from "effect"
 import type { ConnectionPool } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
+import { unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -152,6 +153,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
         waiting: 0
       }
     },
+    // `poolSize` bounds the connections kept idle, not the ones open: every fiber may hold one.
+    limits: () => unbounded,
     dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true

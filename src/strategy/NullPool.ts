@@ -12,6 +12,7 @@ import { Effect } from "effect"
 import type { Config, Layer } from "effect"
 import type { ConnectionPool } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
+import { unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
@@ -55,6 +56,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
         return Record.close(core, record)
       }),
     status: () => ({ size: 0, checkedIn: 0, checkedOut: out, overflow: 0, waiting: 0 }),
+    limits: () => unbounded,
     dispose: Effect.void,
     shutdown: Effect.sync(() => {
       closed = true

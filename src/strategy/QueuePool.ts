@@ -193,6 +193,9 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
       overflow: poolSize === 0 ? 0 : overflow,
       waiting: waiters.size
     }),
+    // `minIdle` is what the upkeep keeps open without demand; a shrink may leave more open than
+    // `max` until the busy connections beyond it come back.
+    limits: () => ({ min: options.idle.minIdle, max: unlimited() ? Infinity : poolSize + maxOverflow }),
     dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true

@@ -81,7 +81,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
         return closing
       }),
     status: () => slot.status(waiting),
-    limit: 1,
+    limits: () => SingleSlot.limits,
     dispose: slot.dispose,
     shutdown: Effect.suspend(() => {
       Deferred.doneUnsafe(returned, Exit.void)

@@ -28,6 +28,8 @@ const mockProgram = Effect.gen(function*() {
     return conn.slot
   }))
   const doubled: number = yield* pool.use(() => Effect.succeed(21 * 2))
+  // effect's Pool.Stats shape (what PgClient.poolStats reports): one idle connection, max 2 + 1.
+  const stats: ConnectionPool.PoolStats = yield* pool.stats
   const mock = yield* MockDriver.MockDriver
   mock.down()
   yield* pool.invalidateAll
@@ -36,7 +38,7 @@ const mockProgram = Effect.gen(function*() {
   )
   mock.up()
   const status: ConnectionPool.PoolStatus = yield* pool.status
-  return { strategy: pool.strategy, slot, doubled, failure, size: status.size }
+  return { strategy: pool.strategy, slot, doubled, failure, size: status.size, stats }
 })
 
 const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"

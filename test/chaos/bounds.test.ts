@@ -98,7 +98,7 @@ const freeze = (server: EmbeddedPostgres.Service, watchdogMs = 8000): Effect.Eff
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
 const stack = (server: EmbeddedPostgres.Service, pool: PoolLayer, sql: Layer.Layer<SqlClient.SqlClient, any, any> = PgSql.layer()) =>
-  (sql as ReturnType<typeof PgSql.layer>).pipe(
+  (sql as ReturnType<typeof PgSql.layer<never>>).pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(PgDriver.layer({ url: server.url, applicationName: appName("bounds"), connectTimeout: "2 seconds" }))
   )

@@ -213,3 +213,17 @@ export const connectReason = (error: SqlError, connectMillis: number): string =>
  */
 export const connectFailed = (error: SqlError, where: string, connectMillis: number): SqlError =>
   new SqlError({ reason: sameKind(error.reason, oneLine(`PgDriver: cannot connect to ${where}: ${connectReason(error, connectMillis)}`)) })
+/** PostgreSQL's `NAMEDATALEN - 1`: the longest identifier, in bytes. */
+const maxChannelBytes = 63
+const utf8 = new TextEncoder()
+
+/**
+ * `LISTEN` / `NOTIFY` refuse a channel name over 63 UTF-8 bytes before anything is sent (as
+ * `@effect/sql-pg` does, with the same message): `undefined` when the name is fine.
+ */
+export const channelNameError = (channel: string, operation: "listen" | "notify"): SqlError | undefined => {
+  // Every UTF-16 unit takes at least one UTF-8 byte: a long string is refused without encoding it.
+  if (channel.length <= maxChannelBytes && utf8.encode(channel).byteLength <= maxChannelBytes) return undefined
+  const message = "PostgreSQL channel names must not exceed 63 UTF-8 bytes"
+  return unknownError(new Error(message), message, operation)
+}
