@@ -123,7 +123,6 @@ interface Subject {
   readonly name: string
   readonly error: "PoolConfigError" | "PgConfigError"
   readonly catalogue: Readonly<Record<string, Kind>>
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- layers of different services
   readonly layer: (options: Options) => Layer.Layer<any, unknown>
 }
 

@@ -50,7 +50,7 @@ describe("typed pool", () => {
         onConnect: (event) => {
           expectTypeOf(event.connection).toEqualTypeOf<MockDriver.MockConnection | undefined>()
           // @ts-expect-error no such property on a mock connection
-          event.connection?.notAField
+          void event.connection?.notAField
           return Effect.void
         }
       }

@@ -83,6 +83,7 @@ export class WaiterQueue<C, E> {
     const waiter: Waiter<C, E> = { resume: undefined!, record: undefined, deadline: Infinity, queued: false }
     // No canceller: an interrupted wait leaves the queue in the exit handler below (one frame
     // instead of a canceller effect and the runtime's finalizer frame per wait).
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the callback's own `this` is the scheduler
     const queue = this
     const sleep = Effect.callback<ConnectionRecord<C>, E>(function(this: Scheduler.Scheduler, resume) {
       if (queue.scheduler !== this) {

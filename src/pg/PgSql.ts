@@ -303,6 +303,7 @@ export const isSelfDeadlock = (error: unknown): boolean =>
 /** What a `ROLLBACK` on a dead session returns (nothing to roll back): one shared empty result. */
 const noRows: ReadonlyArray<never> = []
 
+/* eslint-disable @typescript-eslint/no-explicit-any -- effect/sql's `Connection` types rows as `any` */
 /** `SqlConnection` over one checkout; disconnects invalidate the checkout and the pool. */
 class PooledSql implements SqlConnection {
   /** Streams of this connection being read (a transaction's or `reserve`'s: nothing else may use it meanwhile). */
@@ -492,6 +493,7 @@ class PooledSql implements SqlConnection {
       : rows
   }
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Each client's own transaction service (statements find their transaction's connection by it). */
 let clientIds = 0

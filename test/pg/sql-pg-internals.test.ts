@@ -91,7 +91,7 @@ const hide = (native: PgConnection.PgConnection, hidden: Hidden): PgConnection.P
       if (hidden.includes(name)) return undefined
       if (key === "prepared" || key === "session") return Reflect.get(t, key, t)
       const value = Reflect.get(base, key, base)
-      return typeof value === "function" ? (value as Function).bind(base) : value
+      return typeof value === "function" ? (value as (...args: Array<unknown>) => unknown).bind(base) : value
     },
     set: (_t, key, value) => Reflect.set(base, key, value, base)
   })

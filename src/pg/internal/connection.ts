@@ -10,7 +10,7 @@ import type { PgConnection } from "@effect/sql-pg"
 import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
-import type { CancelConfig, SessionReset } from "../PgDriver.ts"
+import type { SessionReset } from "../PgDriver.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { unsendable } from "./encoding.ts"
 import { sessionStateRefused } from "./pooler.ts"
@@ -19,7 +19,7 @@ import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 
-/** Default {@link CancelConfig.cancelTimeout}, in milliseconds. */
+/** Default `PgDriver` `cancelTimeout`, in milliseconds. */
 export const defaultCancelMillis = 30
 
 /** `@effect/sql-pg` sends its cancel request this long after an interrupt (`abortDrainGraceMillis`). */
@@ -104,7 +104,7 @@ export class Connection {
   private refusedWith: SqlError | undefined = undefined
   /** A session accepted as a standby: is it still one (`targetSessionAttrs`)? See `SessionWatch`. */
   private readonly watch: SessionWatch | undefined
-  /** @internal {@link CancelConfig.cancelTimeout} in ms (`Infinity`: the driver's own drain). */
+  /** @internal `PgDriver` `cancelTimeout` in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
    * The driver's cancel of this session is bounded in place ({@link Connection.boundCancel}):
@@ -444,7 +444,7 @@ export class Connection {
 
   /**
    * A statement of the user's (`native`: the driver call, made only if it runs), with the
-   * bookkeeping of {@link Connection.see}. Bounded on interrupt ({@link CancelConfig.cancelTimeout});
+   * bookkeeping of {@link Connection.see}. Bounded on interrupt (`PgDriver` `cancelTimeout`);
    * on a session this driver closed, it fails at once (the closed statement's cancel request may
    * still hold the native session for a few seconds: nothing may queue behind it). Text the
    * protocol cannot carry fails at once too, with nothing sent (`encoding.ts`).

@@ -179,7 +179,21 @@ const sameKind = (reason: SqlErrorReason, message: string): SqlErrorReason => {
 }
 
 /** Control characters (a newline in a server message or a name) would break the one line. */
-const oneLine = (text: string): string => text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim()
+const oneLine = (text: string): string => {
+  let out = ""
+  let blank = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x20 || c === 0x7f) {
+      if (!blank) out += " "
+      blank = true
+    } else {
+      out += text[i]
+      blank = false
+    }
+  }
+  return out.trim()
+}
 
 /**
  * Why a connect failed, in one line: the server's reason with its SQLSTATE (`password
