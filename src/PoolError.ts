@@ -33,6 +33,7 @@ export class PoolTimeoutError extends Data.TaggedError("PoolTimeoutError")<{
   readonly maxOverflow: number
   /** The `timeout` the checkout waited. */
   readonly timeout: Duration.Duration
+  /** The pool was suspended the whole wait (the checkout waited for `resume`). */
   readonly suspended?: boolean | undefined
 }> {
   /** Names the limits and the timeout, as SQLAlchemy's message. */
@@ -77,7 +78,9 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
 export class ConnectTimeoutError extends Data.TaggedError("ConnectTimeoutError")<{
   /** The `connectTimeout` that passed. */
   readonly timeout: Duration.Duration
+  /** Where the driver connects (`host:port (database, user)`), when the driver tells (`DriverShape.target`). */
   readonly target?: string | undefined
+  /** The bound ran out on a checkout's pre-ping and the reconnect after it. */
   readonly afterPrePing?: boolean | undefined
 }> {
   /** Names the bound that passed. */

@@ -160,6 +160,8 @@ export interface Metrics {
   readonly useTime: Metric.Histogram<number>
 }
 
+const countDescription = "The number of connections that are currently in the state of the db.client.connection.state attribute"
+
 /**
  * The metrics of one pool, as effect `Metric`s with the pool attribute bound; read them with
  * `Metric.value`.
@@ -167,8 +169,6 @@ export interface Metrics {
  * @category constructors
  * @since 0.1.0
  */
-const countDescription = "The number of connections that are currently in the state of the db.client.connection.state attribute"
-
 export const forPool = (pool: string): Metrics => {
   const attributes = { [poolAttribute]: pool }
   const connections = { ...attributes, [unitAttribute]: "{connection}" }
@@ -231,9 +231,13 @@ export const memberAttribute = "db.client.replicas.member"
  * @since 0.1.0
  */
 export const replicaNames = {
+  /** Replay lag at the last health check, seconds (gauge). */
   lag: "db.client.replica.lag",
+  /** 1 while the member gets reads, else 0 (gauge). */
   serving: "db.client.replica.serving",
+  /** Work routed to the member (counter). */
   routed: "db.client.replica.routed",
+  /** Read-your-writes reads, by `outcome` (counter). */
   readYourWrites: "db.client.replica.read_your_writes"
 } as const
 
@@ -260,8 +264,11 @@ export type ReadYourWritesOutcome = typeof readYourWritesOutcomes[number]
  * @since 0.1.0
  */
 export interface ReplicaMetrics {
+  /** `db.client.replica.lag`: replay lag at the last health check. */
   readonly lag: Metric.Gauge<number>
+  /** `db.client.replica.serving`: 1 while the member gets reads. */
   readonly serving: Metric.Gauge<number>
+  /** `db.client.replica.routed`: work routed to the member. */
   readonly routed: Metric.Counter<number>
 }
 

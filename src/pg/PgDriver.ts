@@ -28,6 +28,7 @@ import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
 export { EncodingError } from "./internal/encoding.ts"
+export type { Problem as EncodingProblem } from "./internal/encoding.ts"
 export { Connection } from "./internal/connection.ts"
 export { disconnected, isDisconnect } from "./internal/errors.ts"
 export { touchesSessionState } from "./internal/session.ts"

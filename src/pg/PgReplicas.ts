@@ -233,14 +233,8 @@ export const session: {
 
 // ----------------------------------------------------------------------------------- status
 
-/**
- * A server's role as the last health check saw it: `"primary"` (not in recovery) or
- * `"standby"` (in recovery: a hot standby).
- *
- * @category models
- * @since 0.1.0
- */
-export type Role = Replication.Role
+export type { Role } from "./internal/replication.ts"
+type Role = Replication.Role
 
 /**
  * One pool as the router sees it.
@@ -311,6 +305,7 @@ export interface Status {
   readonly primary: PoolStatus
   /** The replica pools, in the order given to {@link layer}. */
   readonly replicas: ReadonlyArray<PoolStatus>
+  /** Where read-your-writes reads ran, and how many primary positions were read. */
   readonly readYourWrites: ReadYourWritesStatus
 }
 

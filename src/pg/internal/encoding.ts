@@ -13,6 +13,12 @@ import { Data } from "effect"
 import { SqlError, UnknownError } from "effect/sql/SqlError"
 
 /** Why a string cannot be sent. */
+/**
+ * What the protocol cannot carry: a NUL character, or a lone UTF-16 surrogate (no UTF-8 form).
+ *
+ * @category models
+ * @since 0.1.0
+ */
 export type Problem = "nul" | "lone-surrogate"
 
 /**
@@ -27,11 +33,14 @@ export type Problem = "nul" | "lone-surrogate"
 export class EncodingError extends Data.TaggedError("PgEncodingError")<{
   /** The statement's text, or its parameter `$parameter` (1-based). */
   readonly part: "statement" | "parameter"
+  /** Which parameter (1-based), for `part: "parameter"`. */
   readonly parameter?: number | undefined
+  /** What the string holds that the protocol cannot carry. */
   readonly problem: Problem
   /** Where in the string (a UTF-16 index; in an array parameter, within the element). */
   readonly offset: number
 }> {
+  /** Where the string is, what it holds and that nothing was sent. */
   override get message(): string {
     const where = this.part === "statement" ? "the statement text" : `parameter $${this.parameter}`
     const what = this.problem === "nul"

@@ -82,7 +82,13 @@ export const replicaCheck = `SELECT pg_catalog.pg_is_in_recovery() AS recovery,
   (pg_catalog.pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::text AS lsn,
   (extract(epoch FROM pg_catalog.pg_last_xact_replay_timestamp()) * 1000)::float8 AS replayed_at_ms`
 
-/** A server's role as a check saw it: `"primary"` (not in recovery) or `"standby"`. */
+/**
+ * A server's role as the last health check saw it: `"primary"` (not in recovery) or
+ * `"standby"` (in recovery: a hot standby). Re-exported as `PgReplicas.Role`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
 export type Role = "primary" | "standby"
 
 /** What {@link primaryCheck} found. */
