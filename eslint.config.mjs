@@ -46,7 +46,16 @@ export default tseslint.config(
   {
     // Tests, benchmarks and tools feed the library bad input on purpose (`as any`); the library
     // itself keeps `any` out (its public types are checked by test/typing.test.ts and tsc).
-    files: ["test/**", "bench/**", "scripts/**", "workbench/**", "support/**", "examples/**", "test-package/**", "*.config.ts"],
+    files: [
+      "test/**",
+      "bench/**",
+      "scripts/**",
+      "workbench/**",
+      "support/**",
+      "examples/**",
+      "test-package/**",
+      "*.config.ts"
+    ],
     rules: { "@typescript-eslint/no-explicit-any": "off" }
   }
 )

@@ -48,7 +48,10 @@ export const defaultConfigs: ReadonlyArray<CycleConfig> = [
   { workers: 1024, connections: 8 }
 ]
 
-const subjectsFor = async (connections: number, resets: ReadonlyArray<PoolOptions.ResetOnReturn>): Promise<Array<Subject>> => {
+const subjectsFor = async (
+  connections: number,
+  resets: ReadonlyArray<PoolOptions.ResetOnReturn>
+): Promise<Array<Subject>> => {
   const ours: Array<Subject> = []
   for (const reset of resets) ours.push(...(await queuePoolSubjects(connections, reset)))
   return [
@@ -69,9 +72,16 @@ export const runCycles = async (options: CycleOptions): Promise<Array<CycleResul
     const total = perWorker * workers
     const warmPerWorker = Math.max(1, Math.ceil(options.warmupCycles / workers))
     const subjects = await subjectsFor(connections, options.resets)
-    options.log(`cycle ${workers}:${connections}  (${total} cycles x ${options.rounds} rounds, ${subjects.length} subjects)`)
+    options.log(
+      `cycle ${workers}:${connections}  (${total} cycles x ${options.rounds} rounds, ${subjects.length} subjects)`
+    )
     for (const s of subjects) await s.run(workers, warmPerWorker)
-    const samples = await timeRounds(subjects.length, options.rounds, total, (i) => subjects[i]!.run(workers, perWorker))
+    const samples = await timeRounds(
+      subjects.length,
+      options.rounds,
+      total,
+      (i) => subjects[i]!.run(workers, perWorker)
+    )
     for (let i = 0; i < subjects.length; i++) {
       results.push({
         subject: subjects[i]!.name,

@@ -62,14 +62,18 @@ const across = (runs: ReadonlyArray<E2eOutcome>, f: (run: E2eOutcome) => number)
 
 const x = (r: number) => `${fmt(r, 2)}×`
 
-export const e2eReport = (runs: ReadonlyArray<E2eOutcome>): { readonly text: string; readonly targets: ReadonlyArray<Target> } => {
+export const e2eReport = (
+  runs: ReadonlyArray<E2eOutcome>
+): { readonly text: string; readonly targets: ReadonlyArray<Target> } => {
   const all = runs.flatMap((run) => run.results)
   if (all.length === 0) return { text: "", targets: [] }
   const keys = [...new Set(all.map(keyOf))]
   const subjects = [...new Set(all.map((r) => r.subject))]
-  const of = (run: E2eOutcome, subject: string, key: string) => run.results.find((r) => r.subject === subject && keyOf(r) === key)
+  const of = (run: E2eOutcome, subject: string, key: string) =>
+    run.results.find((r) => r.subject === subject && keyOf(r) === key)
   const us = (subject: string, key: string) => across(runs, (run) => of(run, subject, key)?.medianUs ?? NaN)
-  const ratio = (mine: string, other: string, key: string) => across(runs, (run) => ratioIn(run.results, mine, other, key))
+  const ratio = (mine: string, other: string, key: string) =>
+    across(runs, (run) => ratioIn(run.results, mine, other, key))
   const lat = (subject: string, key: string, q: "p50" | "p99" | "p999") =>
     across(runs, (run) => of(run, subject, key)?.latency?.[q] ?? NaN)
   const many = runs.length > 1
@@ -114,9 +118,14 @@ export const e2eReport = (runs: ReadonlyArray<E2eOutcome>): { readonly text: str
   const latencyKeys = keys.filter((k) => k.endsWith("c=64"))
   const latencySubjects = [ours, oursLifo, pgClient, pgPool].filter((s) => subjects.includes(s))
   if (latencyKeys.length > 0 && latencySubjects.length > 0) {
-    const header = ["µs per operation at c=64", ...latencyKeys.flatMap((k) => [`${k.replace(" c=64", "")} p50`, "p99", "p99.9"])]
+    const header = [
+      "µs per operation at c=64",
+      ...latencyKeys.flatMap((k) => [`${k.replace(" c=64", "")} p50`, "p99", "p99.9"])
+    ]
     say(
-      `Latency of single operations at 64 workers on 10 connections (every operation of every round${many ? `; median of ${runs.length} runs` : ""})`,
+      `Latency of single operations at 64 workers on 10 connections (every operation of every round${
+        many ? `; median of ${runs.length} runs` : ""
+      })`,
       table(
         header,
         latencySubjects.map((s) => [
@@ -138,9 +147,20 @@ export const e2eReport = (runs: ReadonlyArray<E2eOutcome>): { readonly text: str
   if (first !== undefined) {
     say(
       `Overload: ${first.workers} workers on ${first.connections} connections for ${first.seconds} s, each checkout held by ` +
-        `${first.hold}, checkout timeout ${first.timeoutMs} ms where the pool has one${many ? `; median of ${runs.length} runs` : ""}`,
+        `${first.hold}, checkout timeout ${first.timeoutMs} ms where the pool has one${
+          many ? `; median of ${runs.length} runs` : ""
+        }`,
       table(
-        ["subject", "checkout timeout", "checkouts", "wait p50 ms", "wait p99 ms", "wait p99.9 ms", "timeouts", "other errors"],
+        [
+          "subject",
+          "checkout timeout",
+          "checkouts",
+          "wait p50 ms",
+          "wait p99 ms",
+          "wait p99.9 ms",
+          "timeouts",
+          "other errors"
+        ],
         overloadSubjects.map((s) => {
           const timeoutMs = runs.flatMap((run) => run.overload ?? []).find((o) => o.subject === s)?.timeoutMs
           return [
@@ -160,8 +180,13 @@ export const e2eReport = (runs: ReadonlyArray<E2eOutcome>): { readonly text: str
 
   // Targets.
   const targets: Array<Target> = []
-  const cells = (m: string, o: string, ks: ReadonlyArray<string>) => ks.map((k) => ({ k, r: ratio(m, o, k) })).filter((c) => Number.isFinite(c.r))
-  const judge = (name: string, list: ReadonlyArray<{ k: string; r: number }>, ok: (c: { k: string; r: number }) => boolean) => {
+  const cells = (m: string, o: string, ks: ReadonlyArray<string>) =>
+    ks.map((k) => ({ k, r: ratio(m, o, k) })).filter((c) => Number.isFinite(c.r))
+  const judge = (
+    name: string,
+    list: ReadonlyArray<{ k: string; r: number }>,
+    ok: (c: { k: string; r: number }) => boolean
+  ) => {
     if (list.length === 0) return
     targets.push({ name, holds: list.every(ok), detail: list.map((c) => `${c.k} ${x(c.r)}`).join(", ") })
   }
@@ -182,13 +207,22 @@ export const e2eReport = (runs: ReadonlyArray<E2eOutcome>): { readonly text: str
   for (const other of [pgClient, pgPool]) {
     if (!subjects.includes(ours) || !subjects.includes(other) || latencyKeys.length === 0) continue
     const list = latencyKeys
-      .map((k) => ({ k, r: across(runs, (run) => p99RatioIn(run.results, ours, other, k)), a: lat(ours, k, "p99"), b: lat(other, k, "p99") }))
+      .map((k) => ({
+        k,
+        r: across(runs, (run) => p99RatioIn(run.results, ours, other, k)),
+        a: lat(ours, k, "p99"),
+        b: lat(other, k, "p99")
+      }))
       .filter((c) => Number.isFinite(c.r))
     if (list.length === 0) continue
     targets.push({
-      name: `p99 latency at c=64 ≤ ${other === pgClient ? "PgClient.layer" : "pg.Pool"}'s, every operation (ours ÷ theirs, round by round)`,
+      name: `p99 latency at c=64 ≤ ${
+        other === pgClient ? "PgClient.layer" : "pg.Pool"
+      }'s, every operation (ours ÷ theirs, round by round)`,
       holds: list.every((c) => c.r <= 1),
-      detail: list.map((c) => `${c.k.replace(" c=64", "")} ${x(c.r)} (all rounds pooled: ${fmt(c.a, 0)} vs ${fmt(c.b, 0)} µs)`).join(", ")
+      detail: list.map((c) =>
+        `${c.k.replace(" c=64", "")} ${x(c.r)} (all rounds pooled: ${fmt(c.a, 0)} vs ${fmt(c.b, 0)} µs)`
+      ).join(", ")
     })
   }
   if (overloadSubjects.includes(ours)) {

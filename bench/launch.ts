@@ -15,11 +15,11 @@
  *   npm run bench -- --sql-overhead [op=select|tx] [c=16] [subjects=ours,effpool,floor] ...
  *                                         CPU per statement above the wire (bench/sql-overhead.ts)
  */
+import { build } from "esbuild"
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { build } from "esbuild"
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
 const rootDir = join(benchDir, "..")
@@ -38,7 +38,12 @@ const buildLibrary = (): void => {
   const npm = process.env.npm_execpath
   const result = npm !== undefined && npm.endsWith(".js")
     ? spawnSync(process.execPath, [npm, "run", "--silent", "build"], { stdio: "inherit", env, cwd: rootDir })
-    : spawnSync("npm", ["run", "--silent", "build"], { stdio: "inherit", env, cwd: rootDir, shell: process.platform === "win32" })
+    : spawnSync("npm", ["run", "--silent", "build"], {
+      stdio: "inherit",
+      env,
+      cwd: rootDir,
+      shell: process.platform === "win32"
+    })
   if (result.status !== 0) throw new Error(`npm run build failed (exit ${result.status ?? result.signal})`)
 }
 

@@ -106,7 +106,10 @@ export const runLexer = (options: { readonly quick: boolean; readonly log: (line
         return classify(sql).autocommitSafe && classify(sql).sessionChange === undefined
       })
     })
-    statements.push({ name: `${label}: full scan (cache miss)`, us: time(rounds, count / 10, (i) => scan(build(i)).autocommitSafe) })
+    statements.push({
+      name: `${label}: full scan (cache miss)`,
+      us: time(rounds, count / 10, (i) => scan(build(i)).autocommitSafe)
+    })
     statements.push({
       name: `${label}: the regular expressions before (for comparison)`,
       us: time(rounds, count, (i) => {
@@ -137,6 +140,8 @@ export const lexerReport = (outcome: LexerOutcome): string =>
     "\nPathological texts: CPU µs per scan (never cached); 1 MB / 100 KB ≈ 10 for linear time\n",
     table(
       ["text", "100 KB µs", "1 MB µs", "1 MB / 100 KB", "ns/byte (1 MB)"],
-      outcome.sizes.map((r) => [r.name, fmt(r.us100k, 0), fmt(r.us1m, 0), fmt(r.us1m / r.us100k, 1), fmt((r.us1m * 1000) / MB, 1)])
+      outcome.sizes.map((
+        r
+      ) => [r.name, fmt(r.us100k, 0), fmt(r.us1m, 0), fmt(r.us1m / r.us100k, 1), fmt((r.us1m * 1000) / MB, 1)])
     )
   ].join("\n")

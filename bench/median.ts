@@ -8,8 +8,8 @@
  */
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import type { E2eOutcome } from "./e2e.ts"
 import { e2eReport } from "./e2e-report.ts"
+import type { E2eOutcome } from "./e2e.ts"
 import { benchDir } from "./stats.ts"
 
 const args = process.argv.slice(2)
@@ -20,7 +20,9 @@ const withE2e = (file: string): E2eOutcome | undefined => {
   return run.e2e !== undefined && run.e2e.results.length > 0 ? run.e2e : undefined
 }
 const files = last !== undefined
-  ? readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => join(dir, f)).filter((f) => withE2e(f) !== undefined)
+  ? readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => join(dir, f)).filter((f) =>
+    withE2e(f) !== undefined
+  )
     .slice(-Number(last.slice(7)))
   : args.filter((a) => !a.startsWith("--"))
 if (files.length === 0) {

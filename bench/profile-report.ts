@@ -24,7 +24,8 @@ const self = new Map<number, number>()
 profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 
-const short = (url: string) => url.replace(/^.*\/node_modules\//, "").replace(/^.*\/work\/main\//, "").replace(/^file:\/\//, "")
+const short = (url: string) =>
+  url.replace(/^.*\/node_modules\//, "").replace(/^.*\/work\/main\//, "").replace(/^file:\/\//, "")
 const byFn = new Map<string, number>()
 const byFile = new Map<string, number>()
 for (const [id, t] of self) {

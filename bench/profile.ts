@@ -7,8 +7,8 @@
  * Env: TIMEOUT / RESET_TIMEOUT override the pool's `timeout` / `resetTimeout` (e.g. "Infinity"),
  * to see what the timers cost.
  */
-import { performance } from "node:perf_hooks"
 import type { PoolOptions } from "effect-db-pool"
+import { performance } from "node:perf_hooks"
 import { makeQueuePool, queuePoolCheckout, queuePoolUse, runEffectWorkers } from "./subjects.ts"
 
 const [mode = "use", reset = "none", w = "64", c = "8", n = "1000000"] = process.argv.slice(2)

@@ -18,9 +18,9 @@
  * A latency benchmark on a shared machine: run it alone, compare subjects of one run only.
  */
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import { QueuePool } from "effect-db-pool"
 import { PgReplicas, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
 import * as Fixture from "../support/replication.ts"
 
 const arg = (k: string, d: string) => process.argv.find((a) => a.startsWith(k + "="))?.slice(k.length + 1) ?? d
@@ -39,7 +39,10 @@ const router = (cluster: Fixture.Cluster, options: PgReplicas.Options) =>
   }, options)
 
 let nextId = 0
-const write = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`insert into bench_ryw (id) values (${++nextId})`)
+const write = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) => sql`insert into bench_ryw (id) values (${++nextId})`
+)
 const read = Effect.flatMap(
   Effect.service(SqlClient.SqlClient),
   (sql) => PgSql.readOnly(sql<{ n: number }>`select count(*)::int as n from bench_ryw where id = ${nextId}`)
@@ -66,7 +69,10 @@ const program = Effect.scoped(Effect.gen(function*() {
   const cluster = yield* Fixture.makeWith({ synchronousCommit: true })
   yield* cluster.query(cluster.primary, "create table bench_ryw (id int primary key)")
   for (let i = 0; i < 500; i++) {
-    const [row] = yield* cluster.query<{ ok: boolean }>(cluster.standby, "select to_regclass('bench_ryw') is not null as ok")
+    const [row] = yield* cluster.query<{ ok: boolean }>(
+      cluster.standby,
+      "select to_regclass('bench_ryw') is not null as ok"
+    )
     if (row!.ok) break
     yield* Effect.sleep("10 millis")
   }
@@ -83,12 +89,19 @@ const program = Effect.scoped(Effect.gen(function*() {
       }
     }
   }
-  const status = yield* Effect.provideContext(Effect.flatMap(Effect.service(PgReplicas.PgReplicas), (r) => r.status), contexts[1]!)
+  const status = yield* Effect.provideContext(
+    Effect.flatMap(Effect.service(PgReplicas.PgReplicas), (r) => r.status),
+    contexts[1]!
+  )
   console.log(`replicas-consistency: ${ops} ops x ${rounds} rounds, median µs per operation (median of round medians)`)
   for (const name of Object.keys(subjects)) {
     const eventual = median(results.get(`${name} / eventual`)!)
     const ryw = median(results.get(`${name} / read-your-writes`)!)
-    console.log(`${name.padEnd(11)} eventual ${eventual.toFixed(0).padStart(6)} µs   read-your-writes ${ryw.toFixed(0).padStart(6)} µs   difference ${(ryw - eventual).toFixed(0).padStart(6)} µs`)
+    console.log(
+      `${name.padEnd(11)} eventual ${eventual.toFixed(0).padStart(6)} µs   read-your-writes ${
+        ryw.toFixed(0).padStart(6)
+      } µs   difference ${(ryw - eventual).toFixed(0).padStart(6)} µs`
+    )
   }
   console.log(`read-your-writes outcomes: ${JSON.stringify(status.readYourWrites)}`)
 }))

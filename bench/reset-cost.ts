@@ -9,10 +9,10 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import { QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 
 const seconds = Number(process.argv[2] ?? 3)
 const fibers = 16
@@ -54,17 +54,31 @@ const program = Effect.gen(function*() {
     for (const alwaysReset of [false, true]) {
       const r = yield* measure(alwaysReset)
       results.push(r)
-      console.log(`round ${round}: ${alwaysReset ? "ROLLBACK on every return" : "reset skipped when idle  "}  ${r.qps} q/s`)
+      console.log(
+        `round ${round}: ${alwaysReset ? "ROLLBACK on every return" : "reset skipped when idle  "}  ${r.qps} q/s`
+      )
     }
-    const baseline = yield* run.pipe(Effect.provide(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-      PgClient.layer({ url: db.url, maxConnections: connections })))))
+    const baseline = yield* run.pipe(
+      Effect.provide(
+        Layer.unwrap(
+          Effect.map(
+            Effect.service(PgDatabase.PgDatabase),
+            (db) => PgClient.layer({ url: db.url, maxConnections: connections })
+          )
+        )
+      )
+    )
     console.log(`round ${round}: @effect/sql-pg PgClient.layer   ${baseline} q/s (reference)`)
   }
   const avg = (flag: boolean) => {
     const xs = results.filter((r) => r.alwaysReset === flag).map((r) => r.qps)
     return xs.reduce((a, b) => a + b, 0) / xs.length
   }
-  console.log(`skip / always = ${(avg(false) / avg(true)).toFixed(2)}x  (${fibers} fibers, ${connections} connections, ${seconds}s per run)`)
+  console.log(
+    `skip / always = ${
+      (avg(false) / avg(true)).toFixed(2)
+    }x  (${fibers} fibers, ${connections} connections, ${seconds}s per run)`
+  )
 }).pipe(Effect.provide(PgDatabase.layer()))
 
 Effect.runPromise(program).catch((e) => {

@@ -18,9 +18,9 @@ import * as os from "node:os"
 import { join } from "node:path"
 import type { CycleResult } from "./cycle.ts"
 import { defaultConfigs, runCycles } from "./cycle.ts"
+import { e2eReport } from "./e2e-report.ts"
 import type { E2eOutcome } from "./e2e.ts"
 import { runE2e } from "./e2e.ts"
-import { e2eReport } from "./e2e-report.ts"
 import type { LexerOutcome } from "./lexer.ts"
 import { lexerReport, runLexer } from "./lexer.ts"
 import type { MemoryResult, ScalingResult } from "./scaling.ts"
@@ -30,7 +30,9 @@ import { benchDir, fmt, hasGc, median, table } from "./stats.ts"
 const args = process.argv.slice(2)
 const quick = args.includes("--quick")
 const onlyArg = args.find((a) => a.startsWith("--only="))
-const only = new Set(onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e", "lexer"] : onlyArg.slice(7).split(","))
+const only = new Set(
+  onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e", "lexer"] : onlyArg.slice(7).split(",")
+)
 const log = (line: string) => console.error(`[bench] ${line}`)
 
 const version = (pkg: string): string => {
@@ -95,7 +97,10 @@ interface Ratio {
  * (round r of both ran minutes apart at most, so they drew about the same load from the shared
  * machine), with the quartiles of those ratios: the spread a "holds" stands on.
  */
-const pairedRatio = (a: CycleResult | undefined, b: CycleResult | undefined): { median: number; q1: number; q3: number } => {
+const pairedRatio = (
+  a: CycleResult | undefined,
+  b: CycleResult | undefined
+): { median: number; q1: number; q3: number } => {
   if (a === undefined || b === undefined) return { median: NaN, q1: NaN, q3: NaN }
   const rs = a.rounds.map((x, i) => x / b.rounds[i]!).sort((x, y) => x - y)
   return { median: median(rs), q1: rs[Math.floor((rs.length - 1) / 4)]!, q3: rs[Math.ceil(((rs.length - 1) * 3) / 4)]! }
@@ -121,7 +126,9 @@ const ratios = (results: ReadonlyArray<CycleResult>): Array<Ratio> => {
       byConfig[c] = r.median
       spread[c] = `${fmt(r.q1)}–${fmt(r.q3)}`
     }
-    const judged = Object.entries(byConfig).filter(([c, x]) => Number.isFinite(x) && (only === undefined || only.includes(c)))
+    const judged = Object.entries(byConfig).filter(([c, x]) =>
+      Number.isFinite(x) && (only === undefined || only.includes(c))
+    )
     if (judged.length === 0) return
     out.push({ name, target, byConfig, spread, holds: judged.every(([, x]) => ok(x)) })
   }
@@ -132,18 +139,55 @@ const ratios = (results: ReadonlyArray<CycleResult>): Array<Ratio> => {
   for (const reset of ["none", "rollback"]) {
     add(`QueuePool checkout [${reset}] / floor (scoped)`, "≤ 1.3×", `QueuePool checkout [${reset}]`, floorS, le13)
     add(`QueuePool use [${reset}] / floor (acquireUseRelease)`, "≤ 1.3×", `QueuePool use [${reset}]`, floorU, le13)
-    add(`QueuePool use [${reset}] / minimal hand-off (design floor)`, "≤ 1.15×", `QueuePool use [${reset}]`, handoff, (x) => x <= 1.15)
+    add(
+      `QueuePool use [${reset}] / minimal hand-off (design floor)`,
+      "≤ 1.15×",
+      `QueuePool use [${reset}]`,
+      handoff,
+      (x) => x <= 1.15
+    )
   }
   // A reset that completes synchronously keeps the release on the synchronous path.
-  add("QueuePool use [rollback] / QueuePool use [none]", "≤ 1.25×", "QueuePool use [rollback]", "QueuePool use [none]", (x) => x <= 1.25)
-  add("QueuePool checkout [rollback] / QueuePool checkout [none]", "≤ 1.25×", "QueuePool checkout [rollback]", "QueuePool checkout [none]", (x) => x <= 1.25)
+  add(
+    "QueuePool use [rollback] / QueuePool use [none]",
+    "≤ 1.25×",
+    "QueuePool use [rollback]",
+    "QueuePool use [none]",
+    (x) => x <= 1.25
+  )
+  add(
+    "QueuePool checkout [rollback] / QueuePool checkout [none]",
+    "≤ 1.25×",
+    "QueuePool checkout [rollback]",
+    "QueuePool checkout [none]",
+    (x) => x <= 1.25
+  )
   for (const reset of ["none", "rollback"]) {
-    add(`effect/Pool get / QueuePool use [${reset}]`, "≥ 1.2× at 64:8, 1024:8", "effect/Pool get", `QueuePool use [${reset}]`, (x) => x >= 1.2, [
-      "64:8",
-      "1024:8"
-    ])
-    add(`effect/Pool get / QueuePool checkout [${reset}]`, "(info)", "effect/Pool get", `QueuePool checkout [${reset}]`, () => true)
-    add(`effect/Pool use / QueuePool use [${reset}]`, "(info)", "effect/Pool use", `QueuePool use [${reset}]`, () => true)
+    add(
+      `effect/Pool get / QueuePool use [${reset}]`,
+      "≥ 1.2× at 64:8, 1024:8",
+      "effect/Pool get",
+      `QueuePool use [${reset}]`,
+      (x) => x >= 1.2,
+      [
+        "64:8",
+        "1024:8"
+      ]
+    )
+    add(
+      `effect/Pool get / QueuePool checkout [${reset}]`,
+      "(info)",
+      "effect/Pool get",
+      `QueuePool checkout [${reset}]`,
+      () => true
+    )
+    add(
+      `effect/Pool use / QueuePool use [${reset}]`,
+      "(info)",
+      "effect/Pool use",
+      `QueuePool use [${reset}]`,
+      () => true
+    )
   }
   add("tarn / QueuePool use [none]", "(info)", "tarn", "QueuePool use [none]", () => true)
   add("generic-pool / QueuePool use [none]", "(info)", "generic-pool", "QueuePool use [none]", () => true)
@@ -167,7 +211,9 @@ const ratioTable = (rs: ReadonlyArray<Ratio>): string => {
 const main = async () => {
   const started = new Date()
   const info = machine()
-  log(`${quick ? "quick" : "full"} run on ${info.cpu} x${info.cores}, node ${info.node}, effect ${info.versions.effect}`)
+  log(
+    `${quick ? "quick" : "full"} run on ${info.cpu} x${info.cores}, node ${info.node}, effect ${info.versions.effect}`
+  )
   if (!hasGc) log("node runs without --expose-gc: rounds are not preceded by a GC, memory is skipped")
 
   const output: {

@@ -81,7 +81,9 @@ const parkedBytes = (
   Effect.gen(function*() {
     const gate = yield* Deferred.make<void>()
     const holders: Array<Fiber.Fiber<void, unknown>> = []
-    for (let i = 0; i < connections; i++) holders.push(yield* Effect.forkChild(holder(gate), { startImmediately: true }))
+    for (let i = 0; i < connections; i++) {
+      holders.push(yield* Effect.forkChild(holder(gate), { startImmediately: true }))
+    }
     for (let i = 0; i < 10; i++) yield* Effect.yieldNow
     collect()
     const before = process.memoryUsage().heapUsed

@@ -18,13 +18,13 @@
  * one when the load stops, to compare in Chrome DevTools (Memory, "Comparison"). The numbers measure this machine under whatever else runs on it: the heap
  * slope, not the throughput, is the result.
  */
-import * as path from "node:path"
-import * as v8 from "node:v8"
 import { Cause, Duration, Effect, Fiber, Layer, Random, Ref, Schedule, Stream } from "effect"
-import { SqlClient } from "effect/sql"
 import { ConnectionPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
+import * as path from "node:path"
+import * as v8 from "node:v8"
 
 // ------------------------------------------------------------------------------- arguments
 
@@ -96,7 +96,9 @@ const program = Effect.gen(function*() {
           // a transaction that commits (and keeps the table small)
           return yield* sql.withTransaction(Effect.gen(function*() {
             yield* sql`insert into ${sql(table)} (worker, note) values (${worker}, ${"committed"})`
-            yield* sql`delete from ${sql(table)} where worker = ${worker} and id < (select max(id) from ${sql(table)}) - 1000`
+            yield* sql`delete from ${sql(table)} where worker = ${worker} and id < (select max(id) from ${
+              sql(table)
+            }) - 1000`
           }))
         case 4:
           // a transaction that fails after writing: rolled back
@@ -109,7 +111,9 @@ const program = Effect.gen(function*() {
           return yield* sql`select pg_sleep(0.05)`.pipe(Effect.timeout("5 millis"))
         case 6:
           // a scoped checkout held a moment, raced against a short timeout (interrupted waiting)
-          return yield* Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep("2 millis"))).pipe(Effect.timeout("3 millis"))
+          return yield* Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep("2 millis"))).pipe(
+            Effect.timeout("3 millis")
+          )
         case 7:
           // a stream of rows
           return yield* Stream.runDrain(sql`select g from generate_series(1, 50) g`.stream)
@@ -129,7 +133,8 @@ const program = Effect.gen(function*() {
     )
 
   const deadline = Date.now() + runMillis
-  const worker = (n: number) => Effect.whileLoop({ while: () => Date.now() < deadline, body: () => unit(n), step: () => {} })
+  const worker = (n: number) =>
+    Effect.whileLoop({ while: () => Date.now() < deadline, body: () => unit(n), step: () => {} })
 
   // Observers come and go: a subscriber to the pool's events for a few seconds at a time.
   const observer = Effect.whileLoop({
@@ -165,9 +170,11 @@ const program = Effect.gen(function*() {
     samples.push([minutes, mb])
     console.log(`soak: t=${(minutes * 60).toFixed(0).padStart(5)} s  heap after GC ${mb.toFixed(2)} MB`)
   }).pipe(Effect.andThen(Effect.suspend(() => samples.length === 2 ? snapshot("warm") : Effect.void)))
-  const sampler = yield* Effect.forkChild(Effect.repeat(Effect.andThen(Effect.sleep(Duration.millis(interval)), sample), {
-    while: () => Date.now() < deadline
-  }))
+  const sampler = yield* Effect.forkChild(
+    Effect.repeat(Effect.andThen(Effect.sleep(Duration.millis(interval)), sample), {
+      while: () => Date.now() < deadline
+    })
+  )
 
   console.log(`soak: ${fibers} fibers for ${arg} (${runMillis} ms), heap sampled every ${interval} ms`)
   const load = yield* Effect.forkChild(Effect.all(
@@ -214,8 +221,12 @@ Effect.runPromise(program.pipe(Effect.provide(Sql))).then(
       return
     }
     console.log(
-      `soak: heap after GC ${first[1].toFixed(2)} -> ${last[1].toFixed(2)} MB over ${(last[0] - first[0]).toFixed(1)} min; ` +
-        `least-squares slope ${slope(fitted).toFixed(4)} MB/min (${fitted.length} samples under load, the first left out)`
+      `soak: heap after GC ${first[1].toFixed(2)} -> ${last[1].toFixed(2)} MB over ${
+        (last[0] - first[0]).toFixed(1)
+      } min; ` +
+        `least-squares slope ${
+          slope(fitted).toFixed(4)
+        } MB/min (${fitted.length} samples under load, the first left out)`
     )
   },
   (error) => {

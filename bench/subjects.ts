@@ -4,10 +4,10 @@
  * release, over a stub driver whose operations cost nothing (HikariCP's "connection cycle").
  */
 import { Effect, Exit, Pool, Scope } from "effect"
-import * as GenericPool from "generic-pool"
-import * as Tarn from "tarn"
 import type { ConnectionPool, PoolOptions } from "effect-db-pool"
 import { Driver, QueuePool } from "effect-db-pool"
+import * as GenericPool from "generic-pool"
+import * as Tarn from "tarn"
 
 export interface StubConnection {
   readonly id: number
@@ -85,7 +85,10 @@ export const queuePoolCheckout = (pool: ConnectionPool.Service<StubConnection>):
 export const queuePoolUse = (pool: ConnectionPool.Service<StubConnection>): Effect.Effect<void, unknown> =>
   pool.use(() => Effect.yieldNow)
 
-export const queuePoolSubjects = async (connections: number, reset: PoolOptions.ResetOnReturn): Promise<Array<Subject>> => {
+export const queuePoolSubjects = async (
+  connections: number,
+  reset: PoolOptions.ResetOnReturn
+): Promise<Array<Subject>> => {
   // maxOverflow 0: exactly `connections` connections; other options are the library defaults
   // (timeout 30 s, resetTimeout 10 s, no pre-ping, no recycle).
   const { pool, scope } = await makeQueuePool({ poolSize: connections, maxOverflow: 0, resetOnReturn: reset })
@@ -124,7 +127,11 @@ export const floorScoped: Effect.Effect<void> = Effect.scoped(
   Effect.flatMap(Effect.acquireRelease(Effect.void, () => Effect.void), () => Effect.yieldNow)
 )
 /** The scope-free floor (what `use` is measured against). */
-export const floorUse: Effect.Effect<void> = Effect.acquireUseRelease(Effect.void, () => Effect.yieldNow, () => Effect.void)
+export const floorUse: Effect.Effect<void> = Effect.acquireUseRelease(
+  Effect.void,
+  () => Effect.yieldNow,
+  () => Effect.void
+)
 
 export const floorSubjects = (): Array<Subject> => [
   effectSubject("Effect floor (scoped acquireRelease)", floorScoped),

@@ -12,13 +12,17 @@
  * @opentelemetry/api-logs.
  */
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import { AggregationTemporality, InMemoryMetricExporter, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  PeriodicExportingMetricReader
+} from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import { QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 
 // The OpenTelemetry SDK: a metric reader and a span processor, each with its exporter.
 const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
@@ -52,7 +56,9 @@ const program = Effect.gen(function*() {
       const value = typeof point.value === "number"
         ? point.value
         : `count ${point.value.count}, sum ${point.value.sum?.toFixed(6)}`
-      console.log(`metric ${metric.descriptor.name} [${metric.descriptor.unit}] ${JSON.stringify(point.attributes)}: ${value}`)
+      console.log(
+        `metric ${metric.descriptor.name} [${metric.descriptor.unit}] ${JSON.stringify(point.attributes)}: ${value}`
+      )
     }
   }
   for (const span of spans.getFinishedSpans()) {
@@ -60,9 +66,10 @@ const program = Effect.gen(function*() {
   }
 })
 
-Effect.runPromise(program.pipe(Effect.provide(Sql), Effect.provide(Telemetry), Effect.provide(PgDatabase.layer()))).catch(
-  (error) => {
-    console.error(error)
-    process.exit(1)
-  }
-)
+Effect.runPromise(program.pipe(Effect.provide(Sql), Effect.provide(Telemetry), Effect.provide(PgDatabase.layer())))
+  .catch(
+    (error) => {
+      console.error(error)
+      process.exit(1)
+    }
+  )

@@ -4,17 +4,19 @@
  * The same program runs over QueuePool and then NullPool: only the layer changes.
  */
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`create table if not exists orders (id serial primary key, item text not null, qty int not null)`
   // A transaction keeps one connection (nested ones are savepoints); a statement borrows one.
   const id = yield* sql.withTransaction(Effect.gen(function*() {
-    const [order] = yield* sql<{ id: number }>`insert into orders ${sql.insert({ item: "widget", qty: 2 })} returning id`
+    const [order] = yield* sql<{ id: number }>`insert into orders ${
+      sql.insert({ item: "widget", qty: 2 })
+    } returning id`
     yield* sql`update orders set qty = qty + 1 where id = ${order!.id}`
     return order!.id
   }))

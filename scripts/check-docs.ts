@@ -21,11 +21,11 @@
  *
  * Usage: tsx scripts/check-docs.ts [--no-run] [--timeout <seconds>] [--jobs <n>] [file.md ...]
  */
+import { Effect, Redacted } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Redacted } from "effect"
 import ts from "typescript"
 import { PgDatabase } from "../src/pg/embedded.ts"
 
@@ -58,7 +58,9 @@ const defaultFiles = (): Array<string> => {
   }
   return files.filter((file) => fs.existsSync(path.join(root, file)))
 }
-const files = args.length > 0 ? args.map((file) => path.relative(root, path.resolve(file)).split(path.sep).join("/")) : defaultFiles()
+const files = args.length > 0
+  ? args.map((file) => path.relative(root, path.resolve(file)).split(path.sep).join("/"))
+  : defaultFiles()
 
 // ------------------------------------------------------------------------------------ extract
 
@@ -95,7 +97,9 @@ const extract = (file: string, problems: Array<Problem>): Array<Block> => {
       const trimmed = text.trim()
       const isMarker = MARKER.exec(trimmed)
       if (isMarker !== null) {
-        if (marker !== undefined) problems.push({ file, line: marker.line, message: "check marker not followed by a code block" })
+        if (marker !== undefined) {
+          problems.push({ file, line: marker.line, message: "check marker not followed by a code block" })
+        }
         marker = { text: isMarker[1]!, line: i + 1 }
       } else if (trimmed !== "" && marker !== undefined) {
         problems.push({ file, line: marker.line, message: "check marker not followed by a code block" })
@@ -112,7 +116,10 @@ const extract = (file: string, problems: Array<Problem>): Array<Block> => {
     for (i = i + 1; i < lines.length; i++) {
       const line = lines[i]!
       const trimmed = line.trim()
-      if (trimmed.startsWith(fence) && /^(`+|~+)$/.test(trimmed) && trimmed[0] === fence[0] && line.search(/\S/) <= 3 + indent) {
+      if (
+        trimmed.startsWith(fence) && /^(`+|~+)$/.test(trimmed) && trimmed[0] === fence[0] &&
+        line.search(/\S/) <= 3 + indent
+      ) {
         closed = true
         break
       }
@@ -123,13 +130,21 @@ const extract = (file: string, problems: Array<Problem>): Array<Block> => {
       break
     }
     if (lang === "") {
-      problems.push({ file, line: start + 1, message: "code block with no language (```ts is checked; ```text / ```sh for the rest)" })
+      problems.push({
+        file,
+        line: start + 1,
+        message: "code block with no language (```ts is checked; ```text / ```sh for the rest)"
+      })
     }
     let typecheckOnly: string | undefined
     if (marker !== undefined) {
       const only = TYPECHECK_ONLY.exec(marker.text)
       if (only === null) {
-        problems.push({ file, line: marker.line, message: `unknown check marker "${marker.text}" (write <!-- check: typecheck-only (needs ...) -->)` })
+        problems.push({
+          file,
+          line: marker.line,
+          message: `unknown check marker "${marker.text}" (write <!-- check: typecheck-only (needs ...) -->)`
+        })
       } else if (!CHECKED_LANGUAGES.has(lang)) {
         problems.push({ file, line: marker.line, message: "check marker above a block that is not ```ts" })
       } else {
@@ -151,7 +166,9 @@ const extract = (file: string, problems: Array<Problem>): Array<Block> => {
       typecheckOnly
     })
   }
-  if (marker !== undefined) problems.push({ file, line: marker.line, message: "check marker not followed by a code block" })
+  if (marker !== undefined) {
+    problems.push({ file, line: marker.line, message: "check marker not followed by a code block" })
+  }
   return blocks
 }
 
@@ -187,9 +204,13 @@ const typecheck = (blocks: ReadonlyArray<Block>): Array<string> => {
     const pos = d.file.getLineAndCharacterOfPosition(d.start)
     const block = byOut.get(path.resolve(d.file.fileName))
     if (block === undefined) {
-      return `${path.relative(root, d.file.fileName)}:${pos.line + 1}:${pos.character + 1} - ${category} TS${d.code}: ${message}`
+      return `${path.relative(root, d.file.fileName)}:${pos.line + 1}:${
+        pos.character + 1
+      } - ${category} TS${d.code}: ${message}`
     }
-    return `${block.file}:${block.line + pos.line}:${block.indent + pos.character + 1} - ${category} TS${d.code}: ${message}`
+    return `${block.file}:${block.line + pos.line}:${
+      block.indent + pos.character + 1
+    } - ${category} TS${d.code}: ${message}`
   })
 }
 
@@ -243,7 +264,11 @@ const runAll = async (blocks: ReadonlyArray<Block>, databaseUrl: string): Promis
       const result = await runBlock(blocks[i]!, databaseUrl)
       results[i] = result
       const where = `${result.block.file}:${result.block.line - 1}`
-      console.log(`${result.ok ? "ok  " : "FAIL"} ${where} (${result.seconds.toFixed(1)} s)${result.ok ? "" : `\n${result.detail}`}`)
+      console.log(
+        `${result.ok ? "ok  " : "FAIL"} ${where} (${result.seconds.toFixed(1)} s)${
+          result.ok ? "" : `\n${result.detail}`
+        }`
+      )
     }
   }
   await Promise.all(Array.from({ length: Math.min(jobs, blocks.length) }, worker))
@@ -255,7 +280,9 @@ const withDatabase = <A>(f: (url: string) => Promise<A>): Promise<A> =>
   Effect.runPromise(
     Effect.gen(function*() {
       const db = yield* PgDatabase.PgDatabase
-      if (db.embedded !== undefined) console.log(`docs:check: DATABASE_URL not set, running on an embedded server (port ${db.embedded.port})`)
+      if (db.embedded !== undefined) {
+        console.log(`docs:check: DATABASE_URL not set, running on an embedded server (port ${db.embedded.port})`)
+      }
       return yield* Effect.promise(() => f(Redacted.value(db.url)))
     }).pipe(Effect.provide(PgDatabase.layer()))
   )
@@ -281,7 +308,9 @@ const main = async () => {
     failedRuns = results.filter((r) => !r.ok).length
   }
   for (const b of blocks) {
-    if (b.typecheckOnly !== undefined) console.log(`tc  ${b.file}:${b.line - 1} (type-checked only: ${b.typecheckOnly})`)
+    if (b.typecheckOnly !== undefined) {
+      console.log(`tc  ${b.file}:${b.line - 1} (type-checked only: ${b.typecheckOnly})`)
+    }
   }
 
   const errors = problems.length + diagnostics.length + failedRuns

@@ -71,7 +71,10 @@ const docComments = (sourceFile: ts.SourceFile): Array<ts.CommentRange> => {
   const seen = new Map<number, ts.CommentRange>()
   const visit = (node: ts.Node) => {
     for (const range of ts.getLeadingCommentRanges(text, node.pos) ?? []) {
-      if (range.kind === ts.SyntaxKind.MultiLineCommentTrivia && text.startsWith("/**", range.pos) && !text.startsWith("/**/", range.pos)) {
+      if (
+        range.kind === ts.SyntaxKind.MultiLineCommentTrivia && text.startsWith("/**", range.pos) &&
+        !text.startsWith("/**/", range.pos)
+      ) {
         seen.set(range.pos, range)
       }
     }
@@ -116,7 +119,12 @@ const extract = (file: string, problems: Array<Problem>): Array<Example> => {
     const lines = commentLines(sourceFile, range)
     let inExample: CommentLine | undefined // the @example line, while inside its tag
     let blocksInTag = 0
-    let fence: { readonly marker: string; readonly lang: string; readonly at: CommentLine; readonly body: Array<CommentLine> } | undefined
+    let fence: {
+      readonly marker: string
+      readonly lang: string
+      readonly at: CommentLine
+      readonly body: Array<CommentLine>
+    } | undefined
     const endTag = () => {
       if (inExample !== undefined && blocksInTag === 0) {
         problems.push({
@@ -148,7 +156,9 @@ const extract = (file: string, problems: Array<Problem>): Array<Example> => {
                 file: rel(file),
                 line: fence.at.line,
                 column: fence.at.column,
-                message: `code block in @example has unchecked language "${fence.lang}" (only ${[...CHECKED_LANGUAGES].join("/")} are type-checked)`
+                message: `code block in @example has unchecked language "${fence.lang}" (only ${
+                  [...CHECKED_LANGUAGES].join("/")
+                } are type-checked)`
               })
             } else if (fence.body.length > 0) {
               const n = examples.length + 1
@@ -160,7 +170,12 @@ const extract = (file: string, problems: Array<Problem>): Array<Example> => {
                 out: path.join(outDir, `${base}_${n}.ts`)
               })
             } else {
-              problems.push({ file: rel(file), line: fence.at.line, column: fence.at.column, message: "empty code block in @example" })
+              problems.push({
+                file: rel(file),
+                line: fence.at.line,
+                column: fence.at.column,
+                message: "empty code block in @example"
+              })
             }
           }
           fence = undefined
@@ -181,7 +196,12 @@ const extract = (file: string, problems: Array<Problem>): Array<Example> => {
       }
     }
     if (fence !== undefined) {
-      problems.push({ file: rel(file), line: fence.at.line, column: fence.at.column, message: "unclosed code block in doc comment" })
+      problems.push({
+        file: rel(file),
+        line: fence.at.line,
+        column: fence.at.column,
+        message: "unclosed code block in doc comment"
+      })
       if (inExample !== undefined) blocksInTag++ // already reported
     }
     endTag()
@@ -226,7 +246,11 @@ const main = () => {
         throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"))
       }
     })!
-    const program = ts.createProgram({ rootNames: config.fileNames, options: config.options, projectReferences: config.projectReferences ?? [] })
+    const program = ts.createProgram({
+      rootNames: config.fileNames,
+      options: config.options,
+      projectReferences: config.projectReferences ?? []
+    })
     const all = [...config.errors, ...ts.getPreEmitDiagnostics(program)]
     for (const d of all) {
       const message = ts.flattenDiagnosticMessageText(d.messageText, "\n    ")
@@ -241,10 +265,14 @@ const main = () => {
         const line = example.line + pos.line
         const column = (example.columns[pos.line] ?? 0) + pos.character + 1
         diagnostics.push(
-          `${example.file}:${line}:${column} - ${category} TS${d.code}: ${message}\n    (example ${rel(example.out)}:${pos.line + 1}:${pos.character + 1})`
+          `${example.file}:${line}:${column} - ${category} TS${d.code}: ${message}\n    (example ${rel(example.out)}:${
+            pos.line + 1
+          }:${pos.character + 1})`
         )
       } else {
-        diagnostics.push(`${rel(d.file.fileName)}:${pos.line + 1}:${pos.character + 1} - ${category} TS${d.code}: ${message}`)
+        diagnostics.push(
+          `${rel(d.file.fileName)}:${pos.line + 1}:${pos.character + 1} - ${category} TS${d.code}: ${message}`
+        )
       }
     }
   }
@@ -254,7 +282,10 @@ const main = () => {
   const files = new Set(examples.map((e) => e.file)).size
   const errors = problems.length + diagnostics.length
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
-  const summary = `docs:examples: ${examples.length} examples in ${files} files of ${sources.length} checked, ${errors} error${errors === 1 ? "" : "s"} (${seconds}s)`
+  const summary =
+    `docs:examples: ${examples.length} examples in ${files} files of ${sources.length} checked, ${errors} error${
+      errors === 1 ? "" : "s"
+    } (${seconds}s)`
   if (errors > 0) {
     console.error(summary)
     process.exit(1)

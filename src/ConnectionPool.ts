@@ -244,7 +244,9 @@ export interface Service<C = unknown> {
  * @category services
  * @since 0.1.0
  */
-export class ConnectionPool extends Context.Service<ConnectionPool, Service<unknown>>()("effect-db-pool/ConnectionPool") {}
+export class ConnectionPool
+  extends Context.Service<ConnectionPool, Service<unknown>>()("effect-db-pool/ConnectionPool")
+{}
 
 /**
  * The {@link ConnectionPool} tag, typed with the raw connection type `C` of the driver the pool
@@ -287,7 +289,8 @@ export const checkout: Effect.Effect<PooledConnection<unknown>, CheckoutError, C
  */
 export const use = <A, E, R>(
   f: (connection: PooledConnection<unknown>) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | CheckoutError, R | ConnectionPool> => Effect.flatMap(Effect.service(ConnectionPool), (pool) => pool.use(f))
+): Effect.Effect<A, E | CheckoutError, R | ConnectionPool> =>
+  Effect.flatMap(Effect.service(ConnectionPool), (pool) => pool.use(f))
 
 /**
  * Status of the pool in context.

@@ -231,7 +231,9 @@ export const make = <Args, E = never, R = never, C = unknown>(
   Effect.gen(function*() {
     const maxPools = options.maxPools ?? 100
     if (!(maxPools >= 1) || (Number.isFinite(maxPools) && !Number.isInteger(maxPools))) {
-      return yield* Effect.die(new RangeError(`PoolManager: maxPools must be a positive integer or Infinity, got ${maxPools}`))
+      return yield* Effect.die(
+        new RangeError(`PoolManager: maxPools must be a positive integer or Infinity, got ${maxPools}`)
+      )
     }
     const isAuth = options.isAuthenticationError ?? isAuthenticationError
     const customKey = options.key
@@ -270,7 +272,8 @@ export const make = <Args, E = never, R = never, C = unknown>(
       const built = options.pool(args)
       // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
       return Layer.isLayer(built)
-        ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) => Context.get(context, ConnectionPool) as Service<C>)
+        ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) =>
+          Context.get(context, ConnectionPool) as Service<C>)
         : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
     }
 
@@ -278,7 +281,9 @@ export const make = <Args, E = never, R = never, C = unknown>(
 
     const forget = (key: PoolKey<Args>) => {
       const open = entries()
-      if (open !== undefined && MutableHashMap.has(open, key)) return
+      if (open !== undefined && MutableHashMap.has(open, key)) {
+        return
+      }
       recent.delete(key.key)
       live.delete(key.key)
     }
@@ -286,7 +291,9 @@ export const make = <Args, E = never, R = never, C = unknown>(
     /** Drop the key's pool if it is still `pool` (not a newer one): not kept, closed once released. */
     const drop = (key: PoolKey<Args>, pool: Service<C>): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (live.get(key.key) !== pool) return Effect.void
+        if (live.get(key.key) !== pool) {
+          return Effect.void
+        }
         live.delete(key.key)
         recent.delete(key.key)
         return RcMap.invalidate(map, key)
@@ -299,9 +306,15 @@ export const make = <Args, E = never, R = never, C = unknown>(
       const watched: Service<C> = Object.defineProperties({} as Service<C>, {
         ...Object.getOwnPropertyDescriptors(pool),
         // A getter, like the pool's own: reading it is where the checkout site is taken.
-        checkout: { get: () => Effect.tapError(pool.checkout, onError), enumerable: true, configurable: true },
+        checkout: {
+          get: () =>
+            Effect.tapError(pool.checkout, onError),
+          enumerable: true,
+          configurable: true
+        },
         use: {
-          value: <A, E2, R2>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>) => Effect.tapError(pool.use(f), onError),
+          value: <A, E2, R2>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>) =>
+            Effect.tapError(pool.use(f), onError),
           enumerable: true,
           configurable: true,
           writable: false
@@ -368,7 +381,11 @@ export const make = <Args, E = never, R = never, C = unknown>(
       provide: (args) => (effect) =>
         Effect.acquireUseRelease(
           Scope.make(),
-          (scope) => Effect.flatMap(Scope.provide(get(args), scope), (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)),
+          (scope) =>
+            Effect.flatMap(
+              Scope.provide(get(args), scope),
+              (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)
+            ),
           (scope, exit) => Scope.close(scope, exit)
         ),
       dispose: (args) =>

@@ -33,7 +33,22 @@ export const unitAttribute = "unit"
 
 /** Bucket boundaries, in seconds, shared by the time histograms (0.1 ms to 30 s). @since 0.1.0 */
 export const timeBoundaries: ReadonlyArray<number> = [
-  0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
+  0.0001,
+  0.0005,
+  0.001,
+  0.002,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30
 ]
 
 /**
@@ -160,7 +175,8 @@ export interface Metrics {
   readonly useTime: Metric.Histogram<number>
 }
 
-const countDescription = "The number of connections that are currently in the state of the db.client.connection.state attribute"
+const countDescription =
+  "The number of connections that are currently in the state of the db.client.connection.state attribute"
 
 /**
  * The metrics of one pool, as effect `Metric`s with the pool attribute bound; read them with
@@ -175,11 +191,24 @@ export const forPool = (pool: string): Metrics => {
   const counter = (name: string, description: string) =>
     Metric.counter(name, { description, attributes, incremental: true })
   const histogram = (name: string, description: string) =>
-    Metric.histogram(name, { description, attributes: { ...attributes, [unitAttribute]: "s" }, boundaries: timeBoundaries })
+    Metric.histogram(name, {
+      description,
+      attributes: { ...attributes, [unitAttribute]: "s" },
+      boundaries: timeBoundaries
+    })
   return {
-    idle: Metric.gauge(names.count, { description: countDescription, attributes: { ...connections, [stateAttribute]: "idle" } }),
-    used: Metric.gauge(names.count, { description: countDescription, attributes: { ...connections, [stateAttribute]: "used" } }),
-    max: Metric.gauge(names.max, { description: "The maximum number of open connections allowed", attributes: connections }),
+    idle: Metric.gauge(names.count, {
+      description: countDescription,
+      attributes: { ...connections, [stateAttribute]: "idle" }
+    }),
+    used: Metric.gauge(names.count, {
+      description: countDescription,
+      attributes: { ...connections, [stateAttribute]: "used" }
+    }),
+    max: Metric.gauge(names.max, {
+      description: "The maximum number of open connections allowed",
+      attributes: connections
+    }),
     overflow: Metric.gauge(names.overflow, { description: "Slots beyond the pool size", attributes }),
     pending: Metric.gauge(names.pending, {
       description: "Fibers waiting for a connection",
@@ -282,9 +311,16 @@ export interface ReplicaMetrics {
 export const forReplica = (router: string, member: string): ReplicaMetrics => {
   const attributes = { [routerAttribute]: router, [memberAttribute]: member }
   return {
-    lag: Metric.gauge(replicaNames.lag, { description: "Replica staleness at the last health check (ms; -1: not known)", attributes }),
+    lag: Metric.gauge(replicaNames.lag, {
+      description: "Replica staleness at the last health check (ms; -1: not known)",
+      attributes
+    }),
     serving: Metric.gauge(replicaNames.serving, { description: "1 while the member gets reads", attributes }),
-    routed: Metric.counter(replicaNames.routed, { description: "Work routed to the member", attributes, incremental: true })
+    routed: Metric.counter(replicaNames.routed, {
+      description: "Work routed to the member",
+      attributes,
+      incremental: true
+    })
   }
 }
 

@@ -18,18 +18,23 @@
  * when `pgbouncer` is not installed and neither `CI` nor `PGBOUNCER_REQUIRED` is set (`.ci/run`
  * sets the latter); otherwise it must run, and a missing binary fails the tests.
  */
+import { Context, Effect, Layer, Redacted } from "effect"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { spawn, spawnSync } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createConnection } from "node:net"
-import { freePort } from "./net.ts"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Context, Effect, Layer, Redacted } from "effect"
-import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { freePort } from "./net.ts"
 
 /** Where Debian puts the binary (not always on a non-root PATH). */
-const candidates = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/sbin/pgbouncer", "/usr/local/bin/pgbouncer"]
+const candidates = [
+  "/usr/sbin/pgbouncer",
+  "/usr/bin/pgbouncer",
+  "/usr/local/sbin/pgbouncer",
+  "/usr/local/bin/pgbouncer"
+]
 
 /** The `pgbouncer` binary, or `undefined` when it is not installed. */
 export const findBinary = (): string | undefined => {

@@ -20,9 +20,9 @@ import { Context, Data, Effect, Layer, Redacted, Scope } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import { createRequire } from "node:module"
-import { freePort as freePortNow } from "./net.ts"
 import * as os from "node:os"
 import * as path from "node:path"
+import { freePort as freePortNow } from "./net.ts"
 
 export class FixtureError extends Data.TaggedError("FixtureError")<{ readonly step: string; readonly detail: string }> {
   override get message(): string {
@@ -126,7 +126,10 @@ export interface Cluster {
    */
   readonly setApplyDelay: (ms: number) => Effect.Effect<void, FixtureError>
   /** Run one statement on a server (a session of its own, closed after). */
-  readonly query: <A = Record<string, unknown>>(node: Node, sql: string) => Effect.Effect<ReadonlyArray<A>, FixtureError>
+  readonly query: <A = Record<string, unknown>>(
+    node: Node,
+    sql: string
+  ) => Effect.Effect<ReadonlyArray<A>, FixtureError>
 }
 
 const serverConfig = `
@@ -156,7 +159,8 @@ export interface Options {
 const makeNode = (name: Node["name"], root: string, port: number): Node => {
   const dataDir = path.join(root, name)
   const logFile = path.join(root, `${name}.log`)
-  const pgCtl = (args: ReadonlyArray<string>, step: string) => run(bin("pg_ctl"), ["-D", dataDir, ...args], `${name}: ${step}`)
+  const pgCtl = (args: ReadonlyArray<string>, step: string) =>
+    run(bin("pg_ctl"), ["-D", dataDir, ...args], `${name}: ${step}`)
   return {
     name,
     port,
@@ -171,8 +175,10 @@ const makeNode = (name: Node["name"], root: string, port: number): Node => {
 
 const query = <A>(node: Node, sql: string): Effect.Effect<ReadonlyArray<A>, FixtureError> =>
   Effect.scoped(
-    Effect.flatMap(PgConnection.make({ url: node.url, applicationName: "edp-fixture", connectTimeout: "5 seconds" }), (c) =>
-      c.query(sql, [], false))
+    Effect.flatMap(
+      PgConnection.make({ url: node.url, applicationName: "edp-fixture", connectTimeout: "5 seconds" }),
+      (c) => c.query(sql, [], false)
+    )
   ).pipe(
     Effect.map((result) => result.rows as unknown as ReadonlyArray<A>),
     Effect.mapError((cause) => new FixtureError({ step: `${node.name}: ${sql}`, detail: cause.message }))
@@ -182,87 +188,105 @@ const query = <A>(node: Node, sql: string): Effect.Effect<ReadonlyArray<A>, Fixt
  * Start a primary and its streaming standby in the current scope (both stopped, their
  * directory removed, when it closes).
  */
-export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureError, Scope.Scope> => Effect.gen(function*() {
-  const root = yield* Effect.acquireRelease(
-    fsStep("temp dir", async () => {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edp-replication-"))
-      await fs.chmod(dir, 0o755)
-      return dir
-    }),
-    (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
-  )
-  yield* chownToPostgres(root)
-  const primary = makeNode("primary", root, yield* freePort)
-  const standby = makeNode("standby", root, yield* freePort)
-  // Registered first: whatever happens below, no server outlives the scope.
-  yield* Effect.addFinalizer(() =>
-    Effect.all([primary, standby].map((node) => Effect.ignore(node.stop("immediate"))), { concurrency: "unbounded" })
-  )
+export const makeWith = (options: Options = {}): Effect.Effect<Cluster, FixtureError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const root = yield* Effect.acquireRelease(
+      fsStep("temp dir", async () => {
+        const dir = await fs.mkdtemp(path.join(os.tmpdir(), "edp-replication-"))
+        await fs.chmod(dir, 0o755)
+        return dir
+      }),
+      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
+    )
+    yield* chownToPostgres(root)
+    const primary = makeNode("primary", root, yield* freePort)
+    const standby = makeNode("standby", root, yield* freePort)
+    // Registered first: whatever happens below, no server outlives the scope.
+    yield* Effect.addFinalizer(() =>
+      Effect.all([primary, standby].map((node) => Effect.ignore(node.stop("immediate"))), { concurrency: "unbounded" })
+    )
 
-  yield* run(bin("initdb"), [
-    "-D", primary.dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C", "--no-instructions"
-  ], "initdb")
-  yield* fsStep("postgresql.conf", () =>
-    fs.appendFile(
-      path.join(primary.dataDir, "postgresql.conf"),
-      `${serverConfig}max_connections = ${options.maxConnections ?? 120}\nsynchronous_commit = ${options.synchronousCommit === true ? "on" : "off"}\n`
-    ))
-  // Started once (so the copy is of a cluster that ran), then stopped cleanly and copied cold.
-  yield* primary.start
-  yield* primary.stop("fast")
-  yield* run("cp", ["-a", primary.dataDir, standby.dataDir], "cold copy")
-  const signal = path.join(standby.dataDir, "standby.signal")
-  const auto = path.join(standby.dataDir, "postgresql.auto.conf")
-  yield* fsStep("standby.signal", () => fs.writeFile(signal, ""))
-  yield* fsStep("primary_conninfo", () =>
-    fs.appendFile(
-      auto,
-      `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=standby'\n`
-    ))
-  yield* chownToPostgres(signal)
-  yield* chownToPostgres(auto)
-  yield* Effect.all([primary.start, standby.start], { concurrency: "unbounded" })
+    yield* run(bin("initdb"), [
+      "-D",
+      primary.dataDir,
+      "-U",
+      "postgres",
+      "--auth=trust",
+      "--no-sync",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--no-instructions"
+    ], "initdb")
+    yield* fsStep("postgresql.conf", () =>
+      fs.appendFile(
+        path.join(primary.dataDir, "postgresql.conf"),
+        `${serverConfig}max_connections = ${options.maxConnections ?? 120}\nsynchronous_commit = ${
+          options.synchronousCommit === true ? "on" : "off"
+        }\n`
+      ))
+    // Started once (so the copy is of a cluster that ran), then stopped cleanly and copied cold.
+    yield* primary.start
+    yield* primary.stop("fast")
+    yield* run("cp", ["-a", primary.dataDir, standby.dataDir], "cold copy")
+    const signal = path.join(standby.dataDir, "standby.signal")
+    const auto = path.join(standby.dataDir, "postgresql.auto.conf")
+    yield* fsStep("standby.signal", () => fs.writeFile(signal, ""))
+    yield* fsStep("primary_conninfo", () =>
+      fs.appendFile(
+        auto,
+        `primary_conninfo = 'host=127.0.0.1 port=${primary.port} user=postgres application_name=standby'\n`
+      ))
+    yield* chownToPostgres(signal)
+    yield* chownToPostgres(auto)
+    yield* Effect.all([primary.start, standby.start], { concurrency: "unbounded" })
 
-  const waitStreaming = Effect.gen(function*() {
-    const started = Date.now()
-    while (Date.now() - started < 30_000) {
-      const rows = yield* Effect.orElseSucceed(
-        query<{ state: string }>(primary, "select state from pg_stat_replication where application_name = 'standby'"),
-        () => []
-      )
-      if (rows.some((r) => r.state === "streaming")) return
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* new FixtureError({ step: "streaming", detail: `not streaming after 30 s; standby log: ${yield* standby.log}` })
-  })
-  yield* waitStreaming
-
-  const setApplyDelay = (ms: number) =>
-    Effect.gen(function*() {
-      const value = `${Math.max(0, Math.round(ms))}ms`
-      yield* query(standby, `alter system set recovery_min_apply_delay = '${value}'`)
-      yield* query(standby, "select pg_reload_conf()")
-      const expected = Math.max(0, Math.round(ms))
+    const waitStreaming = Effect.gen(function*() {
       const started = Date.now()
-      while (Date.now() - started < 10_000) {
-        const rows = yield* query<{ ms: string }>(standby, "select setting as ms from pg_settings where name = 'recovery_min_apply_delay'")
-        if (Number(rows[0]?.ms) === expected) return
-        yield* Effect.sleep("20 millis")
+      while (Date.now() - started < 30_000) {
+        const rows = yield* Effect.orElseSucceed(
+          query<{ state: string }>(primary, "select state from pg_stat_replication where application_name = 'standby'"),
+          () => []
+        )
+        if (rows.some((r) => r.state === "streaming")) return
+        yield* Effect.sleep("50 millis")
       }
-      return yield* new FixtureError({ step: "recovery_min_apply_delay", detail: `not ${value} after 10 s` })
+      return yield* new FixtureError({
+        step: "streaming",
+        detail: `not streaming after 30 s; standby log: ${yield* standby.log}`
+      })
     })
+    yield* waitStreaming
 
-  return {
-    primary,
-    standby,
-    hosts: "127.0.0.1,127.0.0.1",
-    ports: `${primary.port},${standby.port}`,
-    url: Redacted.make(`postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres`),
-    waitStreaming,
-    setApplyDelay,
-    query
-  } satisfies Cluster
-})
+    const setApplyDelay = (ms: number) =>
+      Effect.gen(function*() {
+        const value = `${Math.max(0, Math.round(ms))}ms`
+        yield* query(standby, `alter system set recovery_min_apply_delay = '${value}'`)
+        yield* query(standby, "select pg_reload_conf()")
+        const expected = Math.max(0, Math.round(ms))
+        const started = Date.now()
+        while (Date.now() - started < 10_000) {
+          const rows = yield* query<{ ms: string }>(
+            standby,
+            "select setting as ms from pg_settings where name = 'recovery_min_apply_delay'"
+          )
+          if (Number(rows[0]?.ms) === expected) return
+          yield* Effect.sleep("20 millis")
+        }
+        return yield* new FixtureError({ step: "recovery_min_apply_delay", detail: `not ${value} after 10 s` })
+      })
+
+    return {
+      primary,
+      standby,
+      hosts: "127.0.0.1,127.0.0.1",
+      ports: `${primary.port},${standby.port}`,
+      url: Redacted.make(`postgres://postgres@127.0.0.1:${primary.port},127.0.0.1:${standby.port}/postgres`),
+      waitStreaming,
+      setApplyDelay,
+      query
+    } satisfies Cluster
+  })
 
 /** {@link makeWith} with the default settings. */
 export const make: Effect.Effect<Cluster, FixtureError, Scope.Scope> = makeWith()

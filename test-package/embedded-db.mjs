@@ -1,8 +1,8 @@
 // Fallback database for scripts/test-package.sh when no PostgreSQL answers: an embedded server
 // from the repo's own build (dist/) and devDependencies. Writes its URL to argv[2], runs until
 // SIGTERM/SIGINT, then stops the server and removes its data.
-import { writeFileSync } from "node:fs"
 import { Effect, Fiber, Redacted } from "effect"
+import { writeFileSync } from "node:fs"
 import { EmbeddedPostgres } from "../dist/pg/embedded.js"
 
 const out = process.argv[2]

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
-import { TestClock } from "effect/testing"
 import { PoolError } from "effect-db-pool"
+import { TestClock } from "effect/testing"
 import { queuePool } from "./helpers.ts"
 
 const errorOf = (exit: Exit.Exit<unknown, unknown>): any =>
@@ -24,7 +24,13 @@ describe("Checkout validation and retry", () => {
       assert.strictEqual(calls, 2)
       assert.isTrue(mock.connections[0]!.closed)
       assert.deepStrictEqual(events.slice(0, 7), [
-        "first_connect", "connect", "checkout", "invalidate", "close", "connect", "checkout"
+        "first_connect",
+        "connect",
+        "checkout",
+        "invalidate",
+        "close",
+        "connect",
+        "checkout"
       ])
     }))
 
@@ -135,7 +141,12 @@ describe("Checkout validation and retry", () => {
 describe("pre-ping and reconnect share one connectTimeout", () => {
   it.effect("a silent ping, then a silent reconnect: the checkout fails at connectTimeout (the ping half, the reconnect the rest)", () =>
     Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "500 millis" })
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        prePing: true,
+        connectTimeout: "500 millis"
+      })
       yield* Effect.scoped(pool.checkout) // made by that checkout: not pinged
       mock.next("ping", "hang")
       mock.next("connect", "hang")
@@ -144,7 +155,11 @@ describe("pre-ping and reconnect share one connectTimeout", () => {
       yield* TestClock.adjust("249 millis")
       assert.strictEqual(mock.connectAttempts(), attempts, "still pinging")
       yield* TestClock.adjust("1 millis")
-      assert.strictEqual(mock.connectAttempts(), attempts + 1, "half of connectTimeout: the ping is given up, a reconnect starts")
+      assert.strictEqual(
+        mock.connectAttempts(),
+        attempts + 1,
+        "half of connectTimeout: the ping is given up, a reconnect starts"
+      )
       assert.isTrue(mock.connections[0]!.closed, "the silent connection was closed")
       yield* TestClock.adjust("249 millis")
       assert.isUndefined(fiber.pollUnsafe(), "reconnecting")
@@ -168,7 +183,8 @@ describe("pre-ping and reconnect share one connectTimeout", () => {
         connectTimeout: "500 millis",
         hooks: {
           // The second checkout finds the (pinged) session gone: invalidate and reconnect.
-          onCheckout: () => Effect.suspend(() => ++checkouts === 2 ? Effect.fail(new PoolError.DisconnectionError({})) : Effect.void)
+          onCheckout: () =>
+            Effect.suspend(() => ++checkouts === 2 ? Effect.fail(new PoolError.DisconnectionError({})) : Effect.void)
         }
       })
       yield* Effect.scoped(pool.checkout)
@@ -188,7 +204,12 @@ describe("pre-ping and reconnect share one connectTimeout", () => {
 
   it.effect("a ping that fails at once: the reconnect has the whole bound and the checkout succeeds", () =>
     Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "500 millis" })
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        prePing: true,
+        connectTimeout: "500 millis"
+      })
       yield* Effect.scoped(pool.checkout)
       mock.kill(1)
       mock.next("connect", { delay: "450 millis" })

@@ -66,8 +66,7 @@ const poolOver = (d: ReturnType<typeof driver>, options: QueuePool.Options<Conn>
     Effect.orDie
   )
 
-const idOf = (pool: Effect.Success<ReturnType<typeof poolOver>>) =>
-  pool.use((c) => Effect.succeed(c.connection.id))
+const idOf = (pool: Effect.Success<ReturnType<typeof poolOver>>) => pool.use((c) => Effect.succeed(c.connection.id))
 
 describe("DriverShape.isDead", () => {
   it.effect("hot path (no hooks, no pre-ping): a dead idle connection is replaced, no error, no ping", () =>

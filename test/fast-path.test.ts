@@ -19,8 +19,9 @@ const plainPool = (options: QueuePool.Options<MockDriver.MockConnection>) =>
     return { pool, mock }
   })
 
-const counts = (s: { size: number; checkedIn: number; overflow: number; checkedOut: number }) =>
-  [s.size, s.checkedIn, s.overflow, s.checkedOut]
+const counts = (
+  s: { size: number; checkedIn: number; overflow: number; checkedOut: number }
+) => [s.size, s.checkedIn, s.overflow, s.checkedOut]
 
 describe("The synchronous hot path keeps the guarantees", () => {
   it.effect("the catalogue's count sequence, and the connection that comes back (FIFO)", () =>
@@ -34,12 +35,20 @@ describe("The synchronous hot path keeps the guarantees", () => {
         yield* pool.checkout.pipe(Scope.provide(scope))
         seen.push(counts(yield* pool.status))
       }
-      assert.deepStrictEqual(seen, [[3, 0, -2, 1], [3, 0, -1, 2], [3, 0, 0, 3], [3, 0, 1, 4], [3, 0, 2, 5], [3, 0, 3, 6]])
+      assert.deepStrictEqual(seen, [[3, 0, -2, 1], [3, 0, -1, 2], [3, 0, 0, 3], [3, 0, 1, 4], [3, 0, 2, 5], [
+        3,
+        0,
+        3,
+        6
+      ]])
       for (const scope of scopes) yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(counts(yield* pool.status), [3, 3, 0, 0])
       assert.strictEqual(mock.open().length, 3)
       // FIFO: the first returned of the kept three comes out first, then the next
-      const ids = [yield* pool.use((c) => Effect.succeed(c.connection.id)), yield* pool.use((c) => Effect.succeed(c.connection.id))]
+      const ids = [
+        yield* pool.use((c) => Effect.succeed(c.connection.id)),
+        yield* pool.use((c) => Effect.succeed(c.connection.id))
+      ]
       assert.deepStrictEqual(ids, [1, 2])
       assert.deepStrictEqual(mock.connections.map((c) => c.calls.length), [0, 0, 0, 1, 1, 1])
     }))
@@ -73,32 +82,36 @@ describe("The synchronous hot path keeps the guarantees", () => {
     }))
 
   for (const resetOnReturn of ["none", "rollback"] as ReadonlyArray<PoolOptions.ResetOnReturn>) {
-    it.live(`resetOnReturn ${resetOnReturn}: 2,000 checkouts interrupted at random points leak nothing`, () =>
-      Effect.gen(function*() {
-        const { pool, mock } = yield* plainPool({ poolSize: 3, maxOverflow: 3, timeout: "20 millis", resetOnReturn })
-        const user = (i: number) =>
-          Effect.gen(function*() {
-            const hold = yield* Random.nextIntBetween(0, 2)
-            const work = i % 2 === 0
-              ? Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep(`${hold} millis`)))
-              : pool.use(() => hold === 0 ? Effect.void : Effect.sleep(`${hold} millis`))
-            const fiber = yield* Effect.forkChild(work)
-            const after = yield* Random.nextIntBetween(0, 4)
-            if (after < 3) {
-              for (let k = 0; k < after; k++) yield* Effect.yieldNow
-              yield* Fiber.interrupt(fiber)
-            }
-            yield* Fiber.await(fiber)
-          })
-        for (let round = 0; round < 4; round++) {
-          yield* Effect.forEach(Array.from({ length: 500 }, (_, i) => i), user, { concurrency: 50, discard: true })
-          const status = yield* pool.status
-          assert.strictEqual(status.checkedOut, 0, `round ${round}`)
-          assert.strictEqual(status.waiting, 0)
-          assert.isAtMost(mock.open().length, status.checkedIn)
-        }
-        yield* pool.dispose
-        assert.strictEqual(mock.open().length, 0)
-      }), 60_000)
+    it.live(
+      `resetOnReturn ${resetOnReturn}: 2,000 checkouts interrupted at random points leak nothing`,
+      () =>
+        Effect.gen(function*() {
+          const { pool, mock } = yield* plainPool({ poolSize: 3, maxOverflow: 3, timeout: "20 millis", resetOnReturn })
+          const user = (i: number) =>
+            Effect.gen(function*() {
+              const hold = yield* Random.nextIntBetween(0, 2)
+              const work = i % 2 === 0
+                ? Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep(`${hold} millis`)))
+                : pool.use(() => hold === 0 ? Effect.void : Effect.sleep(`${hold} millis`))
+              const fiber = yield* Effect.forkChild(work)
+              const after = yield* Random.nextIntBetween(0, 4)
+              if (after < 3) {
+                for (let k = 0; k < after; k++) yield* Effect.yieldNow
+                yield* Fiber.interrupt(fiber)
+              }
+              yield* Fiber.await(fiber)
+            })
+          for (let round = 0; round < 4; round++) {
+            yield* Effect.forEach(Array.from({ length: 500 }, (_, i) => i), user, { concurrency: 50, discard: true })
+            const status = yield* pool.status
+            assert.strictEqual(status.checkedOut, 0, `round ${round}`)
+            assert.strictEqual(status.waiting, 0)
+            assert.isAtMost(mock.open().length, status.checkedIn)
+          }
+          yield* pool.dispose
+          assert.strictEqual(mock.open().length, 0)
+        }),
+      60_000
+    )
   }
 })

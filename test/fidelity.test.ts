@@ -4,11 +4,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Layer, Option, Scope } from "effect"
+import { AssertionPool, ConnectionPool, Driver, NullPool, PoolEvent, QueuePool } from "effect-db-pool"
+import { MockDriver } from "effect-db-pool/testing"
 import { TestClock } from "effect/testing"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { AssertionPool, ConnectionPool, Driver, NullPool, PoolEvent, QueuePool } from "effect-db-pool"
-import { MockDriver } from "effect-db-pool/testing"
 import { captureLogs, queuePool } from "./helpers.ts"
 import type { LogLine } from "./helpers.ts"
 
@@ -33,13 +33,20 @@ describe("first_connect runs exactly once, before anything else", () => {
         }
       })
       const worker = Effect.scoped(pool.checkout).pipe(Effect.andThen(Effect.scoped(pool.checkout)))
-      const fibers = yield* Effect.forkChild(Effect.all(Array.from({ length: 5 }, () => worker), { concurrency: "unbounded" }))
+      const fibers = yield* Effect.forkChild(
+        Effect.all(Array.from({ length: 5 }, () => worker), { concurrency: "unbounded" })
+      )
       yield* TestClock.adjust("500 millis")
       // Connections 2 and 3 exist, but nobody gets one while the first hook still runs.
       assert.deepStrictEqual(log, ["first_connect"])
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(fibers)
-      assert.deepStrictEqual(log.filter((e) => !e.startsWith("checkout")), ["first_connect", "connect", "connect", "connect"])
+      assert.deepStrictEqual(log.filter((e) => !e.startsWith("checkout")), [
+        "first_connect",
+        "connect",
+        "connect",
+        "connect"
+      ])
       assert.strictEqual(log.filter((e) => e.startsWith("checkout")).length, 10)
       assert.strictEqual(log.indexOf("connect"), 1)
     }))
@@ -54,19 +61,28 @@ describe("first_connect runs exactly once, before anything else", () => {
           onFirstConnect: () =>
             Effect.suspend(() => {
               log.push(`first_connect ${++calls}`)
-              return calls === 1 ? Effect.andThen(Effect.sleep("1 second"), Effect.fail("first hook broke")) : Effect.void
+              return calls === 1
+                ? Effect.andThen(Effect.sleep("1 second"), Effect.fail("first hook broke"))
+                : Effect.void
             }),
           onConnect: (e) => Effect.sync(() => log.push(`connect#${e.slot}`))
         }
       })
       // Two checkouts at once: the second waits for the first's hook, which fails; it then runs it itself.
-      const both = yield* Effect.forkChild(Effect.all([Effect.exit(Effect.scoped(pool.checkout)), Effect.exit(Effect.scoped(pool.checkout))], {
-        concurrency: "unbounded"
-      }))
+      const both = yield* Effect.forkChild(
+        Effect.all([Effect.exit(Effect.scoped(pool.checkout)), Effect.exit(Effect.scoped(pool.checkout))], {
+          concurrency: "unbounded"
+        })
+      )
       yield* TestClock.adjust("1 second")
       const [a, b] = yield* Fiber.join(both)
       assert.isTrue(Exit.isFailure(a))
-      assert.strictEqual(Exit.isFailure(a) && a.cause.reasons[0]?._tag === "Fail" ? (a.cause.reasons[0].error as { _tag: string })._tag : "", "ConnectError")
+      assert.strictEqual(
+        Exit.isFailure(a) && a.cause.reasons[0]?._tag === "Fail"
+          ? (a.cause.reasons[0].error as { _tag: string })._tag
+          : "",
+        "ConnectError"
+      )
       assert.isTrue(Exit.isSuccess(b))
       assert.deepStrictEqual(log, ["first_connect 1", "first_connect 2", "connect#2"])
       // The failed connection was closed; nothing runs first_connect any more.
@@ -117,10 +133,13 @@ describe("hooks get the connection record", () => {
               e.record!.info.set("connection-no", ++n)
               if (!e.record!.recordInfo.has("first-seen")) e.record!.recordInfo.set("first-seen", n)
             }),
-          onCheckout: (e) => Effect.sync(() => seenAtCheckout.push([e.record?.slot, e.record?.info.get("connection-no")]))
+          onCheckout: (e) =>
+            Effect.sync(() => seenAtCheckout.push([e.record?.slot, e.record?.info.get("connection-no")]))
         }
       })
-      const read = Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("connection-no"), c.recordInfo?.get("first-seen")]))
+      const read = Effect.scoped(
+        Effect.map(pool.checkout, (c) => [c.info.get("connection-no"), c.recordInfo?.get("first-seen")])
+      )
       assert.deepStrictEqual(yield* read, [1, 1])
       yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => c.invalidate()))
       // A new connection on the same slot: info is the new connection's, recordInfo stays the slot's.
@@ -135,7 +154,10 @@ describe("hooks get the connection record", () => {
         Effect.sync(() => {
           records.push([e.type, e.record?.connection?.id])
         })
-      const { pool } = yield* queuePool({ poolSize: 1, hooks: { onCheckin: note, onDetach: note, onCloseDetached: note } })
+      const { pool } = yield* queuePool({
+        poolSize: 1,
+        hooks: { onCheckin: note, onDetach: note, onCloseDetached: note }
+      })
       yield* Effect.scoped(pool.checkout)
       yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => c.detach))
       assert.deepStrictEqual(records, [["checkin", 1], ["detach", 1], ["close_detached", undefined]])
@@ -178,9 +200,11 @@ describe("the checkout site, from plain Effect.gen code", () => {
     Effect.gen(function*() {
       const pool = yield* ConnectionPool.ConnectionPool
       const scope = yield* Scope.make()
-      yield* Fiber.join(yield* Effect.forkChild(Effect.gen(function*() {
-        yield* pool.checkout.pipe(Scope.provide(scope)) // site:child-fiber
-      })))
+      yield* Fiber.join(
+        yield* Effect.forkChild(Effect.gen(function*() {
+          yield* pool.checkout.pipe(Scope.provide(scope)) // site:child-fiber
+        }))
+      )
       const second = yield* Effect.flip(pool.use(() => Effect.void))
       assertSite(second.message, "// site:child-fiber")
       yield* Scope.close(scope, Exit.void)
@@ -219,13 +243,20 @@ describe("the checkout site, from plain Effect.gen code", () => {
 describe("resolved settings and invalidationTime", () => {
   it.effect("settings.timeout (SQLAlchemy's timeout accessor) and the other resolved settings", () =>
     Effect.gen(function*() {
-      const pool = yield* QueuePool.make({ poolSize: 3, maxOverflow: 2, timeout: "20 seconds", recycle: 3600_000 }).pipe(
-        Effect.provide(Driver.layer(MockDriver.make().driver))
-      )
+      const pool = yield* QueuePool.make({ poolSize: 3, maxOverflow: 2, timeout: "20 seconds", recycle: 3600_000 })
+        .pipe(
+          Effect.provide(Driver.layer(MockDriver.make().driver))
+        )
       const s = pool.settings
       assert.isTrue(Duration.equals(s.timeout!, Duration.seconds(20)))
       assert.deepStrictEqual([s.strategy, s.name, s.poolSize, s.maxOverflow, s.lifo, s.prePing, s.resetOnReturn], [
-        "QueuePool", "QueuePool", 3, 2, false, false, "rollback"
+        "QueuePool",
+        "QueuePool",
+        3,
+        2,
+        false,
+        false,
+        "rollback"
       ])
       assert.isTrue(Duration.equals(s.recycle, Duration.hours(1)))
       assert.isTrue(Duration.equals(s.resetTimeout, Duration.seconds(10)))

@@ -72,7 +72,8 @@ export const queuePool = (
   })
 
 /** Check out from `pool` for the life of `scope` (a checkout held across steps of a test). */
-export const checkoutIn = <C>(pool: ConnectionPool.Service<C>, scope: Scope.Scope) => pool.checkout.pipe(Scope.provide(scope))
+export const checkoutIn = <C>(pool: ConnectionPool.Service<C>, scope: Scope.Scope) =>
+  pool.checkout.pipe(Scope.provide(scope))
 
 /** [size, checkedIn, overflow, checkedOut] */
 export const counts = (pool: ConnectionPool.Service<any>) =>
@@ -100,7 +101,9 @@ export const captureLogs = (lines: Array<LogLine>) =>
   ])
 
 /** Any strategy's `make`, as the fixtures below take it. */
-export type MakePool = (options: any) => Effect.Effect<ConnectionPool.Service<any>, unknown, Driver.Driver | Scope.Scope>
+export type MakePool = (
+  options: any
+) => Effect.Effect<ConnectionPool.Service<any>, unknown, Driver.Driver | Scope.Scope>
 
 /** A pool of any strategy over a fresh MockDriver in the current scope, with every event recorded. */
 export const strategyPool = (

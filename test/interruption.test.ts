@@ -12,58 +12,62 @@ const flaky = (failRate: number, failure: "fail" | "disconnect" = "fail") => ():
 }
 
 describe("Interruption", () => {
-  it.live("thousands of checkouts and releases interrupted at random points leak no slot, connection or waiter", () =>
-    Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({
-        poolSize: 4,
-        maxOverflow: 4,
-        timeout: "20 millis",
-        prePing: true,
-        resetTimeout: "50 millis"
-      })
-      mock.set("connect", flaky(0.05))
-      mock.set("ping", flaky(0.05, "disconnect"))
-      mock.set("rollback", flaky(0.05))
-      mock.set("close", flaky(0.05))
-      let interrupted = 0
-      let completed = 0
-      let failed = 0
-      const user = (i: number) =>
-        Effect.gen(function*() {
-          const hold = yield* Random.nextIntBetween(0, 3)
-          const work = i % 2 === 0
-            ? Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep(`${hold} millis`)))
-            : pool.use((c) => Effect.andThen(Effect.sleep(`${hold} millis`), c.raw))
-          const fiber = yield* Effect.forkChild(work)
-          // interrupt at a random point: before it starts, while waiting, connecting, holding or releasing
-          const after = yield* Random.nextIntBetween(0, 4)
-          if (after < 3) {
-            for (let k = 0; k < after; k++) yield* Effect.yieldNow
-            if ((yield* Random.nextBoolean)) yield* Effect.sleep(`${after} millis`)
-            yield* Fiber.interrupt(fiber)
-          }
-          const exit = yield* Fiber.await(fiber)
-          if (exit._tag === "Success") completed++
-          else if (exit.cause.reasons.every((r) => r._tag === "Interrupt")) interrupted++
-          else failed++
+  it.live(
+    "thousands of checkouts and releases interrupted at random points leak no slot, connection or waiter",
+    () =>
+      Effect.gen(function*() {
+        const { pool, mock } = yield* queuePool({
+          poolSize: 4,
+          maxOverflow: 4,
+          timeout: "20 millis",
+          prePing: true,
+          resetTimeout: "50 millis"
         })
-      for (let round = 0; round < 10; round++) {
-        yield* Effect.forEach(Array.from({ length: 300 }, (_, i) => i), user, { concurrency: 100, discard: true })
-        const status = yield* pool.status
-        assert.strictEqual(status.checkedOut, 0, `round ${round}: checkedOut`)
-        assert.strictEqual(status.waiting, 0, `round ${round}: waiting`)
-        assert.isAtMost(status.overflow, 4)
-        // every connection the driver still holds is one the pool holds idle
-        assert.isAtMost(mock.open().length, status.checkedIn, `round ${round}: orphaned connections`)
-      }
-      assert.strictEqual(completed + interrupted + failed, 3000)
-      assert.isAbove(interrupted, 100)
-      assert.isAbove(completed, 100)
-      mock.set("close", "ok")
-      yield* pool.dispose
-      assert.strictEqual(mock.open().length, 0)
-      assert.deepStrictEqual(yield* pool.status, { size: 4, checkedIn: 0, checkedOut: 0, overflow: -4, waiting: 0 })
-    }), 60_000)
+        mock.set("connect", flaky(0.05))
+        mock.set("ping", flaky(0.05, "disconnect"))
+        mock.set("rollback", flaky(0.05))
+        mock.set("close", flaky(0.05))
+        let interrupted = 0
+        let completed = 0
+        let failed = 0
+        const user = (i: number) =>
+          Effect.gen(function*() {
+            const hold = yield* Random.nextIntBetween(0, 3)
+            const work = i % 2 === 0
+              ? Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep(`${hold} millis`)))
+              : pool.use((c) => Effect.andThen(Effect.sleep(`${hold} millis`), c.raw))
+            const fiber = yield* Effect.forkChild(work)
+            // interrupt at a random point: before it starts, while waiting, connecting, holding or releasing
+            const after = yield* Random.nextIntBetween(0, 4)
+            if (after < 3) {
+              for (let k = 0; k < after; k++) yield* Effect.yieldNow
+              if ((yield* Random.nextBoolean)) yield* Effect.sleep(`${after} millis`)
+              yield* Fiber.interrupt(fiber)
+            }
+            const exit = yield* Fiber.await(fiber)
+            if (exit._tag === "Success") completed++
+            else if (exit.cause.reasons.every((r) => r._tag === "Interrupt")) interrupted++
+            else failed++
+          })
+        for (let round = 0; round < 10; round++) {
+          yield* Effect.forEach(Array.from({ length: 300 }, (_, i) => i), user, { concurrency: 100, discard: true })
+          const status = yield* pool.status
+          assert.strictEqual(status.checkedOut, 0, `round ${round}: checkedOut`)
+          assert.strictEqual(status.waiting, 0, `round ${round}: waiting`)
+          assert.isAtMost(status.overflow, 4)
+          // every connection the driver still holds is one the pool holds idle
+          assert.isAtMost(mock.open().length, status.checkedIn, `round ${round}: orphaned connections`)
+        }
+        assert.strictEqual(completed + interrupted + failed, 3000)
+        assert.isAbove(interrupted, 100)
+        assert.isAbove(completed, 100)
+        mock.set("close", "ok")
+        yield* pool.dispose
+        assert.strictEqual(mock.open().length, 0)
+        assert.deepStrictEqual(yield* pool.status, { size: 4, checkedIn: 0, checkedOut: 0, overflow: -4, waiting: 0 })
+      }),
+    60_000
+  )
 
   it.effect("a checkout interrupted while its connect hangs leaves no connection behind and frees its slot", () =>
     Effect.gen(function*() {

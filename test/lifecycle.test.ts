@@ -80,7 +80,11 @@ describe("Idle expiry (idleTimeout)", () => {
 describe("Keepalive", () => {
   it.effect("pings idle connections in the background; a dead one is invalidated before anyone checks it out", () =>
     Effect.gen(function*() {
-      const { pool, mock, events } = yield* queuePool({ poolSize: 2, keepalive: "1 minute", housekeepingPeriod: "10 seconds" })
+      const { pool, mock, events } = yield* queuePool({
+        poolSize: 2,
+        keepalive: "1 minute",
+        housekeepingPeriod: "10 seconds"
+      })
       yield* Effect.scoped(Effect.all([pool.checkout, pool.checkout]))
       mock.kill(1)
       events.length = 0
@@ -143,7 +147,12 @@ describe("Lifetime (maxLifetime with jitter)", () => {
 describe("Timeouts told apart", () => {
   it.effect("connectTimeout → ConnectTimeoutError; waiting for a slot → PoolTimeoutError", () =>
     Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "5 seconds", connectTimeout: "2 seconds" })
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        timeout: "5 seconds",
+        connectTimeout: "2 seconds"
+      })
       mock.next("connect", "hang")
       const connecting = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
       yield* Effect.yieldNow
@@ -190,4 +199,3 @@ describe("maxUses", () => {
       assert.deepStrictEqual(mock.connections[0]!.calls, ["rollback", "rollback", "rollback", "close"])
     }))
 })
-

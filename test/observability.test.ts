@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Scope, Tracer } from "effect"
-import { TestClock } from "effect/testing"
 import { PoolMetrics } from "effect-db-pool"
+import { TestClock } from "effect/testing"
 import type { LogLine } from "./helpers.ts"
 import { captureLogs, queuePool, recordingTracer } from "./helpers.ts"
 
@@ -94,7 +94,10 @@ describe("Tracing", () => {
       assert.strictEqual(checkout.attributes.get("db.client.connection.wait_time_ms"), 0)
       assert.strictEqual(spans[1]!.attributes.get("db.system.name"), "mock")
       const parent = spans[1]!.parent
-      assert.strictEqual(parent._tag === "Some" && parent.value._tag === "Span" ? parent.value.name : undefined, "effect-db-pool.checkout")
+      assert.strictEqual(
+        parent._tag === "Some" && parent.value._tag === "Span" ? parent.value.name : undefined,
+        "effect-db-pool.checkout"
+      )
     }))
 })
 
@@ -138,7 +141,11 @@ describe("Logging", () => {
         yield* Effect.scoped(pool.checkout)
       }).pipe(Effect.provide(captureLogs(lines)))
       assert.deepStrictEqual(lines.map((l) => l.message), [
-        "first_connect slot 1", "connect slot 1", "checkout slot 1", "reset slot 1", "checkin slot 1"
+        "first_connect slot 1",
+        "connect slot 1",
+        "checkout slot 1",
+        "reset slot 1",
+        "checkin slot 1"
       ])
       assert.isTrue(lines.every((l) => l.annotations.pool === "echoed"))
     }))
@@ -159,4 +166,3 @@ describe("Logging", () => {
       assert.strictEqual(warning!.annotations.pool, "noisy")
     }))
 })
-

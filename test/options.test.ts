@@ -29,7 +29,11 @@ describe("Options are validated when the layer builds", () => {
     ["name", { name: "" }, "non-empty"],
     ["checkoutRetry", { checkoutRetry: 3 as any }, "must be a Schedule"],
     ["hooks.onCheckout", { hooks: { onCheckout: "x" as any } }, "must be a function"],
-    ["hooks.onChekout", { hooks: { onChekout: () => Effect.void } as any }, `is not a hook (did you mean "onCheckout"?)`]
+    [
+      "hooks.onChekout",
+      { hooks: { onChekout: () => Effect.void } as any },
+      `is not a hook (did you mean "onCheckout"?)`
+    ]
   ]
   for (const [field, options, reason] of bad) {
     it.effect(`${field} = ${String(Object.values(options)[0])} → PoolConfigError naming ${field}`, () =>
@@ -106,7 +110,12 @@ describe("Postgres option names and values (one validator with the pool's)", () 
 
   it.effect("a misspelled PgDriver option is a PgConfigError with a suggestion, its value never shown", () =>
     Effect.gen(function*() {
-      for (const [key, near] of [["connect_timeout", "connectTimeout"], ["portt", "port"], ["user", "username"], ["pasword", "password"]]) {
+      for (
+        const [key, near] of [["connect_timeout", "connectTimeout"], ["portt", "port"], ["user", "username"], [
+          "pasword",
+          "password"
+        ]]
+      ) {
         const error = yield* driverError({ [key!]: "s3cret-value" })
         assert.strictEqual(error._tag, "PgConfigError")
         assert.strictEqual(error.field, key)

@@ -8,16 +8,21 @@
  * The first suite runs over MockDriver with TestClock (exact numbers); the second against a
  * real server (DATABASE_URL or an embedded one).
  */
-import { assert, describe, it, layer } from "@effect/vitest"
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import { AggregationTemporality, DataPointType, InMemoryMetricExporter, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics"
+import { assert, describe, it, layer } from "@effect/vitest"
+import {
+  AggregationTemporality,
+  DataPointType,
+  InMemoryMetricExporter,
+  PeriodicExportingMetricReader
+} from "@opentelemetry/sdk-metrics"
 import type { DataPoint, Histogram, MetricData } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
-import { TestClock } from "effect/testing"
-import { SqlClient } from "effect/sql"
 import { PoolMetrics, QueuePool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { TestClock } from "effect/testing"
 import { checkoutIn, queuePool } from "./helpers.ts"
 import { Database, driverLayer } from "./pg/fixture.ts"
 
@@ -46,14 +51,21 @@ const points = (metric: MetricData | undefined): ReadonlyArray<DataPoint<unknown
 /** The value of the one data point of `pool` (and the given attributes), else undefined. */
 const valueOf = (metric: MetricData | undefined, pool: string, attributes: Record<string, string> = {}): unknown =>
   points(metric).find((p) =>
-    p.attributes[PoolMetrics.poolAttribute] === pool && Object.entries(attributes).every(([k, v]) => p.attributes[k] === v)
+    p.attributes[PoolMetrics.poolAttribute] === pool &&
+    Object.entries(attributes).every(([k, v]) => p.attributes[k] === v)
   )?.value
 
 describe("OpenTelemetry SDK: the pool's metrics and spans (MockDriver, TestClock)", () => {
   it.effect("semantic-convention names, units, attributes and values arrive in the SDK's exporter", () => {
     const { Sdk, collect, spans } = telemetry()
     return Effect.gen(function*() {
-      const { pool } = yield* queuePool({ name: "orders", poolSize: 2, maxOverflow: 1, timeout: "1 second", tracing: true })
+      const { pool } = yield* queuePool({
+        name: "orders",
+        poolSize: 2,
+        maxOverflow: 1,
+        timeout: "1 second",
+        tracing: true
+      })
       const held = yield* Scope.make()
       for (let i = 0; i < 3; i++) yield* checkoutIn(pool, held) // 2 + 1 overflow
       const waiter = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
@@ -128,42 +140,48 @@ describe("OpenTelemetry SDK: the pool's metrics and spans (MockDriver, TestClock
   })
 })
 
-layer(Database, { timeout: "60 seconds", excludeTestServices: true })("OpenTelemetry SDK: PgSql on a real server", (it) => {
-  it.effect("statement spans and the pool's metrics of a PgSql stack arrive in the SDK's exporters", () => {
-    const { Sdk, collect, spans } = telemetry()
-    const Sql = PgSql.layerWith({}).pipe(
-      Layer.provide(QueuePool.layer({ name: "pg-otel", poolSize: 2, tracing: true })),
-      Layer.provide(driverLayer("edp-otel-sdk"))
-    )
-    return Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`select 1 as one`
-      yield* sql.withTransaction(sql`select ${"x"}::text as x`)
-      const metrics = yield* collect
-      const finished = spans.getFinishedSpans()
-      const statements = finished.filter((s) => typeof s.attributes["db.query.text"] === "string")
-      assert.deepStrictEqual(statements.map((s) => s.attributes["db.query.text"]).filter((q) => !/^(BEGIN|COMMIT)/i.test(String(q))), [
-        "select 1 as one",
-        "select $1::text as x"
-      ])
-      for (const span of statements) {
-        assert.strictEqual(span.attributes["db.system.name"], "postgresql")
-        assert.strictEqual(span.kind, 2) // SpanKind.CLIENT
-        assert.isString(span.attributes["db.namespace"])
-        assert.isString(span.attributes["server.address"])
-      }
-      // A transaction's checkout is a child of its span: one trace from the transaction to the pool.
-      const transaction = finished.find((s) => s.name === "sql.transaction")
-      const checkouts = finished.filter((s) => s.name === "effect-db-pool.checkout")
-      assert.strictEqual(checkouts.length, 2)
-      assert.isTrue(checkouts.some((s) => s.parentSpanContext?.spanId === transaction?.spanContext().spanId))
-      assert.isTrue(checkouts.every((s) => s.attributes["db.client.connection.pool.name"] === "pg-otel"))
-      // The pool's series arrive for this pool, by state.
-      const count = metrics.get("db.client.connection.count")
-      assert.strictEqual(valueOf(count, "pg-otel", { "db.client.connection.state": "used" }), 0)
-      assert.strictEqual(valueOf(count, "pg-otel", { "db.client.connection.state": "idle" }), 1)
-      assert.strictEqual(valueOf(metrics.get("db.client.connection.max"), "pg-otel"), 12)
-      assert.isAbove((valueOf(metrics.get("db.client.connection.create_time"), "pg-otel") as Histogram).sum ?? 0, 0)
-    }).pipe(Effect.provide(Sql), Effect.provide(Sdk), Effect.provideService(Metric.MetricRegistry, new Map()))
-  })
-})
+layer(Database, { timeout: "60 seconds", excludeTestServices: true })(
+  "OpenTelemetry SDK: PgSql on a real server",
+  (it) => {
+    it.effect("statement spans and the pool's metrics of a PgSql stack arrive in the SDK's exporters", () => {
+      const { Sdk, collect, spans } = telemetry()
+      const Sql = PgSql.layerWith({}).pipe(
+        Layer.provide(QueuePool.layer({ name: "pg-otel", poolSize: 2, tracing: true })),
+        Layer.provide(driverLayer("edp-otel-sdk"))
+      )
+      return Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`select 1 as one`
+        yield* sql.withTransaction(sql`select ${"x"}::text as x`)
+        const metrics = yield* collect
+        const finished = spans.getFinishedSpans()
+        const statements = finished.filter((s) => typeof s.attributes["db.query.text"] === "string")
+        assert.deepStrictEqual(
+          statements.map((s) => s.attributes["db.query.text"]).filter((q) => !/^(BEGIN|COMMIT)/i.test(String(q))),
+          [
+            "select 1 as one",
+            "select $1::text as x"
+          ]
+        )
+        for (const span of statements) {
+          assert.strictEqual(span.attributes["db.system.name"], "postgresql")
+          assert.strictEqual(span.kind, 2) // SpanKind.CLIENT
+          assert.isString(span.attributes["db.namespace"])
+          assert.isString(span.attributes["server.address"])
+        }
+        // A transaction's checkout is a child of its span: one trace from the transaction to the pool.
+        const transaction = finished.find((s) => s.name === "sql.transaction")
+        const checkouts = finished.filter((s) => s.name === "effect-db-pool.checkout")
+        assert.strictEqual(checkouts.length, 2)
+        assert.isTrue(checkouts.some((s) => s.parentSpanContext?.spanId === transaction?.spanContext().spanId))
+        assert.isTrue(checkouts.every((s) => s.attributes["db.client.connection.pool.name"] === "pg-otel"))
+        // The pool's series arrive for this pool, by state.
+        const count = metrics.get("db.client.connection.count")
+        assert.strictEqual(valueOf(count, "pg-otel", { "db.client.connection.state": "used" }), 0)
+        assert.strictEqual(valueOf(count, "pg-otel", { "db.client.connection.state": "idle" }), 1)
+        assert.strictEqual(valueOf(metrics.get("db.client.connection.max"), "pg-otel"), 12)
+        assert.isAbove((valueOf(metrics.get("db.client.connection.create_time"), "pg-otel") as Histogram).sum ?? 0, 0)
+      }).pipe(Effect.provide(Sql), Effect.provide(Sdk), Effect.provideService(Metric.MetricRegistry, new Map()))
+    })
+  }
+)

@@ -12,7 +12,11 @@ describe("Metrics reach an OpenTelemetry exporter with effect's own OTLP layer",
         Effect.sync(() => {
           const body = request.body
           bodies.push(
-            body._tag === "Uint8Array" ? new TextDecoder().decode(body.body) : body._tag === "Raw" ? String(body.body) : ""
+            body._tag === "Uint8Array"
+              ? new TextDecoder().decode(body.body)
+              : body._tag === "Raw"
+              ? String(body.body)
+              : ""
           )
           return HttpClientResponse.fromWeb(request, new Response("{}", { status: 200 }))
         })

@@ -10,10 +10,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Hash, Layer, Logger, Redacted, Scope } from "effect"
-import { AuthenticationError, SqlError } from "effect/sql/SqlError"
-import { TestClock } from "effect/testing"
 import { Driver, PoolError, PoolManager, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
+import { AuthenticationError, SqlError } from "effect/sql/SqlError"
+import { TestClock } from "effect/testing"
 
 /**
  * A real collision of effect's `Hash.string` (what `Hash.hash` does with a string): found by
@@ -29,7 +29,11 @@ interface Login {
   readonly password: Redacted.Redacted<string>
 }
 
-const login = (user: string, password: string, host = "db"): Login => ({ host, user, password: Redacted.make(password) })
+const login = (user: string, password: string, host = "db"): Login => ({
+  host,
+  user,
+  password: Redacted.make(password)
+})
 
 /** Postgres' answer to a wrong password, as its driver reports it (SQLSTATE 28P01). */
 const authFailure = () =>
@@ -59,13 +63,17 @@ const fixture = (
         const id = built.length + 1
         const mock = MockDriver.make()
         built.push({ id, user: args.user, mock })
-        const driver: Driver.DriverShape<MockDriver.MockConnection> = accounts[args.user] === Redacted.value(args.password)
-          ? mock.driver
-          : { ...mock.driver, connect: Effect.suspend(() => Effect.fail(authFailure())) }
+        const driver: Driver.DriverShape<MockDriver.MockConnection> =
+          accounts[args.user] === Redacted.value(args.password)
+            ? mock.driver
+            : { ...mock.driver, connect: Effect.suspend(() => Effect.fail(authFailure())) }
         const lifetime = Layer.effectDiscard(
           Effect.acquireRelease(Effect.sync(() => alive.add(id)), () => Effect.sync(() => alive.delete(id)))
         )
-        return QueuePool.layer({ poolSize: 2, ...poolOptions }).pipe(Layer.provide(Driver.layer(driver)), Layer.merge(lifetime))
+        return QueuePool.layer({ poolSize: 2, ...poolOptions }).pipe(
+          Layer.provide(Driver.layer(driver)),
+          Layer.merge(lifetime)
+        )
       },
       ...options
     })
@@ -232,7 +240,9 @@ describe("PoolManager: a pool whose connects fail authentication is not kept", (
 
   it.effect("isAuthenticationError decides; the default looks for SQLSTATE class 28 or effect/sql's AuthenticationError", () =>
     Effect.gen(function*() {
-      const { manager, built } = yield* fixture({ isAuthenticationError: (cause) => cause instanceof MockDriver.MockDbError })
+      const { manager, built } = yield* fixture({
+        isAuthenticationError: (cause) => cause instanceof MockDriver.MockDbError
+      })
       const a = login("a", passwordA)
       yield* Effect.scoped(manager.get(a))
       built[0]!.mock.next("connect", "fail")
@@ -241,7 +251,11 @@ describe("PoolManager: a pool whose connects fail authentication is not kept", (
 
       const is = PoolManager.isAuthenticationError
       const sqlAuth = new SqlError({
-        reason: new AuthenticationError({ cause: authFailure(), message: "PgConnection: Failed to connect", operation: "connect" })
+        reason: new AuthenticationError({
+          cause: authFailure(),
+          message: "PgConnection: Failed to connect",
+          operation: "connect"
+        })
       })
       assert.isTrue(is(sqlAuth))
       assert.isTrue(is(new PoolError.ConnectError({ cause: sqlAuth })))
@@ -261,7 +275,10 @@ describe("PoolManager: bounded", () => {
       const { manager, alive } = yield* fixture({ maxPools: 10 }, accounts)
       // Three tenants stay in use for the whole run.
       const holder = yield* Scope.make()
-      const held = yield* Effect.forEach([0, 1, 2], (i) => manager.get(login(`u${i}`, "pw")).pipe(Scope.provide(holder)))
+      const held = yield* Effect.forEach(
+        [0, 1, 2],
+        (i) => manager.get(login(`u${i}`, "pw")).pipe(Scope.provide(holder))
+      )
       let most = 0
       for (let i = 3; i < 2000; i++) {
         yield* manager.use(login(`u${i}`, "pw"), () => Effect.void)
@@ -270,7 +287,10 @@ describe("PoolManager: bounded", () => {
       assert.strictEqual(most, 10)
       assert.strictEqual(alive.size, 10)
       for (const id of [1, 2, 3]) assert.isTrue(alive.has(id))
-      const again = yield* Effect.forEach([0, 1, 2], (i) => manager.get(login(`u${i}`, "pw")).pipe(Scope.provide(holder)))
+      const again = yield* Effect.forEach(
+        [0, 1, 2],
+        (i) => manager.get(login(`u${i}`, "pw")).pipe(Scope.provide(holder))
+      )
       assert.deepStrictEqual(again, held)
       // The 7 others are the 7 most recently used.
       assert.deepStrictEqual([...alive].sort((x, y) => x - y).slice(3), [1994, 1995, 1996, 1997, 1998, 1999, 2000])

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { TestClock } from "effect/testing"
 import type { PoolError } from "effect-db-pool"
 import { ConnectionPool, Driver, PoolManager, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
+import { TestClock } from "effect/testing"
 
 interface Tenant {
   readonly host: string

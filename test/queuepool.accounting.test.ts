@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Scope } from "effect"
-import { TestClock } from "effect/testing"
 import type { ConnectionPool } from "effect-db-pool"
-import { counts, queuePool, checkoutIn } from "./helpers.ts"
+import { TestClock } from "effect/testing"
+import { checkoutIn, counts, queuePool } from "./helpers.ts"
 
 /** Check out n connections, then return them in checkout order (c1, c2, c3). */
 const checkoutThenReturnInOrder = (pool: ConnectionPool.Service<any>, n: number) =>
@@ -33,7 +33,12 @@ describe("QueuePool accounting", () => {
         const [size, idle, overflow, out] = yield* counts(pool)
         seen.push([size, idle, overflow, out])
       }
-      assert.deepStrictEqual(seen, [[3, 0, -2, 1], [3, 0, -1, 2], [3, 0, 0, 3], [3, 0, 1, 4], [3, 0, 2, 5], [3, 0, 3, 6]])
+      assert.deepStrictEqual(seen, [[3, 0, -2, 1], [3, 0, -1, 2], [3, 0, 0, 3], [3, 0, 1, 4], [3, 0, 2, 5], [
+        3,
+        0,
+        3,
+        6
+      ]])
       for (const scope of scopes.slice(0, 3)) yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(yield* counts(pool), [3, 3, 3, 3])
       for (const scope of scopes.slice(3)) yield* Scope.close(scope, Exit.void)
@@ -176,7 +181,9 @@ describe("QueuePool accounting", () => {
       const { pool } = yield* queuePool({ poolSize: 3 })
       const ids = yield* checkoutThenReturnInOrder(pool, 3)
       const s = yield* Scope.make()
-      const got = [yield* checkoutIn(pool, s), yield* checkoutIn(pool, s), yield* checkoutIn(pool, s)].map((c) => c.slot)
+      const got = [yield* checkoutIn(pool, s), yield* checkoutIn(pool, s), yield* checkoutIn(pool, s)].map((c) =>
+        c.slot
+      )
       assert.deepStrictEqual(got, ids)
     }))
 
@@ -274,7 +281,9 @@ describe("QueuePool accounting", () => {
   it.effect("after the pool's scope closes, checkouts fail with PoolClosedError and waiters are released", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity" }).pipe(Scope.provide(scope))
+      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, timeout: "Infinity" }).pipe(
+        Scope.provide(scope)
+      )
       const holder = yield* Scope.make()
       yield* checkoutIn(pool, holder)
       const waiter = yield* Effect.forkChild(Effect.scoped(pool.checkout))

@@ -3,7 +3,7 @@ import { Effect, Exit, Fiber, Latch, Scope } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { MockDriver } from "effect-db-pool/testing"
-import { strategyPool, checkoutIn } from "./helpers.ts"
+import { checkoutIn, strategyPool } from "./helpers.ts"
 
 const idOf = (pool: ConnectionPool.Service<MockDriver.MockConnection>) =>
   Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))
@@ -110,7 +110,12 @@ describe("reentrant checkout: interruption", () => {
 
   it.effect("a checkout interrupted while waiting for a slot leaves no lease or slot behind", () =>
     Effect.gen(function*() {
-      const { pool } = yield* strategyPool(QueuePool.make, { reentrant: true, poolSize: 1, maxOverflow: 0, timeout: "Infinity" })
+      const { pool } = yield* strategyPool(QueuePool.make, {
+        reentrant: true,
+        poolSize: 1,
+        maxOverflow: 0,
+        timeout: "Infinity"
+      })
       const holder = yield* Scope.make()
       yield* checkoutIn(pool, holder)
       const waiter = yield* Effect.forkChild(idOf(pool))

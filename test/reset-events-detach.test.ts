@@ -107,9 +107,18 @@ describe("Events", () => {
       const streamed = yield* Fiber.join(collector)
       assert.deepStrictEqual(streamed.map((e) => e.type), events.slice(0, 12))
       assert.deepStrictEqual(events.slice(0, 12), [
-        "first_connect", "connect", "checkout", "reset", "checkin",
-        "checkout", "invalidate", "close", "checkin",
-        "connect", "checkout", "detach"
+        "first_connect",
+        "connect",
+        "checkout",
+        "reset",
+        "checkin",
+        "checkout",
+        "invalidate",
+        "close",
+        "checkin",
+        "connect",
+        "checkout",
+        "detach"
       ])
       assert.strictEqual(streamed[6]!.cause, "bad")
       assert.strictEqual(streamed[0]!.pool, "QueuePool")
@@ -156,7 +165,9 @@ describe("Detach and info", () => {
         c.info.set("tenant", "a")
         c.recordInfo?.set("slot-note", 1)
       }))
-      const seen = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.recordInfo?.get("slot-note")]))
+      const seen = yield* Effect.scoped(
+        Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.recordInfo?.get("slot-note")])
+      )
       assert.deepStrictEqual(seen, ["a", 1])
       // detach: the handle keeps a copy; the slot's info goes with the next connection (cleared)
       const scope = yield* Scope.make()
@@ -164,12 +175,21 @@ describe("Detach and info", () => {
       yield* detached.detach
       detached.info.set("only-detached", true)
       assert.strictEqual(detached.info.get("tenant"), "a")
-      const after = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("tenant"), c.info.get("only-detached"), c.recordInfo?.get("slot-note")]))
+      const after = yield* Effect.scoped(
+        Effect.map(
+          pool.checkout,
+          (c) => [c.info.get("tenant"), c.info.get("only-detached"), c.recordInfo?.get("slot-note")]
+        )
+      )
       assert.deepStrictEqual(after, [undefined, undefined, 1])
       yield* Scope.close(scope, Exit.void)
       // invalidate → reconnect clears info, keeps recordInfo
-      yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => Effect.andThen(Effect.sync(() => c.info.set("x", 1)), c.invalidate())))
-      const fresh = yield* Effect.scoped(Effect.map(pool.checkout, (c) => [c.info.get("x"), c.recordInfo?.get("slot-note")]))
+      yield* Effect.scoped(
+        Effect.flatMap(pool.checkout, (c) => Effect.andThen(Effect.sync(() => c.info.set("x", 1)), c.invalidate()))
+      )
+      const fresh = yield* Effect.scoped(
+        Effect.map(pool.checkout, (c) => [c.info.get("x"), c.recordInfo?.get("slot-note")])
+      )
       assert.deepStrictEqual(fresh, [undefined, 1])
     }))
 })
@@ -181,7 +201,9 @@ describe("The events stream is bounded", () => {
       const stall = yield* Deferred.make<void>()
       const first: Array<PoolEvent.ObservedEvent> = []
       // Takes one event, then never pulls again.
-      yield* Effect.forkChild(Stream.runForEach(pool.events, (e) => Effect.andThen(Effect.sync(() => first.push(e)), Deferred.await(stall))))
+      yield* Effect.forkChild(
+        Stream.runForEach(pool.events, (e) => Effect.andThen(Effect.sync(() => first.push(e)), Deferred.await(stall)))
+      )
       yield* Effect.yieldNow
       const cycles = 3_000 // 3 events each (checkout, reset, checkin) + first_connect, connect
       for (let i = 0; i < cycles; i++) yield* pool.use(() => Effect.void)

@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Metric, Random, Scope } from "effect"
-import { TestClock } from "effect/testing"
 import { NullPool, PoolMetrics, QueuePool, StaticPool } from "effect-db-pool"
+import { TestClock } from "effect/testing"
 import { checkoutIn, queuePool, strategyPool } from "./helpers.ts"
 
 const tagOf = <A, E>(exit: Exit.Exit<A, E>): string =>
@@ -77,7 +77,12 @@ describe("resize", () => {
   it.effect("bad sizes and strategies without a size fail with PoolConfigError naming the field", () =>
     Effect.gen(function*() {
       const { pool } = yield* queuePool({ poolSize: 2 })
-      for (const [change, field] of [[{ poolSize: -1 }, "poolSize"], [{ poolSize: 1.5 }, "poolSize"], [{ maxOverflow: -2 }, "maxOverflow"]] as const) {
+      for (
+        const [change, field] of [[{ poolSize: -1 }, "poolSize"], [{ poolSize: 1.5 }, "poolSize"], [
+          { maxOverflow: -2 },
+          "maxOverflow"
+        ]] as const
+      ) {
         const error = yield* Effect.flip(pool.resize(change))
         assert.strictEqual(error._tag, "PoolConfigError")
         assert.strictEqual(error.field, field)
@@ -140,8 +145,10 @@ describe("suspend and resume", () => {
       yield* pool.suspend
       assert.isTrue(yield* pool.isSuspended)
       const order: Array<number> = []
-      const fibers = yield* Effect.forEach([1, 2, 3], (n) =>
-        Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, () => order.push(n)))))
+      const fibers = yield* Effect.forEach(
+        [1, 2, 3],
+        (n) => Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, () => order.push(n))))
+      )
       yield* TestClock.adjust("5 seconds")
       assert.deepStrictEqual(order, [])
       assert.strictEqual((yield* pool.status).waiting, 3)
@@ -169,7 +176,10 @@ describe("suspend and resume", () => {
       assert.strictEqual(tagOf(exit), "PoolTimeoutError")
       // It says the pool was suspended, not that the pool was full.
       const error = Exit.isFailure(exit) ? (exit.cause.reasons[0] as { error?: Error }).error : undefined
-      assert.strictEqual(error?.message, "QueuePool is suspended: the checkout waited for resume, timed out, timeout 3000 ms")
+      assert.strictEqual(
+        error?.message,
+        "QueuePool is suspended: the checkout waited for resume, timed out, timeout 3000 ms"
+      )
       assert.strictEqual((yield* pool.status).waiting, 0)
     }))
 
@@ -192,7 +202,10 @@ describe("suspend and resume", () => {
       const suspended = PoolMetrics.forPool("maintenance").suspended
       yield* pool.suspend
       assert.strictEqual((yield* Metric.value(suspended)).value, 1)
-      const fibers = yield* Effect.forEach(Array.from({ length: 5 }), () => Effect.forkChild(Effect.scoped(pool.checkout)))
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 5 }),
+        () => Effect.forkChild(Effect.scoped(pool.checkout))
+      )
       yield* Effect.yieldNow
       assert.strictEqual((yield* pool.status).waiting, 5)
       yield* Effect.forEach(fibers, Fiber.interrupt)
@@ -210,7 +223,10 @@ describe("closing a suspended pool", () => {
         const scope = yield* Scope.make()
         const { mock, pool } = yield* Scope.provide(strategyPool(make as never, { timeout: "Infinity" }), scope)
         yield* pool.suspend
-        const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout))))
+        const fibers = yield* Effect.forEach(
+          [1, 2, 3],
+          () => Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
+        )
         yield* Effect.yieldNow
         assert.strictEqual((yield* pool.status).waiting, 3)
         yield* Scope.close(scope, Exit.void)
@@ -231,13 +247,17 @@ describe("under load", () => {
         const exit = yield* Effect.exit(Effect.scoped(Effect.andThen(pool.checkout, Effect.sleep(hold))))
         outcomes.set(tagOf(exit), (outcomes.get(tagOf(exit)) ?? 0) + 1)
       })
-      const users = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 400 }), () => user, { concurrency: 40 }))
-      const interrupter = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 60 }), () =>
-        Effect.gen(function*() {
-          const victim = yield* Effect.forkChild(user)
-          yield* Effect.sleep(yield* Random.nextIntBetween(0, 3))
-          yield* Fiber.interrupt(victim)
-        }), { concurrency: 4 }))
+      const users = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 400 }), () => user, { concurrency: 40 })
+      )
+      const interrupter = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 60 }), () =>
+          Effect.gen(function*() {
+            const victim = yield* Effect.forkChild(user)
+            yield* Effect.sleep(yield* Random.nextIntBetween(0, 3))
+            yield* Fiber.interrupt(victim)
+          }), { concurrency: 4 })
+      )
       for (let i = 0; i < 40; i++) {
         const poolSize = yield* Random.nextIntBetween(1, 6)
         yield* pool.resize({ poolSize, maxOverflow: yield* Random.nextIntBetween(-1, 3) })

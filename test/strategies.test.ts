@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Latch, Layer, Scope } from "effect"
-import { TestClock } from "effect/testing"
 import { AssertionPool, ConnectionPool, Driver, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
+import { TestClock } from "effect/testing"
 import type { MakePool } from "./helpers.ts"
-import { strategyPool, checkoutIn } from "./helpers.ts"
+import { checkoutIn, strategyPool } from "./helpers.ts"
 
 /** The failure's tag, or the value. */
 const tagOf = <A>(exit: Exit.Exit<A, unknown>): A | string =>
@@ -412,7 +412,9 @@ const program = Effect.gen(function*() {
   const concurrent = yield* Effect.all(
     [1, 2].map(() =>
       Effect.scoped(Effect.gen(function*() {
-        const got = yield* Effect.exit(Effect.map(ConnectionPool.checkout, (c) => (c.connection as MockDriver.MockConnection).id))
+        const got = yield* Effect.exit(
+          Effect.map(ConnectionPool.checkout, (c) => (c.connection as MockDriver.MockConnection).id)
+        )
         if (++arrived === 2) yield* latch.open
         yield* latch.await
         return tagOf(got)
@@ -431,7 +433,9 @@ const program = Effect.gen(function*() {
   }
 })
 
-const layers: ReadonlyArray<readonly [string, Layer.Layer<ConnectionPool.ConnectionPool, unknown, MockDriver.MockDriver | any>, unknown]> = [
+const layers: ReadonlyArray<
+  readonly [string, Layer.Layer<ConnectionPool.ConnectionPool, unknown, MockDriver.MockDriver | any>, unknown]
+> = [
   ["QueuePool", QueuePool.layer({ poolSize: 5 }), {
     first: 1,
     second: 1,

@@ -24,7 +24,11 @@ describe("typed pool", () => {
     })
     expectTypeOf(program).toEqualTypeOf<Effect.Effect<void, PoolError.CheckoutError, ConnectionPool.ConnectionPool>>()
     expectTypeOf(ConnectionPool.checkout).toEqualTypeOf<
-      Effect.Effect<ConnectionPool.PooledConnection<unknown>, PoolError.CheckoutError, ConnectionPool.ConnectionPool | Scope.Scope>
+      Effect.Effect<
+        ConnectionPool.PooledConnection<unknown>,
+        PoolError.CheckoutError,
+        ConnectionPool.ConnectionPool | Scope.Scope
+      >
     >()
   })
 
@@ -56,7 +60,11 @@ describe("typed pool", () => {
       }
     })
     expectTypeOf(QueuePool.make<MockDriver.MockConnection>()).toEqualTypeOf<
-      Effect.Effect<ConnectionPool.Service<MockDriver.MockConnection>, PoolError.PoolConfigError, Driver.Driver | Scope.Scope>
+      Effect.Effect<
+        ConnectionPool.Service<MockDriver.MockConnection>,
+        PoolError.PoolConfigError,
+        Driver.Driver | Scope.Scope
+      >
     >()
     const manager = PoolManager.make({
       pool: (_: { readonly tenant: string }) => QueuePool.make<MockDriver.MockConnection>({ poolSize: 1 })
@@ -68,7 +76,9 @@ describe("typed pool", () => {
         Driver.Driver | Scope.Scope
       >
     >()
-    expectTypeOf<PoolEvent.PoolEvent<MockDriver.MockConnection>["connection"]>().toEqualTypeOf<MockDriver.MockConnection | undefined>()
+    expectTypeOf<PoolEvent.PoolEvent<MockDriver.MockConnection>["connection"]>().toEqualTypeOf<
+      MockDriver.MockConnection | undefined
+    >()
   })
 
   it.effect("the typed tag reads the same service the strategy layer provides", () =>

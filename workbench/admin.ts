@@ -26,16 +26,18 @@ export const make = (
 ): Effect.Effect<Admin, PgDriver.PgConfigError | PoolError.PoolConfigError, Scope.Scope> =>
   Effect.map(
     Layer.build(
-      QueuePool.layer({ name: `${applicationName}-pool`, poolSize: 1, maxOverflow: 1, prePing: true, metrics: false }).pipe(
-        Layer.provide(PgDriver.layer({ url, applicationName, connectTimeout: "10 seconds" }))
-      )
+      QueuePool.layer({ name: `${applicationName}-pool`, poolSize: 1, maxOverflow: 1, prePing: true, metrics: false })
+        .pipe(
+          Layer.provide(PgDriver.layer({ url, applicationName, connectTimeout: "10 seconds" }))
+        )
     ),
     (context) => {
       const pool = Context.get(context, ConnectionPool.ConnectionPool)
       return {
         query: (sql, params = []) =>
           pool.use((pooled) =>
-            Effect.map((pooled.connection as PgDriver.Connection).query(sql, params), (r) => r.rows as ReadonlyArray<Record<string, unknown>>)
+            Effect.map((pooled.connection as PgDriver.Connection).query(sql, params), (r) =>
+              r.rows as ReadonlyArray<Record<string, unknown>>)
           )
       }
     }

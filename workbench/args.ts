@@ -164,21 +164,35 @@ const flagNames: Record<string, string> = {
   "-t": "--topology",
   "-h": "--help"
 }
-const valued = new Set(["--strategy", "--workers", "--pool-size", "--max-overflow", "--duration", "--report", "--seed", "--topology"])
+const valued = new Set([
+  "--strategy",
+  "--workers",
+  "--pool-size",
+  "--max-overflow",
+  "--duration",
+  "--report",
+  "--seed",
+  "--topology"
+])
 const booleans = new Set(["--chaos", "--plain", "--help"])
 
 /**
  * Parse the command line (without `node` and the script). `randomSeed` is used when no
  * `--seed` is given.
  */
-export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = () => Math.floor(Math.random() * 1_000_000)): Parsed => {
+export const parse = (
+  argv: ReadonlyArray<string>,
+  randomSeed: () => number = () => Math.floor(Math.random() * 1_000_000)
+): Parsed => {
   const invalid = (message: string): Parsed => ({ _tag: "Invalid", message })
   const values = new Map<string, string>()
   const flags = new Set<string>()
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--") continue
-    if (!arg.startsWith("-") || arg === "-") return invalid(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`)
+    if (!arg.startsWith("-") || arg === "-") {
+      return invalid(`unexpected argument ${JSON.stringify(arg)} (flags start with --)`)
+    }
     const eq = arg.indexOf("=")
     const rawName = eq > 0 ? arg.slice(0, eq) : arg
     const name = flagNames[rawName] ?? rawName
@@ -210,7 +224,9 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
     for (const part of strategyText.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
       const name = aliases[part.toLowerCase()]
       if (name === undefined) {
-        return invalid(`--strategy: unknown strategy ${JSON.stringify(part)} (expected all or queue, null, static, fiber, assertion)`)
+        return invalid(
+          `--strategy: unknown strategy ${JSON.stringify(part)} (expected all or queue, null, static, fiber, assertion)`
+        )
       }
       if (!picked.includes(name)) picked.push(name)
     }
@@ -222,7 +238,9 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
     const text = values.get(name)
     if (text === undefined) return fallback
     const n = parseInteger(text)
-    if (n === undefined || n < min || n > max) return `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`
+    if (n === undefined || n < min || n > max) {
+      return `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`
+    }
     return n
   }
   const workers = intFlag("--workers", defaults.workers, 1, 500)
@@ -239,7 +257,9 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
   if (durationText !== undefined) {
     const d = parseDuration(durationText)
     if (d === undefined || d < 0.2 || d > 3600) {
-      return invalid(`--duration must be a time from 200ms to 1h such as 10, 10s, 800ms or 1m, got ${JSON.stringify(durationText)}`)
+      return invalid(
+        `--duration must be a time from 200ms to 1h such as 10, 10s, 800ms or 1m, got ${JSON.stringify(durationText)}`
+      )
     }
     durationSeconds = d
   }
@@ -256,13 +276,23 @@ export const parse = (argv: ReadonlyArray<string>, randomSeed: () => number = ()
   }
   const chaos = flags.has("--chaos")
   if (chaos && topology === "failover") {
-    return invalid("--chaos cannot be combined with --topology failover (both cut the sessions; the failover figures would mean nothing): run them separately")
+    return invalid(
+      "--chaos cannot be combined with --topology failover (both cut the sessions; the failover figures would mean nothing): run them separately"
+    )
   }
   if (topology === "replicas" && durationSeconds < minReplicasSeconds) {
-    return invalid(`--topology replicas needs --duration ${minReplicasSeconds}s or more (the standby's apply delay changes every quarter), got ${JSON.stringify(durationText)}`)
+    return invalid(
+      `--topology replicas needs --duration ${minReplicasSeconds}s or more (the standby's apply delay changes every quarter), got ${
+        JSON.stringify(durationText)
+      }`
+    )
   }
   if (topology === "failover" && durationSeconds < minFailoverSeconds) {
-    return invalid(`--topology failover needs --duration ${minFailoverSeconds}s or more (the primary stops halfway; the standby needs time to take over), got ${JSON.stringify(durationText)}`)
+    return invalid(
+      `--topology failover needs --duration ${minFailoverSeconds}s or more (the primary stops halfway; the standby needs time to take over), got ${
+        JSON.stringify(durationText)
+      }`
+    )
   }
 
   return {

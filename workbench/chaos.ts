@@ -4,12 +4,17 @@
  * in the view, the events and the metrics.
  */
 import { Duration, Effect } from "effect"
-import type { Admin } from "./admin.ts"
 import type * as Random from "../support/random.ts"
+import type { Admin } from "./admin.ts"
 import type { StrategyRun } from "./recorder.ts"
 
 /** Kill backends named `applicationName` until interrupted, recording each kill in `run`. */
-export const monkey = (admin: Admin, applicationName: string, run: StrategyRun, rng: Random.Random): Effect.Effect<never> =>
+export const monkey = (
+  admin: Admin,
+  applicationName: string,
+  run: StrategyRun,
+  rng: Random.Random
+): Effect.Effect<never> =>
   Effect.forever(
     Effect.gen(function*() {
       yield* Effect.sleep(Duration.millis(rng.int(300, 1000)))

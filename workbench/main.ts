@@ -42,5 +42,11 @@ function messageOf(cause: unknown): string {
 function squash(cause: unknown): unknown {
   const reasons = (cause as { reasons: ReadonlyArray<{ _tag: string; error?: unknown; defect?: unknown }> }).reasons
   const first = reasons.find((r) => r._tag === "Fail") ?? reasons.find((r) => r._tag === "Die") ?? reasons[0]
-  return first === undefined ? "unknown" : first._tag === "Fail" ? first.error : first._tag === "Die" ? first.defect : "interrupted"
+  return first === undefined
+    ? "unknown"
+    : first._tag === "Fail"
+    ? first.error
+    : first._tag === "Die"
+    ? first.defect
+    : "interrupted"
 }

@@ -85,12 +85,16 @@ export class Failover {
 
   /** First successful write after the promotion was issued, in ms after it. */
   get firstWriteAfterPromoteMs(): number | undefined {
-    return this.firstWriteAt === undefined || this.promoteRequestedAt === undefined ? undefined : this.firstWriteAt - this.promoteRequestedAt
+    return this.firstWriteAt === undefined || this.promoteRequestedAt === undefined
+      ? undefined
+      : this.firstWriteAt - this.promoteRequestedAt
   }
 
   /** No successful write from the last one before the stop to the first after the promotion (ms). */
   get writeOutageMs(): number | undefined {
-    return this.firstWriteAt === undefined || this.lastWriteBeforeAt === undefined ? undefined : this.firstWriteAt - this.lastWriteBeforeAt
+    return this.firstWriteAt === undefined || this.lastWriteBeforeAt === undefined
+      ? undefined
+      : this.firstWriteAt - this.lastWriteBeforeAt
   }
 }
 
@@ -128,7 +132,10 @@ export class Replicas {
   readonly samples: Array<ReplicaSample> = []
   /** The standby's apply delay now (ms). */
   applyDelayMs = 0
-  readonly readBacks: Record<ReadMode, ReadBacks> = { "eventual": { checks: 0, misses: 0 }, "read-your-writes": { checks: 0, misses: 0 } }
+  readonly readBacks: Record<ReadMode, ReadBacks> = {
+    "eventual": { checks: 0, misses: 0 },
+    "read-your-writes": { checks: 0, misses: 0 }
+  }
   /** Read-your-writes reads after a write, by where they ran (the router's status). */
   readYourWrites = { replica: 0, waited: 0, primary: 0 }
   /** The apply-delay changes (the plain view prints each line once). */
@@ -283,7 +290,12 @@ export class StrategyRun {
         f.writesAfter++
         if (f.firstWriteAt === undefined) {
           f.firstWriteAt = t
-          f.notes.push({ t, text: `first write after promotion: +${Math.round(t - f.promoteRequestedAt)} ms (from pg_ctl promote issued)` })
+          f.notes.push({
+            t,
+            text: `first write after promotion: +${
+              Math.round(t - f.promoteRequestedAt)
+            } ms (from pg_ctl promote issued)`
+          })
         }
       }
     }
@@ -364,7 +376,14 @@ export const waitStats = (values: ReadonlyArray<number>): WaitStats => {
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!
   let sum = 0
   for (const v of sorted) sum += v
-  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1]!, mean: sum / sorted.length }
+  return {
+    count: sorted.length,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: sorted[sorted.length - 1]!,
+    mean: sum / sorted.length
+  }
 }
 
 /** A whole workbench run: the settings, the database, and one {@link StrategyRun} per phase. */

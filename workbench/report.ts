@@ -6,12 +6,12 @@
  * replicas (`--topology replicas`), the acquire-wait distribution, and the event, invalidation
  * and error counts.
  */
+import type { PoolMetrics } from "effect-db-pool"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { PoolMetrics } from "effect-db-pool"
+import { topologyLabels } from "./args.ts"
 import type { Recorder, Sample, StrategyRun } from "./recorder.ts"
 import { sampleEveryMs, totalInvalidations } from "./recorder.ts"
-import { topologyLabels } from "./args.ts"
 import { int, ms, summaryRows } from "./view.ts"
 
 const esc = (text: string): string =>
@@ -29,14 +29,19 @@ const niceScale = (peak: number, integer = true): { readonly max: number; readon
 }
 
 /** Series of the occupancy timeline. */
-export const series: ReadonlyArray<{ readonly key: "checkedOut" | "idle" | "overflow" | "waiting"; readonly label: string; readonly color: string }> = [
+export const series: ReadonlyArray<
+  { readonly key: "checkedOut" | "idle" | "overflow" | "waiting"; readonly label: string; readonly color: string }
+> = [
   { key: "checkedOut", label: "checked out", color: "#2563eb" },
   { key: "idle", label: "idle", color: "#16a34a" },
   { key: "overflow", label: "overflow", color: "#f59e0b" },
   { key: "waiting", label: "waiting", color: "#dc2626" }
 ]
 
-const valueOf = (s: Sample, key: "checkedOut" | "idle" | "overflow" | "waiting") => (key === "overflow" ? Math.max(0, s.overflow) : s[key])
+const valueOf = (
+  s: Sample,
+  key: "checkedOut" | "idle" | "overflow" | "waiting"
+) => (key === "overflow" ? Math.max(0, s.overflow) : s[key])
 
 interface Frame {
   readonly width: number
@@ -50,7 +55,12 @@ interface Frame {
 const frame: Frame = { width: 960, height: 250, left: 48, right: 16, top: 14, bottom: 30 }
 
 /** Axes, grid, and the x (seconds) / y labels of a chart. */
-const axes = (f: Frame, xMaxMs: number, y: { readonly max: number; readonly step: number }, yLabel: (v: number) => string): string => {
+const axes = (
+  f: Frame,
+  xMaxMs: number,
+  y: { readonly max: number; readonly step: number },
+  yLabel: (v: number) => string
+): string => {
   const w = f.width - f.left - f.right
   const h = f.height - f.top - f.bottom
   let out = ""
@@ -60,7 +70,19 @@ const axes = (f: Frame, xMaxMs: number, y: { readonly max: number; readonly step
     out += `<text x="${f.left - 6}" y="${yy + 4}" text-anchor="end" class="tick">${esc(yLabel(v))}</text>`
   }
   const seconds = xMaxMs / 1000
-  const step = seconds <= 2 ? 0.25 : seconds <= 5 ? 0.5 : seconds <= 12 ? 1 : seconds <= 30 ? 2 : seconds <= 60 ? 5 : seconds <= 300 ? 30 : 60
+  const step = seconds <= 2
+    ? 0.25
+    : seconds <= 5
+    ? 0.5
+    : seconds <= 12
+    ? 1
+    : seconds <= 30
+    ? 2
+    : seconds <= 60
+    ? 5
+    : seconds <= 300
+    ? 30
+    : 60
   for (let s = 0; s <= seconds + 1e-9; s += step) {
     const x = f.left + (w * s * 1000) / xMaxMs
     out += `<line x1="${x}" x2="${x}" y1="${f.top + h}" y2="${f.top + h + 4}" class="axis"/>`
@@ -77,7 +99,9 @@ const killMarks = (f: Frame, run: StrategyRun, xMaxMs: number): string => {
   const h = f.height - f.top - f.bottom
   return run.kills.map((t) => {
     const x = f.left + (w * t) / xMaxMs
-    return `<line x1="${x}" x2="${x}" y1="${f.top}" y2="${f.top + h}" class="kill"><title>backend terminated at ${(t / 1000).toFixed(2)} s</title></line>` +
+    return `<line x1="${x}" x2="${x}" y1="${f.top}" y2="${f.top + h}" class="kill"><title>backend terminated at ${
+      (t / 1000).toFixed(2)
+    } s</title></line>` +
       `<text x="${x}" y="${f.top + 9}" text-anchor="middle" class="killmark">✕</text>`
   }).join("")
 }
@@ -86,14 +110,22 @@ const killMarks = (f: Frame, run: StrategyRun, xMaxMs: number): string => {
  * `--topology failover`: the span from the primary's stop to the first write after the
  * promotion shaded, and a labelled line at the stop, the promotion and that first write.
  */
-const failoverMarks = (f: Frame, run: StrategyRun, xMaxMs: number): { readonly marks: string; readonly labels: string } => {
+const failoverMarks = (
+  f: Frame,
+  run: StrategyRun,
+  xMaxMs: number
+): { readonly marks: string; readonly labels: string } => {
   const fo = run.failover
   if (fo === undefined || fo.stopRequestedAt === undefined) return { marks: "", labels: "" }
   const w = f.width - f.left - f.right
   const h = f.height - f.top - f.bottom
   const x = (t: number) => f.left + (w * Math.min(t, xMaxMs)) / xMaxMs
   const end = fo.firstWriteAt ?? run.elapsedMs
-  let out = `<rect x="${x(fo.stopRequestedAt).toFixed(1)}" y="${f.top}" width="${Math.max(1, x(end) - x(fo.stopRequestedAt)).toFixed(1)}" height="${h}" class="outage"><title>no successful write: ${esc(ms(end - fo.stopRequestedAt))} from the stop</title></rect>`
+  let out = `<rect x="${x(fo.stopRequestedAt).toFixed(1)}" y="${f.top}" width="${
+    Math.max(1, x(end) - x(fo.stopRequestedAt)).toFixed(1)
+  }" height="${h}" class="outage"><title>no successful write: ${
+    esc(ms(end - fo.stopRequestedAt))
+  } from the stop</title></rect>`
   const marks: Array<readonly [number | undefined, string, string]> = [
     [fo.stopRequestedAt, "primary stopped", "fo-stop"],
     [fo.promotedAt, "standby promoted", "fo-promote"],
@@ -102,7 +134,9 @@ const failoverMarks = (f: Frame, run: StrategyRun, xMaxMs: number): { readonly m
   const shown = marks.filter((m): m is readonly [number, string, string] => m[0] !== undefined)
   for (const [t, label, cls] of shown) {
     const xx = x(t).toFixed(1)
-    out += `<line x1="${xx}" x2="${xx}" y1="${f.top}" y2="${f.top + h}" class="${cls}"><title>${esc(label)} at ${(t / 1000).toFixed(3)} s</title></line>`
+    out += `<line x1="${xx}" x2="${xx}" y1="${f.top}" y2="${f.top + h}" class="${cls}"><title>${esc(label)} at ${
+      (t / 1000).toFixed(3)
+    } s</title></line>`
   }
   let labels = ""
   if (shown.length > 0) {
@@ -112,13 +146,18 @@ const failoverMarks = (f: Frame, run: StrategyRun, xMaxMs: number): { readonly m
     const right = Math.max(...xs) < f.left + w * 0.75
     const lx = right ? Math.max(...xs) + 6 : Math.min(...xs) - 6
     shown.forEach(([t, label, cls], i) => {
-      labels += `<text x="${lx.toFixed(1)}" y="${f.top + 11 + i * 13}" text-anchor="${right ? "start" : "end"}" class="fomark ${cls}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(label)} ${(t / 1000).toFixed(2)} s</text>`
+      labels += `<text x="${lx.toFixed(1)}" y="${f.top + 11 + i * 13}" text-anchor="${
+        right ? "start" : "end"
+      }" class="fomark ${cls}" paint-order="stroke" stroke="#fff" stroke-width="3">${esc(label)} ${
+        (t / 1000).toFixed(2)
+      } s</text>`
     })
   }
   return { marks: out, labels }
 }
 
-const xMax = (run: StrategyRun) => Math.max(run.plannedMs, run.elapsedMs, run.samples[run.samples.length - 1]?.t ?? 0, 1)
+const xMax = (run: StrategyRun) =>
+  Math.max(run.plannedMs, run.elapsedMs, run.samples[run.samples.length - 1]?.t ?? 0, 1)
 
 /** Occupancy over time: one step line per series. */
 export const timelineSvg = (run: StrategyRun): string => {
@@ -143,10 +182,14 @@ export const timelineSvg = (run: StrategyRun): string => {
     }
     d += `H${x(run.samples[run.samples.length - 1]!.t)}`
     // Offset each series by a hair so overlapping lines stay visible.
-    return `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" transform="translate(0,${(i - 1.5) * 0.8})"><title>${esc(label)}</title></path>`
+    return `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" transform="translate(0,${
+      (i - 1.5) * 0.8
+    })"><title>${esc(label)}</title></path>`
   }).join("")
   const failover = failoverMarks(f, run, xm)
-  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="occupancy timeline of ${esc(run.strategy)}">` +
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="occupancy timeline of ${
+    esc(run.strategy)
+  }">` +
     axes(f, xm, scale, (v) => num(v)) + killMarks(f, run, xm) + failover.marks + lines + failover.labels + `</svg>`
 }
 
@@ -165,7 +208,11 @@ export const throughputSvg = (run: StrategyRun): string => {
       continue
     }
     if (s.t - last.t >= bucket - sampleEveryMs / 2) {
-      points.push({ t: s.t, rate: ((s.statements - last.statements) * 1000) / (s.t - last.t), errors: s.errors - last.errors })
+      points.push({
+        t: s.t,
+        rate: ((s.statements - last.statements) * 1000) / (s.t - last.t),
+        errors: s.errors - last.errors
+      })
       last = s
     }
   }
@@ -180,16 +227,43 @@ export const throughputSvg = (run: StrategyRun): string => {
     stepPath += `${stepPath === "" ? `M${x(0)},${y(0)} ` : ""}L${x(from)},${y(p.rate)} L${x(p.t)},${y(p.rate)} `
     from = p.t
   }
-  const area = points.length === 0 ? "" : `<path d="${stepPath}L${x(from)},${y(0)} Z" fill="#93c5fd" fill-opacity="0.5" stroke="#2563eb" stroke-width="1.5"/>`
+  const area = points.length === 0
+    ? ""
+    : `<path d="${stepPath}L${x(from)},${
+      y(0)
+    } Z" fill="#93c5fd" fill-opacity="0.5" stroke="#2563eb" stroke-width="1.5"/>`
   const errs = points.filter((p) => p.errors > 0).map((p) =>
-    `<circle cx="${x(p.t)}" cy="${(f.top + 6).toFixed(1)}" r="${Math.min(7, 2.5 + Math.log2(1 + p.errors))}" fill="#dc2626"><title>${p.errors} failed operation${p.errors === 1 ? "" : "s"}</title></circle>`
+    `<circle cx="${x(p.t)}" cy="${(f.top + 6).toFixed(1)}" r="${
+      Math.min(7, 2.5 + Math.log2(1 + p.errors))
+    }" fill="#dc2626"><title>${p.errors} failed operation${p.errors === 1 ? "" : "s"}</title></circle>`
   ).join("")
-  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="statements per second of ${esc(run.strategy)}">` +
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="statements per second of ${
+    esc(run.strategy)
+  }">` +
     axes(f, xm, scale, (v) => int(v)) + killMarks(f, run, xm) + failoverMarks(f, run, xm).marks + area + errs + `</svg>`
 }
 
 /** Bin edges (ms) of the acquire-wait distribution: log-spaced, 1-2-5. */
-export const waitBins: ReadonlyArray<number> = [0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+export const waitBins: ReadonlyArray<number> = [
+  0,
+  0.05,
+  0.1,
+  0.2,
+  0.5,
+  1,
+  2,
+  5,
+  10,
+  20,
+  50,
+  100,
+  200,
+  500,
+  1000,
+  2000,
+  5000,
+  10000
+]
 
 const binLabel = (i: number): string => {
   const lo = waitBins[i]!
@@ -233,21 +307,37 @@ export const waitSvg = (run: StrategyRun): string => {
     const bh = scale(c)
     const x = f.left + bw * i
     if (c > 0) {
-      out += `<rect x="${(x + 2).toFixed(1)}" y="${(f.top + h - bh).toFixed(1)}" width="${(bw - 4).toFixed(1)}" height="${bh.toFixed(1)}" fill="#6366f1"><title>${esc(binLabel(i))} ms: ${int(c)}</title></rect>`
-      out += `<text x="${(x + bw / 2).toFixed(1)}" y="${(f.top + h - bh - 4).toFixed(1)}" text-anchor="middle" class="tick">${int(c)}</text>`
+      out += `<rect x="${(x + 2).toFixed(1)}" y="${(f.top + h - bh).toFixed(1)}" width="${
+        (bw - 4).toFixed(1)
+      }" height="${bh.toFixed(1)}" fill="#6366f1"><title>${esc(binLabel(i))} ms: ${int(c)}</title></rect>`
+      out += `<text x="${(x + bw / 2).toFixed(1)}" y="${
+        (f.top + h - bh - 4).toFixed(1)
+      }" text-anchor="middle" class="tick">${int(c)}</text>`
     }
-    out += `<text x="${(x + bw / 2).toFixed(1)}" y="${f.top + h + 15}" text-anchor="middle" class="tick">${esc(binLabel(i))}</text>`
+    out += `<text x="${(x + bw / 2).toFixed(1)}" y="${f.top + h + 15}" text-anchor="middle" class="tick">${
+      esc(binLabel(i))
+    }</text>`
   })
   out += `<line x1="${f.left}" x2="${f.left + w}" y1="${f.top + h}" y2="${f.top + h}" class="axis"/>`
-  out += `<text x="${f.left + w / 2}" y="${f.top + h + 33}" text-anchor="middle" class="tick">acquire wait (ms; bar height on a log scale)</text>`
+  out += `<text x="${f.left + w / 2}" y="${
+    f.top + h + 33
+  }" text-anchor="middle" class="tick">acquire wait (ms; bar height on a log scale)</text>`
   if (stats.count > 0) {
     for (const [label, v, color] of [["p50", stats.p50, "#059669"], ["p99", stats.p99, "#dc2626"]] as const) {
       const x = xOf(v).toFixed(1)
-      out += `<line x1="${x}" x2="${x}" y1="${label === "p50" ? 6 : 20}" y2="${f.top + h}" stroke="${color}" stroke-dasharray="4 3" stroke-width="1.5"/>`
-      out += `<text x="${x}" y="${label === "p50" ? 12 : 26}" dx="4" text-anchor="start" class="mark" fill="${color}" paint-order="stroke" stroke="#fff" stroke-width="3">${label} ${esc(ms(v))}</text>`
+      out += `<line x1="${x}" x2="${x}" y1="${label === "p50" ? 6 : 20}" y2="${
+        f.top + h
+      }" stroke="${color}" stroke-dasharray="4 3" stroke-width="1.5"/>`
+      out += `<text x="${x}" y="${
+        label === "p50" ? 12 : 26
+      }" dx="4" text-anchor="start" class="mark" fill="${color}" paint-order="stroke" stroke="#fff" stroke-width="3">${label} ${
+        esc(ms(v))
+      }</text>`
     }
   }
-  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="acquire-wait distribution of ${esc(run.strategy)}">${out}</svg>`
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="acquire-wait distribution of ${
+    esc(run.strategy)
+  }">${out}</svg>`
 }
 
 const countTable = (title: string, entries: ReadonlyArray<readonly [string, number]>, color: string): string => {
@@ -255,12 +345,25 @@ const countTable = (title: string, entries: ReadonlyArray<readonly [string, numb
   const rows = entries.length === 0
     ? `<tr><td colspan="2" class="none">none</td></tr>`
     : entries.map(([name, n]) =>
-      `<tr><td>${esc(name)}</td><td class="n"><span class="bar" style="width:${Math.max(n > 0 ? 2 : 0, (120 * n) / max).toFixed(0)}px;background:${color}"></span>${int(n)}</td></tr>`
+      `<tr><td>${esc(name)}</td><td class="n"><span class="bar" style="width:${
+        Math.max(n > 0 ? 2 : 0, (120 * n) / max).toFixed(0)
+      }px;background:${color}"></span>${int(n)}</td></tr>`
     ).join("")
   return `<table class="counts"><caption>${esc(title)}</caption>${rows}</table>`
 }
 
-const eventOrder = ["first_connect", "connect", "checkout", "reset", "checkin", "invalidate", "soft_invalidate", "close", "detach", "close_detached"] as const
+const eventOrder = [
+  "first_connect",
+  "connect",
+  "checkout",
+  "reset",
+  "checkin",
+  "invalidate",
+  "soft_invalidate",
+  "close",
+  "detach",
+  "close_detached"
+] as const
 const reasonLabel: Record<PoolMetrics.InvalidationReason, string> = {
   user: "user: invalidate() (PgSql: session died)",
   disconnect: "disconnect (pre-ping)",
@@ -287,7 +390,11 @@ const delayBands = (f: Frame, run: StrategyRun, xMaxMs: number): string => {
     if (delay > 0) {
       const from = x(samples[i]!.t)
       const to = x(samples[Math.min(j + 1, samples.length - 1)]!.t)
-      out += `<rect x="${from.toFixed(1)}" y="${f.top}" width="${Math.max(1, to - from).toFixed(1)}" height="${h}" class="${delay > r.maxLagMs ? "delay-high" : "delay"}"><title>standby apply delay ${delay} ms</title></rect>`
+      out += `<rect x="${from.toFixed(1)}" y="${f.top}" width="${
+        Math.max(1, to - from).toFixed(1)
+      }" height="${h}" class="${
+        delay > r.maxLagMs ? "delay-high" : "delay"
+      }"><title>standby apply delay ${delay} ms</title></rect>`
       out += `<text x="${(from + 4).toFixed(1)}" y="${f.top + 11}" class="delaymark">apply delay ${delay} ms</text>`
     }
     i = j + 1
@@ -308,7 +415,11 @@ export const routingSvg = (run: StrategyRun): string => {
   for (const s of r.samples.slice(1)) {
     if (s.t - last!.t >= 500 - sampleEveryMs / 2) {
       const dt = s.t - last!.t
-      points.push({ t: s.t, primary: ((s.primaryRouted - last!.primaryRouted) * 1000) / dt, replica: ((s.replicaRouted - last!.replicaRouted) * 1000) / dt })
+      points.push({
+        t: s.t,
+        primary: ((s.primaryRouted - last!.primaryRouted) * 1000) / dt,
+        replica: ((s.replicaRouted - last!.replicaRouted) * 1000) / dt
+      })
       last = s
     }
   }
@@ -322,10 +433,17 @@ export const routingSvg = (run: StrategyRun): string => {
       d += `${d === "" ? "M" : "L"}${x(from)},${y(p[key])} L${x(p.t)},${y(p[key])} `
       from = p.t
     }
-    return d === "" ? "" : `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" class="route-${key}"><title>${esc(label)}</title></path>`
+    return d === ""
+      ? ""
+      : `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" class="route-${key}"><title>${
+        esc(label)
+      }</title></path>`
   }
-  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="work per node of ${esc(run.strategy)}">` +
-    axes(f, xm, scale, (v) => int(v)) + delayBands(f, run, xm) + path("primary", "#2563eb", "primary") + path("replica", "#16a34a", "standby") + `</svg>`
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="work per node of ${
+    esc(run.strategy)
+  }">` +
+    axes(f, xm, scale, (v) => int(v)) + delayBands(f, run, xm) + path("primary", "#2563eb", "primary") +
+    path("replica", "#16a34a", "standby") + `</svg>`
 }
 
 /** `--topology replicas`: the standby's lag at each health check, maxLag dashed, out of rotation marked. */
@@ -344,13 +462,27 @@ export const lagSvg = (run: StrategyRun): string => {
   for (const s of r.samples) {
     if (s.lagMs === undefined) continue
     d += `${d === "" ? "M" : "L"}${x(s.t)},${y(s.lagMs)} `
-    if (!s.serving) out += `<circle cx="${x(s.t)}" cy="${y(s.lagMs)}" r="2.5" class="out"><title>out of rotation at ${(s.t / 1000).toFixed(1)} s (lag ${esc(ms(s.lagMs))})</title></circle>`
+    if (!s.serving) {
+      out += `<circle cx="${x(s.t)}" cy="${y(s.lagMs)}" r="2.5" class="out"><title>out of rotation at ${
+        (s.t / 1000).toFixed(1)
+      } s (lag ${esc(ms(s.lagMs))})</title></circle>`
+    }
   }
-  const limit = `<line x1="${f.left}" x2="${f.left + w}" y1="${y(r.maxLagMs)}" y2="${y(r.maxLagMs)}" class="maxlag"><title>maxLag ${r.maxLagMs} ms</title></line>` +
-    `<text x="${f.left + w - 4}" y="${Number(y(r.maxLagMs)) - 4}" text-anchor="end" class="maxlagmark">maxLag ${int(r.maxLagMs)} ms</text>`
-  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="standby lag of ${esc(run.strategy)}">` +
+  const limit =
+    `<line x1="${f.left}" x2="${f.left + w}" y1="${y(r.maxLagMs)}" y2="${
+      y(r.maxLagMs)
+    }" class="maxlag"><title>maxLag ${r.maxLagMs} ms</title></line>` +
+    `<text x="${f.left + w - 4}" y="${Number(y(r.maxLagMs)) - 4}" text-anchor="end" class="maxlagmark">maxLag ${
+      int(r.maxLagMs)
+    } ms</text>`
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="standby lag of ${
+    esc(run.strategy)
+  }">` +
     axes(f, xm, scale, (v) => `${int(v)}`) + delayBands(f, run, xm) + limit +
-    (d === "" ? "" : `<path d="${d}" fill="none" stroke="#7c3aed" stroke-width="1.8" class="lag"><title>standby lag (ms)</title></path>`) + out + `</svg>`
+    (d === ""
+      ? ""
+      : `<path d="${d}" fill="none" stroke="#7c3aed" stroke-width="1.8" class="lag"><title>standby lag (ms)</title></path>`) +
+    out + `</svg>`
 }
 
 /** `--topology replicas`: routing, lag and read-backs of one strategy. */
@@ -361,14 +493,22 @@ const replicasBlock = (run: StrategyRun): string => {
   const y = r.readBacks["read-your-writes"]
   const maxLag = r.maxLag
   const share = Math.round(r.replicaShare * 100)
-  return `<div class="replicas" data-standby-share="${share}" data-stale-eventual="${e.misses}/${e.checks}" data-stale-ryw="${y.misses}/${y.checks}" data-max-lag-ms="${maxLag === undefined ? "" : Math.round(maxLag)}">
+  return `<div class="replicas" data-standby-share="${share}" data-stale-eventual="${e.misses}/${e.checks}" data-stale-ryw="${y.misses}/${y.checks}" data-max-lag-ms="${
+    maxLag === undefined ? "" : Math.round(maxLag)
+  }">
 <h3>Replicas <small>PgReplicas, maxLag ${int(r.maxLagMs)} ms</small></h3>
 <div class="kpis">
 <div><b>${share} %</b><span>of the work on the standby</span></div>
 <div><b>${maxLag === undefined ? "–" : esc(ms(maxLag))}</b><span>highest standby lag seen</span></div>
-<div class="${e.misses > 0 ? "bad" : "good"}"><b>${int(e.misses)} / ${int(e.checks)}</b><span>eventual read-backs stale</span></div>
-<div class="${y.misses > 0 ? "bad" : "good"}"><b>${int(y.misses)} / ${int(y.checks)}</b><span>read-your-writes read-backs stale</span></div>
-<div><b>${int(r.readYourWrites.replica)} · ${int(r.readYourWrites.waited)} · ${int(r.readYourWrites.primary)}</b><span>read-your-writes reads: standby · standby after a wait · primary</span></div>
+<div class="${e.misses > 0 ? "bad" : "good"}"><b>${int(e.misses)} / ${
+    int(e.checks)
+  }</b><span>eventual read-backs stale</span></div>
+<div class="${y.misses > 0 ? "bad" : "good"}"><b>${int(y.misses)} / ${
+    int(y.checks)
+  }</b><span>read-your-writes read-backs stale</span></div>
+<div><b>${int(r.readYourWrites.replica)} · ${int(r.readYourWrites.waited)} · ${
+    int(r.readYourWrites.primary)
+  }</b><span>read-your-writes reads: standby · standby after a wait · primary</span></div>
 </div>
 <p class="legend"><span><i style="background:#2563eb"></i>work/s to the primary</span><span><i style="background:#16a34a"></i>work/s to the standby</span><span><i class="d"></i>apply delay within maxLag</span><span><i class="dh"></i>apply delay beyond maxLag</span></p>
 <div class="chart routing">${routingSvg(run)}</div>
@@ -381,32 +521,62 @@ const replicasBlock = (run: StrategyRun): string => {
 const failoverBlock = (run: StrategyRun): string => {
   const f = run.failover
   if (f === undefined) return ""
-  if (f.stopRequestedAt === undefined) return `<div class="failover"><h3>Failover</h3><p class="warn">The primary was not stopped: the run ended first.</p></div>`
+  if (f.stopRequestedAt === undefined) {
+    return `<div class="failover"><h3>Failover</h3><p class="warn">The primary was not stopped: the run ended first.</p></div>`
+  }
   const first = f.firstWriteAfterPromoteMs
   const outage = f.writeOutageMs
   const errors = [...f.errors.entries()].sort((a, b) => b[1] - a[1])
   const at = (t: number | undefined) => (t === undefined ? "–" : `${(t / 1000).toFixed(2)} s`)
   const rows: ReadonlyArray<readonly [string, string]> = [
     ["primary stopped (pg_ctl stop -m immediate issued)", at(f.stopRequestedAt)],
-    ["primary down (pg_ctl returned)", f.stoppedAt === undefined ? "–" : `${at(f.stoppedAt)} (+${ms(f.stoppedAt - f.stopRequestedAt)})`],
+    [
+      "primary down (pg_ctl returned)",
+      f.stoppedAt === undefined ? "–" : `${at(f.stoppedAt)} (+${ms(f.stoppedAt - f.stopRequestedAt)})`
+    ],
     ["standby promotion issued (pg_ctl promote -w)", at(f.promoteRequestedAt)],
-    ["standby promoted (pg_ctl returned)", f.promotedAt === undefined || f.promoteRequestedAt === undefined ? "–" : `${at(f.promotedAt)} (+${ms(f.promotedAt - f.promoteRequestedAt)})`],
-    ["first successful write after the promotion was issued", first === undefined ? "none" : `${at(f.firstWriteAt)} (+${int(first)} ms)`],
-    ["first successful operation (any kind) after it", f.firstOpAt === undefined || f.promoteRequestedAt === undefined ? "none" : `${at(f.firstOpAt)} (+${int(f.firstOpAt - f.promoteRequestedAt)} ms)`],
+    [
+      "standby promoted (pg_ctl returned)",
+      f.promotedAt === undefined || f.promoteRequestedAt === undefined
+        ? "–"
+        : `${at(f.promotedAt)} (+${ms(f.promotedAt - f.promoteRequestedAt)})`
+    ],
+    [
+      "first successful write after the promotion was issued",
+      first === undefined ? "none" : `${at(f.firstWriteAt)} (+${int(first)} ms)`
+    ],
+    [
+      "first successful operation (any kind) after it",
+      f.firstOpAt === undefined || f.promoteRequestedAt === undefined
+        ? "none"
+        : `${at(f.firstOpAt)} (+${int(f.firstOpAt - f.promoteRequestedAt)} ms)`
+    ],
     ["last successful write before the stop", at(f.lastWriteBeforeAt)],
     ["successful operations after the promotion was issued", `${int(f.opsAfter)} (${int(f.writesAfter)} writes)`]
   ]
-  return `<div class="failover" data-first-write-ms="${first === undefined ? "" : Math.round(first)}" data-failed="${f.errorCount}" data-ok-after="${f.opsAfter}">
+  return `<div class="failover" data-first-write-ms="${
+    first === undefined ? "" : Math.round(first)
+  }" data-failed="${f.errorCount}" data-ok-after="${f.opsAfter}">
 <h3>Failover</h3>
 <div class="kpis">
-<div class="${first === undefined ? "bad" : "good"}"><b>${first === undefined ? "none" : `+${int(first)} ms`}</b><span>first write after promotion</span></div>
-<div><b>${outage === undefined ? "–" : esc(ms(outage))}</b><span>writes unavailable (last before the stop → first after)</span></div>
-<div class="${f.errorCount > 0 ? "bad" : "good"}"><b>${int(f.errorCount)}</b><span>failed operations since the stop</span></div>
-<div class="${f.opsAfter > 0 ? "good" : "bad"}"><b>${int(f.opsAfter)}</b><span>successful operations after the promotion</span></div>
+<div class="${first === undefined ? "bad" : "good"}"><b>${
+    first === undefined ? "none" : `+${int(first)} ms`
+  }</b><span>first write after promotion</span></div>
+<div><b>${
+    outage === undefined ? "–" : esc(ms(outage))
+  }</b><span>writes unavailable (last before the stop → first after)</span></div>
+<div class="${f.errorCount > 0 ? "bad" : "good"}"><b>${
+    int(f.errorCount)
+  }</b><span>failed operations since the stop</span></div>
+<div class="${f.opsAfter > 0 ? "good" : "bad"}"><b>${
+    int(f.opsAfter)
+  }</b><span>successful operations after the promotion</span></div>
 </div>
 ${f.failure === undefined ? "" : `<p class="warn">A failover step failed: ${esc(f.failure)}</p>`}
 <div class="tables">
-<table class="counts"><caption>Timeline (since the strategy started)</caption>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="n">${esc(v)}</td></tr>`).join("")}</table>
+<table class="counts"><caption>Timeline (since the strategy started)</caption>${
+    rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td class="n">${esc(v)}</td></tr>`).join("")
+  }</table>
 ${countTable("Failed operations since the stop, by type", errors, "#dc2626")}
 </div>
 </div>`
@@ -416,8 +586,10 @@ const section = (recorder: Recorder, run: StrategyRun, index: number): string =>
   const w = run.waitPercentiles()
   const c = run.counters
   const events = eventOrder.map((e) => [e, run.events.get(e) ?? 0] as const).filter(([, n]) => n > 0)
-  const invalidations = c === undefined ? [] : (Object.entries(c.invalidations) as Array<[PoolMetrics.InvalidationReason, number]>)
-    .filter(([, n]) => n > 0).map(([r, n]) => [reasonLabel[r], n] as const)
+  const invalidations = c === undefined ?
+    [] :
+    (Object.entries(c.invalidations) as Array<[PoolMetrics.InvalidationReason, number]>)
+      .filter(([, n]) => n > 0).map(([r, n]) => [reasonLabel[r], n] as const)
   const errors = [...run.errors.entries()].sort((a, b) => b[1] - a[1])
   const pool = [
     ["connects", c?.connects ?? 0],
@@ -426,14 +598,28 @@ const section = (recorder: Recorder, run: StrategyRun, index: number): string =>
     ["failed checkouts", run.failedCheckouts],
     ["timeouts", c?.timeouts ?? 0],
     ["recycles", c?.recycles ?? 0],
-    ...(recorder.options.chaos ? [["backends killed (chaos)", run.kills.length] as const, ["recovered by retry", run.recovered] as const] : [])
+    ...(recorder.options.chaos
+      ? [["backends killed (chaos)", run.kills.length] as const, ["recovered by retry", run.recovered] as const]
+      : [])
   ] as const
   const config = Object.entries(run.config).map(([k, v]) => `${esc(k)} <b>${esc(String(v))}</b>`).join(" · ")
   const ops = (["query", "transaction", "report", "slow"] as const).map((k) => `${k} ${int(run.ops[k])}`).join(" · ")
-  return `<section id="s${index}" class="strategy" data-strategy="${esc(run.strategy)}" data-samples="${run.samples.length}" data-waits="${run.waits.length}">
-<h2>${esc(run.strategy)}${run.completed ? "" : ` <span class="warn">stopped after ${(run.elapsedMs / 1000).toFixed(1)} s</span>`}</h2>
-<p class="meta">${run.workers} worker${run.workers === 1 ? "" : "s"} · ${(run.elapsedMs / 1000).toFixed(1)} s · ${config}</p>
-${run.via === undefined ? "" : `<p class="meta">via ${esc(run.via)}${run.setupMs === undefined ? "" : ` (started in ${(run.setupMs / 1000).toFixed(1)} s)`}</p>`}
+  return `<section id="s${index}" class="strategy" data-strategy="${
+    esc(run.strategy)
+  }" data-samples="${run.samples.length}" data-waits="${run.waits.length}">
+<h2>${esc(run.strategy)}${
+    run.completed ? "" : ` <span class="warn">stopped after ${(run.elapsedMs / 1000).toFixed(1)} s</span>`
+  }</h2>
+<p class="meta">${run.workers} worker${run.workers === 1 ? "" : "s"} · ${
+    (run.elapsedMs / 1000).toFixed(1)
+  } s · ${config}</p>
+${
+    run.via === undefined
+      ? ""
+      : `<p class="meta">via ${esc(run.via)}${
+        run.setupMs === undefined ? "" : ` (started in ${(run.setupMs / 1000).toFixed(1)} s)`
+      }</p>`
+  }
 ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 <div class="kpis">
 <div><b>${int(run.throughput)}</b><span>statements/s</span></div>
@@ -445,14 +631,20 @@ ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 </div>
 <p class="ops">Operations: ${ops}</p>
 <h3>Occupancy</h3>
-<p class="legend">${series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.label)}</span>`).join("")}${recorder.options.chaos ? `<span><i class="k"></i>backend terminated</span>` : ""}${run.failover === undefined ? "" : `<span><i class="o"></i>failover: no successful write</span>`}<span class="hint">sampled every ${sampleEveryMs} ms; overflow = connections beyond the pool size</span></p>
+<p class="legend">${series.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.label)}</span>`).join("")}${
+    recorder.options.chaos ? `<span><i class="k"></i>backend terminated</span>` : ""
+  }${
+    run.failover === undefined ? "" : `<span><i class="o"></i>failover: no successful write</span>`
+  }<span class="hint">sampled every ${sampleEveryMs} ms; overflow = connections beyond the pool size</span></p>
 <div class="chart timeline">${timelineSvg(run)}</div>
 <h3>Throughput</h3>
 <p class="legend"><span><i style="background:#2563eb"></i>statements/s (500 ms buckets)</span><span><i style="background:#dc2626;border-radius:50%"></i>failed operations</span></p>
 <div class="chart">${throughputSvg(run)}</div>
 ${failoverBlock(run)}
 ${replicasBlock(run)}
-<h3>Acquire-wait distribution <small>${int(w.count)} checkouts · p50 ${esc(ms(w.p50))} · p90 ${esc(ms(w.p90))} · p99 ${esc(ms(w.p99))} · max ${esc(ms(w.max))} · mean ${esc(ms(w.mean))}</small></h3>
+<h3>Acquire-wait distribution <small>${int(w.count)} checkouts · p50 ${esc(ms(w.p50))} · p90 ${esc(ms(w.p90))} · p99 ${
+    esc(ms(w.p99))
+  } · max ${esc(ms(w.max))} · mean ${esc(ms(w.mean))}</small></h3>
 <div class="chart">${waitSvg(run)}</div>
 <div class="tables">
 ${countTable("Pool events", events, "#0ea5e9")}
@@ -509,21 +701,37 @@ export const render = (recorder: Recorder): string => {
   const body = rows.slice(1).map((row, i) =>
     `<tr>${row.map((cell, c) => `<td>${c === 0 ? `<a href="#s${i}">${esc(cell)}</a>` : esc(cell)}</td>`).join("")}</tr>`
   ).join("")
-  const flags = `--strategy ${o.strategies.join(",")} --workers ${o.workers} --pool-size ${o.poolSize} --max-overflow ${o.maxOverflow} --duration ${o.durationSeconds}s --seed ${o.seed}${o.chaos ? " --chaos" : ""}${o.topology === "direct" ? "" : ` --topology ${o.topology}`}`
+  const flags = `--strategy ${
+    o.strategies.join(",")
+  } --workers ${o.workers} --pool-size ${o.poolSize} --max-overflow ${o.maxOverflow} --duration ${o.durationSeconds}s --seed ${o.seed}${
+    o.chaos ? " --chaos" : ""
+  }${o.topology === "direct" ? "" : ` --topology ${o.topology}`}`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>effect-db-pool workbench report</title><style>${css}</style></head>
 <body><main>
 <h1>effect-db-pool workbench</h1>
-<p class="meta">${esc(started.toISOString().replace("T", " ").slice(0, 19))} UTC · ${total.toFixed(1)} s total · PostgreSQL ${esc(recorder.serverVersion || "?")} (${esc(recorder.database)}) · seed ${o.seed}${o.chaos ? " · <b>chaos</b>: random backends of the workbench terminated" : ""}</p>
+<p class="meta">${esc(started.toISOString().replace("T", " ").slice(0, 19))} UTC · ${
+    total.toFixed(1)
+  } s total · PostgreSQL ${esc(recorder.serverVersion || "?")} (${esc(recorder.database)}) · seed ${o.seed}${
+    o.chaos ? " · <b>chaos</b>: random backends of the workbench terminated" : ""
+  }</p>
 <p class="meta"><code>${esc(flags)}</code></p>
-${o.topology === "direct" ? "" : `<div class="topology" data-topology="${o.topology}"><p><b>Topology: ${esc(topologyLabels[o.topology])}</b></p>${recorder.topologyDetail.map((d) => `<p>${d}</p>`).join("")}</div>`}
+${
+    o.topology === "direct"
+      ? ""
+      : `<div class="topology" data-topology="${o.topology}"><p><b>Topology: ${
+        esc(topologyLabels[o.topology])
+      }</b></p>${recorder.topologyDetail.map((d) => `<p>${d}</p>`).join("")}</div>`
+  }
 ${recorder.stopped ? `<p class="warn">Stopped early: ${esc(recorder.stopped)}. The report shows what ran.</p>` : ""}
 <p class="meta">Workload per worker: 72% point queries, 20% transfer transactions (6 statements), 6% small reports, 2% slow statements (pg_sleep 0.15–0.6 s), 1–5 ms think time. A statement that fails because its session died is retried once. Acquire wait = time of the pool's checkout (waiting for a slot, connecting, pre-ping).</p>
 <table class="summary"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>
 ${runs.some((r) => !r.completed) ? `<p class="meta">* stopped before its full duration</p>` : ""}
 ${runs.map((run, i) => section(recorder, run, i)).join("\n")}
-<footer>Generated by <code>npm start</code> (workbench/). Self-contained: no scripts, no network. Invalidations total ${int(runs.reduce((n, r) => n + totalInvalidations(r.counters), 0))}.</footer>
+<footer>Generated by <code>npm start</code> (workbench/). Self-contained: no scripts, no network. Invalidations total ${
+    int(runs.reduce((n, r) => n + totalInvalidations(r.counters), 0))
+  }.</footer>
 </main></body></html>
 `
 }

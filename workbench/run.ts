@@ -9,13 +9,13 @@
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, References, Stream, Tracer } from "effect"
 import type { Scope } from "effect"
-import { SqlClient } from "effect/sql/SqlClient"
 import { ConnectionPool } from "effect-db-pool"
 import { PgReplicas, PgSql } from "effect-db-pool/pg"
 import * as Reactivity from "effect/reactivity/Reactivity"
+import { SqlClient } from "effect/sql/SqlClient"
+import * as Random from "../support/random.ts"
 import type { Options, StrategyName } from "./args.ts"
 import * as Chaos from "./chaos.ts"
-import * as Random from "../support/random.ts"
 import { Recorder, sampleEveryMs, StrategyRun } from "./recorder.ts"
 import * as Report from "./report.ts"
 import { setup } from "./strategies.ts"
@@ -101,7 +101,9 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       recorder.current = run
       yield* Effect.addFinalizer((exit) =>
         Effect.sync(() => {
-          if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) run.failure = String(Cause.squash(exit.cause))
+          if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+            run.failure = String(Cause.squash(exit.cause))
+          }
           recorder.current = undefined
           if (run.startedAt > 0) view.phaseEnd(run)
         })
@@ -110,7 +112,9 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       run.config = { ...s.config, ...target.config }
       run.via = target.via
       const { pool, sql, router } = yield* clientFor(target, s, p.strategy, options, poolName)
-      yield* Effect.forkScoped(Stream.runForEach(pool.events, (event) => Effect.sync(() => run.recordEvent(event.type))))
+      yield* Effect.forkScoped(
+        Stream.runForEach(pool.events, (event) => Effect.sync(() => run.recordEvent(event.type)))
+      )
       yield* Effect.sleep(Duration.millis(20)) // let the event subscription start
       yield* run.begin()
       // Read the closing counters while the pool is still open (its metric series close with it).
@@ -123,7 +127,9 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
         if (run.samples.length % Math.max(1, Math.round(redrawEveryMs / sampleEveryMs)) === 0) view.tick(run)
       })))
       if (options.chaos) {
-        yield* Effect.forkScoped(Chaos.monkey(target.admin, p.applicationName, run, Random.make(options.seed, 100_000 + p.index)))
+        yield* Effect.forkScoped(
+          Chaos.monkey(target.admin, p.applicationName, run, Random.make(options.seed, 100_000 + p.index))
+        )
       }
       if (target.cluster !== undefined) yield* Effect.forkScoped(Topology.failover(target.cluster, run))
       if (target.replica !== undefined) yield* Effect.forkScoped(Topology.applyDelays(target.replica.cluster, run))
@@ -138,7 +144,12 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       yield* Effect.forEach(
         Array.from({ length: s.workers }, (_, i) => i),
         // Behind replicas: every other worker reads its writes back read-your-writes.
-        (i) => Workload.worker(ctx, Random.make(options.seed, p.index * 1000 + i), i % 2 === 0 ? "read-your-writes" : "eventual"),
+        (i) =>
+          Workload.worker(
+            ctx,
+            Random.make(options.seed, p.index * 1000 + i),
+            i % 2 === 0 ? "read-your-writes" : "eventual"
+          ),
         { concurrency: "unbounded", discard: true }
       )
       yield* run.sample(pool)
@@ -159,19 +170,33 @@ const clientFor = (
   options: Options,
   poolName: string
 ): Effect.Effect<
-  { readonly pool: ConnectionPool.Service; readonly sql: SqlClient; readonly router: PgReplicas.PgReplicas["Service"] | undefined },
+  {
+    readonly pool: ConnectionPool.Service
+    readonly sql: SqlClient
+    readonly router: PgReplicas.PgReplicas["Service"] | undefined
+  },
   unknown,
   Scope.Scope
 > =>
   Effect.gen(function*() {
     if (target.replica === undefined) {
-      const context = yield* Layer.build(PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver)))
-      return { pool: Context.get(context, ConnectionPool.ConnectionPool), sql: Context.get(context, SqlClient), router: undefined }
+      const context = yield* Layer.build(
+        PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
+      )
+      return {
+        pool: Context.get(context, ConnectionPool.ConnectionPool),
+        sql: Context.get(context, SqlClient),
+        router: undefined
+      }
     }
     const primary = yield* Layer.build(s.layer.pipe(Layer.provideMerge(target.driver)))
     // The standby's pool: the same strategy, its own name (its metric series are its own).
-    const replica = yield* Layer.build(setup(strategy, options, `${poolName}-standby`).layer.pipe(Layer.provideMerge(target.replica.driver)))
-    const built = yield* PgReplicas.make({ primary, replicas: [replica] }, Topology.routerOptions).pipe(Effect.provide(Reactivity.layer))
+    const replica = yield* Layer.build(
+      setup(strategy, options, `${poolName}-standby`).layer.pipe(Layer.provideMerge(target.replica.driver))
+    )
+    const built = yield* PgReplicas.make({ primary, replicas: [replica] }, Topology.routerOptions).pipe(
+      Effect.provide(Reactivity.layer)
+    )
     return { pool: Context.get(primary, ConnectionPool.ConnectionPool), sql: built.client, router: built.service }
   })
 
@@ -189,5 +214,9 @@ const sampleReplicas = (run: StrategyRun, router: PgReplicas.PgReplicas["Service
       serving: replica.serving,
       applyDelayMs: r.applyDelayMs
     })
-    r.readYourWrites = { replica: status.readYourWrites.replica, waited: status.readYourWrites.waited, primary: status.readYourWrites.primary }
+    r.readYourWrites = {
+      replica: status.readYourWrites.replica,
+      waited: status.readYourWrites.waited,
+      primary: status.readYourWrites.primary
+    }
   })

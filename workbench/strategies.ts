@@ -35,7 +35,12 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
           timeout: checkoutTimeout,
           prePing: true
         }),
-        config: { poolSize: options.poolSize, maxOverflow: options.maxOverflow, timeout: checkoutTimeout, prePing: true },
+        config: {
+          poolSize: options.poolSize,
+          maxOverflow: options.maxOverflow,
+          timeout: checkoutTimeout,
+          prePing: true
+        },
         workers: options.workers,
         singleStatementTransactions: false,
         notes: []
@@ -69,7 +74,9 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
         notes: [
           "One connection per fiber: every worker keeps its own; poolSize bounds the idle ones kept.",
           ...(options.workers > options.poolSize
-            ? [`${options.workers} workers > poolSize ${options.poolSize}: the least recently used idle connections are closed, so workers reconnect often (--pool-size ${options.workers} keeps one per worker).`]
+            ? [
+              `${options.workers} workers > poolSize ${options.poolSize}: the least recently used idle connections are closed, so workers reconnect often (--pool-size ${options.workers} keeps one per worker).`
+            ]
             : [])
         ]
       }

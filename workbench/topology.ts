@@ -88,7 +88,9 @@ const sharedTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope>
     const fromEnv = (process.env.DATABASE_URL ?? "").trim().length > 0
     view.note(fromEnv ? "Using DATABASE_URL" : "Starting an embedded PostgreSQL server (temporary directory)...")
     const started = Date.now()
-    const dbContext = yield* Layer.build(PgDatabase.layer({ postgresFlags: ["-c", `max_connections=${maxConnections(options)}`] }))
+    const dbContext = yield* Layer.build(
+      PgDatabase.layer({ postgresFlags: ["-c", `max_connections=${maxConnections(options)}`] })
+    )
     const db = Context.get(dbContext, PgDatabase.PgDatabase)
     recorder.serverStartMs = Date.now() - started
     recorder.database = db.embedded === undefined ? "DATABASE_URL" : `embedded, port ${db.embedded.port}`
@@ -96,7 +98,11 @@ const sharedTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope>
     const admin = yield* Admin.make(db.url, `${applicationName}-admin`)
     const versionRows = yield* admin.query("show server_version")
     recorder.serverVersion = String(versionRows[0]?.server_version ?? "")
-    view.note(`PostgreSQL ${recorder.serverVersion} ready (${recorder.database}) in ${(recorder.serverStartMs / 1000).toFixed(1)} s`)
+    view.note(
+      `PostgreSQL ${recorder.serverVersion} ready (${recorder.database}) in ${
+        (recorder.serverStartMs / 1000).toFixed(1)
+      } s`
+    )
 
     const tables = Workload.tables(s.runId)
     yield* Effect.addFinalizer(() =>
@@ -106,41 +112,77 @@ const sharedTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scope>
 
     if (options.topology === "direct") {
       const driver = PgDriver.layer({ url: db.url, applicationName, connectTimeout })
-      const target: Target = { driver, admin, tables, config: {}, via: undefined, cluster: undefined, replica: undefined }
+      const target: Target = {
+        driver,
+        admin,
+        tables,
+        config: {},
+        via: undefined,
+        cluster: undefined,
+        replica: undefined
+      }
       return { target: () => Effect.succeed(target) }
     }
 
     if (PgBouncer.findBinary() === undefined) {
-      return yield* Effect.fail(new Error("--topology pgbouncer needs Debian's pgbouncer, which is not installed (apt-get install -y pgbouncer)"))
+      return yield* Effect.fail(
+        new Error(
+          "--topology pgbouncer needs Debian's pgbouncer, which is not installed (apt-get install -y pgbouncer)"
+        )
+      )
     }
     view.note("Starting PgBouncer (transaction mode) in front of it...")
     const bouncer = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: () => PgBouncer.start({ target: Redacted.value(db.url), poolMode: "transaction", poolSize: pgbouncerPoolSize }),
+        try: () =>
+          PgBouncer.start({ target: Redacted.value(db.url), poolMode: "transaction", poolSize: pgbouncerPoolSize }),
         catch: (cause) => (cause instanceof Error ? cause : new Error(String(cause)))
       }),
       (b) => Effect.promise(() => b.stop())
     )
     const name = `PgBouncer${bouncer.version === undefined ? "" : ` ${bouncer.version}`}`
     const via = `${name} (transaction mode) on 127.0.0.1:${bouncer.port}, default_pool_size ${pgbouncerPoolSize}`
-    view.note(`${name} ready on 127.0.0.1:${bouncer.port}: the pools connect through it (transaction mode); ${options.chaos ? "schema set-up and chaos stay" : "the schema set-up stays"} direct`)
+    view.note(
+      `${name} ready on 127.0.0.1:${bouncer.port}: the pools connect through it (transaction mode); ${
+        options.chaos ? "schema set-up and chaos stay" : "the schema set-up stays"
+      } direct`
+    )
     recorder.topologyDetail.push(
       `The pools connect through ${name} on 127.0.0.1:${bouncer.port}, started in front of the database in transaction mode, with PgDriver <code>pooler: "transaction"</code> (unnamed statements, no DISCARD ALL). PgBouncer opens at most ${pgbouncerPoolSize} server sessions for them (<code>default_pool_size</code>), whatever the client connections.`,
-      `The workbench's admin session (schema set-up, server version${options.chaos ? ", chaos: it terminates the server sessions behind PgBouncer" : ""}) connects directly.`
+      `The workbench's admin session (schema set-up, server version${
+        options.chaos ? ", chaos: it terminates the server sessions behind PgBouncer" : ""
+      }) connects directly.`
     )
-    const driver = PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction", applicationName, connectTimeout })
-    const target: Target = { driver, admin, tables, config: { pooler: "transaction" }, via, cluster: undefined, replica: undefined }
+    const driver = PgDriver.layer({
+      url: Redacted.make(bouncer.url),
+      pooler: "transaction",
+      applicationName,
+      connectTimeout
+    })
+    const target: Target = {
+      driver,
+      admin,
+      tables,
+      config: { pooler: "transaction" },
+      via,
+      cluster: undefined,
+      replica: undefined
+    }
     return { target: () => Effect.succeed(target) }
   })
 
 const failoverTopology = (s: Setup): Topology => {
   const { applicationName, options, recorder, view } = s
   const fromEnv = (process.env.DATABASE_URL ?? "").trim().length > 0
-  if (fromEnv) view.note("DATABASE_URL is set but not used: --topology failover starts servers of its own (it stops them)")
+  if (fromEnv) {
+    view.note("DATABASE_URL is set but not used: --topology failover starts servers of its own (it stops them)")
+  }
   recorder.database = "embedded primary + streaming standby, a fresh pair per strategy"
   const half = (options.durationSeconds / 2).toFixed(1)
   recorder.topologyDetail.push(
-    `Each strategy gets a fresh primary + streaming hot standby (embedded binaries: <code>initdb</code>, a cold copy, <code>standby.signal</code>)${fromEnv ? "; DATABASE_URL is ignored" : ""}. Its pool's driver is given both hosts, <code>host: "127.0.0.1,127.0.0.1"</code>, <code>port: "p1,p2"</code>, with <code>targetSessionAttrs: "read-write"</code>.`,
+    `Each strategy gets a fresh primary + streaming hot standby (embedded binaries: <code>initdb</code>, a cold copy, <code>standby.signal</code>)${
+      fromEnv ? "; DATABASE_URL is ignored" : ""
+    }. Its pool's driver is given both hosts, <code>host: "127.0.0.1,127.0.0.1"</code>, <code>port: "p1,p2"</code>, with <code>targetSessionAttrs: "read-write"</code>.`,
     `${half} s into each strategy's run the primary is stopped (<code>pg_ctl stop -m immediate</code>: a crash, sessions cut) and, as soon as that returns, the standby is promoted (<code>pg_ctl promote -w</code>): no detection delay. A write is a transfer transaction; every success after the promotion was issued ran on the promoted standby. Replication is asynchronous: the last transactions before the crash may be lost.`
   )
   return {
@@ -173,10 +215,20 @@ const failoverTopology = (s: Setup): Topology => {
         })
         const via = `primary :${cluster.primary.port} + standby :${cluster.standby.port}, targetSessionAttrs read-write`
         view.note(
-          `PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${(run.setupMs / 1000).toFixed(1)} s; the primary stops ${half} s into the run`
+          `PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${
+            (run.setupMs / 1000).toFixed(1)
+          } s; the primary stops ${half} s into the run`
         )
         run.failover = new Failover(run.plannedMs / 2)
-        return { driver, admin, tables, config: { targetSessionAttrs: "read-write" }, via, cluster, replica: undefined } satisfies Target
+        return {
+          driver,
+          admin,
+          tables,
+          config: { targetSessionAttrs: "read-write" },
+          via,
+          cluster,
+          replica: undefined
+        } satisfies Target
       })
   }
 }
@@ -193,11 +245,19 @@ export const failover = (cluster: Replication.Cluster, run: StrategyRun): Effect
     f.stopRequestedAt = run.now()
     yield* cluster.primary.stop("immediate")
     f.stoppedAt = run.now()
-    run.failoverNote(`primary stopped (pg_ctl stop -m immediate issued at ${(f.stopRequestedAt / 1000).toFixed(2)} s, returned after ${ms(f.stoppedAt - f.stopRequestedAt)})`)
+    run.failoverNote(
+      `primary stopped (pg_ctl stop -m immediate issued at ${(f.stopRequestedAt / 1000).toFixed(2)} s, returned after ${
+        ms(f.stoppedAt - f.stopRequestedAt)
+      })`
+    )
     f.promoteRequestedAt = run.now()
     yield* cluster.standby.promote
     f.promotedAt = run.now()
-    run.failoverNote(`standby promoted (pg_ctl promote -w issued at ${(f.promoteRequestedAt / 1000).toFixed(2)} s, returned after ${ms(f.promotedAt - f.promoteRequestedAt)})`)
+    run.failoverNote(
+      `standby promoted (pg_ctl promote -w issued at ${(f.promoteRequestedAt / 1000).toFixed(2)} s, returned after ${
+        ms(f.promotedAt - f.promoteRequestedAt)
+      })`
+    )
   }).pipe(
     Effect.catch((error) =>
       Effect.sync(() => {
@@ -224,11 +284,16 @@ const replicasTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scop
   Effect.gen(function*() {
     const { applicationName, options, recorder, view } = s
     const fromEnv = (process.env.DATABASE_URL ?? "").trim().length > 0
-    if (fromEnv) view.note("DATABASE_URL is set but not used: --topology replicas starts a primary + standby of its own")
+    if (fromEnv) {
+      view.note("DATABASE_URL is set but not used: --topology replicas starts a primary + standby of its own")
+    }
     view.note("Starting a primary + streaming standby (embedded binaries)...")
     const started = Date.now()
     // synchronous_commit on, as production primaries run (off, the standby would lag by the WAL writer's 200 ms).
-    const cluster = yield* Replication.makeWith({ maxConnections: maxConnections(options) * 2, synchronousCommit: true })
+    const cluster = yield* Replication.makeWith({
+      maxConnections: maxConnections(options) * 2,
+      synchronousCommit: true
+    })
     recorder.serverStartMs = Date.now() - started
     recorder.database = `embedded primary :${cluster.primary.port} + streaming standby :${cluster.standby.port}`
     const admin = yield* Admin.make(cluster.primary.url, `${applicationName}-admin`)
@@ -239,21 +304,35 @@ const replicasTopology = (s: Setup): Effect.Effect<Topology, unknown, Scope.Scop
     // The reads on the standby need the schema there.
     yield* Effect.gen(function*() {
       for (let i = 0; i < 1000; i++) {
-        const rows = yield* cluster.query<{ ok: boolean }>(cluster.standby, `select to_regclass('${tables.ledger}') is not null as ok`)
+        const rows = yield* cluster.query<{ ok: boolean }>(
+          cluster.standby,
+          `select to_regclass('${tables.ledger}') is not null as ok`
+        )
         if (rows[0]?.ok === true) return
         yield* Effect.sleep("10 millis")
       }
     })
-    view.note(`PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${(recorder.serverStartMs / 1000).toFixed(1)} s`)
+    view.note(
+      `PostgreSQL ${recorder.serverVersion} primary :${cluster.primary.port} streaming to standby :${cluster.standby.port}, ready in ${
+        (recorder.serverStartMs / 1000).toFixed(1)
+      } s`
+    )
     const steps = applyDelaySteps.map(([at, delay]) => `${delay} ms at ${Math.round(at * 100)} %`).join(", ")
     recorder.topologyDetail.push(
-      `A primary and a streaming hot standby (embedded binaries: <code>initdb</code>, a cold copy, <code>standby.signal</code>)${fromEnv ? "; DATABASE_URL is ignored" : ""}, shared by the strategies. Each strategy gets a pool on each, behind <code>PgReplicas.layer</code> with <code>maxLag: "${routerOptions.maxLag}"</code>, <code>healthCheckInterval: "${routerOptions.healthCheckInterval}"</code>, <code>maxReplayWait: "${routerOptions.maxReplayWait}"</code>.`,
+      `A primary and a streaming hot standby (embedded binaries: <code>initdb</code>, a cold copy, <code>standby.signal</code>)${
+        fromEnv ? "; DATABASE_URL is ignored" : ""
+      }, shared by the strategies. Each strategy gets a pool on each, behind <code>PgReplicas.layer</code> with <code>maxLag: "${routerOptions.maxLag}"</code>, <code>healthCheckInterval: "${routerOptions.healthCheckInterval}"</code>, <code>maxReplayWait: "${routerOptions.maxReplayWait}"</code>.`,
       `Point queries and reports are marked <code>PgSql.readOnly</code>: they go to the standby while its lag (measured by each health check) is within maxLag, else to the primary. Transfers run on the primary; each is read back at once (read-only): by half the workers under <code>PgReplicas.consistency("read-your-writes")</code> (the read waits up to maxReplayWait for the standby to replay the commit, else runs on the primary), by the other half eventual (a read-back that misses its row counts as stale).`,
       `The standby's <code>recovery_min_apply_delay</code> over each strategy's run: none, then ${steps} (ALTER SYSTEM + pg_reload_conf on the standby).`
     )
     const driver = PgDriver.layer({ url: cluster.primary.url, applicationName, connectTimeout })
-    const replicaDriver = PgDriver.layer({ url: cluster.standby.url, applicationName: `${applicationName}-r`, connectTimeout })
-    const via = `PgReplicas: primary :${cluster.primary.port}, standby :${cluster.standby.port} (maxLag ${routerOptions.maxLag})`
+    const replicaDriver = PgDriver.layer({
+      url: cluster.standby.url,
+      applicationName: `${applicationName}-r`,
+      connectTimeout
+    })
+    const via =
+      `PgReplicas: primary :${cluster.primary.port}, standby :${cluster.standby.port} (maxLag ${routerOptions.maxLag})`
     const target: Target = {
       driver,
       admin,
@@ -283,10 +362,24 @@ export const applyDelays = (cluster: Replication.Cluster, run: StrategyRun): Eff
     Effect.gen(function*() {
       yield* cluster.setApplyDelay(delay)
       r.applyDelayMs = delay
-      r.notes.push({ t: run.now(), text: delay === 0 ? "standby apply delay lifted" : `standby apply delay ${delay} ms` })
-    }).pipe(Effect.catch((error) => Effect.sync(() => void r.notes.push({ t: run.now(), text: `apply delay step failed: ${error.message}` }))))
-  return Effect.forEach(applyDelaySteps, ([at, delay]) =>
-    Effect.andThen(Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, at * run.plannedMs - run.now())))), set(delay)), { discard: true }).pipe(
+      r.notes.push({
+        t: run.now(),
+        text: delay === 0 ? "standby apply delay lifted" : `standby apply delay ${delay} ms`
+      })
+    }).pipe(
+      Effect.catch((error) =>
+        Effect.sync(() => void r.notes.push({ t: run.now(), text: `apply delay step failed: ${error.message}` }))
+      )
+    )
+  return Effect.forEach(
+    applyDelaySteps,
+    ([at, delay]) =>
+      Effect.andThen(
+        Effect.suspend(() => Effect.sleep(Duration.millis(Math.max(0, at * run.plannedMs - run.now())))),
+        set(delay)
+      ),
+    { discard: true }
+  ).pipe(
     Effect.ensuring(Effect.ignore(cluster.setApplyDelay(0)))
   )
 }

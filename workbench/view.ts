@@ -36,7 +36,13 @@ export const int = (n: number): string => Math.round(n).toLocaleString("en-US")
 
 /** A duration in ms, readable at every scale. */
 export const ms = (v: number): string =>
-  v < 1 ? `${v.toFixed(2)} ms` : v < 10 ? `${v.toFixed(1)} ms` : v < 1000 ? `${v.toFixed(0)} ms` : `${(v / 1000).toFixed(2)} s`
+  v < 1
+    ? `${v.toFixed(2)} ms`
+    : v < 10
+    ? `${v.toFixed(1)} ms`
+    : v < 1000
+    ? `${v.toFixed(0)} ms`
+    : `${(v / 1000).toFixed(2)} s`
 
 const ansi = (code: string) => (live: boolean, text: string) => (live ? `\x1b[${code}m${text}\x1b[0m` : text)
 const bold = ansi("1")
@@ -55,7 +61,13 @@ const bar = (fraction: number, width: number): string => {
   return ("█".repeat(full) + (full < width ? partial : "")).padEnd(width, "·")
 }
 
-const shownEvents: ReadonlyArray<PoolEvent.PoolEventType> = ["connect", "checkout", "invalidate", "soft_invalidate", "close"]
+const shownEvents: ReadonlyArray<PoolEvent.PoolEventType> = [
+  "connect",
+  "checkout",
+  "invalidate",
+  "soft_invalidate",
+  "close"
+]
 
 /** Errors by type, most frequent first: `disconnect 3 · PoolTimeoutError 1`. */
 export const errorList = (run: StrategyRun): string =>
@@ -70,11 +82,17 @@ const seconds = (t: number) => `${(t / 1000).toFixed(2)} s`
 /** The failover so far, in one line: what happened when, and the first write after promotion. */
 export const failoverStatus = (f: Failover): string => {
   if (f.stopRequestedAt === undefined) return `primary stops at ${seconds(f.plannedAt)}`
-  const parts = [f.stoppedAt === undefined ? `stopping the primary at ${seconds(f.stopRequestedAt)}…` : `primary stopped at ${seconds(f.stopRequestedAt)}`]
+  const parts = [
+    f.stoppedAt === undefined
+      ? `stopping the primary at ${seconds(f.stopRequestedAt)}…`
+      : `primary stopped at ${seconds(f.stopRequestedAt)}`
+  ]
   if (f.promoteRequestedAt !== undefined) {
     parts.push(f.promotedAt === undefined ? "promoting the standby…" : `standby promoted at ${seconds(f.promotedAt)}`)
     const first = f.firstWriteAfterPromoteMs
-    parts.push(first === undefined ? "no write since the promotion yet" : `first write after promotion: +${int(first)} ms`)
+    parts.push(
+      first === undefined ? "no write since the promotion yet" : `first write after promotion: +${int(first)} ms`
+    )
   }
   if (f.failure !== undefined) parts.push(`failed: ${f.failure}`)
   return parts.join(" · ")
@@ -91,19 +109,25 @@ export const replicasStatus = (r: Replicas): string => {
   const rates = r.rates()
   const s = r.samples[r.samples.length - 1]
   const lag = s?.lagMs === undefined ? "lag ?" : `lag ${ms(s.lagMs)}`
-  return `work/s primary ${int(rates.primary)} · standby ${int(rates.replica)} │ standby ${lag} (maxLag ${int(r.maxLagMs)} ms) ${s?.serving === false ? "out of rotation" : "serving"} │ apply delay ${int(r.applyDelayMs)} ms`
+  return `work/s primary ${int(rates.primary)} · standby ${int(rates.replica)} │ standby ${lag} (maxLag ${
+    int(r.maxLagMs)
+  } ms) ${s?.serving === false ? "out of rotation" : "serving"} │ apply delay ${int(r.applyDelayMs)} ms`
 }
 
 /** Behind replicas, the read-backs of each mode and where read-your-writes reads ran. */
 export const readBacksStatus = (r: Replicas): string => {
   const y = r.readYourWrites
-  return `read-backs: eventual ${readBackText(r, "eventual")} · read-your-writes ${readBackText(r, "read-your-writes")} (standby ${int(y.replica)}, after a wait ${int(y.waited)}, primary ${int(y.primary)})`
+  return `read-backs: eventual ${readBackText(r, "eventual")} · read-your-writes ${
+    readBackText(r, "read-your-writes")
+  } (standby ${int(y.replica)}, after a wait ${int(y.waited)}, primary ${int(y.primary)})`
 }
 
 /** A finished phase's replicas figures in one line. */
 export const replicasFigures = (r: Replicas): string => {
   const maxLag = r.maxLag
-  return `${Math.round(r.replicaShare * 100)} % of the work on the standby, max lag ${maxLag === undefined ? "–" : ms(maxLag)}; ${readBacksStatus(r)}`
+  return `${Math.round(r.replicaShare * 100)} % of the work on the standby, max lag ${
+    maxLag === undefined ? "–" : ms(maxLag)
+  }; ${readBacksStatus(r)}`
 }
 
 const overflowText = (run: StrategyRun, overflow: number): string => {
@@ -134,14 +158,30 @@ export class TerminalView {
     const errors = errorList(run)
     const events = shownEvents.map((e) => `${e} ${int(run.events.get(e) ?? 0)}`).join(" · ")
     const lines = [
-      `${cyan(live, "▶")} ${bold(live, run.strategy.padEnd(13))} ${cyan(live, bar(fraction, 30))} ${String(Math.floor(fraction * 100)).padStart(3)}%  ${(elapsed / 1000).toFixed(1)} / ${(run.plannedMs / 1000).toFixed(1)} s  ${dim(live, `${run.workers} worker${run.workers === 1 ? "" : "s"}`)}`,
-      `  ${dim(live, "pool   ")} checked out ${bold(live, String(s?.checkedOut ?? 0).padStart(3))} │ idle ${String(s?.idle ?? 0).padStart(3)} │ overflow ${overflowText(run, s?.overflow ?? 0).padStart(5)} │ waiting ${(s?.waiting ?? 0) > 0 ? yellow(live, String(s?.waiting).padStart(3)) : "  0"}`,
-      `  ${dim(live, "load   ")} ${bold(live, int(run.rate()).padStart(6))} stmt/s │ acquire wait p50 ${ms(recent.p50).padStart(8)} · p99 ${ms(recent.p99).padStart(8)} ${dim(live, "(last 2 s)")} │ ${int(run.totalOps)} ops`,
-      `  ${dim(live, "errors ")} ${errors.length === 0 ? green(live, "none") : red(live, errors)}${run.recovered > 0 ? ` ${dim(live, "·")} ${green(live, `recovered ${int(run.recovered)}`)}` : ""}`,
+      `${cyan(live, "▶")} ${bold(live, run.strategy.padEnd(13))} ${cyan(live, bar(fraction, 30))} ${
+        String(Math.floor(fraction * 100)).padStart(3)
+      }%  ${(elapsed / 1000).toFixed(1)} / ${(run.plannedMs / 1000).toFixed(1)} s  ${
+        dim(live, `${run.workers} worker${run.workers === 1 ? "" : "s"}`)
+      }`,
+      `  ${dim(live, "pool   ")} checked out ${bold(live, String(s?.checkedOut ?? 0).padStart(3))} │ idle ${
+        String(s?.idle ?? 0).padStart(3)
+      } │ overflow ${overflowText(run, s?.overflow ?? 0).padStart(5)} │ waiting ${
+        (s?.waiting ?? 0) > 0 ? yellow(live, String(s?.waiting).padStart(3)) : "  0"
+      }`,
+      `  ${dim(live, "load   ")} ${bold(live, int(run.rate()).padStart(6))} stmt/s │ acquire wait p50 ${
+        ms(recent.p50).padStart(8)
+      } · p99 ${ms(recent.p99).padStart(8)} ${dim(live, "(last 2 s)")} │ ${int(run.totalOps)} ops`,
+      `  ${dim(live, "errors ")} ${errors.length === 0 ? green(live, "none") : red(live, errors)}${
+        run.recovered > 0 ? ` ${dim(live, "·")} ${green(live, `recovered ${int(run.recovered)}`)}` : ""
+      }`,
       `  ${dim(live, "events ")} ${events}`
     ]
     if (this.recorder.options.chaos) {
-      lines.push(`  ${dim(live, "chaos  ")} ${yellow(live, `${run.kills.length} backend${run.kills.length === 1 ? "" : "s"} terminated`)}`)
+      lines.push(
+        `  ${dim(live, "chaos  ")} ${
+          yellow(live, `${run.kills.length} backend${run.kills.length === 1 ? "" : "s"} terminated`)
+        }`
+      )
     }
     if (run.via !== undefined) lines.push(`  ${dim(live, "via    ")} ${run.via}`)
     const r = run.replicas
@@ -155,12 +195,22 @@ export class TerminalView {
     const f = run.failover
     if (f !== undefined) {
       const done = f.firstWriteAt !== undefined
-      lines.push(`  ${dim(live, "failover")} ${(f.stopRequestedAt === undefined ? dim : done ? green : yellow)(live, failoverStatus(f))}`)
+      lines.push(
+        `  ${dim(live, "failover")} ${
+          (f.stopRequestedAt === undefined ? dim : done ? green : yellow)(live, failoverStatus(f))
+        }`
+      )
       if (f.stopRequestedAt !== undefined) {
         const errors = failoverErrorList(f)
         lines.push(
-          `  ${dim(live, "        ")} since the stop: ${f.errorCount === 0 ? green(live, "no failed operation") : red(live, `${int(f.errorCount)} failed (${errors})`)}` +
-            (f.promoteRequestedAt !== undefined ? ` ${dim(live, "·")} ${int(f.opsAfter)} ok after the promotion (${int(f.writesAfter)} writes)` : "")
+          `  ${dim(live, "        ")} since the stop: ${
+            f.errorCount === 0
+              ? green(live, "no failed operation")
+              : red(live, `${int(f.errorCount)} failed (${errors})`)
+          }` +
+            (f.promoteRequestedAt !== undefined
+              ? ` ${dim(live, "·")} ${int(f.opsAfter)} ok after the promotion (${int(f.writesAfter)} writes)`
+              : "")
         )
       }
     }
@@ -172,8 +222,12 @@ export class TerminalView {
     const w = run.waitPercentiles()
     const mark = run.completed ? green(live, "✔") : yellow(live, "■")
     const errors = run.errorCount === 0 ? green(live, "0 errors") : red(live, `${int(run.errorCount)} errors`)
-    return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${int(run.totalOps).padStart(7)} ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
-      (this.recorder.options.chaos ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered` : "") +
+    return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${
+      int(run.totalOps).padStart(7)
+    } ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
+      (this.recorder.options.chaos
+        ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered`
+        : "") +
       (run.failover !== undefined ? `  failover: ${failoverFigures(run.failover)}` : "") +
       (run.replicas !== undefined ? `  replicas: ${replicasFigures(run.replicas)}` : "") +
       (run.completed ? "" : dim(live, "  (stopped early)"))
@@ -183,7 +237,16 @@ export class TerminalView {
   header(): void {
     const o = this.recorder.options
     const live = this.out.live
-    this.line(`${bold(live, "effect-db-pool workbench")}  ${dim(live, `seed ${o.seed} · ${o.workers} workers · poolSize ${o.poolSize} · maxOverflow ${o.maxOverflow} · ${o.durationSeconds} s per strategy${o.chaos ? " · chaos" : ""}`)}`)
+    this.line(
+      `${bold(live, "effect-db-pool workbench")}  ${
+        dim(
+          live,
+          `seed ${o.seed} · ${o.workers} workers · poolSize ${o.poolSize} · maxOverflow ${o.maxOverflow} · ${o.durationSeconds} s per strategy${
+            o.chaos ? " · chaos" : ""
+          }`
+        )
+      }`
+    )
     if (o.topology !== "direct") this.line(`${bold(live, "topology")} ${yellow(live, topologyLabels[o.topology])}`)
   }
 
@@ -200,7 +263,11 @@ export class TerminalView {
       this.out.write("\x1b[?25l")
       this.tick(run)
     } else {
-      this.line(`-- ${run.strategy}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${Object.entries(run.config).map(([k, v]) => `${k} ${v}`).join(", ")})`)
+      this.line(
+        `-- ${run.strategy}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${
+          Object.entries(run.config).map(([k, v]) => `${k} ${v}`).join(", ")
+        })`
+      )
       if (run.via !== undefined) this.line(`   via ${run.via}`)
       for (const note of run.notes) this.line(`   ${note}`)
       if (run.failover !== undefined) this.line(`   failover: ${failoverStatus(run.failover)}`)
@@ -231,12 +298,20 @@ export class TerminalView {
     const w = run.waitPercentiles(2000)
     const errors = errorList(run)
     this.line(
-      `[${run.strategy} ${String(Math.min(100, Math.floor((now / run.plannedMs) * 100))).padStart(3)}% ${(now / 1000).toFixed(1)}s] ` +
-        `checked_out=${s?.checkedOut ?? 0} idle=${s?.idle ?? 0} overflow=${Math.max(0, s?.overflow ?? 0)} waiting=${s?.waiting ?? 0} ` +
-        `stmt/s=${Math.round(run.rate())} wait_p50=${ms(w.p50).replace(" ", "")} wait_p99=${ms(w.p99).replace(" ", "")} ` +
+      `[${run.strategy} ${String(Math.min(100, Math.floor((now / run.plannedMs) * 100))).padStart(3)}% ${
+        (now / 1000).toFixed(1)
+      }s] ` +
+        `checked_out=${s?.checkedOut ?? 0} idle=${s?.idle ?? 0} overflow=${Math.max(0, s?.overflow ?? 0)} waiting=${
+          s?.waiting ?? 0
+        } ` +
+        `stmt/s=${Math.round(run.rate())} wait_p50=${ms(w.p50).replace(" ", "")} wait_p99=${
+          ms(w.p99).replace(" ", "")
+        } ` +
         `errors=${errors.length === 0 ? "none" : errors.replace(/ · /g, ",").replace(/ /g, ":")}` +
         (this.recorder.options.chaos ? ` killed=${run.kills.length}` : "") +
-        (run.failover?.stopRequestedAt !== undefined ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}` : "") +
+        (run.failover?.stopRequestedAt !== undefined
+          ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}`
+          : "") +
         (run.replicas !== undefined ? ` ${replicasPlain(run.replicas)}` : "")
     )
   }
@@ -277,9 +352,18 @@ export class TerminalView {
     if (runs.length === 0) return
     const table = summaryRows(this.recorder)
     const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)))
-    const render = (row: ReadonlyArray<string>) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")
+    const render = (row: ReadonlyArray<string>) =>
+      row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  ")
     this.line("")
-    this.line(bold(live, "Summary") + dim(live, `  (${((this.recorder.finishedAt - this.recorder.startedAt) / 1000).toFixed(1)} s total${this.recorder.stopped ? `, stopped: ${this.recorder.stopped}` : ""})`))
+    this.line(
+      bold(live, "Summary") +
+        dim(
+          live,
+          `  (${((this.recorder.finishedAt - this.recorder.startedAt) / 1000).toFixed(1)} s total${
+            this.recorder.stopped ? `, stopped: ${this.recorder.stopped}` : ""
+          })`
+        )
+    )
     this.line(bold(live, render(table[0]!)))
     this.line(dim(live, widths.map((w) => "─".repeat(w)).join("  ")))
     for (const row of table.slice(1)) this.line(render(row))
@@ -287,8 +371,12 @@ export class TerminalView {
       if (run.errors.size > 0) this.line(`${dim(live, `${run.strategy} errors:`)} ${errorList(run)}`)
     }
     for (const run of runs) {
-      if (run.failover !== undefined) this.line(`${dim(live, `${run.strategy} failover:`)} ${failoverFigures(run.failover)}`)
-      if (run.replicas !== undefined) this.line(`${dim(live, `${run.strategy} replicas:`)} ${replicasFigures(run.replicas)}`)
+      if (run.failover !== undefined) {
+        this.line(`${dim(live, `${run.strategy} failover:`)} ${failoverFigures(run.failover)}`)
+      }
+      if (run.replicas !== undefined) {
+        this.line(`${dim(live, `${run.strategy} replicas:`)} ${replicasFigures(run.replicas)}`)
+      }
     }
     for (const run of runs) {
       for (const note of run.notes) this.line(dim(live, `${run.strategy}: ${note}`))
@@ -301,9 +389,13 @@ const replicasPlain = (r: Replicas): string => {
   const rates = r.rates()
   const s = r.samples[r.samples.length - 1]
   const b = r.readBacks
-  return `primary/s=${Math.round(rates.primary)} standby/s=${Math.round(rates.replica)} lag=${s?.lagMs === undefined ? "?" : ms(s.lagMs).replace(" ", "")} ` +
+  return `primary/s=${Math.round(rates.primary)} standby/s=${Math.round(rates.replica)} lag=${
+    s?.lagMs === undefined ? "?" : ms(s.lagMs).replace(" ", "")
+  } ` +
     `standby=${s?.serving === false ? "out" : "serving"} apply_delay=${r.applyDelayMs}ms ` +
-    `stale_eventual=${b.eventual.misses}/${b.eventual.checks} stale_ryw=${b["read-your-writes"].misses}/${b["read-your-writes"].checks}`
+    `stale_eventual=${b.eventual.misses}/${b.eventual.checks} stale_ryw=${b["read-your-writes"].misses}/${
+      b["read-your-writes"].checks
+    }`
 }
 
 /** A finished failover's figures in one line. */
@@ -339,8 +431,12 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
     "connects",
     "invalidated",
     ...(recorder.options.chaos ? ["killed", "recovered"] : []),
-    ...(recorder.options.topology === "failover" ? ["first write after promote", "writes unavailable", "failed since stop"] : []),
-    ...(recorder.options.topology === "replicas" ? ["on standby", "max lag", "stale (eventual)", "stale (read-your-writes)"] : [])
+    ...(recorder.options.topology === "failover"
+      ? ["first write after promote", "writes unavailable", "failed since stop"]
+      : []),
+    ...(recorder.options.topology === "replicas"
+      ? ["on standby", "max lag", "stale (eventual)", "stale (read-your-writes)"]
+      : [])
   ]]
   for (const run of recorder.runs.filter((r) => r.startedAt > 0)) {
     const w = run.waitPercentiles()
@@ -360,7 +456,9 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
       ...(recorder.options.chaos ? [int(run.kills.length), int(run.recovered)] : []),
       ...(recorder.options.topology === "failover"
         ? [
-          run.failover?.firstWriteAfterPromoteMs === undefined ? "–" : `+${int(run.failover.firstWriteAfterPromoteMs)} ms`,
+          run.failover?.firstWriteAfterPromoteMs === undefined
+            ? "–"
+            : `+${int(run.failover.firstWriteAfterPromoteMs)} ms`,
           run.failover?.writeOutageMs === undefined ? "–" : ms(run.failover.writeOutageMs),
           int(run.failover?.errorCount ?? 0)
         ]
@@ -369,8 +467,14 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
         ? [
           run.replicas === undefined ? "–" : `${Math.round(run.replicas.replicaShare * 100)} %`,
           run.replicas?.maxLag === undefined ? "–" : ms(run.replicas.maxLag),
-          run.replicas === undefined ? "–" : `${int(run.replicas.readBacks.eventual.misses)}/${int(run.replicas.readBacks.eventual.checks)}`,
-          run.replicas === undefined ? "–" : `${int(run.replicas.readBacks["read-your-writes"].misses)}/${int(run.replicas.readBacks["read-your-writes"].checks)}`
+          run.replicas === undefined
+            ? "–"
+            : `${int(run.replicas.readBacks.eventual.misses)}/${int(run.replicas.readBacks.eventual.checks)}`,
+          run.replicas === undefined
+            ? "–"
+            : `${int(run.replicas.readBacks["read-your-writes"].misses)}/${
+              int(run.replicas.readBacks["read-your-writes"].checks)
+            }`
         ]
         : [])
     ])

@@ -37,7 +37,25 @@ describe("flags", () => {
   })
 
   it("every flag, long and short, = and space forms", () => {
-    const parsed = parse(["-s", "fiber,queue", "--workers=8", "-p", "3", "--max-overflow", "-1", "-d", "800ms", "--chaos", "-t", "pgbouncer", "-r", "x.html", "--seed", "7", "--plain"])
+    const parsed = parse([
+      "-s",
+      "fiber,queue",
+      "--workers=8",
+      "-p",
+      "3",
+      "--max-overflow",
+      "-1",
+      "-d",
+      "800ms",
+      "--chaos",
+      "-t",
+      "pgbouncer",
+      "-r",
+      "x.html",
+      "--seed",
+      "7",
+      "--plain"
+    ])
     expect(parsed).toEqual({
       _tag: "Run",
       options: {
@@ -62,14 +80,16 @@ describe("flags", () => {
   it("--topology: direct (default), pgbouncer, failover, replicas", () => {
     const plain = parse([])
     expect(plain._tag === "Run" && plain.options.topology).toBe("direct")
-    for (const [argv, topology] of [
-      [["--topology", "direct", "--chaos"], "direct"],
-      [["--topology=pgbouncer"], "pgbouncer"],
-      [["-t", "PgBouncer", "--chaos"], "pgbouncer"],
-      [["--topology", "failover", "-d", "2s"], "failover"],
-      [["-t", "failover"], "failover"],
-      [["--topology", "replicas", "--chaos"], "replicas"]
-    ] as const) {
+    for (
+      const [argv, topology] of [
+        [["--topology", "direct", "--chaos"], "direct"],
+        [["--topology=pgbouncer"], "pgbouncer"],
+        [["-t", "PgBouncer", "--chaos"], "pgbouncer"],
+        [["--topology", "failover", "-d", "2s"], "failover"],
+        [["-t", "failover"], "failover"],
+        [["--topology", "replicas", "--chaos"], "replicas"]
+      ] as const
+    ) {
       const parsed = parse(argv)
       expect(parsed._tag === "Run" && parsed.options.topology, argv.join(" ")).toBe(topology)
     }
@@ -78,11 +98,17 @@ describe("flags", () => {
   })
 
   it("--topology: bad names and combinations are refused", () => {
-    expect(invalid(["--topology", "bouncer"])).toBe("--topology: unknown topology \"bouncer\" (expected direct, pgbouncer, failover, replicas)")
+    expect(invalid(["--topology", "bouncer"])).toBe(
+      "--topology: unknown topology \"bouncer\" (expected direct, pgbouncer, failover, replicas)"
+    )
     expect(invalid(["--topology"])).toBe("--topology needs a value")
     expect(invalid(["-t", "direct", "--topology", "failover"])).toBe("--topology given twice")
-    expect(invalid(["--topology", "failover", "--chaos"])).toMatch(/^--chaos cannot be combined with --topology failover/)
-    expect(invalid(["--topology", "failover", "-d", "1500ms"])).toMatch(/^--topology failover needs --duration 2s or more/)
+    expect(invalid(["--topology", "failover", "--chaos"])).toMatch(
+      /^--chaos cannot be combined with --topology failover/
+    )
+    expect(invalid(["--topology", "failover", "-d", "1500ms"])).toMatch(
+      /^--topology failover needs --duration 2s or more/
+    )
     expect(invalid(["--topology", "replicas", "-d", "1s"])).toMatch(/^--topology replicas needs --duration 2s or more/)
   })
 
@@ -120,7 +146,11 @@ describe("the workbench process", () => {
   })
 
   it("exits 2 on --chaos with --topology failover, before starting anything", () => {
-    const result = spawnSync(tsx, [main, "--topology", "failover", "--chaos"], { cwd: root, encoding: "utf8", timeout: 20_000 })
+    const result = spawnSync(tsx, [main, "--topology", "failover", "--chaos"], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 20_000
+    })
     expect(result.status).toBe(2)
     expect(result.stderr).toContain("workbench: --chaos cannot be combined with --topology failover")
     expect(result.stdout).toBe("")
@@ -164,70 +194,89 @@ describe("the workbench process", () => {
 describe("a short run end to end", () => {
   // Shared with the screenshot check below.
   let reportPath: string | undefined
-  it.live("every strategy runs, with chaos; the report has one non-empty timeline per strategy", () =>
-    Effect.gen(function*() {
-      const dir = tempDir()
-      const options: Options = {
-        strategies,
-        workers: 8,
-        poolSize: 3,
-        maxOverflow: 2,
-        durationSeconds: 1.2,
-        chaos: true,
-        topology: "direct",
-        reportPath: path.join(dir, "report.html"),
-        seed: 11,
-        plain: false
-      }
-      let printed = ""
-      const result = yield* Effect.scoped(run(options, { write: (t) => void (printed += t), live: false, columns: 120 }))
-      // The report is written when the run's scope closes.
-      expect(result.reportPath).toBe(options.reportPath)
-      const runs = result.recorder.runs
-      expect(runs.map((r) => r.strategy)).toEqual([...strategies])
-      for (const r of runs) {
-        expect(r.completed).toBe(true)
-        expect(r.samples.length).toBeGreaterThan(5)
-        expect(r.waits.length).toBeGreaterThan(0)
-        expect(r.totalOps).toBeGreaterThan(0)
-        expect(r.events.get("checkout") ?? 0).toBeGreaterThan(0)
-        expect(r.counters?.checkouts ?? 0).toBeGreaterThan(0)
-      }
-      expect(runs.find((r) => r.strategy === "AssertionPool")?.workers).toBe(1)
-      expect(runs.reduce((n, r) => n + r.kills.length, 0)).toBeGreaterThan(0)
+  it.live(
+    "every strategy runs, with chaos; the report has one non-empty timeline per strategy",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options: Options = {
+          strategies,
+          workers: 8,
+          poolSize: 3,
+          maxOverflow: 2,
+          durationSeconds: 1.2,
+          chaos: true,
+          topology: "direct",
+          reportPath: path.join(dir, "report.html"),
+          seed: 11,
+          plain: false
+        }
+        let printed = ""
+        const result = yield* Effect.scoped(
+          run(options, { write: (t) => void (printed += t), live: false, columns: 120 })
+        )
+        // The report is written when the run's scope closes.
+        expect(result.reportPath).toBe(options.reportPath)
+        const runs = result.recorder.runs
+        expect(runs.map((r) => r.strategy)).toEqual([...strategies])
+        for (const r of runs) {
+          expect(r.completed).toBe(true)
+          expect(r.samples.length).toBeGreaterThan(5)
+          expect(r.waits.length).toBeGreaterThan(0)
+          expect(r.totalOps).toBeGreaterThan(0)
+          expect(r.events.get("checkout") ?? 0).toBeGreaterThan(0)
+          expect(r.counters?.checkouts ?? 0).toBeGreaterThan(0)
+        }
+        expect(runs.find((r) => r.strategy === "AssertionPool")?.workers).toBe(1)
+        expect(runs.reduce((n, r) => n + r.kills.length, 0)).toBeGreaterThan(0)
 
-      const html = fs.readFileSync(options.reportPath, "utf8")
-      expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/)
-      const sections = [...html.matchAll(/<section id="s\d+" class="strategy" data-strategy="(\w+)" data-samples="(\d+)" data-waits="(\d+)">([\s\S]*?)<\/section>/g)]
-      expect(sections.map((m) => m[1])).toEqual([...strategies])
-      for (const m of sections) {
-        expect(Number(m[2])).toBeGreaterThan(5)
-        expect(Number(m[3])).toBeGreaterThan(0)
-        const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(m[4]!)?.[0] ?? ""
-        // Four series, each a path with at least one point.
-        expect(timeline.match(/<path d="M[\d.]+,[\d.]+/g)?.length).toBe(4)
-        expect(m[4]).toContain("Acquire-wait distribution")
-        expect(m[4]).toContain("Pool events")
-      }
-      expect(printed).toContain("Summary")
-      expect(printed).toMatch(/QueuePool +\d/)
-      expect(printed).toContain(`Report: ${options.reportPath}`)
-      reportPath = options.reportPath
-    }), 60_000)
+        const html = fs.readFileSync(options.reportPath, "utf8")
+        expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/)
+        const sections = [
+          ...html.matchAll(
+            /<section id="s\d+" class="strategy" data-strategy="(\w+)" data-samples="(\d+)" data-waits="(\d+)">([\s\S]*?)<\/section>/g
+          )
+        ]
+        expect(sections.map((m) => m[1])).toEqual([...strategies])
+        for (const m of sections) {
+          expect(Number(m[2])).toBeGreaterThan(5)
+          expect(Number(m[3])).toBeGreaterThan(0)
+          const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(m[4]!)?.[0] ?? ""
+          // Four series, each a path with at least one point.
+          expect(timeline.match(/<path d="M[\d.]+,[\d.]+/g)?.length).toBe(4)
+          expect(m[4]).toContain("Acquire-wait distribution")
+          expect(m[4]).toContain("Pool events")
+        }
+        expect(printed).toContain("Summary")
+        expect(printed).toMatch(/QueuePool +\d/)
+        expect(printed).toContain(`Report: ${options.reportPath}`)
+        reportPath = options.reportPath
+      }),
+    60_000
+  )
 
-  it.skipIf(!fs.existsSync("/usr/bin/chromium"))("the report renders in headless Chromium (scripts/screenshot-report.sh)", () => {
-    expect(reportPath).toBeDefined()
-    const png = path.join(path.dirname(reportPath!), "report.png")
-    const result = spawnSync(path.join(root, "scripts", "screenshot-report.sh"), [reportPath!, png, "1000,1400"], { encoding: "utf8", timeout: 20_000 })
-    expect(result.status).toBe(0)
-    expect(fs.statSync(png).size).toBeGreaterThan(20_000)
-    fs.rmSync(path.dirname(reportPath!), { recursive: true, force: true })
-  }, 25_000)
+  it.skipIf(!fs.existsSync("/usr/bin/chromium"))(
+    "the report renders in headless Chromium (scripts/screenshot-report.sh)",
+    () => {
+      expect(reportPath).toBeDefined()
+      const png = path.join(path.dirname(reportPath!), "report.png")
+      const result = spawnSync(path.join(root, "scripts", "screenshot-report.sh"), [reportPath!, png, "1000,1400"], {
+        encoding: "utf8",
+        timeout: 20_000
+      })
+      expect(result.status).toBe(0)
+      expect(fs.statSync(png).size).toBeGreaterThan(20_000)
+      fs.rmSync(path.dirname(reportPath!), { recursive: true, force: true })
+    },
+    25_000
+  )
 })
 
 /** The `<section>` of each strategy in a report: name and body. */
 const sectionsOf = (html: string) =>
-  [...html.matchAll(/<section id="s\d+" class="strategy" data-strategy="(\w+)"[^>]*>([\s\S]*?)<\/section>/g)].map((m) => ({ strategy: m[1]!, body: m[2]! }))
+  [...html.matchAll(/<section id="s\d+" class="strategy" data-strategy="(\w+)"[^>]*>([\s\S]*?)<\/section>/g)].map((
+    m
+  ) => ({ strategy: m[1]!, body: m[2]! }))
 
 const pgbouncer = PgBouncer.availability()
 if (pgbouncer.skip !== undefined) console.warn(`[workbench.test] ${pgbouncer.skip}`)
@@ -236,7 +285,9 @@ describe("--topology", () => {
   const printedRun = (options: Options) =>
     Effect.gen(function*() {
       let printed = ""
-      const result = yield* Effect.scoped(run(options, { write: (t) => void (printed += t), live: false, columns: 160 }))
+      const result = yield* Effect.scoped(
+        run(options, { write: (t) => void (printed += t), live: false, columns: 160 })
+      )
       return { result, printed, html: fs.readFileSync(options.reportPath, "utf8") }
     })
 
@@ -253,144 +304,176 @@ describe("--topology", () => {
     seed
   })
 
-  it.live.skipIf(pgbouncer.skip !== undefined)("pgbouncer: the pools go through PgBouncer in transaction mode, said in the view and the report", () =>
-    Effect.gen(function*() {
-      const dir = tempDir()
-      const options = twoPools("pgbouncer", 1.2, 3, dir)
-      const { html, printed, result } = yield* printedRun(options)
-      const runs = result.recorder.runs
-      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
-      const port = /PgBouncer [\d.]+ ready on 127\.0\.0\.1:(\d+)/.exec(printed)?.[1]
-      expect(port).toBeDefined()
-      for (const r of runs) {
-        expect(r.completed).toBe(true)
-        expect(r.totalOps).toBeGreaterThan(0)
-        expect(r.errorCount).toBe(0)
-        expect(r.config.pooler).toBe("transaction")
-        expect(r.via).toContain(`PgBouncer`)
-        expect(r.via).toContain(`(transaction mode) on 127.0.0.1:${port}`)
-      }
-      expect(result.recorder.topologyDetail.join(" ")).toContain("pooler: \"transaction\"")
-      expect(printed).toContain("topology through PgBouncer (transaction mode)")
-      expect(printed).toContain(`   via PgBouncer`)
-      expect(html).toContain(`data-topology="pgbouncer"`)
-      expect(html).toContain("Topology: through PgBouncer (transaction mode)")
-      expect(html).toContain("--topology pgbouncer")
-      for (const section of sectionsOf(html)) expect(section.body).toContain(`127.0.0.1:${port}`)
-      expect(html).not.toContain(`class="failover"`)
-      fs.rmSync(dir, { recursive: true, force: true })
-    }), 60_000)
+  it.live.skipIf(pgbouncer.skip !== undefined)(
+    "pgbouncer: the pools go through PgBouncer in transaction mode, said in the view and the report",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options = twoPools("pgbouncer", 1.2, 3, dir)
+        const { html, printed, result } = yield* printedRun(options)
+        const runs = result.recorder.runs
+        expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+        const port = /PgBouncer [\d.]+ ready on 127\.0\.0\.1:(\d+)/.exec(printed)?.[1]
+        expect(port).toBeDefined()
+        for (const r of runs) {
+          expect(r.completed).toBe(true)
+          expect(r.totalOps).toBeGreaterThan(0)
+          expect(r.errorCount).toBe(0)
+          expect(r.config.pooler).toBe("transaction")
+          expect(r.via).toContain(`PgBouncer`)
+          expect(r.via).toContain(`(transaction mode) on 127.0.0.1:${port}`)
+        }
+        expect(result.recorder.topologyDetail.join(" ")).toContain("pooler: \"transaction\"")
+        expect(printed).toContain("topology through PgBouncer (transaction mode)")
+        expect(printed).toContain(`   via PgBouncer`)
+        expect(html).toContain(`data-topology="pgbouncer"`)
+        expect(html).toContain("Topology: through PgBouncer (transaction mode)")
+        expect(html).toContain("--topology pgbouncer")
+        for (const section of sectionsOf(html)) expect(section.body).toContain(`127.0.0.1:${port}`)
+        expect(html).not.toContain(`class="failover"`)
+        fs.rmSync(dir, { recursive: true, force: true })
+      }),
+    60_000
+  )
 
-  it.live("failover: the primary stopped and the standby promoted halfway through each strategy; the workload recovers; figures in the view and the report", () =>
-    Effect.gen(function*() {
-      const dir = tempDir()
-      const options = twoPools("failover", 4, 5, dir)
-      const { html, printed, result } = yield* printedRun(options)
-      const runs = result.recorder.runs
-      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
-      for (const r of runs) {
-        const f = r.failover!
-        expect(r.completed).toBe(true)
-        expect(r.config.targetSessionAttrs).toBe("read-write")
-        expect(f.failure).toBeUndefined()
-        // Halfway: 2 s into the 4 s run.
-        expect(f.stopRequestedAt).toBeGreaterThanOrEqual(1900)
-        expect(f.stopRequestedAt).toBeLessThan(2500)
-        expect(f.stoppedAt).toBeGreaterThanOrEqual(f.stopRequestedAt!)
-        expect(f.promoteRequestedAt).toBeGreaterThanOrEqual(f.stoppedAt!)
-        expect(f.promotedAt).toBeGreaterThanOrEqual(f.promoteRequestedAt!)
-        // Writes went on before the stop and came back after the promotion.
-        expect(f.lastWriteBeforeAt).toBeLessThanOrEqual(f.stopRequestedAt!)
-        expect(f.firstWriteAfterPromoteMs).toBeGreaterThanOrEqual(0)
-        expect(f.firstWriteAfterPromoteMs).toBeLessThan(1500)
-        expect(f.writesAfter).toBeGreaterThan(0)
-        expect(f.opsAfter).toBeGreaterThan(f.writesAfter)
-        // Every failed operation since the stop is counted, by type, in the phase's errors too.
-        expect([...f.errors.values()].reduce((a, b) => a + b, 0)).toBe(f.errorCount)
-        for (const [type, n] of f.errors) expect(r.errors.get(type)).toBeGreaterThanOrEqual(n)
-        expect(f.notes.map((n) => n.text).join("\n")).toMatch(/primary stopped[\s\S]*standby promoted|first write after promotion/)
-      }
-      expect(printed).toContain("topology failover: primary + standby")
-      expect(printed).toMatch(/failover at [\d.]+ s: primary stopped/)
-      expect(printed).toMatch(/failover at [\d.]+ s: standby promoted/)
-      expect(printed).toMatch(/failover at [\d.]+ s: first write after promotion: \+\d+ ms/)
-      expect(printed).toMatch(/QueuePool failover: primary stopped at [\d.]+ s, standby promoted at [\d.]+ s, first write after promotion \+\d+ ms/)
+  it.live(
+    "failover: the primary stopped and the standby promoted halfway through each strategy; the workload recovers; figures in the view and the report",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options = twoPools("failover", 4, 5, dir)
+        const { html, printed, result } = yield* printedRun(options)
+        const runs = result.recorder.runs
+        expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+        for (const r of runs) {
+          const f = r.failover!
+          expect(r.completed).toBe(true)
+          expect(r.config.targetSessionAttrs).toBe("read-write")
+          expect(f.failure).toBeUndefined()
+          // Halfway: 2 s into the 4 s run.
+          expect(f.stopRequestedAt).toBeGreaterThanOrEqual(1900)
+          expect(f.stopRequestedAt).toBeLessThan(2500)
+          expect(f.stoppedAt).toBeGreaterThanOrEqual(f.stopRequestedAt!)
+          expect(f.promoteRequestedAt).toBeGreaterThanOrEqual(f.stoppedAt!)
+          expect(f.promotedAt).toBeGreaterThanOrEqual(f.promoteRequestedAt!)
+          // Writes went on before the stop and came back after the promotion.
+          expect(f.lastWriteBeforeAt).toBeLessThanOrEqual(f.stopRequestedAt!)
+          expect(f.firstWriteAfterPromoteMs).toBeGreaterThanOrEqual(0)
+          expect(f.firstWriteAfterPromoteMs).toBeLessThan(1500)
+          expect(f.writesAfter).toBeGreaterThan(0)
+          expect(f.opsAfter).toBeGreaterThan(f.writesAfter)
+          // Every failed operation since the stop is counted, by type, in the phase's errors too.
+          expect([...f.errors.values()].reduce((a, b) => a + b, 0)).toBe(f.errorCount)
+          for (const [type, n] of f.errors) expect(r.errors.get(type)).toBeGreaterThanOrEqual(n)
+          expect(f.notes.map((n) => n.text).join("\n")).toMatch(
+            /primary stopped[\s\S]*standby promoted|first write after promotion/
+          )
+        }
+        expect(printed).toContain("topology failover: primary + standby")
+        expect(printed).toMatch(/failover at [\d.]+ s: primary stopped/)
+        expect(printed).toMatch(/failover at [\d.]+ s: standby promoted/)
+        expect(printed).toMatch(/failover at [\d.]+ s: first write after promotion: \+\d+ ms/)
+        expect(printed).toMatch(
+          /QueuePool failover: primary stopped at [\d.]+ s, standby promoted at [\d.]+ s, first write after promotion \+\d+ ms/
+        )
 
-      expect(html).toContain(`data-topology="failover"`)
-      expect(html).toContain("--topology failover")
-      expect(html).toContain("first write after promote")
-      const sections = sectionsOf(html)
-      expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
-      sections.forEach(({ body }, i) => {
-        const f = runs[i]!.failover!
-        const block = /<div class="failover" data-first-write-ms="(\d+)" data-failed="(\d+)" data-ok-after="(\d+)">/.exec(body)
-        expect(block?.slice(1).map(Number)).toEqual([Math.round(f.firstWriteAfterPromoteMs!), f.errorCount, f.opsAfter])
-        expect(body).toContain("first write after promotion")
-        expect(body).toContain("Failed operations since the stop, by type")
-        // The failover marked on the occupancy timeline (labelled) and the throughput chart.
-        const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
-        expect(timeline).toContain(`class="outage"`)
-        for (const mark of ["fo-stop", "fo-promote", "fo-write"]) expect(timeline).toMatch(new RegExp(`<line [^>]*class="${mark}"`))
-        expect(timeline).toMatch(/primary stopped [\d.]+ s<\/text>/)
-        expect(timeline).toMatch(/standby promoted [\d.]+ s<\/text>/)
-        expect(timeline).toMatch(/first write [\d.]+ s<\/text>/)
-        expect(body.match(/class="fo-stop"/g)?.length).toBe(2)
-      })
-      fs.rmSync(dir, { recursive: true, force: true })
-    }), 60_000)
+        expect(html).toContain(`data-topology="failover"`)
+        expect(html).toContain("--topology failover")
+        expect(html).toContain("first write after promote")
+        const sections = sectionsOf(html)
+        expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
+        sections.forEach(({ body }, i) => {
+          const f = runs[i]!.failover!
+          const block = /<div class="failover" data-first-write-ms="(\d+)" data-failed="(\d+)" data-ok-after="(\d+)">/
+            .exec(body)
+          expect(block?.slice(1).map(Number)).toEqual([
+            Math.round(f.firstWriteAfterPromoteMs!),
+            f.errorCount,
+            f.opsAfter
+          ])
+          expect(body).toContain("first write after promotion")
+          expect(body).toContain("Failed operations since the stop, by type")
+          // The failover marked on the occupancy timeline (labelled) and the throughput chart.
+          const timeline = /<div class="chart timeline"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+          expect(timeline).toContain(`class="outage"`)
+          for (const mark of ["fo-stop", "fo-promote", "fo-write"]) {
+            expect(timeline).toMatch(new RegExp(`<line [^>]*class="${mark}"`))
+          }
+          expect(timeline).toMatch(/primary stopped [\d.]+ s<\/text>/)
+          expect(timeline).toMatch(/standby promoted [\d.]+ s<\/text>/)
+          expect(timeline).toMatch(/first write [\d.]+ s<\/text>/)
+          expect(body.match(/class="fo-stop"/g)?.length).toBe(2)
+        })
+        fs.rmSync(dir, { recursive: true, force: true })
+      }),
+    60_000
+  )
 
-  it.live("replicas: reads on the standby behind PgReplicas, out of rotation while it lags beyond maxLag; read-your-writes never stale; routing, lag and read-backs in the view and the report", () =>
-    Effect.gen(function*() {
-      const dir = tempDir()
-      const options = twoPools("replicas", 4, 9, dir)
-      const { html, printed, result } = yield* printedRun(options)
-      const runs = result.recorder.runs
-      expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
-      for (const r of runs) {
-        const replicas = r.replicas!
-        expect(r.completed).toBe(true)
-        expect(r.errorCount).toBe(0)
-        expect(r.config.maxLag).toBe("150 millis")
-        expect(replicas.samples.length).toBeGreaterThan(10)
-        // The apply delay went 50 ms, 400 ms, none, in that order, each noted.
-        expect(replicas.notes.map((n) => n.text)).toEqual(["standby apply delay 50 ms", "standby apply delay 400 ms", "standby apply delay lifted"])
-        // Beyond maxLag the standby is out of rotation.
-        expect(replicas.samples.some((s) => s.applyDelayMs === 400 && !s.serving)).toBe(true)
-        // Every read-back was counted; the read-your-writes ones never missed their row.
-        const ryw = replicas.readBacks["read-your-writes"]
-        expect(ryw.checks).toBeGreaterThan(0)
-        expect(ryw.misses).toBe(0)
-        expect(replicas.readBacks.eventual.checks).toBeGreaterThan(0)
-        expect(replicas.readYourWrites.replica + replicas.readYourWrites.waited + replicas.readYourWrites.primary).toBeGreaterThan(0)
-      }
-      // Work reached the standby (while it was within maxLag).
-      expect(runs.some((r) => r.replicas!.samples.some((s) => s.replicaRouted > 0))).toBe(true)
-      expect(printed).toContain("topology replicas: primary + standby behind PgReplicas")
-      expect(printed).toMatch(/replicas at [\d.]+ s: standby apply delay 400 ms/)
-      expect(printed).toMatch(/primary\/s=\d+ standby\/s=\d+ lag=/)
-      expect(printed).toMatch(/QueuePool replicas: \d+ % of the work on the standby, max lag [\d.]+ m?s; read-backs: eventual \d+ of \d+ stale · read-your-writes 0 of \d+ stale/)
-      expect(printed).toMatch(/on standby +max lag +stale \(eventual\) +stale \(read-your-writes\)/)
+  it.live(
+    "replicas: reads on the standby behind PgReplicas, out of rotation while it lags beyond maxLag; read-your-writes never stale; routing, lag and read-backs in the view and the report",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options = twoPools("replicas", 4, 9, dir)
+        const { html, printed, result } = yield* printedRun(options)
+        const runs = result.recorder.runs
+        expect(runs.map((r) => r.strategy)).toEqual(["QueuePool", "NullPool"])
+        for (const r of runs) {
+          const replicas = r.replicas!
+          expect(r.completed).toBe(true)
+          expect(r.errorCount).toBe(0)
+          expect(r.config.maxLag).toBe("150 millis")
+          expect(replicas.samples.length).toBeGreaterThan(10)
+          // The apply delay went 50 ms, 400 ms, none, in that order, each noted.
+          expect(replicas.notes.map((n) => n.text)).toEqual([
+            "standby apply delay 50 ms",
+            "standby apply delay 400 ms",
+            "standby apply delay lifted"
+          ])
+          // Beyond maxLag the standby is out of rotation.
+          expect(replicas.samples.some((s) => s.applyDelayMs === 400 && !s.serving)).toBe(true)
+          // Every read-back was counted; the read-your-writes ones never missed their row.
+          const ryw = replicas.readBacks["read-your-writes"]
+          expect(ryw.checks).toBeGreaterThan(0)
+          expect(ryw.misses).toBe(0)
+          expect(replicas.readBacks.eventual.checks).toBeGreaterThan(0)
+          expect(replicas.readYourWrites.replica + replicas.readYourWrites.waited + replicas.readYourWrites.primary)
+            .toBeGreaterThan(0)
+        }
+        // Work reached the standby (while it was within maxLag).
+        expect(runs.some((r) => r.replicas!.samples.some((s) => s.replicaRouted > 0))).toBe(true)
+        expect(printed).toContain("topology replicas: primary + standby behind PgReplicas")
+        expect(printed).toMatch(/replicas at [\d.]+ s: standby apply delay 400 ms/)
+        expect(printed).toMatch(/primary\/s=\d+ standby\/s=\d+ lag=/)
+        expect(printed).toMatch(
+          /QueuePool replicas: \d+ % of the work on the standby, max lag [\d.]+ m?s; read-backs: eventual \d+ of \d+ stale · read-your-writes 0 of \d+ stale/
+        )
+        expect(printed).toMatch(/on standby +max lag +stale \(eventual\) +stale \(read-your-writes\)/)
 
-      expect(html).toContain(`data-topology="replicas"`)
-      expect(html).toContain("--topology replicas")
-      const sections = sectionsOf(html)
-      expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
-      sections.forEach(({ body }, i) => {
-        const replicas = runs[i]!.replicas!
-        const ryw = replicas.readBacks["read-your-writes"]
-        const e = replicas.readBacks.eventual
-        const block = /<div class="replicas" data-standby-share="(\d+)" data-stale-eventual="(\d+\/\d+)" data-stale-ryw="(\d+\/\d+)"/.exec(body)
-        expect(block?.slice(2)).toEqual([`${e.misses}/${e.checks}`, `0/${ryw.checks}`])
-        // Work per node (two series) and the lag (with maxLag), the delay periods shaded.
-        const routing = /<div class="chart routing"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
-        expect(routing).toMatch(/class="route-primary"/)
-        expect(routing).toMatch(/class="route-replica"/)
-        expect(routing).toContain("apply delay 400 ms")
-        const lag = /<div class="chart lag"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
-        expect(lag).toMatch(/<path d="M[\d.]+,[\d.]+[^"]*" [^>]*class="lag"/)
-        expect(lag).toContain(`class="maxlag"`)
-        expect(lag).toContain(`class="delay-high"`)
-      })
-      fs.rmSync(dir, { recursive: true, force: true })
-    }), 90_000)
+        expect(html).toContain(`data-topology="replicas"`)
+        expect(html).toContain("--topology replicas")
+        const sections = sectionsOf(html)
+        expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
+        sections.forEach(({ body }, i) => {
+          const replicas = runs[i]!.replicas!
+          const ryw = replicas.readBacks["read-your-writes"]
+          const e = replicas.readBacks.eventual
+          const block =
+            /<div class="replicas" data-standby-share="(\d+)" data-stale-eventual="(\d+\/\d+)" data-stale-ryw="(\d+\/\d+)"/
+              .exec(body)
+          expect(block?.slice(2)).toEqual([`${e.misses}/${e.checks}`, `0/${ryw.checks}`])
+          // Work per node (two series) and the lag (with maxLag), the delay periods shaded.
+          const routing = /<div class="chart routing"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+          expect(routing).toMatch(/class="route-primary"/)
+          expect(routing).toMatch(/class="route-replica"/)
+          expect(routing).toContain("apply delay 400 ms")
+          const lag = /<div class="chart lag"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+          expect(lag).toMatch(/<path d="M[\d.]+,[\d.]+[^"]*" [^>]*class="lag"/)
+          expect(lag).toContain(`class="maxlag"`)
+          expect(lag).toContain(`class="delay-high"`)
+        })
+        fs.rmSync(dir, { recursive: true, force: true })
+      }),
+    90_000
+  )
 })

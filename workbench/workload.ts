@@ -10,9 +10,9 @@
  * is read back at once (read-only): the read-back tells whether the read saw the commit.
  */
 import { Cause, Duration, Effect, Exit } from "effect"
+import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import type { SqlClient } from "effect/sql/SqlClient"
 import { isSqlError } from "effect/sql/SqlError"
-import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import type * as Random from "../support/random.ts"
 import type { OpKind, ReadMode, StrategyRun } from "./recorder.ts"
 
@@ -26,7 +26,10 @@ export interface Tables {
 }
 
 /** Table names for a run id (letters, digits and `_` only). */
-export const tables = (runId: string): Tables => ({ accounts: `workbench_${runId}_accounts`, ledger: `workbench_${runId}_ledger` })
+export const tables = (runId: string): Tables => ({
+  accounts: `workbench_${runId}_accounts`,
+  ledger: `workbench_${runId}_ledger`
+})
 
 /** DDL and data creating the schema. */
 export const setupStatements = (t: Tables): ReadonlyArray<string> => [
@@ -42,7 +45,10 @@ export const teardownStatements = (t: Tables): ReadonlyArray<string> => [
 ]
 
 /** Share of each kind of operation, in order of the draw. */
-export const mix: ReadonlyArray<readonly [OpKind, number]> = [["query", 0.72], ["transaction", 0.2], ["report", 0.06], ["slow", 0.02]]
+export const mix: ReadonlyArray<readonly [OpKind, number]> = [["query", 0.72], ["transaction", 0.2], ["report", 0.06], [
+  "slow",
+  0.02
+]]
 
 /** Statements each kind runs (a transaction counts BEGIN and COMMIT; behind replicas, its read-back). */
 const statementsOf = (kind: OpKind, singleStatementTransactions: boolean, readBack: boolean): number =>
@@ -54,11 +60,15 @@ const statementsOf = (kind: OpKind, singleStatementTransactions: boolean, readBa
  * not yet promoted) is `PgHostsError`, though it counts as a disconnect for `isDisconnect`.
  */
 export const classify = (error: unknown): string => {
-  if (isSqlError(error) && (error.reason.cause as { _tag?: unknown } | undefined)?._tag === "PgHostsError") return "PgHostsError"
+  if (isSqlError(error) && (error.reason.cause as { _tag?: unknown } | undefined)?._tag === "PgHostsError") {
+    return "PgHostsError"
+  }
   if (PgDriver.isDisconnect(error)) return "disconnect"
   if (isSqlError(error)) {
     const cause = error.reason.cause as { _tag?: unknown } | undefined
-    return typeof cause === "object" && cause !== null && typeof cause._tag === "string" ? cause._tag : error.reason._tag
+    return typeof cause === "object" && cause !== null && typeof cause._tag === "string"
+      ? cause._tag
+      : error.reason._tag
   }
   const tag = (error as { _tag?: unknown } | null)?._tag
   return typeof tag === "string" ? tag : "defect"
@@ -99,7 +109,9 @@ export const operation = (
     case "query":
       return read(sql`select balance from ${accountsTable} where id = ${rng.int(1, accounts)}`)
     case "report":
-      return read(sql`select count(*)::int as n, coalesce(sum(amount), 0)::bigint as total from ${ledgerTable} where id > (select coalesce(max(id), 0) - 200 from ${ledgerTable})`)
+      return read(
+        sql`select count(*)::int as n, coalesce(sum(amount), 0)::bigint as total from ${ledgerTable} where id > (select coalesce(max(id), 0) - 200 from ${ledgerTable})`
+      )
     case "slow":
       return sql`select pg_sleep(${(rng.int(150, 600) / 1000).toFixed(3)}::float8)`
     case "transaction": {
@@ -107,21 +119,29 @@ export const operation = (
       const b = ((a + rng.int(1, accounts - 1) - 1) % accounts) + 1
       const amount = rng.int(1, 100)
       const transfer: Effect.Effect<ReadonlyArray<{ readonly id: string }>, unknown> = ctx.singleStatementTransactions
-        ? sql<{ id: string }>`with debit as (update ${accountsTable} set balance = balance - ${amount} where id = ${a} returning id),
+        ? sql<
+          { id: string }
+        >`with debit as (update ${accountsTable} set balance = balance - ${amount} where id = ${a} returning id),
           credit as (update ${accountsTable} set balance = balance + ${amount} where id = ${b} returning id)
           insert into ${ledgerTable} (src, dst, amount) select ${a}, ${b}, ${amount} from debit, credit returning id`
         // Lock both rows in id order first, so concurrent transfers cannot deadlock.
         : sql.withTransaction(Effect.gen(function*() {
-          yield* sql`select id from ${accountsTable} where id in (${Math.min(a, b)}, ${Math.max(a, b)}) order by id for update`
+          yield* sql`select id from ${accountsTable} where id in (${Math.min(a, b)}, ${
+            Math.max(a, b)
+          }) order by id for update`
           yield* sql`update ${accountsTable} set balance = balance - ${amount} where id = ${a}`
           yield* sql`update ${accountsTable} set balance = balance + ${amount} where id = ${b}`
-          return yield* sql<{ id: string }>`insert into ${ledgerTable} (src, dst, amount) values (${a}, ${b}, ${amount}) returning id`
+          return yield* sql<
+            { id: string }
+          >`insert into ${ledgerTable} (src, dst, amount) values (${a}, ${b}, ${amount}) returning id`
         }))
       if (replicas === undefined) return transfer
       // Read the row back at once: seen, or stale (a replica that had not replayed the commit).
       return Effect.flatMap(transfer, (rows) =>
         Effect.map(
-          PgSql.readOnly(sql<{ n: number }>`select count(*)::int as n from ${ledgerTable} where id = ${rows[0]?.id ?? -1}`),
+          PgSql.readOnly(
+            sql<{ n: number }>`select count(*)::int as n from ${ledgerTable} where id = ${rows[0]?.id ?? -1}`
+          ),
           (found) => replicas.recordReadBack(mode, found[0]?.n === 1)
         ))
     }
@@ -133,7 +153,8 @@ const runOne = (ctx: WorkerContext, kind: OpKind, rng: Random.Random, mode: Read
   Effect.gen(function*() {
     const { run } = ctx
     const op = operation(ctx, kind, rng, mode)
-    const succeeded = () => run.recordOp(kind, statementsOf(kind, ctx.singleStatementTransactions, run.replicas !== undefined))
+    const succeeded = () =>
+      run.recordOp(kind, statementsOf(kind, ctx.singleStatementTransactions, run.replicas !== undefined))
     for (let attempt = 1; attempt <= 2; attempt++) {
       const exit = yield* Effect.exit(op)
       if (Exit.isSuccess(exit)) {

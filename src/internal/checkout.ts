@@ -22,20 +22,20 @@ import { Cause, Context, Duration, Effect, Exit, Option, Queue, Schedule, Scope,
 import type { Fiber } from "effect"
 import { eventBufferSize } from "../ConnectionPool.ts"
 import type { PooledConnection, PoolSettings, Service } from "../ConnectionPool.ts"
+import type { DriverShape } from "../Driver.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { ObservedEvent, PoolEvent } from "../PoolEvent.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
-import type { DriverShape } from "../Driver.ts"
-import type { ResolvedCommon } from "./options.ts"
+import * as Control from "./control.ts"
+import { Gate } from "./control.ts"
 import type { PoolCore } from "./core.ts"
-import * as Housekeeper from "./housekeeper.ts"
 import { millisText } from "./format.ts"
+import * as Housekeeper from "./housekeeper.ts"
+import type { ResolvedCommon } from "./options.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
-import * as Control from "./control.ts"
-import { Gate } from "./control.ts"
 import { captureSite, withCallSite } from "./site.ts"
 import { limitOf } from "./strategy.ts"
 import type { Restore, Strategy } from "./strategy.ts"
@@ -113,7 +113,10 @@ export class Pipeline<C> {
    * set by the first pre-ping of the checkout; the ping and any reconnect after it share one
    * `connectTimeout`.
    */
-  private attempt(record: ConnectionRecord<C>, budget: Budget): Effect.Effect<void, CheckoutError | DisconnectionError> {
+  private attempt(
+    record: ConnectionRecord<C>,
+    budget: Budget
+  ): Effect.Effect<void, CheckoutError | DisconnectionError> {
     const core = this.core
     return Effect.suspend(() => {
       let ready: Effect.Effect<void, CheckoutError> = Effect.void
@@ -121,7 +124,10 @@ export class Pipeline<C> {
         if (core.driver.isDead?.(record.connection) === true) {
           // Known dead by the driver (no round trip): replaced, never handed out.
           const cause = new DisconnectionError({ cause: new Error("the driver reports the connection dead") })
-          ready = Effect.andThen(Record.invalidate(core, record, cause, "disconnect"), Record.connect(core, record, budget.deadline))
+          ready = Effect.andThen(
+            Record.invalidate(core, record, cause, "disconnect"),
+            Record.connect(core, record, budget.deadline)
+          )
         } else if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
           core.instruments?.recycled()
           ready = Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record, budget.deadline))
@@ -153,7 +159,9 @@ export class Pipeline<C> {
           orElse: () =>
             Effect.fail(
               new DisconnectionError({
-                cause: new Error(`pre-ping did not answer within ${millisText(Duration.millis(half))} (half of connectTimeout)`)
+                cause: new Error(
+                  `pre-ping did not answer within ${millisText(Duration.millis(half))} (half of connectTimeout)`
+                )
               })
             )
         })
@@ -249,7 +257,11 @@ export class Pipeline<C> {
   }
 
   /** Make a taken record ready (or give it back on any failure), then hand it out. */
-  private prepare(record: ConnectionRecord<C>, restore: Restore, started: number): Effect.Effect<Handle<C>, CheckoutError> {
+  private prepare(
+    record: ConnectionRecord<C>,
+    restore: Restore,
+    started: number
+  ): Effect.Effect<Handle<C>, CheckoutError> {
     if (this.isReady(record)) {
       record.fresh = false
       return this.handOut(record, started)
@@ -288,7 +300,9 @@ export class Pipeline<C> {
             Effect.suspend(() => {
               core.instruments?.leaked()
               return core.annotate(Effect.logWarning(
-                `Connection leak suspected: slot ${record.id} checked out for more than ${millisText(threshold)} by ${site}`
+                `Connection leak suspected: slot ${record.id} checked out for more than ${
+                  millisText(threshold)
+                } by ${site}`
               ))
             })
           )
@@ -305,7 +319,10 @@ export class Pipeline<C> {
     return Effect.withSpan(
       Effect.suspend(() => {
         const started = core.now()
-        return Effect.tap(acquired, () => Effect.annotateCurrentSpan("db.client.connection.wait_time_ms", core.now() - started))
+        return Effect.tap(
+          acquired,
+          () => Effect.annotateCurrentSpan("db.client.connection.wait_time_ms", core.now() - started)
+        )
       }),
       "effect-db-pool.checkout",
       { attributes: { "db.client.connection.pool.name": core.name, "effect-db-pool.strategy": core.strategy } }
@@ -386,7 +403,10 @@ export class Pipeline<C> {
     if (usedUp) {
       // Used up: reset as usual, then close instead of pooling it.
       core.instruments?.recycled()
-      return Effect.andThen(this.reset(record, work), Effect.andThen(Record.close(core, record, "maxUses"), this.checkin(record)))
+      return Effect.andThen(
+        this.reset(record, work),
+        Effect.andThen(Record.close(core, record, "maxUses"), this.checkin(record))
+      )
     }
     return Effect.andThen(this.reset(record, work), this.checkin(record))
   }
@@ -434,7 +454,10 @@ export class Pipeline<C> {
         record.connection = undefined
         record.softInvalidated = false
       })
-      return this.core.emitQuiet("detach", record, handle.conn).pipe(Effect.andThen(emptySlot), Effect.andThen(this.strategy.give(record)))
+      return this.core.emitQuiet("detach", record, handle.conn).pipe(
+        Effect.andThen(emptySlot),
+        Effect.andThen(this.strategy.give(record))
+      )
     }))
   }
 
@@ -546,7 +569,10 @@ export const makeService = <C>(
   Effect.contextWith((context: Context.Context<never>) => {
     core.attach(context)
     const pipeline = new Pipeline(core, strategy)
-    const direct = { checkout: pipeline.checkout, use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f) }
+    const direct = {
+      checkout: pipeline.checkout,
+      use: <A, E, R>(f: (c: PooledConnection<C>) => Effect.Effect<A, E, R>) => pipeline.use(f)
+    }
     const shareBy = strategy.share ?? (core.options.reentrant ? "fiber" : undefined)
     const isDead = core.driver.isDead
     const shared = shareBy === undefined

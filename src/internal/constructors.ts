@@ -13,10 +13,10 @@ import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import type { PoolConfigError } from "../PoolError.ts"
 import type { CommonOptions } from "../PoolOptions.ts"
-import type { ResolvedCommon, StrategyName } from "./options.ts"
 import { makeService } from "./checkout.ts"
-import type { Strategy } from "./strategy.ts"
 import { PoolCore } from "./core.ts"
+import type { ResolvedCommon, StrategyName } from "./options.ts"
+import type { Strategy } from "./strategy.ts"
 
 /**
  * A strategy's constructors, generic in the raw connection type `C` (which types the hooks).
@@ -29,7 +29,9 @@ export interface Constructors<Own> {
     options?: CommonOptions<C> & Own
   ) => Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope>
   /** The pool as a layer providing `ConnectionPool`; options are validated when the layer builds. */
-  readonly layer: <C = unknown>(options?: CommonOptions<C> & Own) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
+  readonly layer: <C = unknown>(
+    options?: CommonOptions<C> & Own
+  ) => Layer.Layer<ConnectionPool, PoolConfigError, Driver>
   /** The pool as a layer whose options are read from `Config` (environment variables, ...). */
   readonly layerConfig: <C = unknown>(
     config: Config.Wrap<CommonOptions<C> & Own>
@@ -56,7 +58,11 @@ export const constructors = <Own, R extends ResolvedCommon<unknown>>(
     ) as Effect.Effect<Service<C>, PoolConfigError, Driver | Scope.Scope>
   return {
     make,
-    layer: (options) => Layer.effect(ConnectionPool, make(options) as Effect.Effect<Service<unknown>, PoolConfigError, Driver | Scope.Scope>),
+    layer: (options) =>
+      Layer.effect(
+        ConnectionPool,
+        make(options) as Effect.Effect<Service<unknown>, PoolConfigError, Driver | Scope.Scope>
+      ),
     layerConfig: (config) =>
       Layer.effect(
         ConnectionPool,

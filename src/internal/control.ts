@@ -69,7 +69,12 @@ export class Gate<C> {
             this.core.instruments?.timedOut()
             // Only QueuePool has a `timeout`, and it has sizes.
             return Effect.fail(
-              new PoolTimeoutError({ strategy: this.core.strategy, ...this.strategy.sizes!(), timeout, suspended: true })
+              new PoolTimeoutError({
+                strategy: this.core.strategy,
+                ...this.strategy.sizes!(),
+                timeout,
+                suspended: true
+              })
             )
           }
         })
@@ -124,7 +129,11 @@ export const resize = <C>(
     }
     if (change.poolSize === 0) return invalid("poolSize", 0, resizeToZero)
     if (sizes.poolSize === 0 && change.maxOverflow !== undefined) {
-      return invalid("maxOverflow", change.maxOverflow, "is ignored while poolSize is 0 (no limit): give a poolSize too")
+      return invalid(
+        "maxOverflow",
+        change.maxOverflow,
+        "is ignored while poolSize is 0 (no limit): give a poolSize too"
+      )
     }
     return strategy.resize(sizes).pipe(
       Effect.andThen(Effect.sync(() => core.instruments?.refreshLimit())),

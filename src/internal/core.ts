@@ -7,9 +7,9 @@
 import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Latch } from "effect"
 import type { DriverShape } from "../Driver.ts"
 import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
-import type { ResolvedCommon, StrategyName } from "./options.ts"
-import { Instruments } from "./instruments.ts"
 import { millisText } from "./format.ts"
+import { Instruments } from "./instruments.ts"
+import type { ResolvedCommon, StrategyName } from "./options.ts"
 
 /** The hook of each event type: the one list of hooks (option validation takes its names from here). */
 const hookName = {
@@ -30,7 +30,8 @@ const hookName = {
 
 /** Every hook name (a hook of `PoolHooks` with no event type above does not compile). @internal */
 export const hookNames: ReadonlyArray<keyof PoolHooks & string> = Object.values(hookName)
-const everyHookHasAnEvent: [Exclude<keyof PoolHooks, (typeof hookName)[PoolEventType]>] extends [never] ? true : never = true
+const everyHookHasAnEvent: [Exclude<keyof PoolHooks, (typeof hookName)[PoolEventType]>] extends [never] ? true : never =
+  true
 void everyHookHasAnEvent
 
 /** @internal */
@@ -124,7 +125,12 @@ export class PoolCore<C> {
   }
 
   /** Fire an event whose hook failure is only logged. */
-  emitQuiet(type: PoolEventType, entry: ConnectionEntry<C> | number, connection: C | undefined, cause?: unknown): Effect.Effect<void> {
+  emitQuiet(
+    type: PoolEventType,
+    entry: ConnectionEntry<C> | number,
+    connection: C | undefined,
+    cause?: unknown
+  ): Effect.Effect<void> {
     return this.emit(type, entry, connection, cause).pipe(
       Effect.catchCause((c) => this.logFailure(`${hookName[type]} hook failed`, c))
     )

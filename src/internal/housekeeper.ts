@@ -13,8 +13,8 @@
  * @internal
  */
 import { Duration, Effect, Schedule } from "effect"
-import type { ResolvedIdle } from "./options.ts"
 import type { PoolCore } from "./core.ts"
+import type { ResolvedIdle } from "./options.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 
@@ -96,15 +96,15 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
     core.bounded(core.driver.ping(record.connection as C), "keepalive ping").pipe(
       Effect.as("keep" as const),
       Effect.tap(() => Effect.sync(() => (record.lastUsed = core.now()))),
-      Effect.catchCause((cause) =>
-        Effect.as(Record.invalidate(core, record, cause, "keepalive"), "drop" as const)
-      )
+      Effect.catchCause((cause) => Effect.as(Record.invalidate(core, record, cause, "keepalive"), "drop" as const))
     )
 
   const keepAlive = Effect.suspend(() => {
     if (!Duration.isFinite(keepalive)) return Effect.void
     const now = core.now()
-    const due = slots.idle().filter((r) => r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive))
+    const due = slots.idle().filter((r) =>
+      r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive)
+    )
     return Effect.forEach(due, (record) => withBorrowed(slots, record, ping), { discard: true })
   })
 

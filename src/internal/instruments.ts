@@ -51,7 +51,9 @@ export class Instruments {
   private timeouts = 0
   private recycles = 0
   private leaks = 0
-  private readonly invalidations = new Map<PoolMetrics.InvalidationReason, number>(PoolMetrics.invalidationReasons.map((r) => [r, 0]))
+  private readonly invalidations = new Map<PoolMetrics.InvalidationReason, number>(
+    PoolMetrics.invalidationReasons.map((r) => [r, 0])
+  )
   private readonly waitTime = new Histogram(PoolMetrics.timeBoundaries)
   private readonly createTime = new Histogram(PoolMetrics.timeBoundaries)
   private readonly useTime = new Histogram(PoolMetrics.timeBoundaries)
@@ -136,7 +138,9 @@ export class Instruments {
       counter(m.timeouts, () => this.timeouts),
       counter(m.recycles, () => this.recycles),
       counter(m.leaks, () => this.leaks),
-      ...PoolMetrics.invalidationReasons.map((reason) => counter(m.invalidations(reason), () => this.invalidations.get(reason) ?? 0)),
+      ...PoolMetrics.invalidationReasons.map((reason) =>
+        counter(m.invalidations(reason), () => this.invalidations.get(reason) ?? 0)
+      ),
       observe(m.waitTime, () => this.waitTime.state()),
       observe(m.createTime, () => this.createTime.state()),
       observe(m.useTime, () => this.useTime.state())

@@ -17,9 +17,9 @@ import { strategyNames } from "../PoolOptions.ts"
 import type { CommonOptions, IdleOptions, ResetOnReturn, StrategyName } from "../PoolOptions.ts"
 import type * as FiberPool from "../strategy/FiberPool.ts"
 import type * as QueuePool from "../strategy/QueuePool.ts"
+import { hookNames } from "./core.ts"
 import type { Decoded, Rule } from "./validate.ts"
 import * as V from "./validate.ts"
-import { hookNames } from "./core.ts"
 
 export { strategyNames } from "../PoolOptions.ts"
 export type { StrategyName } from "../PoolOptions.ts"
@@ -90,7 +90,9 @@ const idleRules = V.rulesFor<IdleOptions>()({
   minIdle: V.integer({ min: 0, fallback: 0 }),
   idleTimeout: V.duration(Duration.infinity),
   // A ping per idle connection per housekeeping round at most; below 1 s idle connections are busy.
-  keepalive: V.duration(Duration.infinity, { min: [Duration.seconds(1), "must be at least 1 second (\"Infinity\": no keepalive)"] }),
+  keepalive: V.duration(Duration.infinity, {
+    min: [Duration.seconds(1), "must be at least 1 second (\"Infinity\": no keepalive)"]
+  }),
   housekeepingPeriod: V.period(Duration.seconds(5))
 })
 
@@ -110,7 +112,10 @@ const sizeRules = V.rulesFor<Pick<QueuePool.OwnOptions, "poolSize" | "maxOverflo
  * @internal
  */
 export const decodeSize = (field: keyof typeof sizeRules, value: unknown): Result.Result<number, string> =>
-  Result.mapError(sizeRules[field].decode(value), (rejection) => typeof rejection === "string" ? rejection : rejection.reason)
+  Result.mapError(
+    sizeRules[field].decode(value),
+    (rejection) => typeof rejection === "string" ? rejection : rejection.reason
+  )
 
 /**
  * Each strategy's own options (beside the common ones), by strategy name. An option of some
@@ -147,7 +152,9 @@ export const strategyOptionKeys: { readonly [S in StrategyName]: ReadonlyArray<s
 }
 
 /** Every name any strategy accepts. */
-const knownKeys: ReadonlyArray<string> = [...new Set([...commonKeys, ...strategyNames.flatMap((s) => strategyOptionKeys[s])])]
+const knownKeys: ReadonlyArray<string> = [
+  ...new Set([...commonKeys, ...strategyNames.flatMap((s) => strategyOptionKeys[s])])
+]
 
 /**
  * Validate the options every strategy shares, and reject names that are no option of any
@@ -156,7 +163,10 @@ const knownKeys: ReadonlyArray<string> = [...new Set([...commonKeys, ...strategy
  *
  * @internal
  */
-export const resolveCommon = <C>(options: CommonOptions<C>, strategy: StrategyName): Effect.Effect<ResolvedCommon<C>, PoolConfigError> =>
+export const resolveCommon = <C>(
+  options: CommonOptions<C>,
+  strategy: StrategyName
+): Effect.Effect<ResolvedCommon<C>, PoolConfigError> =>
   Effect.gen(function*() {
     yield* pool.check(V.notAnObject(options))
     yield* pool.check(V.unknownKey(options, knownKeys, strategy))

@@ -62,21 +62,27 @@ export const mayBeStale = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): b
  */
 const connectOnce = <C>(core: PoolCore<C>, deadline: number): Effect.Effect<C, ConnectError | ConnectTimeoutError> => {
   const raw = Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.forkDetach(core.driver.connect as Effect.Effect<C, unknown>, { startImmediately: true }), (fiber) =>
-      restore(Fiber.join(fiber)).pipe(
-        Effect.onInterrupt(() =>
-          Effect.flatMap(Fiber.interrupt(fiber), () => {
-            const exit = fiber.pollUnsafe()
-            return exit !== undefined && Exit.isSuccess(exit) ? closeQuietly(core, exit.value) : Effect.void
-          })
-        ),
-        Effect.mapError((cause) => new ConnectError({ cause }))
-      ))
+    Effect.flatMap(
+      Effect.forkDetach(core.driver.connect as Effect.Effect<C, unknown>, { startImmediately: true }),
+      (fiber) =>
+        restore(Fiber.join(fiber)).pipe(
+          Effect.onInterrupt(() =>
+            Effect.flatMap(Fiber.interrupt(fiber), () => {
+              const exit = fiber.pollUnsafe()
+              return exit !== undefined && Exit.isSuccess(exit) ? closeQuietly(core, exit.value) : Effect.void
+            })
+          ),
+          Effect.mapError((cause) => new ConnectError({ cause }))
+        )
+    )
   )
   const timeout = core.options.connectTimeout
-  if (!Duration.isFinite(timeout)) return Effect.tapError(raw, () => Effect.sync(() => core.instruments?.connectFailed()))
+  if (!Duration.isFinite(timeout)) {
+    return Effect.tapError(raw, () => Effect.sync(() => core.instruments?.connectFailed()))
+  }
   const prePing = deadline !== Infinity
-  const expired = () => new ConnectTimeoutError({ timeout, target: core.driver.target, afterPrePing: prePing || undefined })
+  const expired = () =>
+    new ConnectTimeoutError({ timeout, target: core.driver.target, afterPrePing: prePing || undefined })
   return Effect.suspend(() => {
     let bound = timeout
     if (prePing) {

@@ -131,7 +131,9 @@ export const share = <C>(
     if (lease.handle !== undefined) return Effect.succeed([lease, lease.handle] as const)
     return restore(Deferred.await(lease.ready)).pipe(
       Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : release(lease, fiber)),
-      Effect.flatMap((handle) => handle === undefined ? acquire(restore, fiber) : Effect.succeed([lease, handle] as const))
+      Effect.flatMap((handle) =>
+        handle === undefined ? acquire(restore, fiber) : Effect.succeed([lease, handle] as const)
+      )
     )
   }
 
@@ -155,15 +157,19 @@ export const share = <C>(
   return {
     checkout: Effect.uninterruptibleMask((restore) =>
       Effect.withFiber((fiber) =>
-        Effect.flatMap(acquire(restore, fiber.id), ([lease, handle]) =>
-          Effect.as(Effect.addFinalizer(() => release(lease, fiber.id)), handle))
+        Effect.flatMap(
+          acquire(restore, fiber.id),
+          ([lease, handle]) => Effect.as(Effect.addFinalizer(() => release(lease, fiber.id)), handle)
+        )
       )
     ),
     use: (f) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.withFiber((fiber) =>
-          Effect.flatMap(acquire(restore, fiber.id), ([lease, handle]) =>
-            Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(lease, fiber.id)))
+          Effect.flatMap(
+            acquire(restore, fiber.id),
+            ([lease, handle]) => Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(lease, fiber.id))
+          )
         )
       )
   }

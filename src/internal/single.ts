@@ -11,9 +11,9 @@ import { Effect } from "effect"
 import type { PoolStatus } from "../ConnectionPool.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolCore } from "./core.ts"
-import type { Limits } from "./strategy.ts"
 import * as Record from "./record.ts"
 import { ConnectionRecord } from "./record.ts"
+import type { Limits } from "./strategy.ts"
 
 /** @internal */
 export class SingleSlot<C> {

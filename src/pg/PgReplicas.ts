@@ -38,9 +38,9 @@ import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PoolStats, Service as PoolService } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
+import * as V from "../internal/validate.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as PoolMetrics from "../PoolMetrics.ts"
-import * as V from "../internal/validate.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Replication from "./internal/replication.ts"
 import * as Routing from "./internal/routing.ts"
@@ -195,7 +195,11 @@ export const consistency: {
 } = dual(2, <A, E, R>(effect: Effect.Effect<A, E, R>, mode: Consistency): Effect.Effect<A, E, R> => {
   marksUsed = true
   return Effect.suspend(() =>
-    Effect.provideService(effect, CurrentMark, { mode, owner: mode === "read-your-writes" ? {} : undefined, key: undefined })
+    Effect.provideService(effect, CurrentMark, {
+      mode,
+      owner: mode === "read-your-writes" ? {} : undefined,
+      key: undefined
+    })
   )
 })
 
@@ -430,7 +434,10 @@ export const make = (
     const valid = yield* check.decode(optionRules, options)
     const routerName = valid.name ?? "PgReplicas"
     const scope = yield* Effect.scope
-    const transactionService = Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>(
+    const transactionService = Context.Service<
+      SqlClient.TransactionConnection,
+      SqlClient.TransactionConnection.Service
+    >(
       `effect-db-pool/pg/PgReplicas/TransactionConnection/${routerIds++}`
     )
     const clientOf = (context: Context.Context<ConnectionPool | PgDriver.PgDriver>) =>
@@ -496,7 +503,8 @@ export const make = (
     /** The replica for the next read; the primary when none serves. */
     const pick = (): Target => choose(undefined) ?? primary
     const readOnlyOf = (fiber: Fiber.Fiber<unknown, unknown>, transaction: boolean): boolean =>
-      fiber.getRef(Routing.ReadOnly) || (transaction && Routing.isReadOnlyBegin(fiber.getRef(SqlClient.BeginTransaction)))
+      fiber.getRef(Routing.ReadOnly) ||
+      (transaction && Routing.isReadOnlyBegin(fiber.getRef(SqlClient.BeginTransaction)))
 
     const markDown = (replica: Target, error: SqlError): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -716,7 +724,12 @@ export const make = (
       run: (at: Target, next: () => Target) => Effect.Effect<A, E, R>
     ): Effect.Effect<A, E, R> => {
       const session = sessionOf(fiber, mark, false)
-      if (session === undefined || (session.lastWrite === 0 && session.lsn === Replication.zero)) return run(pick(), pick)
+      if (session === undefined || (session.lastWrite === 0 && session.lsn === Replication.zero)) {
+        return run(
+          pick(),
+          pick
+        )
+      }
       return Effect.flatMap(positionOf(session), (needed) => {
         if (needed === undefined) {
           readYourWrites.primary++
@@ -754,7 +767,9 @@ export const make = (
         }
         const acquired = acquireOn(primary, transaction, pick)
         // The session's write ends when the checkout's scope closes: after COMMIT, or the stream / `reserve`.
-        return isReadYourWrites(mark) ? Effect.tap(acquired, () => Effect.addFinalizer(() => wrote(fiber, mark))) : acquired
+        return isReadYourWrites(mark)
+          ? Effect.tap(acquired, () => Effect.addFinalizer(() => wrote(fiber, mark)))
+          : acquired
       })
 
     const router = yield* SqlClient.make({
@@ -809,18 +824,23 @@ export const make = (
 
     /** Check one replica: its role and replay position; its reading for its lag (`undefined`: none). */
     const checkReplica = (replica: Target): Effect.Effect<Measured | undefined> =>
-      Effect.matchEffect(Effect.timeout(replica.borrower((connection) => timed(connection, Replication.replicaCheck)), probeMillis), {
-        onFailure: (error) => Effect.as(isUnreachable(error) ? markDown(replica, error) : Effect.void, undefined),
-        onSuccess: ({ answeredAt, result }) => {
-          const reading = Replication.readReplica(result)
-          if (reading === undefined) return Effect.succeed(undefined)
-          replica.role = reading.role
-          if (reading.role === "primary") return Effect.as(misplace(replica, "primary"), undefined)
-          if (reading.lsn !== undefined && reading.lsn > replica.lsn) replica.lsn = reading.lsn
-          const measured: Measured = { at: answeredAt, replayedAtMs: reading.replayedAtMs }
-          return replica.healthy && !replica.misplaced ? Effect.succeed(measured) : Effect.as(placed(replica), measured)
+      Effect.matchEffect(
+        Effect.timeout(replica.borrower((connection) => timed(connection, Replication.replicaCheck)), probeMillis),
+        {
+          onFailure: (error) => Effect.as(isUnreachable(error) ? markDown(replica, error) : Effect.void, undefined),
+          onSuccess: ({ answeredAt, result }) => {
+            const reading = Replication.readReplica(result)
+            if (reading === undefined) return Effect.succeed(undefined)
+            replica.role = reading.role
+            if (reading.role === "primary") return Effect.as(misplace(replica, "primary"), undefined)
+            if (reading.lsn !== undefined && reading.lsn > replica.lsn) replica.lsn = reading.lsn
+            const measured: Measured = { at: answeredAt, replayedAtMs: reading.replayedAtMs }
+            return replica.healthy && !replica.misplaced
+              ? Effect.succeed(measured)
+              : Effect.as(placed(replica), measured)
+          }
         }
-      })
+      )
     const checkReplicas = Effect.forEach(replicas, checkReplica, { concurrency: "unbounded" })
 
     /** What the primary's check found: its role, and a sample of its position (timed when sent: it was read later). */
@@ -919,7 +939,10 @@ export const make = (
     for (const outcome of PoolMetrics.readYourWritesOutcomes) {
       const field = outcome === "replica" ? "replica" : outcome === "waited" ? "waited" : "primary"
       registrations.push(
-        observe(PoolMetrics.readYourWrites(routerName, outcome), () => ({ count: readYourWrites[field], incremental: true }))
+        observe(
+          PoolMetrics.readYourWrites(routerName, outcome),
+          () => ({ count: readYourWrites[field], incremental: true })
+        )
       )
     }
     yield* Effect.addFinalizer(() =>
@@ -960,7 +983,11 @@ export const make = (
 export const pool = <E, R>(
   strategy: Layer.Layer<ConnectionPool, E, R>,
   driver: PgDriver.Config
-): Layer.Layer<ConnectionPool | PgDriver.PgDriver, E | PgDriver.PgConfigError, Exclude<R, PgDriver.PgDriver | Driver>> =>
+): Layer.Layer<
+  ConnectionPool | PgDriver.PgDriver,
+  E | PgDriver.PgConfigError,
+  Exclude<R, PgDriver.PgDriver | Driver>
+> =>
   Layer.provideMerge(strategy, PgDriver.layer(driver)) as Layer.Layer<
     ConnectionPool | PgDriver.PgDriver,
     E | PgDriver.PgConfigError,

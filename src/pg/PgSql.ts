@@ -57,6 +57,8 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
+import { driverOf } from "../internal/checkout.ts"
+import * as V from "../internal/validate.ts"
 import {
   AssertionPoolError,
   ConnectError,
@@ -68,17 +70,15 @@ import {
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
-import { driverOf } from "../internal/checkout.ts"
-import * as V from "../internal/validate.ts"
 import { settingsOf } from "./internal/config.ts"
 import { isUnsent } from "./internal/connection.ts"
 import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
-import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
 import * as Pooler from "./internal/pooler.ts"
 import * as Routing from "./internal/routing.ts"
 import { classify } from "./internal/session.ts"
 import { Session } from "./internal/shared-session.ts"
+import * as PgDriver from "./PgDriver.ts"
 
 /**
  * Client options (the statement-level part of `PgClient.PgClientConfig`).
@@ -154,7 +154,9 @@ export const checkoutError = (error: CheckoutError): SqlError => {
     return cause
   }
   if (error instanceof PoolClosedError) {
-    return new SqlError({ reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" }) })
+    return new SqlError({
+      reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" })
+    })
   }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
@@ -185,7 +187,6 @@ const unsent = (error: SqlError): SqlError => {
  * session) is sent again on a fresh session before its failure is reported.
  */
 const unsentRetries = 3
-
 
 /**
  * A `COMMIT` was sent and its answer never came (the bound expired, or the session died while
@@ -234,7 +235,8 @@ const commitOutcomeUnknown = (cause: unknown): SqlError => {
   return new SqlError({
     reason: new UnknownError({
       cause: new CommitOutcomeUnknownError({ cause }),
-      message: `PgSql: COMMIT was sent but never answered, the outcome is unknown: the transaction may have committed (${detail})`,
+      message:
+        `PgSql: COMMIT was sent but never answered, the outcome is unknown: the transaction may have committed (${detail})`,
       operation: "commit"
     })
   })
@@ -245,7 +247,8 @@ const controlExpired = (sql: string, millis: number): SqlError =>
   new SqlError({
     reason: new ConnectionError({
       cause: new Error(`${sql} did not answer within ${millis} ms`),
-      message: `PgSql: ${sql} did not answer within ${millis} ms (transactionControlTimeout); the connection was closed`,
+      message:
+        `PgSql: ${sql} did not answer within ${millis} ms (transactionControlTimeout); the connection was closed`,
       operation: "execute"
     })
   })
@@ -344,7 +347,10 @@ class PooledSql implements SqlConnection {
         Effect.andThen(
           session.enter(fiber, restore, "execute"),
           // `exec` reads the connection's state after the wait (the owner may have ended it meanwhile).
-          Effect.ensuring(restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))), Effect.sync(() => session.leave()))
+          Effect.ensuring(
+            restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))),
+            Effect.sync(() => session.leave())
+          )
         )
       )
     })
@@ -366,7 +372,9 @@ class PooledSql implements SqlConnection {
     }
     const connection = this.pooled.connection
     if (!(connection instanceof PgDriver.Connection)) {
-      return Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)"))
+      return Effect.die(
+        new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)")
+      )
     }
     // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
     const millis = this.controlMillis
@@ -390,7 +398,9 @@ class PooledSql implements SqlConnection {
         PgDriver.isDisconnect(error) || connection.isClosed || Pooler.isLostPreparedStatement(error) ||
         isRefusedMessage(error),
       (error) => {
-        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) {
+          return Effect.fail(Pooler.lostPreparedStatement(error))
+        }
         if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
         const disconnect = PgDriver.isDisconnect(error)
         // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
@@ -420,18 +430,30 @@ class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
-    return this.guard(sql, (c) =>
-      Effect.map(c.query(sql, params), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
   }
   executeUnprepared(
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
-    return this.guard(sql, (c) =>
-      Effect.map(c.query(sql, params, false), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params, false),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
   }
   executeRaw(sql: string, params: ReadonlyArray<unknown>) {
     return this.guard(sql, (c) => c.query(sql, params) as Effect.Effect<unknown, SqlError>, undefined as unknown)
@@ -500,14 +522,17 @@ let clientIds = 0
 
 /** PostgreSQL answers `COMMIT` with `ROLLBACK` when the transaction was aborted: that must fail. */
 const commit = (conn: SqlConnection): Effect.Effect<void, SqlError> =>
-  Effect.flatMap(conn.executeRaw("COMMIT", []), (result) =>
-    (result as PgConnection.Result | undefined)?.command === "ROLLBACK"
-      ? Effect.fail(unknownError(
-        new Error("COMMIT rolled back an aborted transaction"),
-        "PgSql: COMMIT rolled back an aborted transaction",
-        "commit"
-      ))
-      : Effect.void)
+  Effect.flatMap(
+    conn.executeRaw("COMMIT", []),
+    (result) =>
+      (result as PgConnection.Result | undefined)?.command === "ROLLBACK"
+        ? Effect.fail(unknownError(
+          new Error("COMMIT rolled back an aborted transaction"),
+          "PgSql: COMMIT rolled back an aborted transaction",
+          "commit"
+        ))
+        : Effect.void
+  )
 
 interface PgJson extends Statement.Custom<"PgJson", unknown> {}
 /** The same custom kind `PgClient.makeCompiler` encodes as jsonb. */
@@ -549,7 +574,9 @@ const driverConfig = (pool: PoolService<PgDriver.Connection>): Effect.Effect<PgD
   return Effect.flatMap(Effect.serviceOption(PgDriver.PgDriver), (driver) =>
     driver._tag === "Some"
       ? Effect.succeed(driver.value.config)
-      : Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")))
+      : Effect.die(
+        new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")
+      ))
 }
 
 /** Server address and database, for span attributes (several hosts: the first). */
@@ -573,7 +600,8 @@ export const make = <R = never>(
     // `onAcquire` with the services captured now; the consuming fiber's own take precedence.
     const hook = valid.onAcquire
     const captured = yield* Effect.context<R>()
-    const onAcquire = hook && Effect.updateContext(hook, (current: Context.Context<never>) => Context.merge(captured, current))
+    const onAcquire = hook &&
+      Effect.updateContext(hook, (current: Context.Context<never>) => Context.merge(captured, current))
     const pool = yield* PgDriver.Pool
     const config = yield* driverConfig(pool)
     const target = hostOf(config)
@@ -703,8 +731,14 @@ export const make = <R = never>(
     // A listener pins its session until its scope closes. It gets a session of its own, outside
     // the pool: holding a pool slot would starve the pool, and under FiberPool the fiber's next
     // statement would be handed the same, pinned session and wait forever.
-    const { alwaysReset: _alwaysReset, sessionReset: _sessionReset, cancelTimeout: _cancelTimeout, pooler, listenUrl, ...sessionConfig } =
-      config
+    const {
+      alwaysReset: _alwaysReset,
+      sessionReset: _sessionReset,
+      cancelTimeout: _cancelTimeout,
+      pooler,
+      listenUrl,
+      ...sessionConfig
+    } = config
     // Through a transaction-mode pooler a LISTEN never hears a notification: the listener goes
     // straight to the server (`listenUrl`), or fails at once saying so.
     // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.
@@ -732,7 +766,9 @@ export const make = <R = never>(
       // A channel name over 63 bytes is refused before anything is sent (no session opened).
       listen: (channel: string) => {
         const invalid = channelNameError(channel, "listen")
-        return invalid !== undefined ? Effect.fail(invalid) : Effect.flatMap(listenSession, (session) => session.listen(channel))
+        return invalid !== undefined
+          ? Effect.fail(invalid)
+          : Effect.flatMap(listenSession, (session) => session.listen(channel))
       },
       notify: (channel: string, payload: string) => {
         const invalid = channelNameError(channel, "notify")

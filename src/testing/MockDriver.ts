@@ -126,7 +126,11 @@ export const make = (): MockDriverControl => {
       if (behaviour === "fail" || behaviour === "disconnect") {
         log.push(`${label}:${behaviour}`)
         return Effect.fail(
-          new MockDbError({ operation, disconnect: behaviour === "disconnect", message: `${label}: scripted ${behaviour}` })
+          new MockDbError({
+            operation,
+            disconnect: behaviour === "disconnect",
+            message: `${label}: scripted ${behaviour}`
+          })
         )
       }
       if (behaviour === "hang") {
@@ -144,7 +148,9 @@ export const make = (): MockDriverControl => {
         return Effect.fail(new MockDbError({ operation, disconnect: true, message: `connection ${c.id} is closed` }))
       }
       if (c.dead) {
-        return Effect.fail(new MockDbError({ operation, disconnect: true, message: `server closed connection ${c.id}` }))
+        return Effect.fail(
+          new MockDbError({ operation, disconnect: true, message: `server closed connection ${c.id}` })
+        )
       }
       return run(operation, `${operation}#${c.id}`, () => undefined)
     })
@@ -255,7 +261,9 @@ export const layer = (): Layer.Layer<Driver | MockDriver> =>
   Layer.effectContext(
     Effect.sync(() => {
       const control = make()
-      return Context.make(Driver, control.driver as unknown as DriverShape<unknown>).pipe(Context.add(MockDriver, control))
+      return Context.make(Driver, control.driver as unknown as DriverShape<unknown>).pipe(
+        Context.add(MockDriver, control)
+      )
     })
   )
 

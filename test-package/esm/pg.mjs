@@ -1,8 +1,8 @@
 // SqlClient over QueuePool + PgDriver on a real PostgreSQL (DATABASE_URL), plain ESM.
 import { Effect, Layer, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
 import { ConnectionPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 

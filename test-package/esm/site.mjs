@@ -17,9 +17,11 @@ const program = Effect.gen(function*() {
   const same = yield* secondCheckoutMessage(pool)
   yield* Scope.close(scope, Effect.void)
   const childScope = yield* Scope.make()
-  yield* Fiber.join(yield* Effect.forkChild(Effect.gen(function*() {
-    yield* pool.checkout.pipe(Scope.provide(childScope)) // SITE-CHILD-FIBER
-  })))
+  yield* Fiber.join(
+    yield* Effect.forkChild(Effect.gen(function*() {
+      yield* pool.checkout.pipe(Scope.provide(childScope)) // SITE-CHILD-FIBER
+    }))
+  )
   const child = yield* secondCheckoutMessage(pool)
   yield* Scope.close(childScope, Effect.void)
   const ok = (message, marker) =>
@@ -27,10 +29,11 @@ const program = Effect.gen(function*() {
   return { same: ok(same, "// SITE-SAME-FIBER"), child: ok(child, "// SITE-CHILD-FIBER"), message: same }
 })
 
-Effect.runPromise(program.pipe(Effect.provide(AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer()))))).then(
-  (result) => console.log(`SITE_RESULT ${JSON.stringify(result)}`),
-  (error) => {
-    console.error(error)
-    process.exit(1)
-  }
-)
+Effect.runPromise(program.pipe(Effect.provide(AssertionPool.layer().pipe(Layer.provideMerge(MockDriver.layer())))))
+  .then(
+    (result) => console.log(`SITE_RESULT ${JSON.stringify(result)}`),
+    (error) => {
+      console.error(error)
+      process.exit(1)
+    }
+  )

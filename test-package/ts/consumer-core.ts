@@ -5,13 +5,16 @@ import { ConnectionPool, QueuePool } from "effect-db-pool"
 import type { Driver, PoolError } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
 
-export const Pool: Layer.Layer<ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver, PoolError.PoolConfigError> =
-  QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer))
+export const Pool: Layer.Layer<
+  ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver,
+  PoolError.PoolConfigError
+> = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer))
 
-export const program: Effect.Effect<ConnectionPool.PoolStats, PoolError.CheckoutError, ConnectionPool.ConnectionPool> = Effect.gen(
-  function*() {
-    const pool = yield* ConnectionPool.ConnectionPool
-    yield* pool.use(() => Effect.void)
-    return yield* pool.stats
-  }
-)
+export const program: Effect.Effect<ConnectionPool.PoolStats, PoolError.CheckoutError, ConnectionPool.ConnectionPool> =
+  Effect.gen(
+    function*() {
+      const pool = yield* ConnectionPool.ConnectionPool
+      yield* pool.use(() => Effect.void)
+      return yield* pool.stats
+    }
+  )

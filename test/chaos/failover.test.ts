@@ -21,11 +21,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
 import { QueuePool } from "effect-db-pool"
 import type { QueuePool as QueuePoolTypes } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
 import * as Fixture from "../../support/replication.ts"
 
 const RUNS = Number(process.env.FAILOVER_RUNS ?? 3)
@@ -53,7 +53,11 @@ interface Row {
 /** What kind of failure: reason, cause class, SQLSTATE. */
 const kindOf = (error: unknown): string => {
   if (!isSqlError(error)) return `not a SqlError: ${String(error)}`
-  const cause = error.reason.cause as { readonly _tag?: unknown; readonly code?: unknown; readonly constructor?: { name?: string } } | undefined
+  const cause = error.reason.cause as {
+    readonly _tag?: unknown
+    readonly code?: unknown
+    readonly constructor?: { name?: string }
+  } | undefined
   const causeName = typeof cause?._tag === "string" ? cause._tag : cause?.constructor?.name ?? "?"
   const code = typeof cause?.code === "string" ? ` ${cause.code}` : ""
   const unknownCommit = PgSql.isCommitOutcomeUnknown(error) ? " (COMMIT outcome unknown)" : ""
@@ -73,7 +77,9 @@ const writer = (id: number, transactional: boolean, log: Array<Outcome>) =>
       const insert = sql<Row>`insert into failover_t (writer, seq) values (${id}, ${seq})
         returning pg_is_in_recovery() as recovery, inet_server_port() as port`
       const write = transactional
-        ? sql.withTransaction(Effect.tap(insert, () => sql`update failover_t set seq = seq where writer = ${id} and seq = ${seq}`))
+        ? sql.withTransaction(
+          Effect.tap(insert, () => sql`update failover_t set seq = seq where writer = ${id} and seq = ${seq}`)
+        )
         : insert
       const started = performance.now()
       const exit = yield* Effect.exit(write)
@@ -109,7 +115,10 @@ const failoverRun = (run: number, pool: QueuePoolTypes.Options) =>
     const cluster = yield* Fixture.make
     const { primary, standby } = cluster
     // The table, replayed on the standby before the crash.
-    yield* cluster.query(primary, "create table failover_t (id bigserial primary key, writer int not null, seq int not null)")
+    yield* cluster.query(
+      primary,
+      "create table failover_t (id bigserial primary key, writer int not null, seq int not null)"
+    )
     for (let i = 0; i < 200; i++) {
       const rows = yield* cluster.query<{ ok: boolean }>(standby, "select to_regclass('failover_t') is not null as ok")
       if (rows[0]!.ok) break
@@ -158,7 +167,10 @@ const failoverRun = (run: number, pool: QueuePoolTypes.Options) =>
       if (o.started > stopEnded) assert.strictEqual(o.port, standby.port, "after the crash, only the promoted server")
       if (o.ended < stopBegan) assert.strictEqual(o.port, primary.port, "before the crash, the primary")
     }
-    assert.isFalse(failures.some((o) => sqlStateOf(o.error) === "25006"), "a write was attempted on a read-only session")
+    assert.isFalse(
+      failures.some((o) => sqlStateOf(o.error) === "25006"),
+      "a write was attempted on a read-only session"
+    )
     // Every failure typed.
     for (const o of failures) {
       assert.isFalse(o.defect, `a defect: ${String(o.error)}`)
@@ -173,30 +185,46 @@ const failoverRun = (run: number, pool: QueuePoolTypes.Options) =>
     const during = failures.filter((o) => o.ended >= stopBegan)
     console.log(
       `[failover] run ${run} (${pool.prePing ? "prePing" : "default settings"}, ${WRITERS} writers): ` +
-        `stop -m immediate ${(stopEnded - stopBegan).toFixed(0)} ms, outage ${OUTAGE_MS} ms, pg_ctl promote ${promoteMs.toFixed(0)} ms; ` +
+        `stop -m immediate ${(stopEnded - stopBegan).toFixed(0)} ms, outage ${OUTAGE_MS} ms, pg_ctl promote ${
+          promoteMs.toFixed(0)
+        } ms; ` +
         `first successful write ${firstWriteAfterPromoteMs.toFixed(1)} ms after promote returned ` +
         `(${(firstAfter - promoteBegan).toFixed(1)} ms after it began; pg_ctl notices the promotion by polling); ` +
         `${successes.length} writes ok, ${failures.length} failed (${during.length} during the failover): ` +
         [...kinds].map(([k, n]) => `${n} × ${k}`).join(", ")
     )
-    return { firstWriteAfterPromoteMs, promoteMs, failed: failures.length, succeeded: successes.length, kinds } satisfies RunResult
+    return {
+      firstWriteAfterPromoteMs,
+      promoteMs,
+      failed: failures.length,
+      succeeded: successes.length,
+      kinds
+    } satisfies RunResult
   }))
 
 describe("failover under load: primary crash, standby promoted", () => {
-  for (const [label, pool] of [
-    ["default settings", {}],
-    ["prePing", { prePing: true }]
-  ] as const) {
-    it.live(`${label}: no write on a read-only session, typed failures, first write ≤ ${BOUND_MS} ms after promotion`, () =>
-      Effect.gen(function*() {
-        const results: Array<RunResult> = []
-        for (let run = 1; run <= RUNS; run++) results.push(yield* failoverRun(run, pool))
-        const figures = results.map((r) => r.firstWriteAfterPromoteMs)
-        console.log(
-          `[failover] ${label}: first successful write after promotion, ms: ${figures.map((f) => f.toFixed(1)).join(", ")} ` +
-            `(max ${Math.max(...figures).toFixed(1)})`
-        )
-        for (const f of figures) assert.isBelow(f, BOUND_MS)
-      }), 170_000)
+  for (
+    const [label, pool] of [
+      ["default settings", {}],
+      ["prePing", { prePing: true }]
+    ] as const
+  ) {
+    it.live(
+      `${label}: no write on a read-only session, typed failures, first write ≤ ${BOUND_MS} ms after promotion`,
+      () =>
+        Effect.gen(function*() {
+          const results: Array<RunResult> = []
+          for (let run = 1; run <= RUNS; run++) results.push(yield* failoverRun(run, pool))
+          const figures = results.map((r) => r.firstWriteAfterPromoteMs)
+          console.log(
+            `[failover] ${label}: first successful write after promotion, ms: ${
+              figures.map((f) => f.toFixed(1)).join(", ")
+            } ` +
+              `(max ${Math.max(...figures).toFixed(1)})`
+          )
+          for (const f of figures) assert.isBelow(f, BOUND_MS)
+        }),
+      170_000
+    )
   }
 })

@@ -24,7 +24,10 @@ describe("bound options", () => {
   it.effect("cancelTimeout: at least 20 ms, or Infinity", () =>
     Effect.gen(function*() {
       for (const ok of ["20 millis", 30, "1 second", "Infinity"]) {
-        assert.isTrue(Exit.isSuccess(yield* Effect.exit(driverBuild({ cancelTimeout: ok } as PgDriver.Config))), String(ok))
+        assert.isTrue(
+          Exit.isSuccess(yield* Effect.exit(driverBuild({ cancelTimeout: ok } as PgDriver.Config))),
+          String(ok)
+        )
       }
       for (const bad of [0, 5, "19 millis", -1, "soon"]) {
         const e = yield* driverError(bad)

@@ -9,6 +9,9 @@
  */
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer } from "effect"
+import { PoolError, QueuePool } from "effect-db-pool"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { SqlClient } from "effect/sql"
 import {
   AuthenticationError,
@@ -25,15 +28,16 @@ import {
   UnknownError
 } from "effect/sql/SqlError"
 import type { SqlErrorReason } from "effect/sql/SqlError"
-import { PoolError, QueuePool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
-import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { appName, Database } from "./fixture.ts"
 
 /** A server error as `@effect/sql-pg` reports it (its `classifySqlState`, the fields as the cause). */
 const serverError = (code: string, severity: string, operation: "connect" | "query"): SqlError => {
   const cause = Object.assign(new Error(`server says ${code}`), { code, severity, message: `server says ${code}` })
-  const props = { cause, message: `PgConnection: ${operation === "connect" ? "Failed to connect" : "Query failed"}`, operation }
+  const props = {
+    cause,
+    message: `PgConnection: ${operation === "connect" ? "Failed to connect" : "Query failed"}`,
+    operation
+  }
   const reason: SqlErrorReason = code.startsWith("08")
     ? new ConnectionError(props)
     : code.startsWith("28")
@@ -78,41 +82,191 @@ interface Row {
 
 const table: ReadonlyArray<Row> = [
   // class 08: connection exception
-  { code: "08000", severity: "FATAL", what: "connection_exception", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08001", severity: "FATAL", what: "sqlclient_unable_to_establish_sqlconnection", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08003", severity: "FATAL", what: "connection_does_not_exist", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08004", severity: "FATAL", what: "sqlserver_rejected_establishment_of_sqlconnection", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08006", severity: "FATAL", what: "connection_failure", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08007", severity: "FATAL", what: "transaction_resolution_unknown", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "08P01", severity: "FATAL", what: "protocol_violation", disconnect: true, checkout: ["ConnectionError", true] },
+  {
+    code: "08000",
+    severity: "FATAL",
+    what: "connection_exception",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08001",
+    severity: "FATAL",
+    what: "sqlclient_unable_to_establish_sqlconnection",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08003",
+    severity: "FATAL",
+    what: "connection_does_not_exist",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08004",
+    severity: "FATAL",
+    what: "sqlserver_rejected_establishment_of_sqlconnection",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08006",
+    severity: "FATAL",
+    what: "connection_failure",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08007",
+    severity: "FATAL",
+    what: "transaction_resolution_unknown",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08P01",
+    severity: "FATAL",
+    what: "protocol_violation",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
   // class 08 sent with severity ERROR: the server answered, the session goes on
-  { code: "08P01", severity: "ERROR", what: "protocol_violation (a Bind with the wrong parameter count)", disconnect: false, checkout: ["ConnectionError", true] },
-  { code: "08001", severity: "ERROR", what: "dblink / postgres_fdw could not connect", disconnect: false, checkout: ["ConnectionError", true] },
+  {
+    code: "08P01",
+    severity: "ERROR",
+    what: "protocol_violation (a Bind with the wrong parameter count)",
+    disconnect: false,
+    checkout: ["ConnectionError", true]
+  },
+  {
+    code: "08001",
+    severity: "ERROR",
+    what: "dblink / postgres_fdw could not connect",
+    disconnect: false,
+    checkout: ["ConnectionError", true]
+  },
   // 57P01–57P05: the server ends the session / refuses for now
-  { code: "57P01", severity: "FATAL", what: "admin_shutdown (pg_terminate_backend)", disconnect: true, checkout: ["ConnectionError", true] },
+  {
+    code: "57P01",
+    severity: "FATAL",
+    what: "admin_shutdown (pg_terminate_backend)",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
   { code: "57P02", severity: "FATAL", what: "crash_shutdown", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "57P03", severity: "FATAL", what: "cannot_connect_now (starting up / shutting down)", disconnect: true, checkout: ["ConnectionError", true] },
+  {
+    code: "57P03",
+    severity: "FATAL",
+    what: "cannot_connect_now (starting up / shutting down)",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
   { code: "57P04", severity: "FATAL", what: "database_dropped", disconnect: true, checkout: ["ConnectionError", true] },
-  { code: "57P05", severity: "FATAL", what: "idle_session_timeout", disconnect: true, checkout: ["ConnectionError", true] },
+  {
+    code: "57P05",
+    severity: "FATAL",
+    what: "idle_session_timeout",
+    disconnect: true,
+    checkout: ["ConnectionError", true]
+  },
   // too many connections: no disconnect, but retryable at connect
-  { code: "53300", severity: "FATAL", what: "too_many_connections", disconnect: false, checkout: ["ConnectionError", true] },
+  {
+    code: "53300",
+    severity: "FATAL",
+    what: "too_many_connections",
+    disconnect: false,
+    checkout: ["ConnectionError", true]
+  },
   // FATAL at connect that keeps its own reason: not retryable
-  { code: "28000", severity: "FATAL", what: "invalid_authorization_specification (pg_hba: no entry)", disconnect: false, checkout: ["AuthenticationError", false] },
-  { code: "28P01", severity: "FATAL", what: "invalid_password", disconnect: false, checkout: ["AuthenticationError", false] },
-  { code: "42501", severity: "FATAL", what: "insufficient_privilege (no CONNECT on the database)", disconnect: false, checkout: ["AuthorizationError", false] },
-  { code: "3D000", severity: "FATAL", what: "invalid_catalog_name (unknown database)", disconnect: false, checkout: ["UnknownError", false] },
-  { code: "22023", severity: "FATAL", what: "invalid_parameter_value (bad startup option)", disconnect: false, checkout: ["UnknownError", false] },
-  { code: "42704", severity: "FATAL", what: "undefined_object (unknown startup parameter)", disconnect: false, checkout: ["SqlSyntaxError", false] },
+  {
+    code: "28000",
+    severity: "FATAL",
+    what: "invalid_authorization_specification (pg_hba: no entry)",
+    disconnect: false,
+    checkout: ["AuthenticationError", false]
+  },
+  {
+    code: "28P01",
+    severity: "FATAL",
+    what: "invalid_password",
+    disconnect: false,
+    checkout: ["AuthenticationError", false]
+  },
+  {
+    code: "42501",
+    severity: "FATAL",
+    what: "insufficient_privilege (no CONNECT on the database)",
+    disconnect: false,
+    checkout: ["AuthorizationError", false]
+  },
+  {
+    code: "3D000",
+    severity: "FATAL",
+    what: "invalid_catalog_name (unknown database)",
+    disconnect: false,
+    checkout: ["UnknownError", false]
+  },
+  {
+    code: "22023",
+    severity: "FATAL",
+    what: "invalid_parameter_value (bad startup option)",
+    disconnect: false,
+    checkout: ["UnknownError", false]
+  },
+  {
+    code: "42704",
+    severity: "FATAL",
+    what: "undefined_object (unknown startup parameter)",
+    disconnect: false,
+    checkout: ["SqlSyntaxError", false]
+  },
   { code: "53100", severity: "FATAL", what: "disk_full", disconnect: false, checkout: ["UnknownError", false] },
   { code: "53200", severity: "FATAL", what: "out_of_memory", disconnect: false, checkout: ["UnknownError", false] },
-  { code: "XX000", severity: "PANIC", what: "internal_error (PANIC)", disconnect: false, checkout: ["UnknownError", false] },
+  {
+    code: "XX000",
+    severity: "PANIC",
+    what: "internal_error (PANIC)",
+    disconnect: false,
+    checkout: ["UnknownError", false]
+  },
   // statement errors: never disconnects, whatever the severity
-  { code: "25P03", severity: "FATAL", what: "idle_in_transaction_session_timeout", disconnect: false, checkout: ["UnknownError", false] },
-  { code: "57014", severity: "ERROR", what: "query_canceled", disconnect: false, checkout: ["StatementTimeoutError", true] },
-  { code: "57000", severity: "ERROR", what: "operator_intervention", disconnect: false, checkout: ["UnknownError", false] },
-  { code: "40001", severity: "ERROR", what: "serialization_failure", disconnect: false, checkout: ["SerializationError", true] },
+  {
+    code: "25P03",
+    severity: "FATAL",
+    what: "idle_in_transaction_session_timeout",
+    disconnect: false,
+    checkout: ["UnknownError", false]
+  },
+  {
+    code: "57014",
+    severity: "ERROR",
+    what: "query_canceled",
+    disconnect: false,
+    checkout: ["StatementTimeoutError", true]
+  },
+  {
+    code: "57000",
+    severity: "ERROR",
+    what: "operator_intervention",
+    disconnect: false,
+    checkout: ["UnknownError", false]
+  },
+  {
+    code: "40001",
+    severity: "ERROR",
+    what: "serialization_failure",
+    disconnect: false,
+    checkout: ["SerializationError", true]
+  },
   { code: "40P01", severity: "ERROR", what: "deadlock_detected", disconnect: false, checkout: ["DeadlockError", true] },
-  { code: "23505", severity: "ERROR", what: "unique_violation", disconnect: false, checkout: ["UniqueViolation", false] },
+  {
+    code: "23505",
+    severity: "ERROR",
+    what: "unique_violation",
+    disconnect: false,
+    checkout: ["UniqueViolation", false]
+  },
   { code: "42P01", severity: "ERROR", what: "undefined_table", disconnect: false, checkout: ["SqlSyntaxError", false] }
 ]
 
@@ -142,7 +296,9 @@ describe("classification table", () => {
         // The server's error as a bare cause (no SqlError around it) decides the same way.
         assert.strictEqual(PgDriver.isDisconnect(error.reason.cause), row.disconnect, `${operation}: bare cause`)
       }
-      const mapped = PgSql.checkoutError(new PoolError.ConnectError({ cause: serverError(row.code, row.severity, "connect") }))
+      const mapped = PgSql.checkoutError(
+        new PoolError.ConnectError({ cause: serverError(row.code, row.severity, "connect") })
+      )
       assert.strictEqual(mapped.reason._tag, row.checkout[0])
       assert.strictEqual(mapped.isRetryable, row.checkout[1])
       if (!row.disconnect) assert.notInclude(mapped.message, "the connection was lost")
@@ -166,20 +322,30 @@ describe("classification table", () => {
 
   it("codeless errors: ConnectionError and DisconnectionError are disconnects, the pool's own timeouts are not", () => {
     const closed = new SqlError({
-      reason: new ConnectionError({ cause: new Error("Connection closed"), message: "PgConnection: Connection closed", operation: "query" })
+      reason: new ConnectionError({
+        cause: new Error("Connection closed"),
+        message: "PgConnection: Connection closed",
+        operation: "query"
+      })
     })
     assert.isTrue(PgDriver.isDisconnect(closed))
     assert.isTrue(PgDriver.isDisconnect(new PoolError.DisconnectionError({ cause: new Error("x") })))
     const poolTimeout = new SqlError({
       reason: new ConnectionError({
-        cause: new PoolError.PoolTimeoutError({ strategy: "QueuePool", size: 1, overflow: 0, timeout: Duration.seconds(1) } as never),
+        cause: new PoolError.PoolTimeoutError(
+          { strategy: "QueuePool", size: 1, overflow: 0, timeout: Duration.seconds(1) } as never
+        ),
         message: "timeout",
         operation: "checkout"
       })
     })
     assert.isFalse(PgDriver.isDisconnect(poolTimeout))
     assert.isFalse(PgDriver.isDisconnect(new Error("something else")))
-    assert.isFalse(PgDriver.isDisconnect(new SqlError({ reason: new UnknownError({ cause: new Error("x"), message: "x", operation: "query" }) })))
+    assert.isFalse(
+      PgDriver.isDisconnect(
+        new SqlError({ reason: new UnknownError({ cause: new Error("x"), message: "x", operation: "query" }) })
+      )
+    )
   })
 
   it("a COMMIT whose outcome is unknown (sent, never answered) is neither a disconnect nor retryable", () => {
@@ -223,11 +389,18 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
 const attempt = (config: Omit<PgDriver.Config, "url">) =>
   Effect.exit(
     Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`select 1`).pipe(
-      Effect.provide(PgSql.layer().pipe(
-        Layer.provideMerge(QueuePool.layer({ poolSize: 1, timeout: "10 seconds" })),
-        Layer.provideMerge(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-          PgDriver.layer({ url: db.url, applicationName: appName("classify"), connectTimeout: "5 seconds", ...config }))))
-      ))
+      Effect.provide(
+        PgSql.layer().pipe(
+          Layer.provideMerge(QueuePool.layer({ poolSize: 1, timeout: "10 seconds" })),
+          Layer.provideMerge(Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
+            PgDriver.layer({
+              url: db.url,
+              applicationName: appName("classify"),
+              connectTimeout: "5 seconds",
+              ...config
+            }))))
+        )
+      )
     )
   )
 

@@ -9,11 +9,11 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import { AssertionPool, FiberPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { ConnectionPool, Driver, PoolError, PoolEvent } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 import { appName, Database } from "./fixture.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
@@ -31,8 +31,10 @@ const stack = (pool: PoolLayer) =>
       }))))
   )
 
-const pid = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
-  Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))
+const pid = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) => Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid)
+)
 
 /** `rounds` times: a statement, idle past the server's timeout, a statement that must succeed on a new backend. */
 const rounds = (name: string, make: (hooks: PoolEvent.PoolHooks<unknown>) => PoolLayer, count: number) =>
@@ -56,7 +58,9 @@ const rounds = (name: string, make: (hooks: PoolEvent.PoolHooks<unknown>) => Poo
         }
       }
     }).pipe(Effect.provide(stack(make(hooks))))
-    console.log(`[dead idle connection] ${name}: ${succeeded}/${count} statements after the server ended the idle session succeeded`)
+    console.log(
+      `[dead idle connection] ${name}: ${succeeded}/${count} statements after the server ended the idle session succeeded`
+    )
     assert.strictEqual(succeeded, count, `${name}: ${succeeded} of ${count} rounds`)
     assert.strictEqual(reasons.length, count, `${name}: each dead connection invalidated once`)
   })

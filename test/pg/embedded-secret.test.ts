@@ -6,14 +6,14 @@
  * other permission bits (and, as root, belong to the OS user the server runs as, who must read it).
  * Always an embedded server, whatever DATABASE_URL says.
  */
-import { assert, describe, it } from "@effect/vitest"
 import { PgConnection } from "@effect/sql-pg"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
+import { EmbeddedPostgres } from "effect-db-pool/pg/embedded"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { EmbeddedPostgres } from "effect-db-pool/pg/embedded"
 
 interface Seen {
   readonly file: string
@@ -73,30 +73,34 @@ const watchTmp = () => {
 }
 
 describe("EmbeddedPostgres: the superuser password", () => {
-  it.live("is never in a file another OS user can read, not even while the server initialises", () =>
-    Effect.gen(function*() {
-      const watch = watchTmp()
-      const server = yield* EmbeddedPostgres.make().pipe(Effect.ensuring(Effect.sync(watch.stop)))
-      const password = Redacted.value(server.password)
-      const holders = [...watch.seen.values()].flat().filter((s) => s.content.includes(password))
-      const readableByOthers = holders.filter((s) => (s.mode & 0o077) !== 0)
-      assert.deepStrictEqual(
-        readableByOthers.map((s) => `${s.file} mode ${(s.mode & 0o777).toString(8)}`),
-        [],
-        "files holding the password that group/others could read"
-      )
-      // The watch did see the password file initdb reads (so the check above is not vacuous).
-      assert.isAbove(holders.length, 0)
-      if (process.getuid?.() === 0) {
-        // As root, the server runs as `postgres`: the file is that user's, and no one else's.
-        const postgresUid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim())
-        for (const s of holders) assert.strictEqual(s.uid, postgresUid, s.file)
-      }
-      // Nothing with the password is left behind.
-      for (const s of holders) assert.isFalse(fs.existsSync(s.file), s.file)
-      // And it is the superuser's password: the server accepts it.
-      const conn = yield* PgConnection.make({ url: server.url })
-      const result = yield* conn.query("select current_user as who", [])
-      assert.deepStrictEqual(result.rows, [{ who: server.user }])
-    }).pipe(Effect.scoped), { timeout: 120_000 })
+  it.live(
+    "is never in a file another OS user can read, not even while the server initialises",
+    () =>
+      Effect.gen(function*() {
+        const watch = watchTmp()
+        const server = yield* EmbeddedPostgres.make().pipe(Effect.ensuring(Effect.sync(watch.stop)))
+        const password = Redacted.value(server.password)
+        const holders = [...watch.seen.values()].flat().filter((s) => s.content.includes(password))
+        const readableByOthers = holders.filter((s) => (s.mode & 0o077) !== 0)
+        assert.deepStrictEqual(
+          readableByOthers.map((s) => `${s.file} mode ${(s.mode & 0o777).toString(8)}`),
+          [],
+          "files holding the password that group/others could read"
+        )
+        // The watch did see the password file initdb reads (so the check above is not vacuous).
+        assert.isAbove(holders.length, 0)
+        if (process.getuid?.() === 0) {
+          // As root, the server runs as `postgres`: the file is that user's, and no one else's.
+          const postgresUid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim())
+          for (const s of holders) assert.strictEqual(s.uid, postgresUid, s.file)
+        }
+        // Nothing with the password is left behind.
+        for (const s of holders) assert.isFalse(fs.existsSync(s.file), s.file)
+        // And it is the superuser's password: the server accepts it.
+        const conn = yield* PgConnection.make({ url: server.url })
+        const result = yield* conn.query("select current_user as who", [])
+        assert.deepStrictEqual(result.rows, [{ who: server.user }])
+      }).pipe(Effect.scoped),
+    { timeout: 120_000 }
+  )
 })

@@ -1,9 +1,9 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Duration, Effect, Exit, Layer, Scope } from "effect"
-import { SqlClient } from "effect/sql"
-import { AuthenticationError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { NullPool, PoolError, QueuePool, StaticPool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { AuthenticationError, isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 
 const serverError = (code: string, message: string) => ({ code, severity: "FATAL", message })
@@ -11,7 +11,11 @@ const serverError = (code: string, message: string) => ({ code, severity: "FATAL
 describe("Checkout errors as SqlError", () => {
   it("a server starting up (57P03) on connect becomes a retryable ConnectionError", () => {
     const connect = new SqlError({
-      reason: new UnknownError({ cause: serverError("57P03", "the database system is starting up"), message: "x", operation: "connect" })
+      reason: new UnknownError({
+        cause: serverError("57P03", "the database system is starting up"),
+        message: "x",
+        operation: "connect"
+      })
     })
     const mapped = PgSql.checkoutError(new PoolError.ConnectError({ cause: connect }))
     assert.strictEqual(mapped.reason._tag, "ConnectionError")
@@ -21,7 +25,11 @@ describe("Checkout errors as SqlError", () => {
 
   it("a wrong password keeps the driver's AuthenticationError", () => {
     const auth = new SqlError({
-      reason: new AuthenticationError({ cause: serverError("28P01", "password authentication failed"), message: "x", operation: "connect" })
+      reason: new AuthenticationError({
+        cause: serverError("28P01", "password authentication failed"),
+        message: "x",
+        operation: "connect"
+      })
     })
     assert.strictEqual(PgSql.checkoutError(new PoolError.ConnectError({ cause: auth })), auth)
   })
@@ -45,11 +53,13 @@ describe("Checkout errors as SqlError", () => {
 })
 
 layer(Database, { timeout: "60 seconds", excludeTestServices: true })("a statement after the pool closed", (it) => {
-  for (const [name, pool] of [
-    ["QueuePool", QueuePool.layer({ poolSize: 1 })],
-    ["NullPool", NullPool.layer()],
-    ["StaticPool", StaticPool.layer()]
-  ] as const) {
+  for (
+    const [name, pool] of [
+      ["QueuePool", QueuePool.layer({ poolSize: 1 })],
+      ["NullPool", NullPool.layer()],
+      ["StaticPool", StaticPool.layer()]
+    ] as const
+  ) {
     it.effect(`${name}: fails at once, not retryable, saying the pool is closed`, () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()

@@ -6,10 +6,10 @@
 import { PgConnection } from "@effect/sql-pg"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
-import type { SqlError } from "effect/sql/SqlError"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import type { SqlError } from "effect/sql/SqlError"
 
 export const Database = PgDatabase.layer({ logs: process.env.EMBEDDED_PG_LOGS === "1" })
 
@@ -35,7 +35,10 @@ export const sqlLayer = (
 
 /** An unpooled session to the same database, for observing and killing backends. */
 export const admin: Effect.Effect<PgConnection.PgConnection, SqlError, PgDatabase.PgDatabase | Scope.Scope> = Effect
-  .flatMap(Effect.service(PgDatabase.PgDatabase), (db) => PgConnection.make({ url: db.url, applicationName: "edp-admin" }))
+  .flatMap(
+    Effect.service(PgDatabase.PgDatabase),
+    (db) => PgConnection.make({ url: db.url, applicationName: "edp-admin" })
+  )
 
 /** Sessions whose application_name is `name`. */
 export const sessions = (conn: PgConnection.PgConnection, name: string) =>

@@ -19,7 +19,9 @@ const buildError = (config: PgDriver.Config) =>
   Effect.gen(function*() {
     const exit = yield* Effect.exit(Effect.scoped(Layer.build(PgDriver.layer(config))))
     assert.isTrue(Exit.isFailure(exit), "expected the layer to fail")
-    return Exit.isFailure(exit) ? (exit.cause.reasons[0] as unknown as { error: PgDriver.PgConfigError }).error : undefined
+    return Exit.isFailure(exit)
+      ? (exit.cause.reasons[0] as unknown as { error: PgDriver.PgConfigError }).error
+      : undefined
   })
 const builds = (config: PgDriver.Config) =>
   Effect.map(Effect.exit(Effect.scoped(Layer.build(PgDriver.layer(config)))), Exit.isSuccess)
@@ -28,7 +30,11 @@ describe("host lists (libpq forms)", () => {
   it("a URL with several hosts, each with its port", () => {
     assert.deepStrictEqual(hosts({ url: url("postgres://u@a:1,b:2/db") }), ["a:1", "b:2"])
     assert.deepStrictEqual(hosts({ url: url("postgresql://u:secret@a:1,b/db") }), ["a:1", "b:5432"])
-    assert.deepStrictEqual(hosts({ url: url("postgres://u@[::1]:5433,b,[fe80::1]/db") }), ["::1:5433", "b:5432", "fe80::1:5432"])
+    assert.deepStrictEqual(hosts({ url: url("postgres://u@[::1]:5433,b,[fe80::1]/db") }), [
+      "::1:5433",
+      "b:5432",
+      "fe80::1:5432"
+    ])
     assert.deepStrictEqual(hosts({ url: url("postgres://u@a%2Db:7/db") }), ["a-b:7"])
   })
 
@@ -50,7 +56,10 @@ describe("host lists (libpq forms)", () => {
   it("precedence as libpq: an option over the URL's query parameter over its authority", () => {
     assert.deepStrictEqual(hosts({ url: url("postgres://u@x:1,y:2/db"), host: "a,b" }), ["a:1", "b:2"])
     assert.deepStrictEqual(hosts({ url: url("postgres://u@x:1,y:2/db"), port: "3,4" }), ["x:3", "y:4"])
-    assert.deepStrictEqual(hosts({ url: url("postgres://u@x:1,y:2/db?host=c,d"), host: "a,b", port: 5 }), ["a:5", "b:5"])
+    assert.deepStrictEqual(hosts({ url: url("postgres://u@x:1,y:2/db?host=c,d"), host: "a,b", port: 5 }), [
+      "a:5",
+      "b:5"
+    ])
     assert.deepStrictEqual(hosts({ url: url("postgres://u@x:1,y:2/db?host=c,d") }), ["c:1", "d:2"])
   })
 })
@@ -63,7 +72,9 @@ describe("host options are validated when the layer builds", () => {
         { port: "5432" },
         { host: "a,b", port: "5432,5433" },
         { url: url("postgres://u@a:1,b:2/db?target_session_attrs=read-write&load_balance_hosts=random") },
-        ...(["any", "read-write", "read-only", "primary", "standby", "prefer-standby"] as const).map((t) => ({ targetSessionAttrs: t })),
+        ...(["any", "read-write", "read-only", "primary", "standby", "prefer-standby"] as const).map((t) => ({
+          targetSessionAttrs: t
+        })),
         { loadBalanceHosts: "disable" },
         { loadBalanceHosts: "random" }
       ]

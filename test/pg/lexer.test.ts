@@ -14,9 +14,9 @@
  * The same spellings are run against a real server in test/pg/session-reset.test.ts (the next
  * borrower sees a clean session) and through PgBouncer in test/pg/pgbouncer.test.ts.
  */
+import { assert, describe, it } from "@effect/vitest"
 import { once } from "node:events"
 import { Worker } from "node:worker_threads"
-import { assert, describe, it } from "@effect/vitest"
 import { Lexer } from "../../src/pg/internal/lexer.ts"
 import type { Kind } from "../../src/pg/internal/lexer.ts"
 import * as Session from "../../src/pg/internal/session.ts"
@@ -28,7 +28,9 @@ const tokens = (sql: string, standardStrings = true): Array<[Kind, string | unde
   for (let kind = lexer.next(); kind !== "end"; kind = lexer.next()) {
     out.push([
       kind,
-      kind === "string" ? lexer.stringValue(1_000) : kind === "word" || kind === "ident" || kind === "punct" || kind === "op"
+      kind === "string" ?
+        lexer.stringValue(1_000) :
+        kind === "word" || kind === "ident" || kind === "punct" || kind === "op"
         ? lexer.name
         : sql.slice(lexer.start, lexer.end)
     ])
@@ -40,7 +42,10 @@ const change = (sql: string) => Session.classify(sql).sessionChange
 
 describe("Lexer: tokens as PostgreSQL reads them", () => {
   it("comments are blank space: -- ends at \\n or \\r, /* */ nests", () => {
-    assert.deepStrictEqual(tokens("a -- x\rb -- y\nc /* d /* e */ f */ g"), [["word", "a"], ["word", "b"], ["word", "c"], [
+    assert.deepStrictEqual(tokens("a -- x\rb -- y\nc /* d /* e */ f */ g"), [["word", "a"], ["word", "b"], [
+      "word",
+      "c"
+    ], [
       "word",
       "g"
     ]])
@@ -48,7 +53,10 @@ describe("Lexer: tokens as PostgreSQL reads them", () => {
     // unterminated: the rest is comment (the server rejects the text)
     assert.deepStrictEqual(tokens("a /* /* */ set role x"), [["word", "a"]])
     // an operator stops before a comment inside it
-    assert.deepStrictEqual(tokens("a+--c\nb */ c"), [["word", "a"], ["op", "+"], ["word", "b"], ["op", "*/"], ["word", "c"]])
+    assert.deepStrictEqual(tokens("a+--c\nb */ c"), [["word", "a"], ["op", "+"], ["word", "b"], ["op", "*/"], [
+      "word",
+      "c"
+    ]])
   })
 
   it("words fold to lower case (ASCII); quoted identifiers keep theirs; $ belongs to a word", () => {
@@ -64,7 +72,10 @@ describe("Lexer: tokens as PostgreSQL reads them", () => {
   })
 
   it("U& identifiers: \\XXXX, \\+XXXXXX, \\\\, and UESCAPE (comments around it, any string form)", () => {
-    assert.deepStrictEqual(tokens("U&\"\\0073et_config\" u&\"\\+000041\\\\\""), [["ident", "set_config"], ["ident", "A\\"]])
+    assert.deepStrictEqual(tokens("U&\"\\0073et_config\" u&\"\\+000041\\\\\""), [["ident", "set_config"], [
+      "ident",
+      "A\\"
+    ]])
     assert.deepStrictEqual(tokens("U&\"!0073et!!\" UESCAPE '!' x"), [["ident", "set!"], ["word", "x"]])
     assert.deepStrictEqual(tokens("U&\"!0073et\" /* c */ uescape -- d\n E'!' x"), [["ident", "set"], ["word", "x"]])
     // an invalid escape or escape character: no name (the server rejects the text)
@@ -91,10 +102,14 @@ describe("Lexer: tokens as PostgreSQL reads them", () => {
   })
 
   it("dollar quotes: $$, $tag$, a near-miss tag is body; $1 is a parameter; a lone $ is itself", () => {
-    assert.deepStrictEqual(tokens("$$a'b$$ $t$x $tt$ $t $T$ y$t$ z"), [["string", "a'b"], ["string", "x $tt$ $t $T$ y"], [
-      "word",
-      "z"
-    ]])
+    assert.deepStrictEqual(tokens("$$a'b$$ $t$x $tt$ $t $T$ y$t$ z"), [
+      ["string", "a'b"],
+      ["string", "x $tt$ $t $T$ y"],
+      [
+        "word",
+        "z"
+      ]
+    ])
     assert.deepStrictEqual(tokens("$a$x$a$$b$"), [["string", "x"], ["string", ""]])
     assert.deepStrictEqual(tokens("$1 $12::int"), [["param", "$1"], ["param", "$12"], ["punct", "::"], ["word", "int"]])
     assert.deepStrictEqual(tokens("$ 1"), [["other", "$"], ["number", "1"]])
@@ -261,25 +276,73 @@ describe("classify: the session state a statement may leave", () => {
   it("transaction state: autocommit-safe, ends a transaction, control, cleanup, read-only begin", () => {
     const v = Session.classify
     // autocommit-safe: one SELECT/INSERT/UPDATE/DELETE/WITH/VALUES/TABLE/SHOW, comments allowed
-    for (const sql of ["select 1", "/* c */ select 1;", "-- c\nINSERT INTO t VALUES (';')", "show x", "table t", "", ";"]) {
+    for (
+      const sql of ["select 1", "/* c */ select 1;", "-- c\nINSERT INTO t VALUES (';')", "show x", "table t", "", ";"]
+    ) {
       assert.isTrue(v(sql).autocommitSafe, sql)
     }
-    for (const sql of ["select 1; begin", "begin", "(select 1)", "explain select 1", "do $$ begin end $$", "select 1; select 2"]) {
+    for (
+      const sql of [
+        "select 1; begin",
+        "begin",
+        "(select 1)",
+        "explain select 1",
+        "do $$ begin end $$",
+        "select 1; select 2"
+      ]
+    ) {
       assert.isFalse(v(sql).autocommitSafe, sql)
     }
     // ends a transaction: exactly COMMIT / ROLLBACK / END / ABORT [WORK | TRANSACTION]
-    for (const sql of ["commit", "/* c */ ROLLBACK;", "end work", "abort transaction"]) assert.isTrue(v(sql).endsTransaction, sql)
-    for (const sql of ["commit and chain", "rollback to savepoint s", "commit; begin", "commit prepared 'x'", "-- commit"]) {
+    for (const sql of ["commit", "/* c */ ROLLBACK;", "end work", "abort transaction"]) {
+      assert.isTrue(v(sql).endsTransaction, sql)
+    }
+    for (
+      const sql of ["commit and chain", "rollback to savepoint s", "commit; begin", "commit prepared 'x'", "-- commit"]
+    ) {
       assert.isFalse(v(sql).endsTransaction, sql)
     }
     // control: the first statement's leading keywords
     const control = (sql: string) => v(sql).control
     assert.deepStrictEqual(
-      ["BEGIN", "start transaction read only", "/* c */ COMMIT", "END", "commit prepared 'x'", "rollback", "abort", "savepoint s", "release s", "select 1", "-- commit\nselect 1"].map(control),
-      ["begin", "begin", "commit", "commit", "commit", "rollback", "rollback", "savepoint", "release", undefined, undefined]
+      [
+        "BEGIN",
+        "start transaction read only",
+        "/* c */ COMMIT",
+        "END",
+        "commit prepared 'x'",
+        "rollback",
+        "abort",
+        "savepoint s",
+        "release s",
+        "select 1",
+        "-- commit\nselect 1"
+      ].map(control),
+      [
+        "begin",
+        "begin",
+        "commit",
+        "commit",
+        "commit",
+        "rollback",
+        "rollback",
+        "savepoint",
+        "release",
+        undefined,
+        undefined
+      ]
     )
     // cleanup: a rollback or release, alone
-    for (const sql of ["ROLLBACK", "rollback work to savepoint \"s 1\"", "ABORT", "release savepoint s", "release s", "rollback to s"]) {
+    for (
+      const sql of [
+        "ROLLBACK",
+        "rollback work to savepoint \"s 1\"",
+        "ABORT",
+        "release savepoint s",
+        "release s",
+        "rollback to s"
+      ]
+    ) {
       assert.isTrue(v(sql).cleanup, sql)
     }
     for (const sql of ["rollback prepared 'x'", "rollback; select 1", "release", "rollback and chain", "commit"]) {
@@ -292,7 +355,10 @@ describe("classify: the session state a statement may leave", () => {
     assert.isFalse(v("begin read write").beginsReadOnly)
     // DISCARD ALL / DEALLOCATE drop the server's prepared statements; only DISCARD ALL alone is a full reset
     assert.deepStrictEqual([v("discard all").dropsStatements, v("discard all").discardsAll], [true, true])
-    assert.deepStrictEqual([v("select 1; discard all").dropsStatements, v("select 1; discard all").discardsAll], [true, false])
+    assert.deepStrictEqual([v("select 1; discard all").dropsStatements, v("select 1; discard all").discardsAll], [
+      true,
+      false
+    ])
     assert.deepStrictEqual([v("deallocate p").dropsStatements, v("discard plans").dropsStatements], [true, false])
     assert.isFalse(v("select 'discard all'").dropsStatements)
   })
@@ -358,7 +424,9 @@ describe("classify: linear time", () => {
   }
 
   it("1 MB pathological texts finish within a bound far above linear time (old scanner: never)", async () => {
-    const worker = new Worker(new URL("./lexer-worker.ts", import.meta.url), { workerData: texts.map(([, sql]) => sql) })
+    const worker = new Worker(new URL("./lexer-worker.ts", import.meta.url), {
+      workerData: texts.map(([, sql]) => sql)
+    })
     try {
       await once(worker, "message") // ready: module loaded
       // The pattern that froze the old scanner: ~3 ms here; the bound is 150x that.

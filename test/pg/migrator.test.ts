@@ -13,9 +13,9 @@ import { NodeServices } from "@effect/platform-node"
 import { PgMigrator } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer, Schedule } from "effect"
-import { Migrator, SqlClient } from "effect/sql"
 import { ConnectionPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { Driver, PoolError } from "effect-db-pool"
+import { Migrator, SqlClient } from "effect/sql"
 import { admin, appName, Database, sqlLayer } from "./fixture.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
@@ -40,7 +40,10 @@ const migrations = (schema: string, options: { readonly waitForLockWaiter?: { se
         probe.seen = yield* sql<{ n: number }>`select count(*)::int as n from pg_locks
           where relation = to_regclass(${`${schema}.effect_sql_migrations`}) and not granted`.pipe(
           Effect.map((rows) => rows[0]!.n > 0),
-          Effect.repeat({ until: (seen) => seen, schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 })) })
+          Effect.repeat({
+            until: (seen) => seen,
+            schedule: Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 250 }))
+          })
         )
       }
     }),
@@ -50,8 +53,10 @@ const migrations = (schema: string, options: { readonly waitForLockWaiter?: { se
         user_id int not null references ${sql(`${schema}.users`)} (id),
         title text not null
       )`),
-    "3_seed_users": Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql`insert into ${sql(`${schema}.users`)} (name) values ('alice')`)
+    "3_seed_users": Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql`insert into ${sql(`${schema}.users`)} (name) values ('alice')`
+    )
   })
 
 /** PgMigrator.run with the Node services its type asks for (pg_dump is only spawned for `schemaDirectory`). */
@@ -82,7 +87,10 @@ const inspect = (schema: string) =>
     }
   })
 
-const checkedOut = Effect.map(Effect.flatMap(Effect.service(ConnectionPool.ConnectionPool), (p) => p.status), (s) => s.checkedOut)
+const checkedOut = Effect.map(
+  Effect.flatMap(Effect.service(ConnectionPool.ConnectionPool), (p) => p.status),
+  (s) => s.checkedOut
+)
 
 layer(Database, { timeout: "60 seconds", excludeTestServices: true })("effect/sql Migrator over PgSql", (it) => {
   const concurrent: ReadonlyArray<readonly [string, PoolLayer]> = [
@@ -150,8 +158,10 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("effect/sq
           const schema = uniqueSchema("fail")
           yield* withSchema(schema)
           const loader = Migrator.fromRecord({
-            "1_create_users": Effect.flatMap(SqlClient.SqlClient, (sql) =>
-              sql`create table ${sql(`${schema}.users`)} (id serial primary key)`),
+            "1_create_users": Effect.flatMap(
+              SqlClient.SqlClient,
+              (sql) => sql`create table ${sql(`${schema}.users`)} (id serial primary key)`
+            ),
             "2_broken": Effect.flatMap(SqlClient.SqlClient, (sql) => sql`selec 1`)
           })
           const error = yield* Effect.flip(runPgMigrator(schema, loader))

@@ -3,14 +3,14 @@
  * binaries, this file's own: never the machine's server). Which server a session lands on is
  * read from the server itself: `pg_is_in_recovery()` and `inet_server_port()`.
  */
-import { assert, layer } from "@effect/vitest"
 import { PgClient } from "@effect/sql-pg"
+import { assert, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Queue, Redacted } from "effect"
+import { NullPool, QueuePool } from "effect-db-pool"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
-import { NullPool, QueuePool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
 import * as net from "node:net"
 import * as Hosts from "../../src/pg/internal/hosts.ts"
 import * as Fixture from "../../support/replication.ts"
@@ -58,18 +58,22 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
         target === "any" ? first : target === "read-write" || target === "primary" ? P : S
       for (const [first, second] of [[P, S], [S, P]] as const) {
         for (const target of targets) {
-          const viaOptions = landed(yield* landOn({
-            host: "127.0.0.1,127.0.0.1",
-            port: `${first},${second}`,
-            username: "postgres",
-            database: "postgres",
-            targetSessionAttrs: target
-          }))
-          const viaUrl = landed(yield* landOn({
-            url: Redacted.make(
-              `postgres://postgres@127.0.0.1:${first},127.0.0.1:${second}/postgres?target_session_attrs=${target}`
-            )
-          }))
+          const viaOptions = landed(
+            yield* landOn({
+              host: "127.0.0.1,127.0.0.1",
+              port: `${first},${second}`,
+              username: "postgres",
+              database: "postgres",
+              targetSessionAttrs: target
+            })
+          )
+          const viaUrl = landed(
+            yield* landOn({
+              url: Redacted.make(
+                `postgres://postgres@127.0.0.1:${first},127.0.0.1:${second}/postgres?target_session_attrs=${target}`
+              )
+            })
+          )
           for (const [how, session] of [["options", viaOptions], ["url", viaUrl]] as const) {
             const label = `${target}, hosts ${first === P ? "primary,standby" : "standby,primary"}, via ${how}`
             assert.strictEqual(session.port, expected(first, target), label)
@@ -127,14 +131,20 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
       const dead = yield* Fixture.deadPort
       const base = { host: "127.0.0.1,127.0.0.1", username: "postgres", database: "postgres" }
       // A dead first host: the next one serves.
-      const skipped = landed(yield* landOn({ ...base, port: `${dead},${cluster.primary.port}`, targetSessionAttrs: "read-write" }))
+      const skipped = landed(
+        yield* landOn({ ...base, port: `${dead},${cluster.primary.port}`, targetSessionAttrs: "read-write" })
+      )
       assert.strictEqual(skipped.port, cluster.primary.port)
       // prefer-standby with no standby reachable: the primary, kept open from the first pass.
-      const preferred = landed(yield* landOn({ ...base, port: `${cluster.primary.port},${dead}`, targetSessionAttrs: "prefer-standby" }))
+      const preferred = landed(
+        yield* landOn({ ...base, port: `${cluster.primary.port},${dead}`, targetSessionAttrs: "prefer-standby" })
+      )
       assert.strictEqual(preferred.port, cluster.primary.port)
 
       // A dead host and a standby, for a read-write session: nothing acceptable.
-      const error = failure(yield* landOn({ ...base, port: `${dead},${cluster.standby.port}`, targetSessionAttrs: "read-write" }))
+      const error = failure(
+        yield* landOn({ ...base, port: `${dead},${cluster.standby.port}`, targetSessionAttrs: "read-write" })
+      )
       assert.strictEqual(error.reason._tag, "ConnectionError")
       assert.isTrue(error.isRetryable)
       assert.isTrue(PgDriver.isDisconnect(error), "a failover may be under way: retryable as a disconnect")
@@ -153,12 +163,14 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
   it.effect("every host refusing with a server error keeps its kind: a wrong database is not retryable", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      const error = failure(yield* landOn({
-        host: "127.0.0.1,127.0.0.1",
-        port: cluster.ports,
-        username: "postgres",
-        database: "no_such_database"
-      }))
+      const error = failure(
+        yield* landOn({
+          host: "127.0.0.1,127.0.0.1",
+          port: cluster.ports,
+          username: "postgres",
+          database: "no_such_database"
+        })
+      )
       assert.isFalse(PgDriver.isDisconnect(error))
       assert.isFalse(error.isRetryable)
       const hostsError = error.reason.cause as PgDriver.HostsError
@@ -206,7 +218,9 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
         Layer.provideMerge(QueuePool.layer({ poolSize: 2 })),
         Layer.provideMerge(PgDriver.layer({
           // The standby first: every session must still be the primary's.
-          url: Redacted.make(`postgres://postgres@127.0.0.1:${cluster.standby.port},127.0.0.1:${cluster.primary.port}/postgres`),
+          url: Redacted.make(
+            `postgres://postgres@127.0.0.1:${cluster.standby.port},127.0.0.1:${cluster.primary.port}/postgres`
+          ),
           targetSessionAttrs: "read-write"
         }))
       )
@@ -215,7 +229,9 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
         const pg = yield* PgClient.PgClient
         yield* sql`create table if not exists multi_host_t (id serial primary key, v text)`
         const [row] = yield* sql.withTransaction(
-          sql<{ id: number; recovery: boolean }>`insert into multi_host_t (v) values ('x') returning id, pg_is_in_recovery() as recovery`
+          sql<
+            { id: number; recovery: boolean }
+          >`insert into multi_host_t (v) values ('x') returning id, pg_is_in_recovery() as recovery`
         )
         assert.isFalse(row!.recovery)
         const queue = yield* pg.listen("multi_host_channel")

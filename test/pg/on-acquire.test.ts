@@ -10,11 +10,11 @@ import { PgClient } from "@effect/sql-pg"
 import sqlPgPackage from "@effect/sql-pg/package.json" with { type: "json" }
 import { assert, describe, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Queue, Stream } from "effect"
-import { SqlClient } from "effect/sql"
 import { NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 import { appName, Database } from "./fixture.ts"
 
 /** Read from the consuming fiber (a request id, say). */
@@ -35,8 +35,10 @@ const drain = Effect.sync(() => log.splice(0))
 const note = (what: string) => Effect.sync(() => log.push(what))
 
 const driverOf = (applicationName: string) =>
-  Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-    PgDriver.layer({ url: db.url, applicationName, connectTimeout: "5 seconds" })))
+  Layer.unwrap(
+    Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
+      PgDriver.layer({ url: db.url, applicationName, connectTimeout: "5 seconds" }))
+  )
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
@@ -50,20 +52,29 @@ const pgSql = (pool: () => PoolLayer) => (applicationName: string) =>
 const [major, minor] = sqlPgPackage.version.split(".").map(Number) as [number, number]
 const referenceHasOnAcquire = major > 4 || (major === 4 && minor >= 1)
 
-const targets: ReadonlyArray<readonly [string, (applicationName: string) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, unknown, PgDatabase.PgDatabase>]> = [
+const targets: ReadonlyArray<
+  readonly [
+    string,
+    (applicationName: string) => Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, unknown, PgDatabase.PgDatabase>
+  ]
+> = [
   ["QueuePool", pgSql(() => QueuePool.layer({ poolSize: 2 }))],
   ["NullPool", pgSql(() => NullPool.layer())],
   ["StaticPool", pgSql(() => StaticPool.layer())],
   ...(referenceHasOnAcquire
-    ? [[
-      "PgClient.layer (reference)",
-      // Typed loosely: this file also compiles against @effect/sql-pg 4.0, whose config has no onAcquire.
-      (applicationName: string) =>
-        Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
-          PgClient.layer({ url: db.url, applicationName, onAcquire } as Parameters<typeof PgClient.layer>[0]))).pipe(
+    ? [
+      [
+        "PgClient.layer (reference)",
+        // Typed loosely: this file also compiles against @effect/sql-pg 4.0, whose config has no onAcquire.
+        (applicationName: string) =>
+          Layer.unwrap(
+            Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
+              PgClient.layer({ url: db.url, applicationName, onAcquire } as Parameters<typeof PgClient.layer>[0]))
+          ).pipe(
             Layer.provide(Layer.succeed(Captured)("built"))
           ) as Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, unknown, PgDatabase.PgDatabase>
-    ] as const]
+      ] as const
+    ]
     : [])
 ]
 
@@ -77,7 +88,12 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("onAcquire
             yield* drain
             yield* sql`select 1`
             yield* sql`select 2`.pipe(Effect.provideService(RequestTag, "req-1"))
-            assert.deepStrictEqual(yield* drain, ["acquire none built", "release none", "acquire req-1 built", "release req-1"])
+            assert.deepStrictEqual(yield* drain, [
+              "acquire none built",
+              "release none",
+              "acquire req-1 built",
+              "release req-1"
+            ])
           }))
 
         it.effect("the consuming fiber's services take precedence over the captured ones", () =>
@@ -113,7 +129,14 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("onAcquire
             }))
             yield* Stream.runCollect(sql`select generate_series(1, 3) as n`.stream)
             yield* note("streamed")
-            assert.deepStrictEqual(yield* drain, ["acquire none built", "reserved", "release none", "acquire none built", "release none", "streamed"])
+            assert.deepStrictEqual(yield* drain, [
+              "acquire none built",
+              "reserved",
+              "release none",
+              "acquire none built",
+              "release none",
+              "streamed"
+            ])
           }))
 
         it.effect("once per listen (released with the listener's scope) and per notify", () =>

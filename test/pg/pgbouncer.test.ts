@@ -23,14 +23,14 @@
 import { PgClient, PgConnection } from "@effect/sql-pg"
 import { assert, describe, it as vitestIt, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Queue } from "effect"
-import { SqlClient } from "effect/sql"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { NullPool, QueuePool } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
+import * as PgBouncer from "../../support/pgbouncer.ts"
 import { appName, Database } from "./fixture.ts"
 import { statementTests, transactionTests } from "./sql-suite.ts"
-import * as PgBouncer from "../../support/pgbouncer.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
@@ -62,7 +62,6 @@ const strategies: ReadonlyArray<readonly [string, PoolLayer]> = [
   ["QueuePool", QueuePool.layer({ poolSize: 3, maxOverflow: 2, prePing: true })]
 ]
 
-
 /** The driver's named statements held by the server session this (unnamed) statement lands on. */
 const namedOnServer = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
   Effect.map(
@@ -75,7 +74,7 @@ const lockKey = 500_000 + Math.floor(Math.random() * 100_000)
 /** The feature of a `TransactionPoolerError` cause, if that is what `error` is. */
 const refusedFeature = (error: unknown): string | undefined =>
   PgDriver.isTransactionPoolerError(error)
-    ? ((error as { reason: { cause: PgDriver.TransactionPoolerError } }).reason.cause).feature
+    ? (error as { reason: { cause: PgDriver.TransactionPoolerError } }).reason.cause.feature
     : undefined
 
 /**
@@ -99,14 +98,22 @@ const otherClientsSee = (setting: string, value: string) =>
 
 /** Advisory locks of `key` held by any server session (asked of the server directly). */
 const locksHeld = (key: number) =>
-  Effect.scoped(Effect.flatMap(Effect.service(PgDatabase.PgDatabase), (db) =>
-    Effect.flatMap(PgConnection.make({ url: db.url, applicationName: appName("bouncer-admin") }), (admin) =>
-      Effect.map(
-        admin.query("select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and granted", [key]),
-        (r) => r.rows[0]!.n as number
-      ))))
+  Effect.scoped(
+    Effect.flatMap(Effect.service(PgDatabase.PgDatabase), (db) =>
+      Effect.flatMap(PgConnection.make({ url: db.url, applicationName: appName("bouncer-admin") }), (admin) =>
+        Effect.map(
+          admin.query(
+            "select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and granted",
+            [key]
+          ),
+          (r) =>
+            r.rows[0]!.n as number
+        )))
+  )
 
-const suite = available.skip === undefined ? layer(Bouncer, { timeout: "60 seconds", excludeTestServices: true }) : undefined
+const suite = available.skip === undefined
+  ? layer(Bouncer, { timeout: "60 seconds", excludeTestServices: true })
+  : undefined
 
 if (suite === undefined) {
   describe("PgBouncer (transaction mode)", () => {
@@ -224,7 +231,9 @@ if (suite === undefined) {
             const wrong: Array<unknown> = []
             for (const [text, feature, fix] of cases) {
               const error = yield* Effect.flip(sql.unsafe(text))
-              if (refusedFeature(error) !== feature || !error.message.includes(fix)) wrong.push([text, refusedFeature(error), error.message])
+              if (refusedFeature(error) !== feature || !error.message.includes(fix)) {
+                wrong.push([text, refusedFeature(error), error.message])
+              }
             }
             assert.deepStrictEqual(wrong, [])
             // Not sent: no server session holds the lock.
@@ -279,57 +288,65 @@ if (suite === undefined) {
   })
 
   // Its own PgBouncer: the statements this leaves on server sessions stay out of the suite above.
-  layer(Bouncer, { timeout: "60 seconds", excludeTestServices: true })("PgBouncer without pooler: \"transaction\"", (it) => {
-    const raw = (applicationName: string) =>
-      Effect.flatMap(Effect.service(PgBouncer.PgBouncerService), (bouncer) => PgConnection.make({ url: bouncer.url, applicationName }))
+  layer(Bouncer, { timeout: "60 seconds", excludeTestServices: true })(
+    "PgBouncer without pooler: \"transaction\"",
+    (it) => {
+      const raw = (applicationName: string) =>
+        Effect.flatMap(
+          Effect.service(PgBouncer.PgBouncerService),
+          (bouncer) => PgConnection.make({ url: bouncer.url, applicationName })
+        )
 
-    it.layer(
-      PgSql.layer().pipe(
-        Layer.provideMerge(QueuePool.layer({ poolSize: 1, maxOverflow: 0 })),
-        // `sessionReset: "none"` so that only the prepared statements are in play.
-        Layer.provideMerge(bouncedDriver(appName("bouncer-named"), { sessionReset: "none" }))
-      )
-    )("QueuePool, named statements (the default)", (it) => {
-      it.effect("a transaction reusing a statement prepared on another server session fails with a TransactionPoolerError naming the setting", () =>
-        Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          const statement = sql<{ n: number }>`select ${1}::int as n`
-          let error: unknown = undefined
-          // PgBouncer hands out its most recently used server session first: once another client
-          // holds the session our first transaction ran on, the next one runs on another session.
-          for (let attempt = 0; attempt < 10 && error === undefined; attempt++) {
-            yield* sql.withTransaction(statement)
-            const other = yield* raw(appName("bouncer-other"))
-            yield* other.query("BEGIN", [], false)
-            const exit = yield* Effect.exit(sql.withTransaction(statement))
-            yield* other.query("ROLLBACK", [], false)
-            if (Exit.isFailure(exit)) error = Cause.squash(exit.cause)
-          }
-          assert.isDefined(error, "expected a transaction to fail on a lost prepared statement")
-          assert.isTrue(PgDriver.isTransactionPoolerError(error), String(error))
-          const message = (error as Error).message
-          assert.include(message, "does not exist")
-          assert.include(message, "pooler: \"transaction\"")
-          // The client connection is still usable (the next transaction parses again).
-          assert.deepStrictEqual(yield* sql.withTransaction(statement), [{ n: 1 }])
-        }).pipe(Effect.scoped))
-    })
+      it.layer(
+        PgSql.layer().pipe(
+          Layer.provideMerge(QueuePool.layer({ poolSize: 1, maxOverflow: 0 })),
+          // `sessionReset: "none"` so that only the prepared statements are in play.
+          Layer.provideMerge(bouncedDriver(appName("bouncer-named"), { sessionReset: "none" }))
+        )
+      )("QueuePool, named statements (the default)", (it) => {
+        it.effect("a transaction reusing a statement prepared on another server session fails with a TransactionPoolerError naming the setting", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const statement = sql<{ n: number }>`select ${1}::int as n`
+            let error: unknown = undefined
+            // PgBouncer hands out its most recently used server session first: once another client
+            // holds the session our first transaction ran on, the next one runs on another session.
+            for (let attempt = 0; attempt < 10 && error === undefined; attempt++) {
+              yield* sql.withTransaction(statement)
+              const other = yield* raw(appName("bouncer-other"))
+              yield* other.query("BEGIN", [], false)
+              const exit = yield* Effect.exit(sql.withTransaction(statement))
+              yield* other.query("ROLLBACK", [], false)
+              if (Exit.isFailure(exit)) {
+                error = Cause.squash(exit.cause)
+              }
+            }
+            assert.isDefined(error, "expected a transaction to fail on a lost prepared statement")
+            assert.isTrue(PgDriver.isTransactionPoolerError(error), String(error))
+            const message = (error as Error).message
+            assert.include(message, "does not exist")
+            assert.include(message, "pooler: \"transaction\"")
+            // The client connection is still usable (the next transaction parses again).
+            assert.deepStrictEqual(yield* sql.withTransaction(statement), [{ n: 1 }])
+          }).pipe(Effect.scoped))
+      })
 
-    it.layer(
-      PgSql.layer().pipe(
-        Layer.provideMerge(NullPool.layer({})),
-        Layer.provideMerge(bouncedDriver(appName("bouncer-nullpool-named"), { sessionReset: "none" }))
-      )
-    )("NullPool, named statements (the default)", (it) => {
-      it.effect("statements succeed but leave their names on PgBouncer's server sessions", () =>
-        Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          for (let i = 0; i < 10; i++) {
-            assert.deepStrictEqual(yield* sql`select ${i}::int as n`, [{ n: i }])
-            yield* sql.withTransaction(sql`select ${i}::int as n`)
-          }
-          assert.isAbove(yield* namedOnServer, 0)
-        }))
-    })
-  })
+      it.layer(
+        PgSql.layer().pipe(
+          Layer.provideMerge(NullPool.layer({})),
+          Layer.provideMerge(bouncedDriver(appName("bouncer-nullpool-named"), { sessionReset: "none" }))
+        )
+      )("NullPool, named statements (the default)", (it) => {
+        it.effect("statements succeed but leave their names on PgBouncer's server sessions", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            for (let i = 0; i < 10; i++) {
+              assert.deepStrictEqual(yield* sql`select ${i}::int as n`, [{ n: i }])
+              yield* sql.withTransaction(sql`select ${i}::int as n`)
+            }
+            assert.isAbove(yield* namedOnServer, 0)
+          }))
+      })
+    }
+  )
 }

@@ -7,10 +7,10 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer } from "effect"
 import type { Scope } from "effect"
-import { SqlClient } from "effect/sql"
 import { AssertionPool, ConnectionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { PgReplicas } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 
 /** `PgClient` declares `poolStats` since @effect/sql-pg 4.1; PgSql provides it with 4.0 too. */
@@ -19,7 +19,9 @@ const stats = Effect.flatMap(Effect.service(PgClient.PgClient), (client) => (cli
 const poolService = Effect.service(ConnectionPool.ConnectionPool)
 
 /** Hold a connection (a `reserve`) in a fiber of its own until `release` completes; returns when it is held. */
-const hold = (release: Deferred.Deferred<void>): Effect.Effect<Fiber.Fiber<void, unknown>, never, SqlClient.SqlClient | Scope.Scope> =>
+const hold = (
+  release: Deferred.Deferred<void>
+): Effect.Effect<Fiber.Fiber<void, unknown>, never, SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const held = yield* Deferred.make<void>()
@@ -175,9 +177,15 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("poolStats
   describe("PgReplicas", () => {
     const router = Layer.unwrap(Effect.map(Effect.service(PgDatabase.PgDatabase), (db) =>
       PgReplicas.layer({
-        primary: PgReplicas.pool(QueuePool.layer({ poolSize: 2, maxOverflow: 0 }), { url: db.url, applicationName: appName("stats-primary") }),
+        primary: PgReplicas.pool(QueuePool.layer({ poolSize: 2, maxOverflow: 0 }), {
+          url: db.url,
+          applicationName: appName("stats-primary")
+        }),
         replicas: [
-          PgReplicas.pool(QueuePool.layer({ poolSize: 3, maxOverflow: 1 }), { url: db.url, applicationName: appName("stats-replica") })
+          PgReplicas.pool(QueuePool.layer({ poolSize: 3, maxOverflow: 1 }), {
+            url: db.url,
+            applicationName: appName("stats-replica")
+          })
         ]
       }, { healthCheckInterval: "1 hour" })))
     it.layer(router)("primary QueuePool(2, 0) + replica QueuePool(3, 1)", (it) => {

@@ -4,15 +4,17 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Metric, Option, Schedule, Scope } from "effect"
+import { ConnectionPool, PoolError, PoolMetrics, QueuePool } from "effect-db-pool"
+import { PgDriver } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
-import { ConnectionPool, PoolError, PoolMetrics, QueuePool } from "effect-db-pool"
-import { PgDriver } from "effect-db-pool/pg"
 import { admin, appName, Database, sessions, sqlLayer, terminate } from "./fixture.ts"
 
-const pidOf = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
-  Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))
+const pidOf = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) => Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid)
+)
 
 /** Poll until `check` holds (server-side effects such as a backend exiting are asynchronous). */
 const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) =>
@@ -23,11 +25,16 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>) =>
   )
 
 const gone = (pid: number) =>
-  Effect.scoped(Effect.flatMap(admin, (a) =>
-    eventually(Effect.map(a.query("select count(*)::int as n from pg_stat_activity where pid = $1", [pid]), (r) =>
-      r.rows[0]!.n === 0))))
+  Effect.scoped(
+    Effect.flatMap(admin, (a) =>
+      eventually(Effect.map(a.query("select count(*)::int as n from pg_stat_activity where pid = $1", [pid]), (r) =>
+        r.rows[0]!.n === 0)))
+  )
 
-const pool = Effect.map(Effect.service(ConnectionPool.ConnectionPool), (p) => p as ConnectionPool.Service<PgDriver.Connection>)
+const pool = Effect.map(
+  Effect.service(ConnectionPool.ConnectionPool),
+  (p) => p as ConnectionPool.Service<PgDriver.Connection>
+)
 
 layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool behaviour", (it) => {
   describe("reset on return", () => {
@@ -53,7 +60,11 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
           assert.strictEqual(outside.rows[0]!.n, 0)
           // The same (only) connection is back outside any transaction.
           const state = yield* p.use((conn) =>
-            Effect.map(conn.connection.query("select count(*)::int as n from reset_probe"), (r) => [r.rows[0]!.n, conn.connection.knownIdle]))
+            Effect.map(
+              conn.connection.query("select count(*)::int as n from reset_probe"),
+              (r) => [r.rows[0]!.n, conn.connection.knownIdle]
+            )
+          )
           assert.deepStrictEqual(state, [0, true])
         }))
 
@@ -81,7 +92,8 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
               void c.pg // untracked use of the raw session → unknown
               states.push(c.knownIdle)
               return states
-            }))
+            })
+          )
           assert.deepStrictEqual(observed, [true, true, true, false, true, true, false, true, false])
           // ...and the return's ROLLBACK made it known-idle again.
           assert.isTrue(yield* p.use((conn) => Effect.succeed(conn.connection.knownIdle)))
@@ -121,74 +133,83 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
 
   describe("dead backends", () => {
     const name = appName("dead")
-    it.layer(sqlLayer(QueuePool.layer({ poolSize: 2, maxOverflow: 0, prePing: true }), name))("QueuePool(2, prePing)", (it) => {
-      it.effect("a backend killed while idle is replaced by pre-ping; no error reaches the user", () =>
-        Effect.gen(function*() {
-          const observer = yield* admin
-          const first = yield* pidOf
-          yield* terminate(observer, first)
-          yield* gone(first)
-          const second = yield* pidOf
-          assert.notStrictEqual(second, first)
-        }))
+    it.layer(sqlLayer(QueuePool.layer({ poolSize: 2, maxOverflow: 0, prePing: true }), name))(
+      "QueuePool(2, prePing)",
+      (it) => {
+        it.effect("a backend killed while idle is replaced by pre-ping; no error reaches the user", () =>
+          Effect.gen(function*() {
+            const observer = yield* admin
+            const first = yield* pidOf
+            yield* terminate(observer, first)
+            yield* gone(first)
+            const second = yield* pidOf
+            assert.notStrictEqual(second, first)
+          }))
 
-      it.effect("killed during use: a typed disconnection error, and the connection never returns to the pool", () =>
-        Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          const p = yield* pool
-          const observer = yield* admin
-          const invalidatedBefore = yield* p.invalidationTime
-          const busy = yield* Effect.forkChild(sql<{ pid: number }>`select pg_backend_pid() as pid, pg_sleep(30)`)
-          const busyPid = yield* eventually(Effect.map(
-            observer.query(
-              "select count(*)::int as n from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%' and state = 'active'",
-              [name]
-            ),
-            (r) => r.rows[0]!.n === 1
-          )).pipe(Effect.andThen(observer.query(
-            "select pid from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%'",
-            [name]
-          )), Effect.map((r) => r.rows[0]!.pid as number))
-          yield* terminate(observer, busyPid)
-          const exit = yield* Fiber.await(busy)
-          assert.isTrue(Exit.isFailure(exit))
-          const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
-          assert.isDefined(error)
-          const e = (error as { error: SqlError }).error
-          assert.isTrue(isSqlError(e))
-          assert.strictEqual(e.reason._tag, "ConnectionError")
-          assert.instanceOf(e.reason.cause, PoolError.DisconnectionError)
-          assert.isTrue(PgDriver.isDisconnect(e))
-          assert.isTrue(e.isRetryable)
-          // Invalidated and the pool-wide invalidation stamped; nothing dead sits idle in the pool.
-          assert.isAbove(Option.getOrElse(yield* p.invalidationTime, () => -1), Option.getOrElse(invalidatedBefore, () => -1))
-          const byStatement = yield* Metric.value(PoolMetrics.forPool(p.name).invalidations("statement"))
-          assert.isAtLeast(byStatement.count, 1)
-          const status = yield* p.status
-          assert.strictEqual(status.checkedOut, 0)
-          const pids = yield* Effect.forEach([1, 2, 3], () => pidOf, { concurrency: 2 })
-          assert.notInclude(pids, busyPid)
-        }))
+        it.effect("killed during use: a typed disconnection error, and the connection never returns to the pool", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const p = yield* pool
+            const observer = yield* admin
+            const invalidatedBefore = yield* p.invalidationTime
+            const busy = yield* Effect.forkChild(sql<{ pid: number }>`select pg_backend_pid() as pid, pg_sleep(30)`)
+            const busyPid = yield* eventually(Effect.map(
+              observer.query(
+                "select count(*)::int as n from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%' and state = 'active'",
+                [name]
+              ),
+              (r) => r.rows[0]!.n === 1
+            )).pipe(
+              Effect.andThen(observer.query(
+                "select pid from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%'",
+                [name]
+              )),
+              Effect.map((r) => r.rows[0]!.pid as number)
+            )
+            yield* terminate(observer, busyPid)
+            const exit = yield* Fiber.await(busy)
+            assert.isTrue(Exit.isFailure(exit))
+            const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+            assert.isDefined(error)
+            const e = (error as { error: SqlError }).error
+            assert.isTrue(isSqlError(e))
+            assert.strictEqual(e.reason._tag, "ConnectionError")
+            assert.instanceOf(e.reason.cause, PoolError.DisconnectionError)
+            assert.isTrue(PgDriver.isDisconnect(e))
+            assert.isTrue(e.isRetryable)
+            // Invalidated and the pool-wide invalidation stamped; nothing dead sits idle in the pool.
+            assert.isAbove(
+              Option.getOrElse(yield* p.invalidationTime, () => -1),
+              Option.getOrElse(invalidatedBefore, () => -1)
+            )
+            const byStatement = yield* Metric.value(PoolMetrics.forPool(p.name).invalidations("statement"))
+            assert.isAtLeast(byStatement.count, 1)
+            const status = yield* p.status
+            assert.strictEqual(status.checkedOut, 0)
+            const pids = yield* Effect.forEach([1, 2, 3], () => pidOf, { concurrency: 2 })
+            assert.notInclude(pids, busyPid)
+          }))
 
-      it.effect("killed inside a transaction: the transaction fails with the typed error (no defect)", () =>
-        Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          const observer = yield* admin
-          const exit = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
-            const pid = yield* pidOf
-            yield* terminate(observer, pid)
-            yield* gone(pid)
-            return yield* sql`select 1`
-          })))
-          assert.isTrue(Exit.isFailure(exit))
-          if (Exit.isFailure(exit)) {
-            assert.isTrue(exit.cause.reasons.every((r) => r._tag === "Fail"), "no defect")
-            const failure = exit.cause.reasons[0] as { error: SqlError }
-            assert.strictEqual(failure.error.reason._tag, "ConnectionError")
-          }
-          assert.deepStrictEqual(yield* sql`select 1 as ok`, [{ ok: 1 }])
-        }))
-    })
+        it.effect("killed inside a transaction: the transaction fails with the typed error (no defect)", () =>
+          Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const observer = yield* admin
+            const exit = yield* Effect.exit(sql.withTransaction(Effect.gen(function*() {
+              const pid = yield* pidOf
+              yield* terminate(observer, pid)
+              yield* gone(pid)
+              return yield* sql`select 1`
+            })))
+            assert.isTrue(Exit.isFailure(exit))
+            if (Exit.isFailure(exit)) {
+              assert.isTrue(exit.cause.reasons.every((r) => r._tag === "Fail"), "no defect")
+              const failure = exit.cause.reasons[0] as { error: SqlError }
+              assert.strictEqual(failure.error.reason._tag, "ConnectionError")
+            }
+            assert.deepStrictEqual(yield* sql`select 1 as ok`, [{ ok: 1 }])
+          }))
+      }
+    )
 
     const noPing = appName("noping")
     it.layer(sqlLayer(QueuePool.layer({ poolSize: 1, maxOverflow: 0 }), noPing))("QueuePool(1), no pre-ping", (it) => {
@@ -225,7 +246,8 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg pool b
             Effect.ignore(c.withTransaction(Effect.andThen(c`select 1`, Effect.fail("x"))))),
           context
         ))
-        yield* eventually(Effect.map(sessions(observer, name), (n) => n === 3))
+        yield* eventually(Effect.map(sessions(observer, name), (n) =>
+          n === 3))
         yield* Scope.close(scope, Exit.void)
         yield* eventually(Effect.map(sessions(observer, name), (n) => n === 0))
       }))

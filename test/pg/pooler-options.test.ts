@@ -5,20 +5,25 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
-import { SqlError, UnknownError } from "effect/sql/SqlError"
 import { PgDriver } from "effect-db-pool/pg"
+import { SqlError, UnknownError } from "effect/sql/SqlError"
 import * as Pooler from "../../src/pg/internal/pooler.ts"
 
 const built = (config: Record<string, unknown>) => Effect.scoped(Layer.build(PgDriver.layer(config as PgDriver.Config)))
 
 /** The settings the layer provides (after validation and the pooler's defaults). */
 const effective = (config: Record<string, unknown>) =>
-  Effect.map(Effect.provide(Effect.service(PgDriver.PgDriver), PgDriver.layer(config as PgDriver.Config)), (driver) => driver.config)
+  Effect.map(
+    Effect.provide(Effect.service(PgDriver.PgDriver), PgDriver.layer(config as PgDriver.Config)),
+    (driver) => driver.config
+  )
 
 const driverError = (config: Record<string, unknown>) => Effect.flip(built(config))
 
 const serverError = (code: string, message: string) =>
-  new SqlError({ reason: new UnknownError({ cause: { code, message }, message: "PgConnection: Query failed", operation: "query" }) })
+  new SqlError({
+    reason: new UnknownError({ cause: { code, message }, message: "PgConnection: Query failed", operation: "query" })
+  })
 
 describe("PgDriver pooler settings", () => {
   it.effect("pooler: \"transaction\" makes statements unnamed and sends no DISCARD ALL", () =>
@@ -78,7 +83,11 @@ describe("PgDriver pooler settings", () => {
       applicationName: "orders",
       connectTimeout: "5 seconds"
     }, listenUrl)
-    assert.deepStrictEqual(config as unknown, { applicationName: "orders", connectTimeout: "5 seconds", url: listenUrl })
+    assert.deepStrictEqual(config as unknown, {
+      applicationName: "orders",
+      connectTimeout: "5 seconds",
+      url: listenUrl
+    })
   })
 
   it("a lost prepared statement is 26000 on one of the driver's own names, nothing else", () => {

@@ -5,10 +5,10 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer, Metric, Stream } from "effect"
-import { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
 import { NullPool, PoolMetrics, QueuePool } from "effect-db-pool"
 import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
 import * as Fixture from "../../support/replication.ts"
 
 const recovery = Effect.flatMap(
@@ -20,11 +20,16 @@ const app = Effect.flatMap(
   (sql) => Effect.map(sql<{ app: string }>`select current_setting('application_name') as app`, (rows) => rows[0]!.app)
 )
 
-const insertRow = (id: number) => Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`insert into ryw_t (id) values (${id})`)
+const insertRow = (id: number) =>
+  Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => sql`insert into ryw_t (id) values (${id})`)
 const readRow = (id: number) =>
   Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
     Effect.map(
-      PgSql.readOnly(sql<{ n: number; recovery: boolean }>`select count(*)::int as n, pg_is_in_recovery() as recovery from ryw_t where id = ${id}`),
+      PgSql.readOnly(
+        sql<
+          { n: number; recovery: boolean }
+        >`select count(*)::int as n, pg_is_in_recovery() as recovery from ryw_t where id = ${id}`
+      ),
       (rows) => rows[0]!
     ))
 
@@ -32,17 +37,32 @@ const readRow = (id: number) =>
 const replayed = (cluster: Fixture.Cluster, table: string) =>
   Effect.gen(function*() {
     for (let i = 0; i < 500; i++) {
-      const rows = yield* cluster.query<{ ok: boolean }>(cluster.standby, `select to_regclass('${table}') is not null as ok`)
+      const rows = yield* cluster.query<{ ok: boolean }>(
+        cluster.standby,
+        `select to_regclass('${table}') is not null as ok`
+      )
       if (rows[0]!.ok) return
       yield* Effect.sleep("10 millis")
     }
   })
 
-const routerFor = (cluster: Fixture.Cluster, replicaApps: ReadonlyArray<string>, options: PgReplicas.Options = {}, poolSize = 3) =>
+const routerFor = (
+  cluster: Fixture.Cluster,
+  replicaApps: ReadonlyArray<string>,
+  options: PgReplicas.Options = {},
+  poolSize = 3
+) =>
   PgReplicas.layer({
-    primary: PgReplicas.pool(QueuePool.layer({ poolSize }), { url: cluster.primary.url, applicationName: "edp-primary" }),
+    primary: PgReplicas.pool(QueuePool.layer({ poolSize }), {
+      url: cluster.primary.url,
+      applicationName: "edp-primary"
+    }),
     replicas: replicaApps.map((applicationName) =>
-      PgReplicas.pool(QueuePool.layer({ poolSize }), { url: cluster.standby.url, applicationName, connectTimeout: "2 seconds" })
+      PgReplicas.pool(QueuePool.layer({ poolSize }), {
+        url: cluster.standby.url,
+        applicationName,
+        connectTimeout: "2 seconds"
+      })
     )
   }, options)
 
@@ -57,13 +77,18 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
       yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         yield* sql`create table if not exists replicas_t (id serial primary key, v text not null)`
-        const [inserted] = yield* sql<{ recovery: boolean }>`insert into replicas_t (v) values ('a') returning pg_is_in_recovery() as recovery`
+        const [inserted] = yield* sql<
+          { recovery: boolean }
+        >`insert into replicas_t (v) values ('a') returning pg_is_in_recovery() as recovery`
         assert.isFalse(inserted!.recovery, "a write: the primary")
         assert.isFalse(yield* recovery, "an unmarked read: the primary")
         assert.isTrue(yield* PgSql.readOnly(recovery), "a read marked read-only: the standby")
 
         // A read-only transaction: one standby session for all of it.
-        const inTransaction = Effect.flatMap(sql<{ pid: number; recovery: boolean }>`select pg_backend_pid() as pid, pg_is_in_recovery() as recovery`, (rows) => Effect.succeed(rows[0]!))
+        const inTransaction = Effect.flatMap(
+          sql<{ pid: number; recovery: boolean }>`select pg_backend_pid() as pid, pg_is_in_recovery() as recovery`,
+          (rows) => Effect.succeed(rows[0]!)
+        )
         const [a, b] = yield* PgSql.readOnly(sql.withTransaction(Effect.all([inTransaction, inTransaction])))
         assert.isTrue(a!.recovery && b!.recovery)
         assert.strictEqual(a!.pid, b!.pid)
@@ -76,11 +101,17 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         assert.isFalse(yield* sql.withTransaction(PgSql.readOnly(recovery)))
         // Streams follow the mark.
         const streamed = yield* PgSql.readOnly(
-          Stream.runCollect(sql<{ recovery: boolean }>`select pg_is_in_recovery() as recovery from generate_series(1, 3)`.stream)
+          Stream.runCollect(
+            sql<{ recovery: boolean }>`select pg_is_in_recovery() as recovery from generate_series(1, 3)`.stream
+          )
         )
         assert.deepStrictEqual(Array.from(streamed, (r) => r.recovery), [true, true, true])
         // `reserve` too.
-        const reserved = yield* PgSql.readOnly(Effect.scoped(Effect.flatMap(sql.reserve, (conn) => conn.executeRaw("select pg_is_in_recovery() as recovery", []))))
+        const reserved = yield* PgSql.readOnly(
+          Effect.scoped(
+            Effect.flatMap(sql.reserve, (conn) => conn.executeRaw("select pg_is_in_recovery() as recovery", []))
+          )
+        )
         assert.isTrue(((reserved as { rows: Array<{ recovery: boolean }> }).rows[0]!).recovery)
 
         // The standby replays the primary's write: it is read there.
@@ -99,7 +130,7 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         const refused = yield* Effect.exit(PgSql.readOnly(sql`insert into replicas_t (v) values ('no')`))
         const error = Exit.isFailure(refused) ? refused.cause.reasons.find(Cause.isFailReason)?.error : undefined
         assert.isTrue(isSqlError(error))
-        assert.strictEqual(((error as { reason: { cause: { code?: string } } }).reason.cause).code, "25006")
+        assert.strictEqual((error as { reason: { cause: { code?: string } } }).reason.cause.code, "25006")
         const status = yield* Effect.flatMap(Effect.service(PgReplicas.PgReplicas), (r) => r.status)
         assert.isTrue(status.replicas[0]!.healthy)
         assert.isAbove(status.replicas[0]!.routed, 5)
@@ -136,9 +167,14 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
   it.effect("PgSql.readOnly over one pool changes nothing; bad options are a PgConfigError", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      const single = PgSql.layer().pipe(Layer.provideMerge(NullPool.layer()), Layer.provideMerge(PgDriver.layer({ url: cluster.primary.url })))
+      const single = PgSql.layer().pipe(
+        Layer.provideMerge(NullPool.layer()),
+        Layer.provideMerge(PgDriver.layer({ url: cluster.primary.url }))
+      )
       assert.isFalse(yield* Effect.provide(PgSql.readOnly(recovery), single))
-      const exit = yield* Effect.exit(Effect.scoped(Layer.build(routerFor(cluster, [], { balance: "fastest" as never }))))
+      const exit = yield* Effect.exit(
+        Effect.scoped(Layer.build(routerFor(cluster, [], { balance: "fastest" as never })))
+      )
       const error = Exit.isFailure(exit) ? exit.cause.reasons.find(Cause.isFailReason)?.error : undefined
       assert.strictEqual((error as { _tag?: string })._tag, "PgConfigError")
       assert.strictEqual((error as { field?: string }).field, "balance")
@@ -157,7 +193,9 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         Effect.provide(
           Effect.gen(function*() {
             // Every session open first: the measured round does not wait for connects.
-            yield* Effect.forEach(Array.from({ length: 40 }), () => Effect.all([recovery, PgSql.readOnly(recovery)]), { concurrency: 40 }).pipe(
+            yield* Effect.forEach(Array.from({ length: 40 }), () => Effect.all([recovery, PgSql.readOnly(recovery)]), {
+              concurrency: 40
+            }).pipe(
               PgReplicas.consistency("eventual")
             )
             const started = Date.now()
@@ -172,7 +210,11 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
               PoolMetrics.readYourWritesOutcomes,
               (outcome) => Effect.map(Metric.value(PoolMetrics.readYourWrites("PgReplicas", outcome)), (v) => v.count)
             )
-            assert.deepStrictEqual(counted, [status.readYourWrites.replica, status.readYourWrites.waited, status.readYourWrites.primary])
+            assert.deepStrictEqual(counted, [
+              status.readYourWrites.replica,
+              status.readYourWrites.waited,
+              status.readYourWrites.primary
+            ])
             return {
               seen: results.filter((r) => r.n === 1).length,
               onStandby: results.filter((r) => r.recovery).length,
@@ -186,7 +228,12 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
       const eventual = yield* round(1000, {})
       const primaryFallback = yield* round(2000, { consistency: "read-your-writes" })
       const waited = yield* round(3000, { consistency: "read-your-writes", maxReplayWait: "3 seconds" })
-      for (const [name, r] of [["eventual", eventual], ["read-your-writes", primaryFallback], ["read-your-writes, maxReplayWait 3 s", waited]] as const) {
+      for (
+        const [name, r] of [["eventual", eventual], ["read-your-writes", primaryFallback], [
+          "read-your-writes, maxReplayWait 3 s",
+          waited
+        ]] as const
+      ) {
         console.log(
           `[replicas] apply delay 1 s, ${name}: ${r.seen} of 40 reads saw their write; ${r.onStandby} ran on the standby; ` +
             `${r.ms} ms; read-your-writes ${JSON.stringify(r.status.readYourWrites)}`
@@ -242,7 +289,10 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
   it.effect("maxLag 100 ms: reads go to the primary while the standby lags, back to it once it catches up; an idle primary does not hold it out", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      yield* cluster.query(cluster.primary, "create table if not exists lag_t (id serial primary key, at timestamptz default now())")
+      yield* cluster.query(
+        cluster.primary,
+        "create table if not exists lag_t (id serial primary key, at timestamptz default now())"
+      )
       yield* replayed(cluster, "lag_t")
       yield* Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
@@ -264,7 +314,9 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         assert.isTrue(yield* PgSql.readOnly(recovery))
 
         // A write every 20 ms, applied 300 ms late: the standby lags ~300 ms.
-        const writer = yield* Effect.forkChild(Effect.forever(Effect.andThen(sql`insert into lag_t default values`, Effect.sleep("20 millis"))))
+        const writer = yield* Effect.forkChild(
+          Effect.forever(Effect.andThen(sql`insert into lag_t default values`, Effect.sleep("20 millis")))
+        )
         yield* cluster.setApplyDelay(300)
         yield* until("lagging", Effect.map(status, (s) => !s.serving))
         const lagging = yield* status
@@ -286,7 +338,13 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         yield* cluster.setApplyDelay(0)
         const backMs = yield* until("back", PgSql.readOnly(recovery))
         const back = yield* status
-        console.log(`[replicas] maxLag 100 ms, 300 ms apply delay under writes: lag ${lagging.lagMillis?.toFixed(0)} ms, reads on the primary; delay lifted: reads on the standby after ${backMs} ms (lag ${back.lagMillis?.toFixed(0)} ms)`)
+        console.log(
+          `[replicas] maxLag 100 ms, 300 ms apply delay under writes: lag ${
+            lagging.lagMillis?.toFixed(0)
+          } ms, reads on the primary; delay lifted: reads on the standby after ${backMs} ms (lag ${
+            back.lagMillis?.toFixed(0)
+          } ms)`
+        )
 
         // The primary idle, the delay back: once the last commit is applied the standby lacks nothing, lag 0.
         yield* Fiber.interrupt(writer)
@@ -294,9 +352,21 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         yield* sql`insert into lag_t default values`
         yield* until("lagging after the last write", Effect.map(status, (s) => !s.serving))
         const idleMs = yield* until("serving with an idle primary", PgSql.readOnly(recovery))
-        assert.strictEqual((yield* cluster.query<{ d: string }>(cluster.standby, "select current_setting('recovery_min_apply_delay') as d"))[0]!.d, "300ms")
-        console.log(`[replicas] the primary idle, the 300 ms delay still on: reads on the standby again ${idleMs} ms after it lagged`)
-      }).pipe(Effect.provide(routerFor(cluster, ["edp-r0"], { maxLag: "100 millis", healthCheckInterval: "100 millis", name: "lag-test" })))
+        assert.strictEqual(
+          (yield* cluster.query<{ d: string }>(
+            cluster.standby,
+            "select current_setting('recovery_min_apply_delay') as d"
+          ))[0]!.d,
+          "300ms"
+        )
+        console.log(
+          `[replicas] the primary idle, the 300 ms delay still on: reads on the standby again ${idleMs} ms after it lagged`
+        )
+      }).pipe(
+        Effect.provide(
+          routerFor(cluster, ["edp-r0"], { maxLag: "100 millis", healthCheckInterval: "100 millis", name: "lag-test" })
+        )
+      )
     }).pipe(Effect.ensuring(Effect.orDie(Effect.flatMap(Fixture.Replication, (c) => c.setApplyDelay(0))))))
 
   it.effect("a primary pool that is a standby: the check finds it in recovery, retires its sessions and says so", () =>
@@ -308,14 +378,21 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
       )
       const router = PgReplicas.layer({
         // Misconfigured: the "primary" is the standby.
-        primary: PgReplicas.pool(QueuePool.layer({ poolSize: 1 }), { url: cluster.standby.url, applicationName: "edp-wrong-primary" }),
-        replicas: [PgReplicas.pool(QueuePool.layer({ poolSize: 1 }), { url: cluster.standby.url, applicationName: "edp-r0" })]
+        primary: PgReplicas.pool(QueuePool.layer({ poolSize: 1 }), {
+          url: cluster.standby.url,
+          applicationName: "edp-wrong-primary"
+        }),
+        replicas: [
+          PgReplicas.pool(QueuePool.layer({ poolSize: 1 }), { url: cluster.standby.url, applicationName: "edp-r0" })
+        ]
       }, { healthCheckInterval: "100 millis" })
       yield* Effect.gen(function*() {
         const replicas = yield* PgReplicas.PgReplicas
         const first = yield* pid
         const started = Date.now()
-        while ((yield* replicas.status).primary.healthy && Date.now() - started < 5_000) yield* Effect.sleep("20 millis")
+        while ((yield* replicas.status).primary.healthy && Date.now() - started < 5_000) {
+          yield* Effect.sleep("20 millis")
+        }
         const s = (yield* replicas.status).primary
         assert.isFalse(s.healthy)
         assert.strictEqual(s.role, "standby")

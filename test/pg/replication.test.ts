@@ -23,7 +23,9 @@ describe("the WAL position a commit needs", () => {
   it("positions parse from pg_lsn - '0/0' and show as X/Y; anything else is refused", () => {
     assert.strictEqual(Replication.parse("24414376"), 24414376n)
     assert.strictEqual(Replication.format(0x16B374D848n), "16/B374D848")
-    for (const bad of ["-1", "1e3", "0/0", "", " 1", 5, null, "1".repeat(21)]) assert.isUndefined(Replication.parse(bad))
+    for (const bad of ["-1", "1e3", "0/0", "", " 1", 5, null, "1".repeat(21)]) {
+      assert.isUndefined(Replication.parse(bad))
+    }
   })
 })
 

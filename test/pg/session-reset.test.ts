@@ -17,12 +17,12 @@
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
 import type { Scope } from "effect"
-import { SqlClient } from "effect/sql"
-import type { SqlError } from "effect/sql/SqlError"
 import { QueuePool } from "effect-db-pool"
 import type { PoolEvent } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import { admin, appName, Database } from "./fixture.ts"
 
 type Setting = "none" | "auto" | "always"
@@ -41,10 +41,16 @@ const sqlLayer = (
   setting: Setting | undefined,
   applicationName: string,
   pool: QueuePool.Options = { poolSize: 1, maxOverflow: 0 }
-) => PgSql.layer().pipe(Layer.provideMerge(QueuePool.layer(pool)), Layer.provideMerge(driverLayer(applicationName, setting)))
+) =>
+  PgSql.layer().pipe(
+    Layer.provideMerge(QueuePool.layer(pool)),
+    Layer.provideMerge(driverLayer(applicationName, setting))
+  )
 
-const pidOf = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
-  Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))
+const pidOf = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) => Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid)
+)
 
 const one = <A>(rows: ReadonlyArray<A>): A => rows[0]!
 
@@ -62,9 +68,13 @@ interface Probe {
   readonly cleanup: string
 }
 
-const statement = (text: string) => Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => Effect.asVoid(sql.unsafe(text)))
+const statement = (text: string) =>
+  Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => Effect.asVoid(sql.unsafe(text)))
 const flag = (text: string) =>
-  Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) => Effect.map(sql.unsafe<{ v: boolean }>(text), (rows) => one(rows).v))
+  Effect.flatMap(
+    Effect.service(SqlClient.SqlClient),
+    (sql) => Effect.map(sql.unsafe<{ v: boolean }>(text), (rows) => one(rows).v)
+  )
 
 const probes: ReadonlyArray<Probe> = [
   {
@@ -139,23 +149,25 @@ const probes: ReadonlyArray<Probe> = [
 ]
 
 /** For each probe: change the state as one borrower, look as the next; the same session both times. */
-const survivorsOf = (probes: ReadonlyArray<Probe>) => Effect.gen(function*() {
-  const survived: Record<string, boolean> = {}
-  for (const probe of probes) {
-    const before = yield* pidOf
-    yield* probe.set
-    const present = yield* probe.present
-    const after = yield* pidOf
-    assert.strictEqual(after, before, `${probe.name}: the pool of 1 handed out another session`)
-    survived[probe.name] = present
-    if (present) yield* statement(probe.cleanup)
-  }
-  return survived
-})
+const survivorsOf = (probes: ReadonlyArray<Probe>) =>
+  Effect.gen(function*() {
+    const survived: Record<string, boolean> = {}
+    for (const probe of probes) {
+      const before = yield* pidOf
+      yield* probe.set
+      const present = yield* probe.present
+      const after = yield* pidOf
+      assert.strictEqual(after, before, `${probe.name}: the pool of 1 handed out another session`)
+      survived[probe.name] = present
+      if (present) yield* statement(probe.cleanup)
+    }
+    return survived
+  })
 
 const survivors = survivorsOf(probes)
 
-const everything = (value: boolean, of: ReadonlyArray<Probe> = probes) => Object.fromEntries(of.map((p) => [p.name, value]))
+const everything = (value: boolean, of: ReadonlyArray<Probe> = probes) =>
+  Object.fromEntries(of.map((p) => [p.name, value]))
 
 // --------------------------------------------- spellings the old scanner missed (issue 19)
 
@@ -187,16 +199,27 @@ const leaks: ReadonlyArray<readonly [string, Effect.Effect<boolean, SqlError, Sq
   [`CREATE /**/ TEMP TABLE edp_sr_t1 (v int)`, tempExists("edp_sr_t1")],
   [`CREATE -- c\n TEMP TABLE edp_sr_t2 (v int)`, tempExists("edp_sr_t2")],
   [`SELECT 1 AS v INTO /**/ TEMP edp_sr_t3`, tempExists("edp_sr_t3")],
-  [`DECLARE edp_sr_c CURSOR WITH/**/HOLD FOR SELECT 1`, flag("select count(*) > 0 as v from pg_cursors where name = 'edp_sr_c'")],
+  [
+    `DECLARE edp_sr_c CURSOR WITH/**/HOLD FOR SELECT 1`,
+    flag("select count(*) > 0 as v from pg_cursors where name = 'edp_sr_c'")
+  ],
   [
     `select U&"pg_advisory_\\006Cock"(${leakKey})`,
-    flag(`select count(*) > 0 as v from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and objid = ${leakKey}`)
+    flag(
+      `select count(*) > 0 as v from pg_locks where locktype = 'advisory' and pid = pg_backend_pid() and objid = ${leakKey}`
+    )
   ],
   [`DO $$ BEGIN EXECUTE 'SE'||'T search_path = edp_sr_nowhere, public'; END $$`, pathIsSet],
   // variants
   [`/* a /* nested */ still a comment */ SET ROLE ${role}`, roleIsSet],
-  [`/* a /* b */ c */ LISTEN edp_sr_chan2`, flag("select 'edp_sr_chan2' = any(array(select pg_listening_channels())) as v")],
-  [`-- x\rPREPARE edp_sr_p2 AS SELECT 1`, flag("select count(*) > 0 as v from pg_prepared_statements where name = 'edp_sr_p2'")],
+  [
+    `/* a /* b */ c */ LISTEN edp_sr_chan2`,
+    flag("select 'edp_sr_chan2' = any(array(select pg_listening_channels())) as v")
+  ],
+  [
+    `-- x\rPREPARE edp_sr_p2 AS SELECT 1`,
+    flag("select count(*) > 0 as v from pg_prepared_statements where name = 'edp_sr_p2'")
+  ],
   [`select set_config('app.edp_sr', E'x\\', true)', false)`, gucIsSet],
   [`select set_config('app.edp_sr', $q$x, true)$q$, false)`, gucIsSet],
   [`select U&"!0073et_config" UESCAPE '!' ('app.edp_sr', 'a', false)`, gucIsSet],
@@ -222,7 +245,8 @@ const withLeakFixtures = Effect.acquireRelease(
       `create table public.${orders} (tenant text)`,
       `insert into public.${orders} values ('A'), ('B')`,
       `create procedure public.${procedure}() language plpgsql as $$ begin perform set_config('app.edp_sr', 'leaked', false); end $$`
-    ], (text) => a.query(text), { discard: true }))),
+    ], (text) =>
+      a.query(text), { discard: true }))),
   () =>
     Effect.orDie(Effect.scoped(Effect.flatMap(admin, (a) =>
       Effect.forEach(
@@ -241,12 +265,15 @@ const withRole = Effect.acquireRelease(
 // ------------------------------------------------------------------------- helpers
 
 /** A transaction of statements the session has prepared before. */
-const transaction = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
-  sql.withTransaction(Effect.gen(function*() {
-    const [a] = yield* sql<{ a: number }>`select 1 as a`
-    const [b] = yield* sql<{ b: number }>`select ${2}::int as b`
-    return a!.a + b!.b
-  })))
+const transaction = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) =>
+    sql.withTransaction(Effect.gen(function*() {
+      const [a] = yield* sql<{ a: number }>`select 1 as a`
+      const [b] = yield* sql<{ b: number }>`select ${2}::int as b`
+      return a!.a + b!.b
+    }))
+)
 
 const fiveTransactions = Effect.map(
   Effect.forEach([1, 2, 3, 4, 5], () => Effect.exit(transaction)),
@@ -277,7 +304,10 @@ const contend = <E, R>(
       yield* Effect.sleep("40 millis")
       yield* Ref.update(now, (x) => x - 1)
     })
-    yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8], () => Effect.scoped(section(inside)), { concurrency: "unbounded", discard: true })
+    yield* Effect.forEach([1, 2, 3, 4, 5, 6, 7, 8], () => Effect.scoped(section(inside)), {
+      concurrency: "unbounded",
+      discard: true
+    })
     return yield* Ref.get(most)
   }).pipe(Effect.timeout("20 seconds"))
 
@@ -402,7 +432,10 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("session s
             assert.strictEqual(yield* transaction, 3) // prepares BEGIN, both selects, COMMIT
             const pid = yield* pidOf
             yield* sql`set search_path to public` // dirty: DISCARD ALL on return
-            assert.strictEqual(one(yield* sql<{ p: string }>`select current_setting('search_path') as p`).p, "\"$user\", public")
+            assert.strictEqual(
+              one(yield* sql<{ p: string }>`select current_setting('search_path') as p`).p,
+              "\"$user\", public"
+            )
             assert.strictEqual(yield* fiveTransactions, 5)
             assert.strictEqual(yield* pidOf, pid, "discarded, not replaced")
           }))
@@ -439,9 +472,13 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("session s
               delete (pooled.connection.pg as unknown as { prepared?: unknown }).prepared
               yield* pooled.connection.query("set search_path to edp_sr_nowhere")
               return pooled.connection.processId
-            }))
+            })
+          )
           assert.notStrictEqual(yield* pidOf, pid)
-          assert.strictEqual(one(yield* sql<{ p: string }>`select current_setting('search_path') as p`).p, "\"$user\", public")
+          assert.strictEqual(
+            one(yield* sql<{ p: string }>`select current_setting('search_path') as p`).p,
+            "\"$user\", public"
+          )
         }))
     })
   })
@@ -459,17 +496,23 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("session s
               const afterSelect = c.sessionDirty
               yield* c.query("select set_config('app.x', '1', true)") // transaction-local: not dirty
               return [afterSelect, c.sessionDirty, c.needsDiscard]
-            }))
+            })
+          )
           assert.deepStrictEqual(states, [false, false, false])
           const kept = one(
-            yield* sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements where statement = 'select 1 as edp_warm'`
+            yield* sql<
+              { n: number }
+            >`select count(*)::int as n from pg_prepared_statements where statement = 'select 1 as edp_warm'`
           ).n
           assert.strictEqual(kept, 1, "the driver's named statement is still prepared")
           const dirty = yield* pool.use((pooled) =>
             Effect.map(pooled.connection.query("set statement_timeout = 0"), () => pooled.connection.needsDiscard)
           )
           assert.isTrue(dirty)
-          assert.isFalse(yield* pool.use((pooled) => Effect.succeed(pooled.connection.sessionDirty)), "clean after the reset")
+          assert.isFalse(
+            yield* pool.use((pooled) => Effect.succeed(pooled.connection.sessionDirty)),
+            "clean after the reset"
+          )
         }))
     })
 
@@ -479,7 +522,9 @@ layer(Database, { timeout: "90 seconds", excludeTestServices: true })("session s
           const sql = yield* SqlClient.SqlClient
           yield* sql`select 1 as edp_warm`
           const kept = one(
-            yield* sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements where statement = 'select 1 as edp_warm'`
+            yield* sql<
+              { n: number }
+            >`select count(*)::int as n from pg_prepared_statements where statement = 'select 1 as edp_warm'`
           ).n
           assert.strictEqual(kept, 0)
         }))

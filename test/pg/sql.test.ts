@@ -6,9 +6,9 @@ import { PgClient } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Queue } from "effect"
 import type { Layer } from "effect"
-import { SqlClient } from "effect/sql"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
+import { SqlClient } from "effect/sql"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 import { statementTests, transactionTests } from "./sql-suite.ts"
 
@@ -22,7 +22,6 @@ const strategies: ReadonlyArray<readonly [string, PoolLayer, { readonly concurre
   ["FiberPool", FiberPool.layer({ poolSize: 4 }), { concurrent: true }],
   ["AssertionPool", AssertionPool.layer({}), { concurrent: false }]
 ]
-
 
 layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg SQL suite", (it) => {
   for (const [name, pool, traits] of strategies) {

@@ -7,12 +7,12 @@
  */
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
-import { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
-import type { SqlError } from "effect/sql/SqlError"
 import { QueuePool } from "effect-db-pool"
 import type { PoolEvent } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
+import type { SqlError } from "effect/sql/SqlError"
 import { appName, Database, driverLayer } from "./fixture.ts"
 
 /** Every invalidation the pool makes (a disconnect invalidates the slot and the whole pool). */
@@ -26,8 +26,10 @@ const stack = PgSql.layer().pipe(
   Layer.provideMerge(driverLayer(appName("unsendable")))
 )
 
-const pid = Effect.flatMap(Effect.service(SqlClient.SqlClient), (sql) =>
-  Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid))
+const pid = Effect.flatMap(
+  Effect.service(SqlClient.SqlClient),
+  (sql) => Effect.map(sql<{ pid: number }>`select pg_backend_pid() as pid`, (rows) => rows[0]!.pid)
+)
 
 /**
  * `statement` fails with a non-retryable, non-disconnect `SqlError`; nothing is invalidated and
@@ -119,7 +121,8 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("statement
             const error = yield* Effect.flip(conn.connection.query("select 1\0"))
             const after = (yield* conn.connection.query("select pg_backend_pid() as pid")).rows[0]!.pid
             return [error, before, after] as const
-          }))
+          })
+        )
         encodingError(error)
         assert.strictEqual(pidAfter, pidBefore)
         assert.deepStrictEqual(invalidations.slice(seen), [])

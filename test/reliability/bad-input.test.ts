@@ -116,7 +116,10 @@ describe("bad input", () => {
         const problems: Array<string> = []
         for (const [field, options] of s.cases) {
           const exit = yield* build(s.layer(options as any).pipe(Layer.provide(MockDriver.layer())))
-          const shown = JSON.stringify(options, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v))
+          const shown = JSON.stringify(
+            options,
+            (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v)
+          )
           if (Exit.isSuccess(exit)) {
             problems.push(`${shown}: the layer built`)
             continue
@@ -128,7 +131,9 @@ describe("bad input", () => {
           }
           const error = (exit.cause.reasons[0] as { error: { field: string; message: string } }).error
           if (error.field !== field) problems.push(`${shown}: names "${error.field}", not "${field}"`)
-          if (!error.message.includes(`"${field}"`)) problems.push(`${shown}: message does not name the field: ${error.message}`)
+          if (!error.message.includes(`"${field}"`)) {
+            problems.push(`${shown}: message does not name the field: ${error.message}`)
+          }
         }
         assert.deepStrictEqual(problems, [])
         console.log(`[bad input] ${s.name}: ${s.cases.length} invalid option values rejected`)
@@ -139,9 +144,19 @@ describe("bad input", () => {
     Effect.gen(function*() {
       const ok = [
         QueuePool.layer({ poolSize: 0, maxOverflow: -1, timeout: 0, recycle: "Infinity", maxUses: 0 }),
-        QueuePool.layer({ poolSize: 2, minIdle: 2, timeout: "Infinity", maxLifetime: "1 minute", maxLifetimeJitter: 0 }),
+        QueuePool.layer({
+          poolSize: 2,
+          minIdle: 2,
+          timeout: "Infinity",
+          maxLifetime: "1 minute",
+          maxLifetimeJitter: 0
+        }),
         QueuePool.layer({ checkoutRetry: Schedule.recurs(0), connectRetry: Schedule.recurs(1), timeout: 0.5 }),
-        QueuePool.layer({ timeout: { seconds: 2, milliseconds: 500 }, recycle: [60, 0], resetTimeout: Duration.seconds(1) }),
+        QueuePool.layer({
+          timeout: { seconds: 2, milliseconds: 500 },
+          recycle: [60, 0],
+          resetTimeout: Duration.seconds(1)
+        }),
         FiberPool.layer({ poolSize: 0 })
       ]
       for (const layer of ok) {
@@ -153,7 +168,11 @@ describe("bad input", () => {
   it.effect("a period below its bound fails at layer build naming the field and the bound; the bound itself builds", () =>
     Effect.gen(function*() {
       const cases = [
-        [QueuePool.layer({ minIdle: 1, housekeepingPeriod: "1 nanos" }), "housekeepingPeriod", "at least 100 milliseconds"],
+        [
+          QueuePool.layer({ minIdle: 1, housekeepingPeriod: "1 nanos" }),
+          "housekeepingPeriod",
+          "at least 100 milliseconds"
+        ],
         [QueuePool.layer({ keepalive: "10 millis" }), "keepalive", "at least 1 second"]
       ] as const
       for (const [layer, field, bound] of cases) {
@@ -182,7 +201,11 @@ describe("bad input", () => {
           assert.include(error.message, "at least 100 milliseconds")
         }
       }
-      assert.isTrue(Exit.isSuccess(yield* build(PgReplicas.layer({ primary: pool, replicas: [pool] }, { healthCheckInterval: "100 millis" }))))
+      assert.isTrue(
+        Exit.isSuccess(
+          yield* build(PgReplicas.layer({ primary: pool, replicas: [pool] }, { healthCheckInterval: "100 millis" }))
+        )
+      )
     }))
 
   const malformedUrls = [

@@ -6,15 +6,21 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { TestClock } from "effect/testing"
 import { AssertionPool, FiberPool, StaticPool } from "effect-db-pool"
+import { TestClock } from "effect/testing"
 import type { MakePool } from "../helpers.ts"
 import { queuePool, strategyPool } from "../helpers.ts"
 
 describe("bounded checkout", () => {
   it.effect("QueuePool: a hanging pre-ping ends at half of connectTimeout; the checkout gets a fresh connection", () =>
     Effect.gen(function*() {
-      const { pool, mock, events } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "2 seconds", timeout: "Infinity" })
+      const { pool, mock, events } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        prePing: true,
+        connectTimeout: "2 seconds",
+        timeout: "Infinity"
+      })
       assert.strictEqual(yield* pool.use((c) => Effect.succeed(c.connection.id)), 1)
       mock.next("ping", "hang")
       const fiber = yield* Effect.forkChild(pool.use((c) => Effect.succeed(c.connection.id)))
@@ -30,7 +36,12 @@ describe("bounded checkout", () => {
 
   it.effect("QueuePool: when every ping hangs, half a connectTimeout later a fresh (unpinged) connection serves", () =>
     Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxOverflow: 0, prePing: true, connectTimeout: "1 second" })
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        prePing: true,
+        connectTimeout: "1 second"
+      })
       yield* pool.use(() => Effect.void)
       mock.set("ping", "hang")
       // Retries reconnect (fresh connections are not pinged), so one hang costs half a connectTimeout.

@@ -62,5 +62,10 @@ export const strategies: ReadonlyArray<StrategyUnderTest> = [
   { name: "NullPool", make: NullPool.make, options: {}, limits: { maxCheckedIn: 0 } },
   { name: "StaticPool", make: StaticPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } },
   { name: "FiberPool", make: FiberPool.make, options: { poolSize: 3 }, limits: { maxCheckedIn: 3 } },
-  { name: "AssertionPool", make: AssertionPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } }
+  {
+    name: "AssertionPool",
+    make: AssertionPool.make,
+    options: {},
+    limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 }
+  }
 ]

@@ -147,7 +147,8 @@ const runCombination = (s: StrategyUnderTest, combo: Combination, rng: Rng) =>
             }),
             check("detach")
           ),
-        onCheckout: () => Effect.andThen(check("checkout"), Effect.suspend(() => hookEffect(rng, behaviourOf("onCheckout"))))
+        onCheckout: () =>
+          Effect.andThen(check("checkout"), Effect.suspend(() => hookEffect(rng, behaviourOf("onCheckout"))))
       }
     }).pipe(
       Effect.provide(Driver.layer(mock.driver)),
@@ -241,13 +242,20 @@ const runCombination = (s: StrategyUnderTest, combo: Combination, rng: Rng) =>
     }
     assert.strictEqual(status.checkedOut, 0, `${label}: checkedOut after the users ended ${JSON.stringify(status)}`)
     assert.strictEqual(status.waiting, 0, `${label}: waiters left behind`)
-    assert.isAtMost(mock.open().length, status.checkedIn, `${label}: raw connections the pool does not hold ${JSON.stringify(status)}`)
+    assert.isAtMost(
+      mock.open().length,
+      status.checkedIn,
+      `${label}: raw connections the pool does not hold ${JSON.stringify(status)}`
+    )
 
     // The pool still serves once the faults are gone.
     faulty = false
     mock.reset()
     const served = yield* Effect.exit(Effect.timeout(pool.use((c) => c.raw), "1 second"))
-    assert.isTrue(Exit.isSuccess(served), `${label}: the pool does not serve after the faults: ${String(classify(served))}`)
+    assert.isTrue(
+      Exit.isSuccess(served),
+      `${label}: the pool does not serve after the faults: ${String(classify(served))}`
+    )
     yield* pool.dispose
     assert.strictEqual(mock.open().length, 0, `${label}: open after dispose`)
     const disposed = yield* pool.status
@@ -290,10 +298,14 @@ const combinationsFor = (rng: Rng): ReadonlyArray<Combination> => {
 
 describe("fault and interruption matrix", () => {
   strategies.forEach((s, index) => {
-    it.live(`${s.name}: every operation × ok/fail/disconnect/slow/hang, and random mixes, under random timeouts and interruptions`, () =>
-      Effect.gen(function*() {
-        const rng = seeded(seed + index)
-        for (const combo of combinationsFor(rng)) yield* runCombination(s, combo, rng)
-      }).pipe(Effect.provideService(References.MinimumLogLevel, "Error")), 60_000)
+    it.live(
+      `${s.name}: every operation × ok/fail/disconnect/slow/hang, and random mixes, under random timeouts and interruptions`,
+      () =>
+        Effect.gen(function*() {
+          const rng = seeded(seed + index)
+          for (const combo of combinationsFor(rng)) yield* runCombination(s, combo, rng)
+        }).pipe(Effect.provideService(References.MinimumLogLevel, "Error")),
+      60_000
+    )
   })
 })

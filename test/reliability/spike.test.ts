@@ -20,10 +20,17 @@ const spike = (warm: number) =>
   Effect.gen(function*() {
     const mock = MockDriver.make()
     mock.set("connect", { delay: `${CONNECT_MS} millis` })
-    const pool = yield* QueuePool.make<MockDriver.MockConnection>({ poolSize: 10, maxOverflow: 40, timeout: "10 seconds" })
+    const pool = yield* QueuePool.make<MockDriver.MockConnection>({
+      poolSize: 10,
+      maxOverflow: 40,
+      timeout: "10 seconds"
+    })
       .pipe(Effect.provide(Driver.layer(mock.driver)))
     if (warm > 0) {
-      yield* Effect.forEach(Array.from({ length: warm }), () => pool.use(() => Effect.void), { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(Array.from({ length: warm }), () => pool.use(() => Effect.void), {
+        concurrency: "unbounded",
+        discard: true
+      })
     }
     const before = mock.connections.length
     const started = performance.now()
@@ -41,7 +48,9 @@ const spike = (warm: number) =>
     const worst = Math.max(...latencies)
     console.log(
       `[spike] warm=${warm}: ${FIBERS} fibers, connect ${CONNECT_MS} ms, statement ${STATEMENT_MS} ms → ` +
-        `opened ${opened} connections, spike took ${took.toFixed(0)} ms (worst checkout+statement ${worst.toFixed(0)} ms), ` +
+        `opened ${opened} connections, spike took ${took.toFixed(0)} ms (worst checkout+statement ${
+          worst.toFixed(0)
+        } ms), ` +
         `after: ${status.checkedIn} idle, overflow ${status.overflow}`
     )
     assert.strictEqual(status.checkedOut, 0)
@@ -53,11 +62,15 @@ const spike = (warm: number) =>
   })
 
 describe("spike", () => {
-  it.live(`${FIBERS} fibers at once, connect ${CONNECT_MS} ms: cold and with 5 warm connections`, () =>
-    Effect.gen(function*() {
-      const cold = yield* spike(0)
-      assert.strictEqual(cold.opened, FIBERS)
-      const warm = yield* spike(5)
-      assert.isAtMost(warm.opened, FIBERS - 5)
-    }), 30_000)
+  it.live(
+    `${FIBERS} fibers at once, connect ${CONNECT_MS} ms: cold and with 5 warm connections`,
+    () =>
+      Effect.gen(function*() {
+        const cold = yield* spike(0)
+        assert.strictEqual(cold.opened, FIBERS)
+        const warm = yield* spike(5)
+        assert.isAtMost(warm.opened, FIBERS - 5)
+      }),
+    30_000
+  )
 })

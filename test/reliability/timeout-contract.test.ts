@@ -50,14 +50,18 @@ describe("timeout contract", () => {
             assert.instanceOf(error, PoolError.PoolTimeoutError, "only timeouts are expected")
             timedOut++
           }
-          yield* Ref.update(worst, (w) => took > w.ms ? { ms: took, what: Exit.isSuccess(exit) ? "connection" : "timeout" } : w)
+          yield* Ref.update(worst, (w) =>
+            took > w.ms ? { ms: took, what: Exit.isSuccess(exit) ? "connection" : "timeout" } : w)
         }
       })
-      yield* Effect.forEach(Array.from({ length: 40 }), () => user, { concurrency: "unbounded", discard: true })
+      yield* Effect.forEach(Array.from({ length: 40 }), () =>
+        user, { concurrency: "unbounded", discard: true })
       const w = yield* Ref.get(worst)
       const overshoot = Math.max(0, w.ms - TIMEOUT_MS)
       console.log(
-        `[timeout contract] seed=${seed} served=${served} timedOut=${timedOut} worst=${w.ms.toFixed(1)} ms (${w.what}), ` +
+        `[timeout contract] seed=${seed} served=${served} timedOut=${timedOut} worst=${
+          w.ms.toFixed(1)
+        } ms (${w.what}), ` +
           `worst overshoot over timeout=${overshoot.toFixed(1)} ms`
       )
       assert.isAbove(timedOut, 10, "the pool was saturated")

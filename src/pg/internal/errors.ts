@@ -43,7 +43,8 @@ export const fieldOf = (u: unknown, key: string): unknown =>
  * The server sent this error with severity ERROR: it answered and the session goes on (FATAL and
  * PANIC end it). The unlocalised severity (PostgreSQL 9.6+) first: `severity` may be translated.
  */
-const answered = (cause: unknown): boolean => (fieldOf(cause, "severityUnlocalized") ?? fieldOf(cause, "severity")) === "ERROR"
+const answered = (cause: unknown): boolean =>
+  (fieldOf(cause, "severityUnlocalized") ?? fieldOf(cause, "severity")) === "ERROR"
 
 /**
  * What the first code along a `cause` chain says: `true` (a disconnect SQLSTATE, a socket code,
@@ -204,12 +205,16 @@ const oneLine = (text: string): string => {
 export const connectReason = (error: SqlError, connectMillis: number): string => {
   const reason = error.reason
   const cause = reason.cause
-  if (fieldOf(cause, "_tag") === "PgHostsError") return oneLine(String(fieldOf(cause, "message")).replace(/^PgDriver: /, ""))
+  if (fieldOf(cause, "_tag") === "PgHostsError") {
+    return oneLine(String(fieldOf(cause, "message")).replace(/^PgDriver: /, ""))
+  }
   const message = fieldOf(cause, "message")
   const code = fieldOf(cause, "code")
   if (typeof message === "string" && message.length > 0) {
     // The server's ErrorResponse (its fields on the cause), or a socket error (Node's `code`).
-    if (typeof code === "string" && sqlState.test(code) && fieldOf(cause, "severity") !== undefined) return oneLine(`${message} (${code})`)
+    if (typeof code === "string" && sqlState.test(code) && fieldOf(cause, "severity") !== undefined) {
+      return oneLine(`${message} (${code})`)
+    }
     if (typeof code === "string") return oneLine(message)
     if (message === "Connection timed out" && reason._tag === "ConnectionError") {
       return `timed out after ${connectMillis} ms (PgDriver connectTimeout)`
@@ -226,7 +231,12 @@ export const connectReason = (error: SqlError, connectMillis: number): string =>
  * `PgDriver: cannot connect to 127.0.0.1:5499 (database "app", user "app"): connect ECONNREFUSED 127.0.0.1:5499`.
  */
 export const connectFailed = (error: SqlError, where: string, connectMillis: number): SqlError =>
-  new SqlError({ reason: sameKind(error.reason, oneLine(`PgDriver: cannot connect to ${where}: ${connectReason(error, connectMillis)}`)) })
+  new SqlError({
+    reason: sameKind(
+      error.reason,
+      oneLine(`PgDriver: cannot connect to ${where}: ${connectReason(error, connectMillis)}`)
+    )
+  })
 /** PostgreSQL's `NAMEDATALEN - 1`: the longest identifier, in bytes. */
 const maxChannelBytes = 63
 const utf8 = new TextEncoder()

@@ -164,7 +164,11 @@ export class HostsError extends Data.TaggedError("PgHostsError")<{
 }
 
 const showHost = (host: Host): string =>
-  host.host.startsWith("/") ? `${host.host}/.s.PGSQL.${host.port}` : host.host.includes(":") ? `[${host.host}]:${host.port}` : `${host.host}:${host.port}`
+  host.host.startsWith("/")
+    ? `${host.host}/.s.PGSQL.${host.port}`
+    : host.host.includes(":")
+    ? `[${host.host}]:${host.port}`
+    : `${host.host}:${host.port}`
 
 const attemptMessage = (error: SqlError | TargetSessionAttrsError, connectMillis: number): string =>
   error instanceof TargetSessionAttrsError
@@ -260,7 +264,10 @@ export const parseUrl = (raw: string): ParsedUrl | string => {
   } catch {
     return notAUrl
   }
-  if (targetSessionAttrs !== undefined && !(targetSessionAttrsValues as ReadonlyArray<string>).includes(targetSessionAttrs)) {
+  if (
+    targetSessionAttrs !== undefined &&
+    !(targetSessionAttrsValues as ReadonlyArray<string>).includes(targetSessionAttrs)
+  ) {
     return badUrl(`an invalid target_session_attrs: expected one of ${targetSessionAttrsValues.join(", ")}`)
   }
   if (loadBalanceHosts !== undefined && !(loadBalanceHostsValues as ReadonlyArray<string>).includes(loadBalanceHosts)) {
@@ -432,7 +439,9 @@ const connectMillis = (config: ConnectConfig): number => {
   }
   if (config.url !== undefined) {
     const parsed = parseUrl(String(Redacted.value(config.url)))
-    const seconds = typeof parsed === "string" ? null : new URLSearchParams(parsed.sanitized.split("?")[1] ?? "").get("connect_timeout")
+    const seconds = typeof parsed === "string"
+      ? null
+      : new URLSearchParams(parsed.sanitized.split("?")[1] ?? "").get("connect_timeout")
     if (seconds !== null && /^\d+$/.test(seconds)) return Number(seconds) === 0 ? Infinity : Number(seconds) * 1000
   }
   return defaultConnectMillis
@@ -770,18 +779,26 @@ const connectFirst = (
         const connectConfig = check !== undefined && readable
           ? { ...hostConfig, stream: readingSocket(host, keepAlive, reported) }
           : hostConfig
-        return Effect.flatMap(Scope.provide(PgConnection.make(connectConfig), scope), (native): Effect.Effect<Outcome, SqlError> => {
-          const candidate = { native, scope }
-          if (check === undefined) return Effect.succeed({ _tag: "Accepted", candidate })
-          return Effect.map(sessionKind(native, check, reported), (session): Outcome =>
-            session === check
-              ? accepted(candidate, host, reported)
-              : {
-                _tag: "Mismatch",
-                candidate,
-                error: new TargetSessionAttrsError({ host: host.host, port: host.port, targetSessionAttrs: target, session })
-              })
-        }).pipe(Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void)))
+        return Effect.flatMap(
+          Scope.provide(PgConnection.make(connectConfig), scope),
+          (native): Effect.Effect<Outcome, SqlError> => {
+            const candidate = { native, scope }
+            if (check === undefined) return Effect.succeed({ _tag: "Accepted", candidate })
+            return Effect.map(sessionKind(native, check, reported), (session): Outcome =>
+              session === check
+                ? accepted(candidate, host, reported)
+                : {
+                  _tag: "Mismatch",
+                  candidate,
+                  error: new TargetSessionAttrsError({
+                    host: host.host,
+                    port: host.port,
+                    targetSessionAttrs: target,
+                    session
+                  })
+                })
+          }
+        ).pipe(Effect.onExit((exit) => (Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void)))
       }))
 
   return Effect.gen(function*() {

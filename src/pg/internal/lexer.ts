@@ -278,7 +278,11 @@ export class Lexer {
       this.pos = this.end = end
       if (end - pos <= maxNameBytes) {
         const raw = text.slice(pos, end)
-        this.name = (flags & 2) !== 0 && utf8Length(raw) > maxNameBytes ? undefined : (flags & 1) !== 0 ? asciiLower(raw) : raw
+        this.name = (flags & 2) !== 0 && utf8Length(raw) > maxNameBytes
+          ? undefined
+          : (flags & 1) !== 0
+          ? asciiLower(raw)
+          : raw
       }
       return (this.kind = "word")
     }
@@ -436,7 +440,9 @@ export class Lexer {
     this.name = undefined
     if (kind === "ident" && escape >= 0 && bodyEnd - bodyStart <= maxNameSource) {
       const decoded = decodeUnicode(text.slice(bodyStart, bodyEnd).split("\"\"").join("\""), escape)
-      this.name = decoded === undefined || decoded.length === 0 || utf8Length(decoded) > maxNameBytes ? undefined : decoded
+      this.name = decoded === undefined || decoded.length === 0 || utf8Length(decoded) > maxNameBytes
+        ? undefined
+        : decoded
     }
     return kind
   }
@@ -609,7 +615,9 @@ const decodeBackslashes = (body: string): string | undefined => {
       default:
         if (e >= "0" && e <= "7") {
           let code = e.charCodeAt(0) - 48
-          for (let k = 0; k < 2 && body[i + 1]! >= "0" && body[i + 1]! <= "7"; k++) code = code * 8 + body.charCodeAt(++i) - 48
+          for (let k = 0; k < 2 && body[i + 1]! >= "0" && body[i + 1]! <= "7"; k++) {
+            code = code * 8 + body.charCodeAt(++i) - 48
+          }
           out += String.fromCharCode(code & 0xff)
         } else out += e
     }

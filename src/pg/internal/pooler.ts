@@ -28,8 +28,8 @@
 import { Data } from "effect"
 import type { Redacted } from "effect"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
-import * as SqlPg from "./sql-pg-internals.ts"
 import type { SessionChange } from "./session.ts"
+import * as SqlPg from "./sql-pg-internals.ts"
 
 /**
  * What sits between the driver and PostgreSQL: `"none"` (default; a session pooler, e.g.
@@ -170,7 +170,8 @@ export const sessionStateRefused = (change: RefusedChange): SqlError =>
   poolerError(new TransactionPoolerError({ feature: change }), "execute")
 
 /** `listen` through a transaction-mode pooler, without a `listenUrl`. */
-export const listenUnsupported = (): SqlError => poolerError(new TransactionPoolerError({ feature: "listen" }), "listen")
+export const listenUnsupported = (): SqlError =>
+  poolerError(new TransactionPoolerError({ feature: "listen" }), "listen")
 
 /** Is this a `SqlError` caused by a {@link TransactionPoolerError}? */
 export const isTransactionPoolerError = (error: unknown): boolean =>
@@ -189,7 +190,9 @@ export interface PoolerSettings {
  * `max_prepared_statements`), `sessionReset` to `"none"`. `undefined` when there is nothing to
  * change.
  */
-export const defaultsFor = (config: PoolerSettings): { readonly prepare: boolean; readonly sessionReset: "none" } | undefined =>
+export const defaultsFor = (
+  config: PoolerSettings
+): { readonly prepare: boolean; readonly sessionReset: "none" } | undefined =>
   config.pooler === "transaction" ? { prepare: config.prepare ?? false, sessionReset: "none" } : undefined
 
 /**
@@ -212,9 +215,11 @@ export const refused = (config: PoolerSettings): readonly [string, unknown, stri
  * `path` and `stream` (which would win over a URL) give way; the rest applies as it is.
  */
 export const listenAt = <C extends object>(config: C, listenUrl: Redacted.Redacted): C => {
-  const { host: _host, port: _port, path: _path, stream: _stream, url: _url, ...rest } = config as C & Record<
-    "host" | "port" | "path" | "stream" | "url",
-    unknown
-  >
+  const { host: _host, port: _port, path: _path, stream: _stream, url: _url, ...rest } = config as
+    & C
+    & Record<
+      "host" | "port" | "path" | "stream" | "url",
+      unknown
+    >
   return { ...rest, url: listenUrl } as unknown as C
 }

@@ -28,7 +28,8 @@ export const parse = (text: unknown): Lsn | undefined =>
   typeof text === "string" && /^[0-9]{1,20}$/.test(text) ? BigInt(text) : undefined
 
 /** PostgreSQL's notation, `16/B374D848`. */
-export const format = (lsn: Lsn): string => `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
+export const format = (lsn: Lsn): string =>
+  `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 
 /** `MAXALIGN(sizeof(XLogPageHeaderData))` and `MAXALIGN(sizeof(XLogLongPageHeaderData))` (64-bit builds). */
 const shortHeader = 24n
@@ -111,10 +112,13 @@ export interface ReplicaReading {
 
 const rowOf = (result: unknown): Record<string, unknown> | undefined => {
   const rows = (result as { readonly rows?: unknown } | undefined)?.rows
-  return Array.isArray(rows) && typeof rows[0] === "object" && rows[0] !== null ? rows[0] as Record<string, unknown> : undefined
+  return Array.isArray(rows) && typeof rows[0] === "object" && rows[0] !== null
+    ? rows[0] as Record<string, unknown>
+    : undefined
 }
 
-const finite = (value: unknown): number | undefined => typeof value === "number" && Number.isFinite(value) ? value : undefined
+const finite = (value: unknown): number | undefined =>
+  typeof value === "number" && Number.isFinite(value) ? value : undefined
 
 const coveringOf = (row: Record<string, unknown>): Lsn | undefined => {
   const lsn = parse(row.lsn)

@@ -117,7 +117,12 @@ const leadLength = 6
 
 const autocommitKeywords = new Set(["select", "insert", "update", "delete", "with", "values", "table", "show"])
 const endKeywords = new Set(["commit", "rollback", "end", "abort"])
-const sessionFunctions = new Set(["pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared"])
+const sessionFunctions = new Set([
+  "pg_advisory_lock",
+  "pg_advisory_lock_shared",
+  "pg_try_advisory_lock",
+  "pg_try_advisory_lock_shared"
+])
 const explainOptions = new Set(["analyze", "analyse", "verbose"])
 /** What PostgreSQL's boolean input reads as true (`parse_bool`), trimmed, any case. */
 const trueSpellings = new Set(["t", "tr", "tru", "true", "y", "ye", "yes", "on", "1"])
@@ -330,12 +335,29 @@ class Reader {
       this.firstCount = this.count
       this.firstReadOnly = this.readOnly
     }
-    this.count = this.prefix = this.prefixDepth = this.depth = 0
+    this.count =
+      this.prefix =
+      this.prefixDepth =
+      this.depth =
+        0
     this.lead = []
     this.body = []
-    this.p1 = this.p2 = this.p3 = this.p4 = ""
-    this.configDepth = this.configArg = this.configTokens = this.temp = 0
-    this.readOnly = this.configTrue = this.tempAs = this.onCommitDrop = this.declareFor = false
+    this.p1 =
+      this.p2 =
+      this.p3 =
+      this.p4 =
+        ""
+    this.configDepth =
+      this.configArg =
+      this.configTokens =
+      this.temp =
+        0
+    this.readOnly =
+      this.configTrue =
+      this.tempAs =
+      this.onCommitDrop =
+      this.declareFor =
+        false
   }
 
   private verdict(): Verdict {
@@ -405,7 +427,9 @@ export const scan = (sql: string): Verdict => {
     control: a.control,
     cleanup: a.cleanup && off.cleanup,
     beginsReadOnly: a.beginsReadOnly && off.beginsReadOnly,
-    sessionChange: a.sessionChange === undefined || a.sessionChange === "routine" ? off.sessionChange ?? a.sessionChange : a.sessionChange,
+    sessionChange: a.sessionChange === undefined || a.sessionChange === "routine"
+      ? off.sessionChange ?? a.sessionChange
+      : a.sessionChange,
     dropsStatements: a.dropsStatements || off.dropsStatements,
     discardsAll: a.discardsAll && off.discardsAll
   }

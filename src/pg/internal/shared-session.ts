@@ -68,7 +68,9 @@ export class Session<Owner> {
       this.users++
       return Effect.void
     }
-    if (this.owner !== undefined && this.ownerFiber === fiber.id) return Effect.fail(this.selfDeadlock("owned", operation))
+    if (this.owner !== undefined && this.ownerFiber === fiber.id) {
+      return Effect.fail(this.selfDeadlock("owned", operation))
+    }
     return this.wait({ owner: undefined, fiber: fiber.id, done: Deferred.makeUnsafe(), granted: false }, restore)
   }
 

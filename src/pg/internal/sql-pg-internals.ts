@@ -246,7 +246,9 @@ export const access = (native: PgConnection.PgConnection): Access => {
     ? (hook: (name: string, value: string) => void) => {
       const original = fieldOf(base, "dispatch") as Dispatch
       const watched: Dispatch = (message) => {
-        if (message._tag === "ParameterStatus" && typeof message.name === "string" && typeof message.value === "string") {
+        if (
+          message._tag === "ParameterStatus" && typeof message.name === "string" && typeof message.value === "string"
+        ) {
           hook(message.name, message.value)
         }
         return original.call(base, message)
