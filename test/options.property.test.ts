@@ -113,7 +113,8 @@ const pgSql = {
   transformQueryNames: other,
   transformJson: boolean,
   spanAttributes: other,
-  transactionControlTimeout: duration
+  transactionControlTimeout: duration,
+  pipeline: other
 } as const satisfies Catalogue<PgSql.Options>
 
 type Options = Record<string, unknown>

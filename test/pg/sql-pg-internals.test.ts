@@ -231,7 +231,8 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
         "base.cancel",
         "base.consumer",
         "base.fatal",
-        "base.session.socket"
+        "base.session.socket",
+        "base.multiplex"
       ]
       for (const internal of all) assert.deepStrictEqual(SqlPg.access(hide(native, [internal])).missing, [internal])
       assert.deepStrictEqual(SqlPg.access(hide(native, ["internals"])).missing, ["internals", ...all])

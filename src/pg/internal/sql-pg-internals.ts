@@ -31,6 +31,7 @@ export type Internal =
   | "base.consumer"
   | "base.fatal"
   | "base.session.socket"
+  | "base.multiplex"
   | "statement names"
 
 /** One internal: what the driver builds on it, and what happens without it. */
@@ -94,6 +95,12 @@ export const catalogue: ReadonlyArray<Entry> = [
     fallback: "see `base.fatal`"
   },
   {
+    internal: "base.multiplex",
+    feature: "`PgSql.layer({ pipeline })` pipelines autocommit statements over a few sessions (the driver's own " +
+      "multiplexed mode, switched on while a session serves as a pipeline lane)",
+    fallback: "pipelined statements run one at a time on the lane's session (correct, not pipelined)"
+  },
+  {
     internal: "statement names",
     feature: "a statement the driver prepared and a transaction-mode pooler lost (26000 on `effect_<hex>_<n>`) is " +
       "reported as `TransactionPoolerError` naming the setting",
@@ -113,7 +120,8 @@ const checked: ReadonlyArray<Exclude<Internal, "statement names">> = [
   "base.cancel",
   "base.consumer",
   "base.fatal",
-  "base.session.socket"
+  "base.session.socket",
+  "base.multiplex"
 ]
 
 /**
@@ -148,6 +156,15 @@ export interface Access {
    */
   readonly close: ((error: SqlError, queued?: SqlError) => void) | undefined
   readonly closeFailsWith: "error" | "closed" | undefined
+  /**
+   * The driver's multiplexed mode, switched per session: `set(true)` pipelines the session's
+   * unpinned statements (each with its own `Sync`), `idle` waits until none is on the wire.
+   */
+  readonly multiplex: {
+    readonly set: (on: boolean) => void
+    readonly isIdle: () => boolean
+    readonly idle: Effect.Effect<void>
+  } | undefined
 }
 
 const fieldOf = (u: unknown, key: string): unknown =>
@@ -226,6 +243,24 @@ export const access = (native: PgConnection.PgConnection): Access => {
     ? () => destroyable.destroy()
     : undefined
 
+  const waitIdle = fieldOf(base, "waitPipelineIdle")
+  const inFlight = fieldOf(base, "pipelineInFlight")
+  const pending = fieldOf(base, "pipelinePending")
+  const multiplex = typeof fieldOf(base, "multiplex") === "boolean" && Effect.isEffect(waitIdle) &&
+      Array.isArray(inFlight) && Array.isArray(pending)
+    ? {
+      set: (on: boolean) => {
+        ;(base as { multiplex: boolean }).multiplex = on
+      },
+      isIdle: () =>
+        (base as { pipelineInFlight: Array<unknown> }).pipelineInFlight.length -
+              ((base as { pipelineHead?: number }).pipelineHead ?? 0) === 0 &&
+        (base as { pipelinePending: Array<unknown> }).pipelinePending.length === 0,
+      idle: waitIdle as Effect.Effect<void>
+    }
+    : undefined
+  if (multiplex === undefined) missing.add("base.multiplex")
+
   return {
     missing: checked.filter((name) => missing.has(name)),
     deadError,
@@ -233,7 +268,8 @@ export const access = (native: PgConnection.PgConnection): Access => {
     preparedStatements,
     cancel,
     close,
-    closeFailsWith: typeof fatal === "function" ? "error" : destroyable !== undefined ? "closed" : undefined
+    closeFailsWith: typeof fatal === "function" ? "error" : destroyable !== undefined ? "closed" : undefined,
+    multiplex
   }
 }
 

@@ -1,0 +1,204 @@
+/**
+ * Pipeline lanes for `PgSql.layer({ pipeline })`: autocommit statements from many fibers share a
+ * few connections checked out of the pool, each lane a session in `@effect/sql-pg`'s multiplexed
+ * mode (every statement its own Parse/Bind/Execute/Sync cycle, so an error skips only to its own
+ * `Sync`: a failing neighbour never fails it).
+ *
+ * - A statement takes the lane with the fewest statements in flight, below `maxInFlight`; when
+ *   every lane is full another connection is checked out (up to `maxConnections`); past that it
+ *   waits for room.
+ * - A lane goes back to the pool when its last statement ends (after every statement it carried,
+ *   abandoned ones included, has left the wire; multiplexing is switched off first), or when it
+ *   died. An exclusive checkout waiting (a transaction, `reserve`, a stream, a session-changing
+ *   statement) has priority: lanes take no new statement until it has its connection.
+ * - Interrupting a pipelined statement discards its result; the server still runs it (a cancel
+ *   request would cancel whichever statement the backend runs then: possibly a neighbour's).
+ *
+ * @internal
+ */
+import { Context, Effect, Exit, Scope } from "effect"
+import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
+import type { SqlError } from "effect/sql/SqlError"
+import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
+import type { CheckoutError } from "../../PoolError.ts"
+import type { Connection } from "./connection.ts"
+
+/**
+ * Work marked exclusive (`PgSql.exclusive(effect)`): under `pipeline` its statements get a
+ * connection of their own (cancellable on interrupt), as without the mode. `false` by default.
+ */
+export const Exclusive = Context.Reference<boolean>("effect-db-pool/pg/Exclusive", { defaultValue: () => false })
+
+/** One connection serving pipelined statements. */
+export interface Lane {
+  readonly pooled: PooledConnection<Connection>
+  readonly sql: SqlConnection
+  readonly scope: Scope.Closeable
+  /** Statements of this lane whose callers still wait for them. */
+  inFlight: number
+  /** Left the lane list: takes no statement. */
+  closed: boolean
+  /** Handed back to the pool (or on its way). */
+  released: boolean
+}
+
+/** Pipelined work on one connection, as {@link Lanes.status} reports it. */
+export interface LaneStatus {
+  /** The server backend's process id (`pg_backend_pid()`). */
+  readonly processId: number
+  /** Pipelined statements sent or queued on it whose callers wait for them. */
+  readonly inFlight: number
+}
+
+/** Bounds of the pipeline (validated by `PgSql`). */
+export interface Bounds {
+  readonly maxInFlight: number
+  readonly maxConnections: number
+}
+
+export class Lanes {
+  private readonly lanes: Array<Lane> = []
+  private opening = 0
+  private readonly waiters = new Set<() => void>()
+  /** Exclusive checkouts waiting for the pool: lanes take nothing new meanwhile. */
+  private exclusiveWaiting = 0
+
+  constructor(
+    readonly pool: PoolService<Connection>,
+    readonly bounds: Bounds,
+    readonly connect: (pooled: PooledConnection<Connection>) => SqlConnection,
+    readonly checkoutError: (error: CheckoutError) => SqlError
+  ) {}
+
+  /** The lanes now open, with their in-flight counts. */
+  status(): ReadonlyArray<LaneStatus> {
+    return this.lanes.map((lane) => ({ processId: lane.pooled.connection.processId, inFlight: lane.inFlight }))
+  }
+
+  /**
+   * Run `f` on a lane (its own statement: result, error, interruption). `f` gets the lane's
+   * connection; the lane is held until `f` ends.
+   */
+  run<A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(this.lease), (lane) => Effect.onExit(restore(f(lane.sql)), () => this.done(lane)))
+    )
+  }
+
+  /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
+  exclusive<A, E, R>(checkout: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      this.exclusiveWaiting++
+      // Idle lanes go back at once; busy ones when their last statement ends.
+      return Effect.ensuring(
+        checkout,
+        Effect.sync(() => {
+          if (--this.exclusiveWaiting === 0) this.wakeAll()
+        })
+      )
+    })
+  }
+
+  private readonly lease: Effect.Effect<Lane, SqlError> = Effect.suspend(() => {
+    if (this.exclusiveWaiting === 0) {
+      let best: Lane | undefined = undefined
+      for (const lane of this.lanes) {
+        if (lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
+          (best === undefined || lane.inFlight < best.inFlight)) best = lane
+      }
+      if (best !== undefined) {
+        best.inFlight++
+        return Effect.succeed(best)
+      }
+      if (this.lanes.length + this.opening < this.bounds.maxConnections) return this.open
+    }
+    return Effect.andThen(this.wait, this.lease)
+  })
+
+  private readonly wait: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    const waiter = () => resume(Effect.void)
+    this.waiters.add(waiter)
+    return Effect.sync(() => void this.waiters.delete(waiter))
+  })
+
+  private wakeOne(): void {
+    for (const waiter of this.waiters) {
+      this.waiters.delete(waiter)
+      return waiter()
+    }
+  }
+
+  private wakeAll(): void {
+    const waiters = Array.from(this.waiters)
+    this.waiters.clear()
+    for (const waiter of waiters) waiter()
+  }
+
+  /** Check out a connection for a new lane (this statement is its first). */
+  private readonly open: Effect.Effect<Lane, SqlError> = Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      this.opening++
+      return Effect.flatMap(Scope.make(), (scope) =>
+        Effect.onExit(
+          restore(Scope.provide(scope)(this.pool.checkout)),
+          (exit) =>
+            Effect.suspend(() => {
+              this.opening--
+              if (Exit.isSuccess(exit)) return Effect.void
+              this.wakeOne()
+              return Scope.close(scope, exit)
+            })
+        ).pipe(
+          Effect.mapError(this.checkoutError),
+          Effect.map((pooled) => {
+            pooled.connection.setPipelined(true)
+            const lane: Lane = { pooled, sql: this.connect(pooled), scope, inFlight: 1, closed: false, released: false }
+            this.lanes.push(lane)
+            // Room for others too (up to maxInFlight on the new lane): each looks again.
+            if (this.bounds.maxInFlight > 1) this.wakeAll()
+            return lane
+          })
+        ))
+    })
+  )
+
+  /** A statement of `lane` ended (succeeded, failed or was interrupted). */
+  private done(lane: Lane): Effect.Effect<void> {
+    lane.inFlight--
+    // Its last statement ended, or it died (the rest in flight on it fail with it): no new statement.
+    if (!lane.closed && (lane.inFlight === 0 || !lane.pooled.isValid)) {
+      this.remove(lane)
+      // Room for another connection: each waiter looks again.
+      if (this.exclusiveWaiting === 0) this.wakeAll()
+    } else if (this.exclusiveWaiting === 0) this.wakeOne()
+    if (!lane.closed || lane.inFlight > 0 || lane.released) return Effect.void
+    lane.released = true
+    return this.release(lane)
+  }
+
+  private remove(lane: Lane): void {
+    lane.closed = true
+    const index = this.lanes.indexOf(lane)
+    if (index >= 0) this.lanes.splice(index, 1)
+  }
+
+  /**
+   * Back to the pool: once nothing it carried is on the wire (an abandoned statement still runs),
+   * multiplexing off. Waiting for abandoned statements happens in the background, bounded by the
+   * pool's `resetTimeout`: past it the connection is invalidated (closed by the pool).
+   */
+  private release(lane: Lane): Effect.Effect<void> {
+    const connection = lane.pooled.connection
+    const back = Effect.suspend(() => {
+      connection.setPipelined(false)
+      return Scope.close(lane.scope, Exit.void)
+    })
+    if (connection.pipelineIdle || !lane.pooled.isValid) return back
+    return Effect.asVoid(Effect.forkDetach(
+      Effect.timeoutOrElse(connection.awaitPipelineIdle, {
+        duration: this.pool.settings.resetTimeout,
+        orElse: () => lane.pooled.invalidate(new Error("abandoned pipelined statements still running"), "statement")
+      }).pipe(Effect.andThen(back))
+    ))
+  }
+}
