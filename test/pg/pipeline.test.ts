@@ -184,9 +184,15 @@ describe("pipelined statements", () => {
           let failed = 0
           let both = 0
           let id = 0
+          // Exclusive statements run alongside: each gets a connection a lane may just have left.
+          const exclusive = (i: number) =>
+            Effect.map(PgSql.exclusive(sql<{ v: number }>`select ${i}::int as v`), (rows) => {
+              assert.strictEqual(rows[0]!.v, i, "an exclusive statement got another statement's result")
+            })
           while (interrupted < 1000 && id < 20_000) {
             const batch = Array.from({ length: 32 }, () => id++)
             yield* Effect.forEach(batch, (i) =>
+              i % 8 === 0 ? exclusive(i) :
               Effect.gen(function*() {
                 let done = false
                 let bad = false
