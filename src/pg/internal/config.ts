@@ -138,7 +138,9 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     yield* pg.check(V.notAnObject(config, "config"))
     const record = config as unknown as Record<string, unknown>
     if (record.multiplex !== undefined && record.multiplex !== false) {
-      return yield* pg.fail("multiplex", record.multiplex, "is not supported: a pooled connection is exclusive to its borrower")
+      return yield* pg.fail("multiplex", record.multiplex, "is not a PgDriver setting: a pooled connection is lent to one borrower at a time; " +
+        "to pipeline statements over a few connections use PgSql.layer({ pipeline: { maxInFlight } }) " +
+        "(docs/postgres.md \"Pipelined statements\")")
     }
     const unknown = V.unknownKey(config, configKeys, "PgDriver", configAliases)
     // A name that is no option may be a misspelled secret (`pasword`): its value is never kept.

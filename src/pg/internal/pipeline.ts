@@ -40,6 +40,8 @@ export interface Lane {
   closed: boolean
   /** Handed back to the pool (or on its way). */
   released: boolean
+  /** Empty, to be handed back after the callers it served had a turn. */
+  lingering: boolean
 }
 
 /** Pipelined work on one connection, as {@link Lanes.status} reports it. */
@@ -110,7 +112,8 @@ export class Lanes {
         best.inFlight++
         return Effect.succeed(best)
       }
-      if (this.lanes.length + this.opening < this.bounds.maxConnections) return this.open
+      // One connection opened at a time: the statements waiting meanwhile fit on it (maxInFlight).
+      if (this.opening === 0 && this.lanes.length < this.bounds.maxConnections) return this.open
     }
     return Effect.andThen(this.wait, this.lease)
   })
@@ -152,7 +155,7 @@ export class Lanes {
           Effect.mapError(this.checkoutError),
           Effect.map((pooled) => {
             pooled.connection.setPipelined(true)
-            const lane: Lane = { pooled, sql: this.connect(pooled), scope, inFlight: 1, closed: false, released: false }
+            const lane: Lane = { pooled, sql: this.connect(pooled), scope, inFlight: 1, closed: false, released: false, lingering: false }
             this.lanes.push(lane)
             // Room for others too (up to maxInFlight on the new lane): each looks again.
             if (this.bounds.maxInFlight > 1) this.wakeAll()
@@ -165,15 +168,37 @@ export class Lanes {
   /** A statement of `lane` ended (succeeded, failed or was interrupted). */
   private done(lane: Lane): Effect.Effect<void> {
     lane.inFlight--
-    // Its last statement ended, or it died (the rest in flight on it fail with it): no new statement.
-    if (!lane.closed && (lane.inFlight === 0 || !lane.pooled.isValid)) {
-      this.remove(lane)
-      // Room for another connection: each waiter looks again.
-      if (this.exclusiveWaiting === 0) this.wakeAll()
-    } else if (this.exclusiveWaiting === 0) this.wakeOne()
-    if (!lane.closed || lane.inFlight > 0 || lane.released) return Effect.void
+    if (!lane.closed) {
+      if (!lane.pooled.isValid || (lane.inFlight === 0 && this.exclusiveWaiting > 0)) {
+        // Dead (the rest in flight on it fail with it), or emptied for an exclusive checkout.
+        this.remove(lane)
+        if (this.exclusiveWaiting === 0) this.wakeAll()
+      } else {
+        if (lane.inFlight === 0) this.lingerThenRelease(lane)
+        if (this.exclusiveWaiting === 0) this.wakeOne()
+        return Effect.void
+      }
+    }
+    if (lane.inFlight > 0 || lane.released) return Effect.void
     lane.released = true
     return this.release(lane)
+  }
+
+  /**
+   * An emptied lane stays open until the callers it served had a turn (their next statements
+   * usually come within the same turn of the event loop), then goes back to the pool if still empty.
+   */
+  private lingerThenRelease(lane: Lane): void {
+    if (lane.lingering) return
+    lane.lingering = true
+    setImmediate(() => {
+      lane.lingering = false
+      if (lane.closed || lane.inFlight > 0) return
+      this.remove(lane)
+      lane.released = true
+      if (this.exclusiveWaiting === 0) this.wakeAll()
+      Effect.runFork(this.release(lane))
+    })
   }
 
   private remove(lane: Lane): void {
