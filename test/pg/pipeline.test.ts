@@ -111,32 +111,29 @@ describe("pipelined statements", () => {
     it.effect("a SET and a transaction get a connection of their own; the SET never reaches pipelined statements", () =>
       Effect.gen(function*() {
         const sql = yield* sqlClient
-        const defaultMem = (yield* sql<{ w: string }>`select current_setting('work_mem') as w`)[0]!.w
+        const setting = Effect.map(sql<{ w: string }>`select current_setting('work_mem') as w`, (rows) => rows[0]!.w)
+        const defaultMem = yield* setting
         assert.notStrictEqual(defaultMem, "7MB")
-        // Pipelined neighbours run alongside the SET, the transaction, and after them.
-        const neighbours = Effect.forEach(Array.from({ length: 40 }, (_, i) => i), (i) =>
-          Effect.map(sql<{ w: string; v: number }>`select current_setting('work_mem') as w, ${i}::int as v`, (rows) => {
-            assert.strictEqual(rows[0]!.v, i)
-            return rows[0]!.w
-          }), { concurrency: "unbounded" })
-        const [seen, inTransaction] = yield* Effect.all([
-          neighbours,
-          Effect.gen(function*() {
-            yield* sql`set work_mem = '7MB'`
-            return yield* sql.withTransaction(Effect.gen(function*() {
-              yield* sql`set local work_mem = '9MB'`
-              const [a] = yield* sql<{ w: string; pid: number }>`select current_setting('work_mem') as w, pg_backend_pid() as pid`
-              const lanes = (yield* PgSql.pipelineStatus) ?? []
-              // The transaction's connection is not one of the shared ones.
-              assert.isFalse(lanes.some((lane) => lane.processId === a!.pid), "transaction ran on a shared connection")
-              return a!.w
-            }))
-          })
-        ], { concurrency: "unbounded" })
+        // One shared connection (maxConnections 1), kept busy by a slow statement: every pipelined
+        // statement below goes to it, after the SET had it been sent there.
+        const holder = yield* Effect.forkChild(sql`select pg_sleep(0.5)`)
+        yield* eventually(Effect.map(inFlight, (n) => n === 1), "the slow statement is in flight")
+        const [lane] = (yield* PgSql.pipelineStatus) ?? []
+        yield* sql`set work_mem = '7MB'`
+        const seen = yield* Effect.forEach(Array.from({ length: 20 }, () => setting), (e) => e, { concurrency: "unbounded" })
+        for (const w of seen) assert.strictEqual(w, defaultMem, "the SET reached a pipelined statement")
+        assert.strictEqual((yield* PgSql.pipelineStatus)?.[0]?.processId, lane!.processId)
+        const inTransaction = yield* sql.withTransaction(Effect.gen(function*() {
+          yield* sql`set local work_mem = '9MB'`
+          const [a] = yield* sql<{ w: string; pid: number }>`select current_setting('work_mem') as w, pg_backend_pid() as pid`
+          // The transaction's connection is not the shared one.
+          assert.notStrictEqual(a!.pid, lane!.processId, "transaction ran on the shared connection")
+          return a!.w
+        }))
         assert.strictEqual(inTransaction, "9MB")
-        for (const w of seen) assert.strictEqual(w, defaultMem)
-        for (const w of yield* neighbours) assert.strictEqual(w, defaultMem)
-      }).pipe(Effect.provide(pipelined(appName("pipe-set")))))
+        yield* Fiber.join(holder)
+        assert.strictEqual(yield* setting, defaultMem)
+      }).pipe(Effect.provide(pipelined(appName("pipe-set"), { maxConnections: 1 }))))
 
     it.effect("a terminated shared connection fails only its statements in flight, retryable; later ones succeed", () =>
       Effect.scoped(Effect.gen(function*() {
