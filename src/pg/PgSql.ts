@@ -737,6 +737,7 @@ export const make = (
       (pooled) => bounded(new PooledSql(pooled, pool)),
       checkoutError
     )
+    if (lanes !== undefined) yield* Effect.addFinalizer(() => lanes.closeAll)
     const checkout = lanes === undefined ? pool.checkout : lanes.exclusive(pool.checkout)
 
     const acquirer: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = checkout.pipe(

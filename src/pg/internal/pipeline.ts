@@ -201,6 +201,30 @@ export class Lanes {
     })
   }
 
+  /**
+   * The client's scope closes: every lane goes back to the pool now (one still carrying abandoned
+   * statements is invalidated, closed by the pool); waiting statements look again (and open a
+   * lane of a pool that may be closing: its checkout error).
+   */
+  readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
+    const lanes = this.lanes.splice(0)
+    for (const lane of lanes) lane.closed = true
+    this.wakeAll()
+    return Effect.forEach(lanes, (lane) => {
+      if (lane.released) return Effect.void
+      lane.released = true
+      const connection = lane.pooled.connection
+      const idle = connection.pipelineIdle
+      return Effect.andThen(
+        idle ? Effect.void : lane.pooled.invalidate(new Error("client closed with pipelined statements running"), "statement"),
+        Effect.suspend(() => {
+          connection.setPipelined(false)
+          return Scope.close(lane.scope, Exit.void)
+        })
+      )
+    }, { discard: true })
+  })
+
   private remove(lane: Lane): void {
     lane.closed = true
     const index = this.lanes.indexOf(lane)
