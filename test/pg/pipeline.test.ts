@@ -8,7 +8,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
-import { ConnectionPool, QueuePool } from "effect-db-pool"
+import { ConnectionPool, QueuePool, StaticPool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
 import { admin, appName, Database, driverLayer, sessions, terminate } from "./fixture.ts"
 
@@ -251,11 +251,27 @@ describe("pipelined statements", () => {
 
     it.effect("the layer refuses bad pipeline options", () =>
       Effect.gen(function*() {
-        for (const bad of [{ maxInFlight: 0 }, { maxInFlight: 129 }, { maxConnections: 0 }, { depth: 3 }]) {
+        const cases: ReadonlyArray<readonly [unknown, string]> = [
+          [{ maxInFlight: 0 }, "maxInFlight must be an integer from 1 to 128"],
+          [{ maxInFlight: 129 }, "maxInFlight must be an integer from 1 to 128"],
+          [{ maxConnections: 0 }, "maxConnections must be an integer of at least 1"],
+          [{ depth: 3 }, "unknown key \"depth\""]
+        ]
+        for (const [bad, reason] of cases) {
           const exit = yield* Effect.exit(Effect.provide(sqlClient, pipelined(appName("pipe-bad"), bad as PgSql.PipelineOptions)))
           assert.isTrue(Exit.isFailure(exit), JSON.stringify(bad))
-          assert.include(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause)), "pipeline")
+          const message = String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))
+          assert.include(message, "\"pipeline\"")
+          assert.include(message, reason)
         }
+        // A pool that shares one session across borrowers cannot lend lanes.
+        const shared = PgSql.layer({ pipeline: {} }).pipe(
+          Layer.provideMerge(StaticPool.layer()),
+          Layer.provideMerge(driverLayer(appName("pipe-static")))
+        )
+        const refused = yield* Effect.exit(Effect.provide(sqlClient, shared))
+        assert.isTrue(Exit.isFailure(refused))
+        assert.include(String(Cause.squash((refused as Exit.Failure<unknown, unknown>).cause)), "not StaticPool")
       }))
   })
 })
