@@ -15,21 +15,21 @@
  *
  * Loaded by bench/e2e.ts (by computed path).
  */
-import { execFileSync } from "node:child_process"
-import * as os from "node:os"
-import { Cause, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-import { isSqlError } from "effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import pg from "pg"
-import postgres from "postgres"
+import { Cause, Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { NullPool, PoolError, QueuePool } from "effect-db-pool"
 import type { ConnectionPool, Driver } from "effect-db-pool"
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { SqlClient } from "effect/sql"
+import { isSqlError } from "effect/sql/SqlError"
+import { execFileSync } from "node:child_process"
+import * as os from "node:os"
+import pg from "pg"
+import postgres from "postgres"
+import * as PgBouncer from "../support/pgbouncer.ts"
 import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
-import * as PgBouncer from "../support/pgbouncer.ts"
 
 type Query = "SELECT 1" | "transaction"
 const queries: ReadonlyArray<Query> = ["SELECT 1", "transaction"]
@@ -59,8 +59,15 @@ const loop = <E>(op: Effect.Effect<unknown, E>, n: number, latencies: Array<numb
 /** p50 / p99 / p99.9 / max of µs samples (nearest rank). */
 export const summarize = (samples: ReadonlyArray<number>): LatencySummary => {
   const sorted = Float64Array.from(samples).sort()
-  const at = (q: number) => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
-  return { count: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]! }
+  const at = (q: number) =>
+    sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!
+  return {
+    count: sorted.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    p999: at(0.999),
+    max: sorted.length === 0 ? NaN : sorted[sorted.length - 1]!
+  }
 }
 
 const sqlOps = (sql: SqlClient.SqlClient): Record<Query, Effect.Effect<unknown, unknown>> => ({
@@ -79,7 +86,10 @@ const sqlSubject = async (
     name,
     run: (query, workers, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(workers), () => loop(ops[query], perWorker, latencies), { concurrency: "unbounded", discard: true })
+        Effect.forEach(range(workers), () => loop(ops[query], perWorker, latencies), {
+          concurrency: "unbounded",
+          discard: true
+        })
       ),
     close: () => runtime.dispose()
   }
@@ -95,13 +105,15 @@ const postgresJsSubject = (url: string): E2eSubject => {
   return {
     name: "postgres.js (max 10)",
     run: (query, workers, perWorker, latencies) =>
-      Promise.all(range(workers).map(async () => {
-        for (let i = 0; i < perWorker; i++) {
-          const t0 = now()
-          await op(query)
-          latencies.push((now() - t0) * 1000)
-        }
-      })).then(() => undefined),
+      Promise.all(
+        range(workers).map(async () => {
+          for (let i = 0; i < perWorker; i++) {
+            const t0 = now()
+            await op(query)
+            latencies.push((now() - t0) * 1000)
+          }
+        })
+      ).then(() => undefined),
     close: () => sql.end()
   }
 }
@@ -118,7 +130,10 @@ const dedicatedSqlSubject = async (url: string, workers: number): Promise<E2eSub
     name: "dedicated sql-pg connection / worker",
     run: (query, n, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker, latencies), { concurrency: "unbounded", discard: true })
+        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker, latencies), {
+          concurrency: "unbounded",
+          discard: true
+        })
       ),
     close: () => Promise.all(runtimes.map((rt) => rt.dispose())).then(() => undefined)
   }
@@ -148,13 +163,15 @@ const pgPoolSubject = (url: string): E2eSubject => {
   return {
     name: "node-postgres pg.Pool",
     run: (query, workers, perWorker, latencies) =>
-      Promise.all(range(workers).map(async () => {
-        for (let i = 0; i < perWorker; i++) {
-          const t0 = now()
-          await op(query)
-          latencies.push((now() - t0) * 1000)
-        }
-      })).then(() => undefined),
+      Promise.all(
+        range(workers).map(async () => {
+          for (let i = 0; i < perWorker; i++) {
+            const t0 = now()
+            await op(query)
+            latencies.push((now() - t0) * 1000)
+          }
+        })
+      ).then(() => undefined),
     close: () => pool.end()
   }
 }
@@ -165,13 +182,15 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
   return {
     name: "dedicated pg.Client / worker",
     run: (query, n, perWorker, latencies) =>
-      Promise.all(range(n).map(async (i) => {
-        for (let k = 0; k < perWorker; k++) {
-          const t0 = now()
-          await pgQuery(clients[i]!, query)
-          latencies.push((now() - t0) * 1000)
-        }
-      })).then(() => undefined),
+      Promise.all(
+        range(n).map(async (i) => {
+          for (let k = 0; k < perWorker; k++) {
+            const t0 = now()
+            await pgQuery(clients[i]!, query)
+            latencies.push((now() - t0) * 1000)
+          }
+        })
+      ).then(() => undefined),
     close: () => Promise.all(clients.map((c) => c.end())).then(() => undefined)
   }
 }
@@ -189,22 +208,23 @@ const bouncerSubjects = (url: string, options: E2eOptions): ReadonlyArray<(worke
     return []
   }
   options.log(`e2e: PgBouncer ${available.version ?? "?"} (transaction mode, ${connections} server sessions)`)
-  const through = (name: string, pool: Layer.Layer<ConnectionPool.ConnectionPool, unknown, Driver.Driver>) => async () => {
-    const bouncer = await PgBouncer.start({ target: url, poolSize: connections })
-    try {
-      const subject = await sqlSubject(
-        name,
-        PgSql.layer().pipe(
-          Layer.provide(pool),
-          Layer.provide(PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction" }))
+  const through =
+    (name: string, pool: Layer.Layer<ConnectionPool.ConnectionPool, unknown, Driver.Driver>) => async () => {
+      const bouncer = await PgBouncer.start({ target: url, poolSize: connections })
+      try {
+        const subject = await sqlSubject(
+          name,
+          PgSql.layer().pipe(
+            Layer.provide(pool),
+            Layer.provide(PgDriver.layer({ url: Redacted.make(bouncer.url), pooler: "transaction" }))
+          )
         )
-      )
-      return { ...subject, close: () => subject.close().finally(() => bouncer.stop()) }
-    } catch (error) {
-      await bouncer.stop()
-      throw error
+        return { ...subject, close: () => subject.close().finally(() => bouncer.stop()) }
+      } catch (error) {
+        await bouncer.stop()
+        throw error
+      }
     }
-  }
   return [
     through("SqlClient over NullPool via PgBouncer", NullPool.layer()),
     through("SqlClient over QueuePool via PgBouncer", QueuePool.layer({ poolSize: connections, maxOverflow: 0 }))
@@ -294,7 +314,9 @@ const runOverload = async (url: string, options: E2eOptions): Promise<ReadonlyAr
         "SqlClient over QueuePool (PgSql)",
         overloadTimeoutMs,
         PgSql.layer().pipe(
-          Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, timeout: Duration.millis(overloadTimeoutMs) })),
+          Layer.provide(
+            QueuePool.layer({ poolSize: connections, maxOverflow: 0, timeout: Duration.millis(overloadTimeoutMs) })
+          ),
           Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
         ),
         isPoolTimeout
@@ -318,15 +340,17 @@ const runOverload = async (url: string, options: E2eOptions): Promise<ReadonlyAr
         let timeouts = 0
         let errors = 0
         const end = now() + ms
-        await Promise.all(range(overloadWorkers).map(async () => {
-          while (now() < end) {
-            const result = await subject.attempt()
-            if (!record) continue
-            if (result.outcome === "ok") waits.push(result.waitUs)
-            else if (result.outcome === "timeout") timeouts++
-            else errors++
-          }
-        }))
+        await Promise.all(
+          range(overloadWorkers).map(async () => {
+            while (now() < end) {
+              const result = await subject.attempt()
+              if (!record) continue
+              if (result.outcome === "ok") waits.push(result.waitUs)
+              else if (result.outcome === "timeout") timeouts++
+              else errors++
+            }
+          })
+        )
         return { waits, timeouts, errors }
       }
       await drive(500, false) // every connection open
@@ -416,7 +440,11 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
             Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
           )
         ),
-      () => sqlSubject("@effect/sql-pg PgClient.layer", PgClient.layer({ url: Redacted.make(url), maxConnections: connections })),
+      () =>
+        sqlSubject(
+          "@effect/sql-pg PgClient.layer",
+          PgClient.layer({ url: Redacted.make(url), maxConnections: connections })
+        ),
       async () => pgPoolSubject(url),
       // Pipelined autocommit statements (issue 22); bench/pipeline-pg.ts has the point query,
       // server connections used and CPU per operation.

@@ -11,17 +11,17 @@
  *
  * Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npx tsx bench/pipeline-pg.ts [--quick]
  */
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { QueuePool } from "effect-db-pool"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { join } from "node:path"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
 import pg from "pg"
 import postgres from "postgres"
-import { QueuePool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { median, now } from "./stats.ts"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -41,7 +41,11 @@ interface Subject {
   readonly close: () => Promise<void>
 }
 
-const sqlSubject = async (name: string, app: string, layer: Layer.Layer<SqlClient.SqlClient, unknown>): Promise<Subject> => {
+const sqlSubject = async (
+  name: string,
+  app: string,
+  layer: Layer.Layer<SqlClient.SqlClient, unknown>
+): Promise<Subject> => {
   const runtime = ManagedRuntime.make(layer)
   const sql = await runtime.runPromise(Effect.service(SqlClient.SqlClient))
   const op = (workload: Workload, i: number) =>
@@ -86,12 +90,14 @@ const postgresJs = async (): Promise<Subject> => {
     name: "postgres.js (max 10)",
     app,
     run: (workload, workers, perWorker) =>
-      Promise.all(range(workers).map(async (w) => {
-        for (let i = 0; i < perWorker; i++) {
-          if (workload === "SELECT 1") await sql`SELECT 1`
-          else await sql`select id, name from ${sql(table)} where id = ${((w * 7919 + i) % rows) + 1}`
-        }
-      })).then(() => undefined),
+      Promise.all(
+        range(workers).map(async (w) => {
+          for (let i = 0; i < perWorker; i++) {
+            if (workload === "SELECT 1") await sql`SELECT 1`
+            else await sql`select id, name from ${sql(table)} where id = ${((w * 7919 + i) % rows) + 1}`
+          }
+        })
+      ).then(() => undefined),
     close: () => sql.end()
   }
 }
@@ -103,9 +109,24 @@ const pgbench = (workload: Workload, clients: number, seconds: number): number |
   const file = join(dir, "script.sql")
   writeFileSync(
     file,
-    workload === "SELECT 1" ? "SELECT 1;\n" : `\\set id random(1, ${rows})\nselect id, name from ${table} where id = :id;\n`
+    workload === "SELECT 1"
+      ? "SELECT 1;\n"
+      : `\\set id random(1, ${rows})\nselect id, name from ${table} where id = :id;\n`
   )
-  const out = execFileSync(bin, ["-n", "-M", "prepared", "-c", String(clients), "-j", "2", "-T", String(seconds), "-f", file, url], {
+  const out = execFileSync(bin, [
+    "-n",
+    "-M",
+    "prepared",
+    "-c",
+    String(clients),
+    "-j",
+    "2",
+    "-T",
+    String(seconds),
+    "-f",
+    file,
+    url
+  ], {
     encoding: "utf8"
   })
   const tps = /tps = ([\d.]+)/.exec(out)
@@ -116,15 +137,20 @@ const main = async () => {
   const admin = new pg.Client({ connectionString: url })
   await admin.connect()
   await admin.query(`create table if not exists ${table} (id int primary key, name text not null)`)
-  await admin.query(`insert into ${table} select g, 'row ' || g from generate_series(1, ${rows}) g on conflict do nothing`)
+  await admin.query(
+    `insert into ${table} select g, 'row ' || g from generate_series(1, ${rows}) g on conflict do nothing`
+  )
   const serverSessions = async (app: string) =>
-    (await admin.query("select count(*)::int as n from pg_stat_activity where application_name = $1", [app])).rows[0].n as number
+    (await admin.query("select count(*)::int as n from pg_stat_activity where application_name = $1", [app])).rows[0]
+      .n as number
   const factories = [() => ours(false), () => ours(true), multiplexed, postgresJs]
   const subjects: Array<Subject> = []
   for (const factory of factories) subjects.push(await factory())
   const ops = quick ? 5_000 : 20_000
   const rounds = quick ? 3 : 5
-  console.log(`load average: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; ${ops} ops x ${rounds} rounds per cell`)
+  console.log(
+    `load average: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}; ${ops} ops x ${rounds} rounds per cell`
+  )
   const lines: Array<string> = []
   for (const workload of workloads) {
     for (const workers of [16, 64]) {
@@ -167,7 +193,11 @@ const main = async () => {
         )
       })
       if (bench !== undefined) {
-        lines.push(`| ${workload}, ${connections} clients | pgbench -M prepared (ceiling) | ${Math.round(bench)} | ${(bench / base).toFixed(2)}x | 1.00 | ${connections} | - |`)
+        lines.push(
+          `| ${workload}, ${connections} clients | pgbench -M prepared (ceiling) | ${Math.round(bench)} | ${
+            (bench / base).toFixed(2)
+          }x | 1.00 | ${connections} | - |`
+        )
       }
       console.log(lines.slice(-subjects.length - 1).join("\n"))
     }
@@ -177,7 +207,11 @@ const main = async () => {
   console.log("\n| workload | subject | ops/s | vs ours exclusive | of pgbench | server connections | Node CPU µs/op |")
   console.log("|---|---|---|---|---|---|---|")
   console.log(lines.join("\n"))
-  console.log(`RSS after the run: ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB; load average: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`)
+  console.log(
+    `RSS after the run: ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB; load average: ${
+      os.loadavg().map((l) => l.toFixed(2)).join(" ")
+    }`
+  )
 }
 
 main().catch((error) => {

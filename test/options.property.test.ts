@@ -39,7 +39,8 @@ const duration = { kind: "duration" } as const
 const durationAtLeast = (min: number, finite = false): Kind => ({ kind: "duration", min, finite })
 const boolean = { kind: "boolean" } as const
 const other = { kind: "other" } as const
-const integer = (min: number, max?: number): Kind => max === undefined ? { kind: "integer", min } : { kind: "integer", min, max }
+const integer = (min: number, max?: number): Kind =>
+  max === undefined ? { kind: "integer", min } : { kind: "integer", min, max }
 
 const common = {
   name: other,
@@ -123,7 +124,7 @@ interface Subject {
   readonly name: string
   readonly error: "PoolConfigError" | "PgConfigError"
   readonly catalogue: Readonly<Record<string, Kind>>
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- layers of different services
+
   readonly layer: (options: Options) => Layer.Layer<any, unknown>
 }
 
@@ -132,8 +133,14 @@ const mock = <A, E>(layer: Layer.Layer<A, E, Driver.Driver>) => layer.pipe(Layer
 /** Every strategy (keyed by the one list of strategy names: a new strategy without a line here does not compile). */
 const pools = {
   QueuePool: { catalogue: queuePool, layer: (o: Options) => mock(QueuePool.layer(o as QueuePool.Options)) },
-  NullPool: { catalogue: common satisfies Catalogue<NullPool.Options>, layer: (o: Options) => mock(NullPool.layer(o as NullPool.Options)) },
-  StaticPool: { catalogue: common satisfies Catalogue<StaticPool.Options>, layer: (o: Options) => mock(StaticPool.layer(o as StaticPool.Options)) },
+  NullPool: {
+    catalogue: common satisfies Catalogue<NullPool.Options>,
+    layer: (o: Options) => mock(NullPool.layer(o as NullPool.Options))
+  },
+  StaticPool: {
+    catalogue: common satisfies Catalogue<StaticPool.Options>,
+    layer: (o: Options) => mock(StaticPool.layer(o as StaticPool.Options))
+  },
   FiberPool: { catalogue: fiberPool, layer: (o: Options) => mock(FiberPool.layer(o as FiberPool.Options)) },
   AssertionPool: {
     catalogue: common satisfies Catalogue<AssertionPool.Options>,
@@ -143,12 +150,18 @@ const pools = {
 
 const subjects: ReadonlyArray<Subject> = [
   ...strategyNames.map((name): Subject => ({ name: `${name}.layer`, error: "PoolConfigError", ...pools[name] })),
-  { name: "PgDriver.layer", error: "PgConfigError", catalogue: pgDriver, layer: (o) => PgDriver.layer(o as PgDriver.Config) },
+  {
+    name: "PgDriver.layer",
+    error: "PgConfigError",
+    catalogue: pgDriver,
+    layer: (o) => PgDriver.layer(o as PgDriver.Config)
+  },
   {
     name: "PgSql.layer",
     error: "PgConfigError",
     catalogue: pgSql,
-    layer: (o) => PgSql.layer(o as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
+    layer: (o) =>
+      PgSql.layer(o as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
   }
 ]
 
@@ -157,20 +170,57 @@ const badValues = (kind: Kind): ReadonlyArray<unknown> => {
   switch (kind.kind) {
     case "duration":
       return [
-        { secs: 5 }, {}, { seconds: undefined }, { seconds: Number.NaN }, { seconds: "5" }, { seconds: 5, sec: 1 },
-        Number.NaN, -1, -0.5, Number.NEGATIVE_INFINITY, -1n,
-        "soon", "5", "5 secs", "-5 seconds", "-Infinity", "", "Infinity seconds",
-        [Number.NaN, 0], [0, Number.NaN], [1], [1, 2, 3], ["1", 0], [-1, 0],
-        true, false, null,
+        { secs: 5 },
+        {},
+        { seconds: undefined },
+        { seconds: Number.NaN },
+        { seconds: "5" },
+        { seconds: 5, sec: 1 },
+        Number.NaN,
+        -1,
+        -0.5,
+        Number.NEGATIVE_INFINITY,
+        -1n,
+        "soon",
+        "5",
+        "5 secs",
+        "-5 seconds",
+        "-Infinity",
+        "",
+        "Infinity seconds",
+        [Number.NaN, 0],
+        [0, Number.NaN],
+        [1],
+        [1, 2, 3],
+        ["1", 0],
+        [-1, 0],
+        true,
+        false,
+        null,
         // below the bound: "1 nanos" as a housekeeping period kept an idle pool's core busy
-        ...(kind.min === undefined ? [] : ["1 nanos", { nanoseconds: 1 }, 0, kind.min - 1, `${kind.min - 0.001} millis`, [0, kind.min * 1e6 - 1]]),
+        ...(kind.min === undefined
+          ? []
+          : ["1 nanos", { nanoseconds: 1 }, 0, kind.min - 1, `${kind.min - 0.001} millis`, [0, kind.min * 1e6 - 1]]),
         ...(kind.finite ? ["Infinity", Number.POSITIVE_INFINITY] : [])
       ]
     case "integer":
       return [
-        1.5, kind.min - 0.5, kind.min - 1, kind.min - 2, ...(kind.max === undefined ? [] : [kind.max + 1]),
-        "3", String(kind.min), Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 ** 53, 3n,
-        null, true, {}, [3]
+        1.5,
+        kind.min - 0.5,
+        kind.min - 1,
+        kind.min - 2,
+        ...(kind.max === undefined ? [] : [kind.max + 1]),
+        "3",
+        String(kind.min),
+        Number.NaN,
+        Number.POSITIVE_INFINITY,
+        Number.NEGATIVE_INFINITY,
+        2 ** 53,
+        3n,
+        null,
+        true,
+        {},
+        [3]
       ]
     case "boolean":
       return ["true", "false", "", 1, 0, Number.NaN, null, {}, [], [true]]
@@ -201,14 +251,24 @@ const pick = <A>(arbitraries: ReadonlyArray<Arbitrary.Arbitrary<A>>): Arbitrary.
     Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: arbitraries.length - 1 }))),
     (i) => arbitraries[i]!
   )
-const constants = (values: ReadonlyArray<unknown>): Arbitrary.Arbitrary<unknown> => pick(values.map((v) => Arbitrary.Constant(v)))
+const constants = (values: ReadonlyArray<unknown>): Arbitrary.Arbitrary<unknown> =>
+  pick(values.map((v) => Arbitrary.Constant(v)))
 
 const anyString = Arbitrary.schema(Schema.String)
 const finite = Arbitrary.schema(Schema.Finite)
 const negative = Arbitrary.schema(Schema.Finite.check(Schema.isLessThan(0)))
 const naturalInt = Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1_000_000 })))
 const unit = Arbitrary.schema(Schema.Literals(["millis", "seconds", "minutes", "hours", "days", "weeks"]))
-const durationUnits = ["weeks", "days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"] as const
+const durationUnits = [
+  "weeks",
+  "days",
+  "hours",
+  "minutes",
+  "seconds",
+  "milliseconds",
+  "microseconds",
+  "nanoseconds"
+] as const
 const junk = constants([null, true, false, Symbol("x"), () => 1])
 
 /** Random values that are no duration, or a negative one. */
@@ -223,7 +283,10 @@ const badDuration: Arbitrary.Arbitrary<unknown> = pick<unknown>([
   Arbitrary.map(Arbitrary.all([anyString, finite]), ([k, v]) => ({ [`_${k}`]: v })),
   Arbitrary.map(Arbitrary.all([anyString, finite]), ([k, v]) => ({ seconds: 1, [`${k}_`]: v })),
   // a duration unit holding something else than a number
-  Arbitrary.map(Arbitrary.all([pick(durationUnits.map((u) => Arbitrary.Constant(u))), anyString]), ([u, s]) => ({ [u]: s })),
+  Arbitrary.map(
+    Arbitrary.all([pick(durationUnits.map((u) => Arbitrary.Constant(u))), anyString]),
+    ([u, s]) => ({ [u]: s })
+  ),
   // [seconds, nanos] with a NaN, or of the wrong length
   Arbitrary.map(finite, (n) => [Number.NaN, n]),
   Arbitrary.map(finite, (n) => [n, Number.NaN]),
@@ -236,7 +299,13 @@ const badInteger = (min: number, max: number | undefined): Arbitrary.Arbitrary<u
   pick<unknown>([
     Arbitrary.map(naturalInt, (n) => min - 1 - n),
     ...(max === undefined ? [] : [Arbitrary.map(naturalInt, (n) => max + 1 + n)]),
-    Arbitrary.map(Arbitrary.all([naturalInt, Arbitrary.schema(Schema.Finite.check(Schema.isBetween({ minimum: 0.001, maximum: 0.999 })))]), ([n, f]) => min + n + f),
+    Arbitrary.map(
+      Arbitrary.all([
+        naturalInt,
+        Arbitrary.schema(Schema.Finite.check(Schema.isBetween({ minimum: 0.001, maximum: 0.999 })))
+      ]),
+      ([n, f]) => min + n + f
+    ),
     Arbitrary.map(naturalInt, (n) => String(min + n)),
     Arbitrary.map(naturalInt, (n) => BigInt(min + n)),
     Arbitrary.map(finite, (n) => [n]),
@@ -281,7 +350,11 @@ const show = (value: unknown): string => {
   try {
     return typeof value === "bigint" ? `${value}n` : typeof value === "symbol" || typeof value === "function"
       ? String(value)
-      : JSON.stringify(value, (_k, v: unknown) => typeof v === "number" && !Number.isFinite(v) ? String(v) : typeof v === "bigint" ? `${v}n` : v) ?? String(value)
+      : JSON.stringify(
+        value,
+        (_k, v: unknown) =>
+          typeof v === "number" && !Number.isFinite(v) ? String(v) : typeof v === "bigint" ? `${v}n` : v
+      ) ?? String(value)
   } catch {
     return String(value)
   }
@@ -302,11 +375,18 @@ const rejectionProblem = (subject: Subject, field: string, value: unknown): Effe
   })
 
 const acceptanceProblem = (subject: Subject, field: string, value: unknown): Effect.Effect<string | undefined> =>
-  Effect.map(Effect.exit(Effect.scoped(Layer.build(subject.layer({ [field]: value })))), (exit) =>
-    Exit.isSuccess(exit) ? undefined : `${subject.name}({ ${field}: ${show(value)} }): rejected: ${Cause.pretty(exit.cause).split("\n")[0]}`)
+  Effect.map(
+    Effect.exit(Effect.scoped(Layer.build(subject.layer({ [field]: value })))),
+    (exit) =>
+      Exit.isSuccess(exit)
+        ? undefined
+        : `${subject.name}({ ${field}: ${show(value)} }): rejected: ${Cause.pretty(exit.cause).split("\n")[0]}`
+  )
 
 const checked = (subject: Subject) =>
-  Object.entries(subject.catalogue).filter((entry): entry is [string, Exclude<Kind, { kind: "other" }>] => entry[1].kind !== "other")
+  Object.entries(subject.catalogue).filter((entry): entry is [string, Exclude<Kind, { kind: "other" }>] =>
+    entry[1].kind !== "other"
+  )
 
 describe("every duration / integer / boolean option of every layer", () => {
   it("the catalogues list options of each kind (the property is not vacuous)", () => {
@@ -344,7 +424,9 @@ describe("every duration / integer / boolean option of every layer", () => {
           )
           if (result._tag === "Passed") runs += result.runs
           else {
-            const shrunk = result._tag === "Falsified" ? yield* rejectionProblem(subject, field, result.shrunkInput) : undefined
+            const shrunk = result._tag === "Falsified"
+              ? yield* rejectionProblem(subject, field, result.shrunkInput)
+              : undefined
             failures.push(`${field}: ${shrunk ?? Arbitrary.formatCheckFailure(result)}`)
           }
         }

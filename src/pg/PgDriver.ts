@@ -11,8 +11,8 @@
  *
  * @since 0.1.0
  */
-import { Config as EffectConfig, Context, Duration, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { PgConnection } from "@effect/sql-pg"
+import { Config as EffectConfig, Context, Duration, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { typed } from "../ConnectionPool.ts"
 import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
@@ -21,20 +21,20 @@ import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
 import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
-import * as PoolerInternal from "./internal/pooler.ts"
 import type { LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
+import * as PoolerInternal from "./internal/pooler.ts"
 import type { Pooler } from "./internal/pooler.ts"
 import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
-export { EncodingError } from "./internal/encoding.ts"
 export { Connection } from "./internal/connection.ts"
+export { EncodingError } from "./internal/encoding.ts"
 export { disconnected, isDisconnect } from "./internal/errors.ts"
-export { touchesSessionState } from "./internal/session.ts"
 export { HostsError, TargetSessionAttrsError } from "./internal/hosts.ts"
 export type { Host, HostAttempt, LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
 export { TransactionPoolerError } from "./internal/pooler.ts"
 export type { Pooler } from "./internal/pooler.ts"
+export { touchesSessionState } from "./internal/session.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -72,12 +72,17 @@ export type SessionReset = "none" | "auto" | "always"
  * @category models
  * @since 0.1.0
  */
-export type Config = Omit<PgConnection.Config, "multiplex" | "port"> & {
-  /** Send the reset `ROLLBACK` on every return, even when the session is known idle. Default false. */
-  readonly alwaysReset?: boolean | undefined
-  /** What a return clears of the session's state (`DISCARD ALL`): {@link SessionReset}. Default `"auto"`. */
-  readonly sessionReset?: SessionReset | undefined
-} & CancelConfig & PoolerConfig & HostsConfig
+export type Config =
+  & Omit<PgConnection.Config, "multiplex" | "port">
+  & {
+    /** Send the reset `ROLLBACK` on every return, even when the session is known idle. Default false. */
+    readonly alwaysReset?: boolean | undefined
+    /** What a return clears of the session's state (`DISCARD ALL`): {@link SessionReset}. Default `"auto"`. */
+    readonly sessionReset?: SessionReset | undefined
+  }
+  & CancelConfig
+  & PoolerConfig
+  & HostsConfig
 
 /**
  * Several hosts and which server to accept, as libpq (docs/postgres.md: "Several hosts and
@@ -131,7 +136,11 @@ export const hostsOf = (config: Config): ReadonlyArray<Hosts.Host> | PgConfigErr
   const targets = Hosts.resolve(config)
   return "hosts" in targets
     ? targets.hosts
-    : new PgConfigError({ field: targets.field, value: (config as Record<string, unknown>)[targets.field], reason: targets.reason })
+    : new PgConfigError({
+      field: targets.field,
+      value: (config as Record<string, unknown>)[targets.field],
+      reason: targets.reason
+    })
 }
 
 /**
@@ -266,7 +275,14 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  */
 export const make = (config: Config): DriverShape<Connection> => {
   // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see PoolerConfig).
-  const { alwaysReset = false, sessionReset = "auto", cancelTimeout, pooler, listenUrl: _listenUrl, ...connectionConfig } = {
+  const {
+    alwaysReset = false,
+    sessionReset = "auto",
+    cancelTimeout,
+    pooler,
+    listenUrl: _listenUrl,
+    ...connectionConfig
+  } = {
     ...config,
     ...PoolerInternal.defaultsFor(config)
   }
@@ -276,37 +292,41 @@ export const make = (config: Config): DriverShape<Connection> => {
   // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
   const connectNative = Hosts.connector(connectionConfig, isDisconnect)
   // Layers above the pool (`PgSql`) read these settings from the pool's driver.
-  return rememberSettings({
-    name: "postgresql",
-    target: Hosts.where(connectionConfig),
-    connect: Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Scope.make(), (scope) =>
-        restore(Scope.provide(connectNative, scope)).pipe(
-          Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-          Effect.flatMap((native) => {
-            const connection = new Connection(native, scope, alwaysReset, sessionReset, pooler === "transaction")
-            connection.cancelMillis = cancelMillis
-            // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
-            return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
-          })
-        ))
-    ),
-    close: (connection) => Effect.suspend(() => {
-      connection.disarm()
-      return Scope.close(connection.scope, Exit.void)
-    }),
-    rollback: (connection) => connection.reset("ROLLBACK"),
-    commit: (connection) => connection.reset("COMMIT"),
-    ping: (connection) => connection.ping,
-    isDisconnect,
-    // The session died while idle (idle_session_timeout, a terminated backend, a socket error,
-    // a bound this driver enforced): the checkout replaces it without handing it out.
-    isDead: (connection) => connection.isDead,
-    // Known outside a transaction, no session state to discard and not known dead: the pool
-    // skips the reset round trip.
-    needsReset: (connection) =>
-      connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
-  } satisfies DriverShape<Connection>, config)
+  return rememberSettings(
+    {
+      name: "postgresql",
+      target: Hosts.where(connectionConfig),
+      connect: Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(Scope.make(), (scope) =>
+          restore(Scope.provide(connectNative, scope)).pipe(
+            Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
+            Effect.flatMap((native) => {
+              const connection = new Connection(native, scope, alwaysReset, sessionReset, pooler === "transaction")
+              connection.cancelMillis = cancelMillis
+              // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
+              return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
+            })
+          ))
+      ),
+      close: (connection) =>
+        Effect.suspend(() => {
+          connection.disarm()
+          return Scope.close(connection.scope, Exit.void)
+        }),
+      rollback: (connection) => connection.reset("ROLLBACK"),
+      commit: (connection) => connection.reset("COMMIT"),
+      ping: (connection) => connection.ping,
+      isDisconnect,
+      // The session died while idle (idle_session_timeout, a terminated backend, a socket error,
+      // a bound this driver enforced): the checkout replaces it without handing it out.
+      isDead: (connection) => connection.isDead,
+      // Known outside a transaction, no session state to discard and not known dead: the pool
+      // skips the reset round trip.
+      needsReset: (connection) =>
+        connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
+    } satisfies DriverShape<Connection>,
+    config
+  )
 }
 
 /**
@@ -329,8 +349,12 @@ export const make = (config: Config): DriverShape<Connection> => {
  * @since 0.1.0
  */
 export const layer = (config: Config): Layer.Layer<Driver | PgDriver, PgConfigError> =>
-  Layer.effectContext(Effect.map(validate(config), (valid) =>
-    Context.make(Driver, make(valid) as unknown as DriverShape<unknown>).pipe(Context.add(PgDriver, { config: valid }))))
+  Layer.effectContext(
+    Effect.map(validate(config), (valid) =>
+      Context.make(Driver, make(valid) as unknown as DriverShape<unknown>).pipe(
+        Context.add(PgDriver, { config: valid })
+      ))
+  )
 
 /**
  * As {@link layer}, with settings read from `Config`.

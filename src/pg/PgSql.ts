@@ -57,6 +57,8 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
+import { driverOf } from "../internal/checkout.ts"
+import * as V from "../internal/validate.ts"
 import {
   AssertionPoolError,
   ConnectError,
@@ -68,19 +70,17 @@ import {
   PoolTimeoutError
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
-import { driverOf } from "../internal/checkout.ts"
-import * as V from "../internal/validate.ts"
 import { settingsOf } from "./internal/config.ts"
 import { isUnsent } from "./internal/connection.ts"
 import { isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
-import * as PgDriver from "./PgDriver.ts"
 import * as Hosts from "./internal/hosts.ts"
+import { Exclusive, Lanes } from "./internal/pipeline.ts"
+import type { LaneStatus } from "./internal/pipeline.ts"
 import * as Pooler from "./internal/pooler.ts"
 import * as Routing from "./internal/routing.ts"
 import { classify } from "./internal/session.ts"
 import { Session } from "./internal/shared-session.ts"
-import { Exclusive, Lanes } from "./internal/pipeline.ts"
-import type { LaneStatus } from "./internal/pipeline.ts"
+import * as PgDriver from "./PgDriver.ts"
 
 /**
  * Client options (the statement-level part of `PgClient.PgClientConfig`).
@@ -156,7 +156,9 @@ const pipelineRule = V.custom<PipelineOptions | undefined>((value) => {
     return Result.fail("must be an object ({ maxInFlight?, maxConnections? })")
   }
   for (const key of Object.keys(value)) {
-    if (key !== "maxInFlight" && key !== "maxConnections") return Result.fail(`has an unknown key "${key}" (maxInFlight, maxConnections)`)
+    if (key !== "maxInFlight" && key !== "maxConnections") {
+      return Result.fail(`has an unknown key "${key}" (maxInFlight, maxConnections)`)
+    }
   }
   const { maxConnections, maxInFlight } = value as PipelineOptions
   if (maxInFlight !== undefined && !(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= 128)) {
@@ -207,7 +209,9 @@ export const checkoutError = (error: CheckoutError): SqlError => {
     return cause
   }
   if (error instanceof PoolClosedError) {
-    return new SqlError({ reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" }) })
+    return new SqlError({
+      reason: new UnknownError({ cause: error, message: `PgSql: ${error.message}`, operation: "checkout" })
+    })
   }
   return new SqlError({ reason: new ConnectionError({ cause: error, message: error.message, operation: "checkout" }) })
 }
@@ -238,7 +242,6 @@ const unsent = (error: SqlError): SqlError => {
  * session) is sent again on a fresh session before its failure is reported.
  */
 const unsentRetries = 3
-
 
 /**
  * A `COMMIT` was sent and its answer never came (the bound expired, or the session died while
@@ -287,7 +290,8 @@ const commitOutcomeUnknown = (cause: unknown): SqlError => {
   return new SqlError({
     reason: new UnknownError({
       cause: new CommitOutcomeUnknownError({ cause }),
-      message: `PgSql: COMMIT was sent but never answered, the outcome is unknown: the transaction may have committed (${detail})`,
+      message:
+        `PgSql: COMMIT was sent but never answered, the outcome is unknown: the transaction may have committed (${detail})`,
       operation: "commit"
     })
   })
@@ -298,7 +302,8 @@ const controlExpired = (sql: string, millis: number): SqlError =>
   new SqlError({
     reason: new ConnectionError({
       cause: new Error(`${sql} did not answer within ${millis} ms`),
-      message: `PgSql: ${sql} did not answer within ${millis} ms (transactionControlTimeout); the connection was closed`,
+      message:
+        `PgSql: ${sql} did not answer within ${millis} ms (transactionControlTimeout); the connection was closed`,
       operation: "execute"
     })
   })
@@ -396,7 +401,10 @@ class PooledSql implements SqlConnection {
         Effect.andThen(
           session.enter(fiber, restore, "execute"),
           // `exec` reads the connection's state after the wait (the owner may have ended it meanwhile).
-          Effect.ensuring(restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))), Effect.sync(() => session.leave()))
+          Effect.ensuring(
+            restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))),
+            Effect.sync(() => session.leave())
+          )
         )
       )
     })
@@ -418,7 +426,9 @@ class PooledSql implements SqlConnection {
     }
     const connection = this.pooled.connection
     if (!(connection instanceof PgDriver.Connection)) {
-      return Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)"))
+      return Effect.die(
+        new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)")
+      )
     }
     // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
     const millis = this.controlMillis
@@ -442,7 +452,9 @@ class PooledSql implements SqlConnection {
         PgDriver.isDisconnect(error) || connection.isClosed || Pooler.isLostPreparedStatement(error) ||
         isRefusedMessage(error),
       (error) => {
-        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) return Effect.fail(Pooler.lostPreparedStatement(error))
+        if (!connection.isClosed && Pooler.isLostPreparedStatement(error)) {
+          return Effect.fail(Pooler.lostPreparedStatement(error))
+        }
         if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
         const disconnect = PgDriver.isDisconnect(error)
         // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
@@ -472,18 +484,30 @@ class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
-    return this.guard(sql, (c) =>
-      Effect.map(c.query(sql, params), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
   }
   executeUnprepared(
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
-    return this.guard(sql, (c) =>
-      Effect.map(c.query(sql, params, false), (r) =>
-        transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows), noRows as ReadonlyArray<any>)
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params, false),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
   }
   executeRaw(sql: string, params: ReadonlyArray<unknown>) {
     return this.guard(sql, (c) => c.query(sql, params) as Effect.Effect<unknown, SqlError>, undefined as unknown)
@@ -575,13 +599,16 @@ export interface PipelineConnectionStatus extends LaneStatus {}
  * @category getters
  * @since 0.3.0
  */
-export const pipelineStatus: Effect.Effect<ReadonlyArray<PipelineConnectionStatus> | undefined, never, SqlClient.SqlClient> =
-  Effect.flatMap(SqlClient.SqlClient, (client) => {
-    const status = (client as unknown as Record<string, unknown>)[pipelineKey]
-    return Effect.isEffect(status)
-      ? status as Effect.Effect<ReadonlyArray<PipelineConnectionStatus> | undefined>
-      : Effect.succeed(undefined)
-  })
+export const pipelineStatus: Effect.Effect<
+  ReadonlyArray<PipelineConnectionStatus> | undefined,
+  never,
+  SqlClient.SqlClient
+> = Effect.flatMap(SqlClient.SqlClient, (client) => {
+  const status = (client as unknown as Record<string, unknown>)[pipelineKey]
+  return Effect.isEffect(status)
+    ? status as Effect.Effect<ReadonlyArray<PipelineConnectionStatus> | undefined>
+    : Effect.succeed(undefined)
+})
 
 /**
  * Run `effect`'s single statements on connections of their own under `PgSql.layer({ pipeline })`
@@ -611,14 +638,17 @@ let clientIds = 0
 
 /** PostgreSQL answers `COMMIT` with `ROLLBACK` when the transaction was aborted: that must fail. */
 const commit = (conn: SqlConnection): Effect.Effect<void, SqlError> =>
-  Effect.flatMap(conn.executeRaw("COMMIT", []), (result) =>
-    (result as PgConnection.Result | undefined)?.command === "ROLLBACK"
-      ? Effect.fail(unknownError(
-        new Error("COMMIT rolled back an aborted transaction"),
-        "PgSql: COMMIT rolled back an aborted transaction",
-        "commit"
-      ))
-      : Effect.void)
+  Effect.flatMap(
+    conn.executeRaw("COMMIT", []),
+    (result) =>
+      (result as PgConnection.Result | undefined)?.command === "ROLLBACK"
+        ? Effect.fail(unknownError(
+          new Error("COMMIT rolled back an aborted transaction"),
+          "PgSql: COMMIT rolled back an aborted transaction",
+          "commit"
+        ))
+        : Effect.void
+  )
 
 interface PgJson extends Statement.Custom<"PgJson", unknown> {}
 /** The same custom kind `PgClient.makeCompiler` encodes as jsonb. */
@@ -657,7 +687,9 @@ const driverConfig = (pool: PoolService<PgDriver.Connection>): Effect.Effect<PgD
   return Effect.flatMap(Effect.serviceOption(PgDriver.PgDriver), (driver) =>
     driver._tag === "Some"
       ? Effect.succeed(driver.value.config)
-      : Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")))
+      : Effect.die(
+        new Error("PgSql needs a ConnectionPool over PgDriver (the pool's driver has no PgDriver settings)")
+      ))
 }
 
 /** Server address and database, for span attributes (several hosts: the first). */
@@ -719,13 +751,15 @@ export const make = (
 
     // Pipelined mode: lanes of shared connections; exclusive checkouts go first (see `Lanes`).
     if (valid.pipeline !== undefined && sharing !== undefined) {
-      return yield* Effect.fail(new PgDriver.PgConfigError({
-        field: "pipeline",
-        value: valid.pipeline,
-        reason: `needs a pool that lends a connection to one borrower at a time (not ${
-          sharing === "pool" ? "StaticPool" : "reentrant leases"
-        })`
-      }))
+      return yield* Effect.fail(
+        new PgDriver.PgConfigError({
+          field: "pipeline",
+          value: valid.pipeline,
+          reason: `needs a pool that lends a connection to one borrower at a time (not ${
+            sharing === "pool" ? "StaticPool" : "reentrant leases"
+          })`
+        })
+      )
     }
     const lanes = valid.pipeline === undefined ? undefined : new Lanes(
       pool,
@@ -795,7 +829,8 @@ export const make = (
       })
     const router: SqlConnection = {
       execute: (sql, params, transformRows) => route(sql, (c) => c.execute(sql, params, transformRows)),
-      executeUnprepared: (sql, params, transformRows) => route(sql, (c) => c.executeUnprepared(sql, params, transformRows)),
+      executeUnprepared: (sql, params, transformRows) =>
+        route(sql, (c) => c.executeUnprepared(sql, params, transformRows)),
       executeRaw: (sql, params) => route(sql, (c) => c.executeRaw(sql, params)),
       executeValues: (sql, params) => route(sql, (c) => c.executeValues(sql, params)),
       executeValuesUnprepared: (sql, params) => route(sql, (c) => c.executeValuesUnprepared(sql, params)),
@@ -865,8 +900,14 @@ export const make = (
     // A listener pins its session until its scope closes. It gets a session of its own, outside
     // the pool: holding a pool slot would starve the pool, and under FiberPool the fiber's next
     // statement would be handed the same, pinned session and wait forever.
-    const { alwaysReset: _alwaysReset, sessionReset: _sessionReset, cancelTimeout: _cancelTimeout, pooler, listenUrl, ...sessionConfig } =
-      config
+    const {
+      alwaysReset: _alwaysReset,
+      sessionReset: _sessionReset,
+      cancelTimeout: _cancelTimeout,
+      pooler,
+      listenUrl,
+      ...sessionConfig
+    } = config
     // Through a transaction-mode pooler a LISTEN never hears a notification: the listener goes
     // straight to the server (`listenUrl`), or fails at once saying so.
     // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.

@@ -7,11 +7,11 @@
  * - Fallbacks: the driver's `Connection` over a session with one internal hidden still works,
  *   the documented way (never a crash, never a silently wrong answer).
  */
-import { assert, layer } from "@effect/vitest"
 import { PgConnection } from "@effect/sql-pg"
+import { assert, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Logger, Scope } from "effect"
-import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
+import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import { Connection } from "../../src/pg/internal/connection.ts"
 import { isDisconnect } from "../../src/pg/internal/errors.ts"
 import * as SqlPg from "../../src/pg/internal/sql-pg-internals.ts"
@@ -19,8 +19,10 @@ import { admin, appName, Database } from "./fixture.ts"
 
 /** A real session in the test's scope. */
 const session = (tag = "internals") =>
-  Effect.flatMap(Effect.service(PgDatabase.PgDatabase), (db) =>
-    PgConnection.make({ url: db.url, applicationName: appName(tag), connectTimeout: "5 seconds" }))
+  Effect.flatMap(
+    Effect.service(PgDatabase.PgDatabase),
+    (db) => PgConnection.make({ url: db.url, applicationName: appName(tag), connectTimeout: "5 seconds" })
+  )
 
 const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
   Exit.isFailure(exit) ? exit.cause.reasons.find(Cause.isFailReason)?.error : undefined
@@ -41,7 +43,10 @@ const eventually = (check: () => boolean, what: string) =>
 /** Is `sql` still running on backend `pid` (a cancel that did not land)? */
 const running = (conn: PgConnection.PgConnection, pid: number, sql: string) =>
   Effect.map(
-    conn.query("select count(*)::int as n from pg_stat_activity where pid = $1 and query = $2 and state = 'active'", [pid, sql]),
+    conn.query("select count(*)::int as n from pg_stat_activity where pid = $1 and query = $2 and state = 'active'", [
+      pid,
+      sql
+    ]),
     (r) => r.rows[0]!.n as number
   )
 
@@ -122,7 +127,11 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
     Effect.scoped(Effect.gen(function*() {
       const native = yield* session()
       const found = SqlPg.access(native)
-      assert.deepStrictEqual(found.missing, [], `@effect/sql-pg moved: ${found.missing.join(", ")} (see the README table)`)
+      assert.deepStrictEqual(
+        found.missing,
+        [],
+        `@effect/sql-pg moved: ${found.missing.join(", ")} (see the README table)`
+      )
       assert.strictEqual(found.closeFailsWith, "error")
     })))
 
@@ -173,9 +182,13 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
     Effect.scoped(Effect.gen(function*() {
       const native = yield* session()
       yield* native.query("select 2 as two")
-      const names = (yield* native.query("select name from pg_prepared_statements", [], false)).rows.map((r) => r.name as string)
+      const names = (yield* native.query("select name from pg_prepared_statements", [], false)).rows.map((r) =>
+        r.name as string
+      )
       assert.isTrue(names.length >= 1, "nothing prepared")
-      for (const name of names) assert.match(name, new RegExp(`^${SqlPg.statementName.source}$`), "statement names changed")
+      for (const name of names) {
+        assert.match(name, new RegExp(`^${SqlPg.statementName.source}$`), "statement names changed")
+      }
     })))
 
   it.effect("contract base.cancel + base.consumer: a statement is on the wire while it runs; the cancel stops it (57014)", () =>
@@ -200,7 +213,9 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
       assert.strictEqual(found.closeFailsWith, "error", "base.fatal is missing")
       const fiber = yield* Effect.forkChild(native.query(sleepSql, [], false))
       yield* eventually(() => found.cancel?.onWire() !== undefined, "the statement is on the wire")
-      const mine = new SqlError({ reason: new UnknownError({ cause: new Error("closed by the test"), operation: "query" }) })
+      const mine = new SqlError({
+        reason: new UnknownError({ cause: new Error("closed by the test"), operation: "query" })
+      })
       found.close!(mine)
       assert.strictEqual(failureOf(yield* Fiber.await(fiber)), mine)
       assert.strictEqual(found.deadError?.(), mine)
@@ -353,7 +368,9 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
   it.effect("the warning at connect names each missing internal and its fallback, once per set", () =>
     Effect.gen(function*() {
       const lines: Array<string> = []
-      const capture = Logger.layer([Logger.make((o) => void lines.push(Array.isArray(o.message) ? o.message.join(" ") : String(o.message)))])
+      const capture = Logger.layer([
+        Logger.make((o) => void lines.push(Array.isArray(o.message) ? o.message.join(" ") : String(o.message)))
+      ])
       const missing: Hidden = ["base.fatal", "base.session.socket"]
       yield* SqlPg.warnMissing(missing).pipe(Effect.provide(capture))
       yield* SqlPg.warnMissing(missing).pipe(Effect.provide(capture))

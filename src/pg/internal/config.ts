@@ -55,7 +55,9 @@ const configRules = V.rulesFor<Config>()({
   host: V.string({ noNul: true }),
   // One port, or a comma-separated list of ports, one per host (libpq's `port=5432,5433`).
   port: V.custom<number | string | undefined>((value) => {
-    if (typeof value !== "number" && typeof value !== "string") return Result.fail("must be an integer between 1 and 65535, or a list \"5432,5433\"")
+    if (typeof value !== "number" && typeof value !== "string") {
+      return Result.fail("must be an integer between 1 and 65535, or a list \"5432,5433\"")
+    }
     const ports = Hosts.parsePortList(value)
     return typeof ports === "string" ? Result.fail(ports) : Result.succeed(value)
   }, undefined),
@@ -86,7 +88,9 @@ const configRules = V.rulesFor<Config>()({
   // @effect/sql-pg refuses these when connecting: refused here, when the layer builds.
   startupParameters: V.record<Readonly<Record<string, string>>>("must be a record of strings", (name, value) => {
     if (typeof value !== "string") return `must be a record of strings ("${name}" is not a string)`
-    if (name === "" || name.includes("\0") || value.includes("\0")) return "names must be non-empty, names and values without NUL"
+    if (name === "" || name.includes("\0") || value.includes("\0")) {
+      return "names must be non-empty, names and values without NUL"
+    }
     const key = name.toLowerCase()
     if (reservedStartupParameters.has(key)) return `"${name}" is reserved (use the option of that name)`
     if (key === "client_encoding" && value.toUpperCase() !== "UTF8" && value.toUpperCase() !== "UTF-8") {
@@ -109,7 +113,9 @@ const configRules = V.rulesFor<Config>()({
   alwaysReset: V.boolean(),
   // The driver sends its cancel request 10 ms after an interrupt: closing the socket before that
   // would leave the statement running on the server (it only notices a gone client when it writes).
-  cancelTimeout: V.duration(undefined, { min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"] }),
+  cancelTimeout: V.duration(undefined, {
+    min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"]
+  }),
   sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto"),
   targetSessionAttrs: V.literal<TargetSessionAttrs>(Hosts.targetSessionAttrsValues, "any"),
   loadBalanceHosts: V.literal<LoadBalanceHosts>(Hosts.loadBalanceHostsValues, "disable"),
@@ -127,7 +133,13 @@ const configRules = V.rulesFor<Config>()({
 const configKeys: ReadonlyArray<string> = [...V.keysOfRules(configRules), "multiplex"]
 
 /** Names users reach for that mean one of ours. */
-const configAliases = { user: "username", dbname: "database", connectionString: "url", hostname: "host", pass: "password" }
+const configAliases = {
+  user: "username",
+  dbname: "database",
+  connectionString: "url",
+  hostname: "host",
+  pass: "password"
+}
 
 /**
  * Validate connection settings (types, ranges, URL scheme, `Redacted` secrets, names): every
@@ -138,9 +150,13 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     yield* pg.check(V.notAnObject(config, "config"))
     const record = config as unknown as Record<string, unknown>
     if (record.multiplex !== undefined && record.multiplex !== false) {
-      return yield* pg.fail("multiplex", record.multiplex, "is not a PgDriver setting: a pooled connection is lent to one borrower at a time; " +
-        "to pipeline statements over a few connections use PgSql.layer({ pipeline: { maxInFlight } }) " +
-        "(docs/postgres.md \"Pipelined statements\")")
+      return yield* pg.fail(
+        "multiplex",
+        record.multiplex,
+        "is not a PgDriver setting: a pooled connection is lent to one borrower at a time; " +
+          "to pipeline statements over a few connections use PgSql.layer({ pipeline: { maxInFlight } }) " +
+          "(docs/postgres.md \"Pipelined statements\")"
+      )
     }
     const unknown = V.unknownKey(config, configKeys, "PgDriver", configAliases)
     // A name that is no option may be a misspelled secret (`pasword`): its value is never kept.
@@ -149,7 +165,11 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     // The host list as a whole: as many ports as hosts (or one), no `path` / `stream` with several.
     const hostsProblem = Hosts.problem(config)
     if (hostsProblem !== undefined) {
-      return yield* pg.fail(hostsProblem.field, (config as Record<string, unknown>)[hostsProblem.field], hostsProblem.reason)
+      return yield* pg.fail(
+        hostsProblem.field,
+        (config as Record<string, unknown>)[hostsProblem.field],
+        hostsProblem.reason
+      )
     }
     // `pooler: "transaction"`: no DISCARD ALL through it, statements unnamed unless asked for.
     const refused = PoolerInternal.refused(config)

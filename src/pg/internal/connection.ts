@@ -11,8 +11,8 @@ import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import type { CancelConfig, SessionReset } from "../PgDriver.ts"
-import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { unsendable } from "./encoding.ts"
+import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { sessionStateRefused } from "./pooler.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
@@ -158,27 +158,30 @@ export class Connection {
       if (!Number.isFinite(graceMs)) return original
       // The statement being drained: the socket is closed for it only if it is still the one on the wire.
       const draining = site.onWire()
-      return Effect.flatMap(Effect.forkDetach(original, { startImmediately: true }), (request) =>
-        Effect.callback<void>((resume) => {
-          let waiting = true
-          const done = () => {
-            if (!waiting) return
-            waiting = false
-            resume(Effect.void)
-          }
-          const timer = setTimeout(() => {
-            const unconfirmed = request.pollUnsafe() === undefined
-            if (unconfirmed || (draining !== undefined && site.onWire() === draining)) {
-              this.kill(unconfirmedCancel(graceMs, unconfirmed && site.onWire() !== draining))
+      return Effect.flatMap(
+        Effect.forkDetach(original, { startImmediately: true }),
+        (request) =>
+          Effect.callback<void>((resume) => {
+            let waiting = true
+            const done = () => {
+              if (!waiting) return
+              waiting = false
+              resume(Effect.void)
             }
-            done()
-          }, Math.max(0, graceMs - driverCancelGraceMillis))
-          // Not what keeps a process alive: the interrupted statement's socket does.
-          if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
-          // The request is done: the drain goes on (the timer still bounds it).
-          if (request.pollUnsafe() !== undefined) done()
-          else request.addObserver(done)
-        }))
+            const timer = setTimeout(() => {
+              const unconfirmed = request.pollUnsafe() === undefined
+              if (unconfirmed || (draining !== undefined && site.onWire() === draining)) {
+                this.kill(unconfirmedCancel(graceMs, unconfirmed && site.onWire() !== draining))
+              }
+              done()
+            }, Math.max(0, graceMs - driverCancelGraceMillis))
+            // Not what keeps a process alive: the interrupted statement's socket does.
+            if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+            // The request is done: the drain goes on (the timer still bounds it).
+            if (request.pollUnsafe() !== undefined) done()
+            else request.addObserver(done)
+          })
+      )
     }))
     return true
   }
@@ -334,26 +337,33 @@ export class Connection {
    * missing): the statement runs in a fiber of its own, left behind at the deadline; the session
    * is then marked dead (the pool closes it).
    */
-  private abandonAfter<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
-    return Effect.flatMap(Effect.forkDetach(effect, { startImmediately: true }), (fiber) =>
-      Effect.callback<A, SqlError>((resume) => {
-        let stop: (() => void) | undefined = undefined
-        const timer = setTimeout(() => {
-          stop?.()
-          const error = expired()
-          this.kill(error)
-          resume(Effect.fail(error))
-        }, millis)
-        stop = fiber.addObserver((exit) => {
-          clearTimeout(timer)
-          resume(exit)
+  private abandonAfter<A>(
+    effect: Effect.Effect<A, SqlError>,
+    millis: number,
+    expired: () => SqlError
+  ): Effect.Effect<A, SqlError> {
+    return Effect.flatMap(
+      Effect.forkDetach(effect, { startImmediately: true }),
+      (fiber) =>
+        Effect.callback<A, SqlError>((resume) => {
+          let stop: (() => void) | undefined = undefined
+          const timer = setTimeout(() => {
+            stop?.()
+            const error = expired()
+            this.kill(error)
+            resume(Effect.fail(error))
+          }, millis)
+          stop = fiber.addObserver((exit) => {
+            clearTimeout(timer)
+            resume(exit)
+          })
+          return Effect.sync(() => {
+            clearTimeout(timer)
+            stop?.()
+            fiber.interruptUnsafe()
+          })
         })
-        return Effect.sync(() => {
-          clearTimeout(timer)
-          stop?.()
-          fiber.interruptUnsafe()
-        })
-      }))
+    )
   }
 
   private readonly endControl = (): undefined => {
@@ -481,7 +491,11 @@ export class Connection {
   }
 
   /** Run a statement (rows keyed by column), tracking the transaction state. */
-  query(sql: string, params: ReadonlyArray<unknown> = [], prepare = true): Effect.Effect<PgConnection.Result, SqlError> {
+  query(
+    sql: string,
+    params: ReadonlyArray<unknown> = [],
+    prepare = true
+  ): Effect.Effect<PgConnection.Result, SqlError> {
     return this.statement(sql, params, () => this.native.query(sql, params, prepare))
   }
 

@@ -105,8 +105,10 @@ export class Lanes {
     if (this.exclusiveWaiting === 0) {
       let best: Lane | undefined = undefined
       for (const lane of this.lanes) {
-        if (lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
-          (best === undefined || lane.inFlight < best.inFlight)) best = lane
+        if (
+          lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
+          (best === undefined || lane.inFlight < best.inFlight)
+        ) best = lane
       }
       if (best !== undefined) {
         best.inFlight++
@@ -155,7 +157,15 @@ export class Lanes {
           Effect.mapError(this.checkoutError),
           Effect.map((pooled) => {
             pooled.connection.setPipelined(true)
-            const lane: Lane = { pooled, sql: this.connect(pooled), scope, inFlight: 1, closed: false, released: false, lingering: false }
+            const lane: Lane = {
+              pooled,
+              sql: this.connect(pooled),
+              scope,
+              inFlight: 1,
+              closed: false,
+              released: false,
+              lingering: false
+            }
             this.lanes.push(lane)
             // Room for others too (up to maxInFlight on the new lane): each looks again.
             if (this.bounds.maxInFlight > 1) this.wakeAll()
@@ -216,7 +226,9 @@ export class Lanes {
       const connection = lane.pooled.connection
       const idle = connection.pipelineIdle
       return Effect.andThen(
-        idle ? Effect.void : lane.pooled.invalidate(new Error("client closed with pipelined statements running"), "statement"),
+        idle
+          ? Effect.void
+          : lane.pooled.invalidate(new Error("client closed with pipelined statements running"), "statement"),
         Effect.suspend(() => {
           connection.setPipelined(false)
           return Scope.close(lane.scope, Exit.void)
