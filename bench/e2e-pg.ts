@@ -4,6 +4,8 @@
  *   - SqlClient over our QueuePool (PgSql + PgDriver, library defaults, poolSize 10),
  *   - @effect/sql-pg's own `PgClient.layer` (maxConnections 10),
  *   - node-postgres `pg.Pool` (max 10),
+ *   - SqlClient over QueuePool pipelined (`PgSql.layer({ pipeline })`), `PgClient.layer` with
+ *     `multiplex: true`, postgres.js (max 10),
  *   - one dedicated connection per worker: sql-pg `PgClient.makeClient`, and a raw `pg.Client`,
  * at concurrency 1/16/64 (the pools have 10 connections; "dedicated" has one per worker);
  * and through PgBouncer in transaction mode (its own, default_pool_size 10, started by
@@ -24,6 +26,7 @@ import { isSqlError } from "effect/sql/SqlError"
 import { execFileSync } from "node:child_process"
 import * as os from "node:os"
 import pg from "pg"
+import postgres from "postgres"
 import * as PgBouncer from "../support/pgbouncer.ts"
 import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
@@ -89,6 +92,29 @@ const sqlSubject = async (
         })
       ),
     close: () => runtime.dispose()
+  }
+}
+
+/** postgres.js (`postgres`, max 10): pipelines autocommit statements on its own. */
+const postgresJsSubject = (url: string): E2eSubject => {
+  const sql = postgres(url, { max: connections, onnotice: () => {} })
+  const op = async (query: Query) => {
+    if (query === "SELECT 1") await sql`SELECT 1`
+    else await sql.begin((tx) => tx`SELECT 1`)
+  }
+  return {
+    name: "postgres.js (max 10)",
+    run: (query, workers, perWorker, latencies) =>
+      Promise.all(
+        range(workers).map(async () => {
+          for (let i = 0; i < perWorker; i++) {
+            const t0 = now()
+            await op(query)
+            latencies.push((now() - t0) * 1000)
+          }
+        })
+      ).then(() => undefined),
+    close: () => sql.end()
   }
 }
 
@@ -419,7 +445,23 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
           "@effect/sql-pg PgClient.layer",
           PgClient.layer({ url: Redacted.make(url), maxConnections: connections })
         ),
-      async () => pgPoolSubject(url)
+      async () => pgPoolSubject(url),
+      // Pipelined autocommit statements (issue 22); bench/pipeline-pg.ts has the point query,
+      // server connections used and CPU per operation.
+      () =>
+        sqlSubject(
+          "SqlClient over QueuePool pipelined (PgSql)",
+          PgSql.layer({ pipeline: { maxInFlight: 16 } }).pipe(
+            Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0 })),
+            Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
+          )
+        ),
+      () =>
+        sqlSubject(
+          "@effect/sql-pg PgClient.layer multiplex",
+          PgClient.layer({ url: Redacted.make(url), maxConnections: connections, multiplex: true })
+        ),
+      async () => postgresJsSubject(url)
     ]
     // One after another (a connection per worker, or a PgBouncer each): too many connections to
     // keep open beside the pools.

@@ -115,7 +115,8 @@ const pgSql = {
   transformJson: boolean,
   spanAttributes: other,
   transactionControlTimeout: duration,
-  onAcquire: other
+  onAcquire: other,
+  pipeline: other
 } as const satisfies Catalogue<PgSql.Options>
 
 type Options = Record<string, unknown>

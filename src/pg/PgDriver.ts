@@ -63,7 +63,8 @@ export type SessionReset = "none" | "auto" | "always"
 
 /**
  * Connection settings: `@effect/sql-pg`'s `PgConnection.Config` without `multiplex` (a pooled
- * connection is exclusive to its borrower). `url` and `password` are `Redacted`.
+ * connection is lent to one borrower at a time; to pipeline statements use `PgSql.layer({ pipeline })`).
+ * `url` and `password` are `Redacted`.
  *
  * `alwaysReset: true` sends the reset statement on every return even when the connection is
  * known to be outside a transaction (default false: skipped, see {@link Connection}).

@@ -74,6 +74,8 @@ import { settingsOf } from "./internal/config.ts"
 import { isUnsent } from "./internal/connection.ts"
 import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
+import { Exclusive, Lanes } from "./internal/pipeline.ts"
+import type { LaneStatus } from "./internal/pipeline.ts"
 import * as Pooler from "./internal/pooler.ts"
 import * as Routing from "./internal/routing.ts"
 import { classify } from "./internal/session.ts"
@@ -113,7 +115,68 @@ export interface Options<R = never> {
    * precedence. Keep it cheap: it runs while holding the connection.
    */
   readonly onAcquire?: Effect.Effect<void, never, R> | undefined
+  /**
+   * Pipeline autocommit statements from many fibers over a few connections of the pool (see
+   * {@link PipelineOptions}). Off by default. Needs a pool that lends a connection to one
+   * borrower at a time (QueuePool, NullPool, ...; not StaticPool / AssertionPool / `reentrant`).
+   */
+  readonly pipeline?: PipelineOptions | undefined
 }
+
+/**
+ * The pipelined mode of {@link layer}. A single statement that is autocommit-safe and changes
+ * no session state (a lone `SELECT` / `INSERT` / `UPDATE` / `DELETE` / `WITH` / `VALUES` /
+ * `TABLE` / `SHOW` read with PostgreSQL's lexical rules, no `SET`, `LISTEN`, `PREPARE`, temp
+ * table...) is sent on a connection shared with other fibers' statements, each in its own
+ * Parse/Bind/Execute/Sync cycle: it gets its own result, its own error (a failing neighbour never
+ * fails it), its own span. Transactions, `reserve`, streams, `listen`, every other statement and
+ * everything under {@link exclusive} get a connection of their own from the same pool, as
+ * without the mode; they go first: shared connections take no new statement while one waits.
+ *
+ * - A statement goes to the shared connection with the fewest in flight, below `maxInFlight`;
+ *   when all are full another is checked out, up to `maxConnections`; past that it waits.
+ * - A shared connection returns to the pool when its last statement ends.
+ * - Interrupting a pipelined statement discards its result; the server still runs it to its end
+ *   (a cancel request would cancel whatever the session runs then: possibly a neighbour's
+ *   statement). A statement that must be cancellable runs under {@link exclusive}, in a
+ *   transaction, or through `sql.reserve`.
+ * - A shared connection that dies (terminated backend, network) fails exactly the statements in
+ *   flight on it, each with a retryable `ConnectionError`, and is invalidated in the pool.
+ * - {@link pipelineStatus} shows the shared connections and their statements in flight.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface PipelineOptions {
+  /** Statements in flight on one shared connection, 1–128. Default 16. */
+  readonly maxInFlight?: number | undefined
+  /**
+   * Shared connections at most. Default: the pool's `poolSize` (QueuePool), else 1. The pool's own
+   * bounds still hold: every shared connection is a checkout.
+   */
+  readonly maxConnections?: number | undefined
+}
+
+/** Validated {@link PipelineOptions}. */
+const pipelineRule = V.custom<PipelineOptions | undefined>((value) => {
+  if (value === undefined) return Result.succeed(undefined)
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return Result.fail("must be an object ({ maxInFlight?, maxConnections? })")
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== "maxInFlight" && key !== "maxConnections") {
+      return Result.fail(`has an unknown key "${key}" (maxInFlight, maxConnections)`)
+    }
+  }
+  const { maxConnections, maxInFlight } = value as PipelineOptions
+  if (maxInFlight !== undefined && !(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= 128)) {
+    return Result.fail("maxInFlight must be an integer from 1 to 128")
+  }
+  if (maxConnections !== undefined && !(Number.isInteger(maxConnections) && maxConnections >= 1)) {
+    return Result.fail("maxConnections must be an integer of at least 1")
+  }
+  return Result.succeed(value as PipelineOptions)
+}, undefined)
 
 // ------------------------------------------------------------------------------- errors
 
@@ -517,6 +580,69 @@ class PooledSql implements SqlConnection {
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+/** The key under which a `PgSql` client keeps its pipeline status (see {@link pipelineStatus}). */
+const pipelineKey = "~effect-db-pool/pg/PgSql/pipeline"
+
+/**
+ * Pipelined work on one shared connection ({@link pipelineStatus}).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface PipelineConnectionStatus extends LaneStatus {}
+
+/**
+ * The shared connections of the `SqlClient` in context in pipelined mode
+ * (`PgSql.layer({ pipeline })`), each with its backend process id and its statements in flight
+ * (sent or queued, whose callers still wait); `undefined` when the client does not pipeline. A
+ * connection that ended its last statement is back in the pool and not listed.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { PgSql } from "effect-db-pool/pg"
+ *
+ * const inFlight = Effect.map(PgSql.pipelineStatus, (lanes) =>
+ *   (lanes ?? []).reduce((sum, lane) => sum + lane.inFlight, 0))
+ * ```
+ *
+ * @category getters
+ * @since 0.2.0
+ */
+export const pipelineStatus: Effect.Effect<
+  ReadonlyArray<PipelineConnectionStatus> | undefined,
+  never,
+  SqlClient.SqlClient
+> = Effect.flatMap(SqlClient.SqlClient, (client) => {
+  const status = (client as unknown as Record<string, unknown>)[pipelineKey]
+  return Effect.isEffect(status)
+    ? status as Effect.Effect<ReadonlyArray<PipelineConnectionStatus> | undefined>
+    : Effect.succeed(undefined)
+})
+
+/**
+ * Run `effect`'s single statements on connections of their own under `PgSql.layer({ pipeline })`
+ * (as without the mode): an interrupted one is cancelled on the server, not only discarded.
+ * Without the mode it changes nothing.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { SqlClient } from "effect/sql"
+ * import { PgSql } from "effect-db-pool/pg"
+ *
+ * const report = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql`select count(*) as n from orders`
+ * }).pipe(PgSql.exclusive, Effect.timeout("5 seconds"))
+ * ```
+ *
+ * @category combinators
+ * @since 0.2.0
+ */
+export const exclusive = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Exclusive, true)
+
 /** Each client's own transaction service (statements find their transaction's connection by it). */
 let clientIds = 0
 
@@ -550,7 +676,8 @@ const optionRules = V.rulesFor<Options>()({
   onAcquire: V.custom<Effect.Effect<void> | undefined>(
     (value) => Effect.isEffect(value) ? Result.succeed(value as Effect.Effect<void>) : Result.fail("must be an Effect"),
     undefined
-  )
+  ),
+  pipeline: pipelineRule
 })
 
 const optionKeys = V.keysOfRules(optionRules)
@@ -641,17 +768,49 @@ export const make = <R = never>(
         `effect-db-pool/pg/PgSql/TransactionConnection/${clientIds++}`
       )
 
-    const checkout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = pool.checkout.pipe(
+    // Pipelined mode: lanes of shared connections; exclusive checkouts go first (see `Lanes`).
+    if (valid.pipeline !== undefined && sharing !== undefined) {
+      return yield* Effect.fail(
+        new PgDriver.PgConfigError({
+          field: "pipeline",
+          value: valid.pipeline,
+          reason: `needs a pool that lends a connection to one borrower at a time (not ${
+            sharing === "pool" ? "StaticPool" : "reentrant leases"
+          })`
+        })
+      )
+    }
+    const lanes = valid.pipeline === undefined ? undefined : new Lanes(
+      pool,
+      {
+        maxInFlight: valid.pipeline.maxInFlight ?? 16,
+        maxConnections: valid.pipeline.maxConnections ??
+          (pool.settings.strategy === "QueuePool" ? Math.max(1, pool.settings.poolSize ?? 1) : 1)
+      },
+      (pooled) => bounded(new PooledSql(pooled, pool)),
+      checkoutError
+    )
+    if (lanes !== undefined) yield* Effect.addFinalizer(() => lanes.closeAll)
+    // Exclusive checkouts go first: shared connections take no new statement while one waits.
+    const poolCheckout = lanes === undefined ? pool.checkout : lanes.exclusive(pool.checkout)
+
+    const checkout: Effect.Effect<SqlConnection, SqlError, Scope.Scope> = poolCheckout.pipe(
       Effect.map((pooled): SqlConnection => connect(pooled)),
       Effect.mapError(checkoutError)
     )
     const acquirer = onAcquire === undefined ? checkout : Effect.tap(checkout, onAcquire)
     // Data-first (not `.pipe(Effect.catchIf(...))`): the curried form costs ~0.4 µs a statement.
-    // With `onAcquire`, each statement is scoped so that the hook's finalizers run when it ends.
-    const use = onAcquire === undefined
+    // One statement's connection: the pool's own `use` (no scope), or under the pipelined mode an
+    // exclusive checkout (it goes before the lanes). With `onAcquire`, each statement is scoped so
+    // that the hook's finalizers run when it ends.
+    const withHook = onAcquire === undefined
+      ? <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => f
+      : <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => (connection: SqlConnection) =>
+        Effect.scoped(Effect.andThen(onAcquire, f(connection)))
+    const use = lanes === undefined
       ? <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => pool.use((pooled) => f(connect(pooled)))
       : <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) =>
-        pool.use((pooled) => Effect.scoped(Effect.andThen(onAcquire, f(connect(pooled)))))
+        Effect.scoped(Effect.flatMap(poolCheckout, (pooled) => f(connect(pooled))))
     // A statement that never left the client (its session was closed under it) is sent again on
     // a fresh session: it cannot have run, and it was never interrupted (collateral of another
     // fiber's interrupted statement on a shared session, or of another holder's failure).
@@ -669,7 +828,36 @@ export const make = <R = never>(
             ? borrow(f, retries - 1)
             : Effect.fail(error as E)
       ) as Effect.Effect<A, E | SqlError, R>
-    const borrower = <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => borrow(f, unsentRetries)
+    const pipelined = <A, E, R>(
+      f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
+      retries: number
+    ): Effect.Effect<A, E | SqlError, R> =>
+      Effect.catchIf(
+        lanes!.run(f),
+        (error: unknown) => unsentStatements.has(error as SqlError),
+        (error): Effect.Effect<A, E | SqlError, R> => retries > 0 ? pipelined(f, retries - 1) : Effect.fail(error as E)
+      ) as Effect.Effect<A, E | SqlError, R>
+    /** One statement in pipelined mode: on a lane when it may share one, else exclusive. */
+    const route = <A>(sql: string, f: (connection: SqlConnection) => Effect.Effect<A, SqlError>) =>
+      Effect.withFiber((fiber) => {
+        const verdict = classify(sql)
+        return verdict.autocommitSafe && verdict.sessionChange === undefined && !fiber.getRef(Exclusive)
+          ? pipelined(f, unsentRetries)
+          : borrow(f, unsentRetries)
+      })
+    const router: SqlConnection = {
+      execute: (sql, params, transformRows) => route(sql, (c) => c.execute(sql, params, transformRows)),
+      executeUnprepared: (sql, params, transformRows) =>
+        route(sql, (c) => c.executeUnprepared(sql, params, transformRows)),
+      executeRaw: (sql, params) => route(sql, (c) => c.executeRaw(sql, params)),
+      executeValues: (sql, params) => route(sql, (c) => c.executeValues(sql, params)),
+      executeValuesUnprepared: (sql, params) => route(sql, (c) => c.executeValuesUnprepared(sql, params)),
+      executeStream: (sql, params, transformRows) =>
+        Stream.unwrap(Effect.map(acquirer, (c) => c.executeStream(sql, params, transformRows)))
+    }
+    const borrower = lanes === undefined
+      ? <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => borrow(withHook(f), unsentRetries)
+      : <A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>) => withHook(f)(router)
     // A transaction or `reserve` on a session shared across fibers owns it until its scope
     // closes (after COMMIT / ROLLBACK): other fibers' statements, streams and transactions wait.
     // Its connection ends with it: a statement sent through it later (a fiber forked inside it,
@@ -686,7 +874,7 @@ export const make = <R = never>(
           return inTransaction instanceof PooledSql && inTransaction.pool === pool && inTransaction.owns &&
               !inTransaction.ended
             ? Effect.fail(selfDeadlock("owned", "transaction"))
-            : Effect.mapError(restore(pool.checkout), checkoutError)
+            : Effect.mapError(restore(poolCheckout), checkoutError)
         }).pipe(Effect.flatMap((pooled) => {
           const session = sessionOf(pooled)
           const owner = bounded(new PooledSql(pooled, pool, session, true))
@@ -763,6 +951,7 @@ export const make = <R = never>(
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
       poolStats: pool.stats,
+      [pipelineKey]: Effect.sync(() => lanes?.status()),
       // A channel name over 63 bytes is refused before anything is sent (no session opened).
       listen: (channel: string) => {
         const invalid = channelNameError(channel, "listen")

@@ -258,7 +258,8 @@ layer(Database, { timeout: "120 seconds", excludeTestServices: true })("@effect/
         "base.consumer",
         "base.fatal",
         "base.session.socket",
-        "base.dispatch"
+        "base.dispatch",
+        "base.multiplex"
       ]
       for (const internal of all) assert.deepStrictEqual(SqlPg.access(hide(native, [internal])).missing, [internal])
       assert.deepStrictEqual(SqlPg.access(hide(native, ["internals"])).missing, ["internals", ...all])

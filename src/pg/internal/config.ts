@@ -153,7 +153,9 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
       return yield* pg.fail(
         "multiplex",
         record.multiplex,
-        "is not supported: a pooled connection is exclusive to its borrower"
+        "is not a PgDriver setting: a pooled connection is lent to one borrower at a time; " +
+          "to pipeline statements over a few connections use PgSql.layer({ pipeline: { maxInFlight } }) " +
+          "(docs/postgres.md \"Pipelined statements\")"
       )
     }
     const unknown = V.unknownKey(config, configKeys, "PgDriver", configAliases)

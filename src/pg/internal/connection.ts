@@ -195,6 +195,28 @@ export class Connection {
     return this.sqlPg.missing
   }
 
+  /**
+   * @internal Switch the driver's multiplexed mode for this session (a pipeline lane of
+   * `PgSql.layer({ pipeline })`): `false` when this `@effect/sql-pg` lacks it (statements then
+   * run one at a time). Only while the session holds no statement of an exclusive borrower.
+   */
+  setPipelined(on: boolean): boolean {
+    const multiplex = this.sqlPg.multiplex
+    if (multiplex === undefined) return false
+    multiplex.set(on)
+    return true
+  }
+
+  /** @internal No pipelined statement (even an abandoned one) is queued or on the wire. */
+  get pipelineIdle(): boolean {
+    return this.sqlPg.multiplex?.isIdle() ?? true
+  }
+
+  /** @internal Wait until no pipelined statement is queued or on the wire. */
+  get awaitPipelineIdle(): Effect.Effect<void> {
+    return this.sqlPg.multiplex?.idle ?? Effect.void
+  }
+
   /** @internal The connection is closed: stop its timers. */
   disarm(): void {
     this.controlDeadline = Infinity

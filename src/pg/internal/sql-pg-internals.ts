@@ -32,6 +32,7 @@ export type Internal =
   | "base.fatal"
   | "base.session.socket"
   | "base.dispatch"
+  | "base.multiplex"
   | "statement names"
 
 /** One internal: what the driver builds on it, and what happens without it. */
@@ -102,6 +103,12 @@ export const catalogue: ReadonlyArray<Entry> = [
       "within `healthCheckInterval`), not by the next statement"
   },
   {
+    internal: "base.multiplex",
+    feature: "`PgSql.layer({ pipeline })` pipelines autocommit statements over a few sessions (the driver's own " +
+      "multiplexed mode, switched on while a session serves as a pipeline lane)",
+    fallback: "pipelined statements run one at a time on the lane's session (correct, not pipelined)"
+  },
+  {
     internal: "statement names",
     feature: "a statement the driver prepared and a transaction-mode pooler lost (26000 on `effect_<hex>_<n>`) is " +
       "reported as `TransactionPoolerError` naming the setting",
@@ -122,7 +129,8 @@ const checked: ReadonlyArray<Exclude<Internal, "statement names">> = [
   "base.consumer",
   "base.fatal",
   "base.session.socket",
-  "base.dispatch"
+  "base.dispatch",
+  "base.multiplex"
 ]
 
 /**
@@ -159,6 +167,15 @@ export interface Access {
   readonly closeFailsWith: "error" | "closed" | undefined
   /** Be told of every ParameterStatus the server sends on this session (name, value). */
   readonly onParameterStatus: ((hook: (name: string, value: string) => void) => void) | undefined
+  /**
+   * The driver's multiplexed mode, switched per session: `set(true)` pipelines the session's
+   * unpinned statements (each with its own `Sync`), `idle` waits until none is on the wire.
+   */
+  readonly multiplex: {
+    readonly set: (on: boolean) => void
+    readonly isIdle: () => boolean
+    readonly idle: Effect.Effect<void>
+  } | undefined
 }
 
 type Dispatch = (message: { readonly _tag: string; readonly name?: unknown; readonly value?: unknown }) => void
@@ -257,6 +274,24 @@ export const access = (native: PgConnection.PgConnection): Access => {
     }
     : undefined
 
+  const waitIdle = fieldOf(base, "waitPipelineIdle")
+  const inFlight = fieldOf(base, "pipelineInFlight")
+  const pending = fieldOf(base, "pipelinePending")
+  const multiplex = typeof fieldOf(base, "multiplex") === "boolean" && Effect.isEffect(waitIdle) &&
+      Array.isArray(inFlight) && Array.isArray(pending)
+    ? {
+      set: (on: boolean) => {
+        ;(base as { multiplex: boolean }).multiplex = on
+      },
+      isIdle: () =>
+        (base as { pipelineInFlight: Array<unknown> }).pipelineInFlight.length -
+              ((base as { pipelineHead?: number }).pipelineHead ?? 0) === 0 &&
+        (base as { pipelinePending: Array<unknown> }).pipelinePending.length === 0,
+      idle: waitIdle as Effect.Effect<void>
+    }
+    : undefined
+  if (multiplex === undefined) missing.add("base.multiplex")
+
   return {
     missing: checked.filter((name) => missing.has(name)),
     deadError,
@@ -265,7 +300,8 @@ export const access = (native: PgConnection.PgConnection): Access => {
     cancel,
     close,
     closeFailsWith: typeof fatal === "function" ? "error" : destroyable !== undefined ? "closed" : undefined,
-    onParameterStatus
+    onParameterStatus,
+    multiplex
   }
 }
 

@@ -1,0 +1,265 @@
+/**
+ * Pipeline lanes for `PgSql.layer({ pipeline })`: autocommit statements from many fibers share a
+ * few connections checked out of the pool, each lane a session in `@effect/sql-pg`'s multiplexed
+ * mode (every statement its own Parse/Bind/Execute/Sync cycle, so an error skips only to its own
+ * `Sync`: a failing neighbour never fails it).
+ *
+ * - A statement takes the lane with the fewest statements in flight, below `maxInFlight`; when
+ *   every lane is full another connection is checked out (up to `maxConnections`); past that it
+ *   waits for room.
+ * - A lane goes back to the pool when its last statement ends (after every statement it carried,
+ *   abandoned ones included, has left the wire; multiplexing is switched off first), or when it
+ *   died. An exclusive checkout waiting (a transaction, `reserve`, a stream, a session-changing
+ *   statement) has priority: lanes take no new statement until it has its connection.
+ * - Interrupting a pipelined statement discards its result; the server still runs it (a cancel
+ *   request would cancel whichever statement the backend runs then: possibly a neighbour's).
+ *
+ * @internal
+ */
+import { Context, Effect, Exit, Scope } from "effect"
+import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
+import type { SqlError } from "effect/sql/SqlError"
+import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
+import type { CheckoutError } from "../../PoolError.ts"
+import type { Connection } from "./connection.ts"
+
+/**
+ * Work marked exclusive (`PgSql.exclusive(effect)`): under `pipeline` its statements get a
+ * connection of their own (cancellable on interrupt), as without the mode. `false` by default.
+ */
+export const Exclusive = Context.Reference<boolean>("effect-db-pool/pg/Exclusive", { defaultValue: () => false })
+
+/** One connection serving pipelined statements. */
+export interface Lane {
+  readonly pooled: PooledConnection<Connection>
+  readonly sql: SqlConnection
+  readonly scope: Scope.Closeable
+  /** Statements of this lane whose callers still wait for them. */
+  inFlight: number
+  /** Left the lane list: takes no statement. */
+  closed: boolean
+  /** Handed back to the pool (or on its way). */
+  released: boolean
+  /** Empty, to be handed back after the callers it served had a turn. */
+  lingering: boolean
+}
+
+/** Pipelined work on one connection, as {@link Lanes.status} reports it. */
+export interface LaneStatus {
+  /** The server backend's process id (`pg_backend_pid()`). */
+  readonly processId: number
+  /** Pipelined statements sent or queued on it whose callers wait for them. */
+  readonly inFlight: number
+}
+
+/** Bounds of the pipeline (validated by `PgSql`). */
+export interface Bounds {
+  readonly maxInFlight: number
+  readonly maxConnections: number
+}
+
+export class Lanes {
+  private readonly lanes: Array<Lane> = []
+  private opening = 0
+  private readonly waiters = new Set<() => void>()
+  /** Exclusive checkouts waiting for the pool: lanes take nothing new meanwhile. */
+  private exclusiveWaiting = 0
+
+  constructor(
+    readonly pool: PoolService<Connection>,
+    readonly bounds: Bounds,
+    readonly connect: (pooled: PooledConnection<Connection>) => SqlConnection,
+    readonly checkoutError: (error: CheckoutError) => SqlError
+  ) {}
+
+  /** The lanes now open, with their in-flight counts. */
+  status(): ReadonlyArray<LaneStatus> {
+    return this.lanes.map((lane) => ({ processId: lane.pooled.connection.processId, inFlight: lane.inFlight }))
+  }
+
+  /**
+   * Run `f` on a lane (its own statement: result, error, interruption). `f` gets the lane's
+   * connection; the lane is held until `f` ends.
+   */
+  run<A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(this.lease), (lane) => Effect.onExit(restore(f(lane.sql)), () => this.done(lane)))
+    )
+  }
+
+  /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
+  exclusive<A, E, R>(checkout: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      this.exclusiveWaiting++
+      // Idle lanes go back at once; busy ones when their last statement ends.
+      return Effect.ensuring(
+        checkout,
+        Effect.sync(() => {
+          if (--this.exclusiveWaiting === 0) this.wakeAll()
+        })
+      )
+    })
+  }
+
+  private readonly lease: Effect.Effect<Lane, SqlError> = Effect.suspend(() => {
+    if (this.exclusiveWaiting === 0) {
+      let best: Lane | undefined = undefined
+      for (const lane of this.lanes) {
+        if (
+          lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
+          (best === undefined || lane.inFlight < best.inFlight)
+        ) best = lane
+      }
+      if (best !== undefined) {
+        best.inFlight++
+        return Effect.succeed(best)
+      }
+      // One connection opened at a time: the statements waiting meanwhile fit on it (maxInFlight).
+      if (this.opening === 0 && this.lanes.length < this.bounds.maxConnections) return this.open
+    }
+    return Effect.andThen(this.wait, this.lease)
+  })
+
+  private readonly wait: Effect.Effect<void> = Effect.callback<void>((resume) => {
+    const waiter = () => resume(Effect.void)
+    this.waiters.add(waiter)
+    return Effect.sync(() => void this.waiters.delete(waiter))
+  })
+
+  private wakeOne(): void {
+    for (const waiter of this.waiters) {
+      this.waiters.delete(waiter)
+      return waiter()
+    }
+  }
+
+  private wakeAll(): void {
+    const waiters = Array.from(this.waiters)
+    this.waiters.clear()
+    for (const waiter of waiters) waiter()
+  }
+
+  /** Check out a connection for a new lane (this statement is its first). */
+  private readonly open: Effect.Effect<Lane, SqlError> = Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      this.opening++
+      return Effect.flatMap(Scope.make(), (scope) =>
+        Effect.onExit(
+          restore(Scope.provide(scope)(this.pool.checkout)),
+          (exit) =>
+            Effect.suspend(() => {
+              this.opening--
+              if (Exit.isSuccess(exit)) return Effect.void
+              this.wakeOne()
+              return Scope.close(scope, exit)
+            })
+        ).pipe(
+          Effect.mapError(this.checkoutError),
+          Effect.map((pooled) => {
+            pooled.connection.setPipelined(true)
+            const lane: Lane = {
+              pooled,
+              sql: this.connect(pooled),
+              scope,
+              inFlight: 1,
+              closed: false,
+              released: false,
+              lingering: false
+            }
+            this.lanes.push(lane)
+            // Room for others too (up to maxInFlight on the new lane): each looks again.
+            if (this.bounds.maxInFlight > 1) this.wakeAll()
+            return lane
+          })
+        ))
+    })
+  )
+
+  /** A statement of `lane` ended (succeeded, failed or was interrupted). */
+  private done(lane: Lane): Effect.Effect<void> {
+    lane.inFlight--
+    if (!lane.closed) {
+      if (!lane.pooled.isValid || (lane.inFlight === 0 && this.exclusiveWaiting > 0)) {
+        // Dead (the rest in flight on it fail with it), or emptied for an exclusive checkout.
+        this.remove(lane)
+        if (this.exclusiveWaiting === 0) this.wakeAll()
+      } else {
+        if (lane.inFlight === 0) this.lingerThenRelease(lane)
+        if (this.exclusiveWaiting === 0) this.wakeOne()
+        return Effect.void
+      }
+    }
+    if (lane.inFlight > 0 || lane.released) return Effect.void
+    lane.released = true
+    return this.release(lane)
+  }
+
+  /**
+   * An emptied lane stays open until the callers it served had a turn (their next statements
+   * usually come within the same turn of the event loop), then goes back to the pool if still empty.
+   */
+  private lingerThenRelease(lane: Lane): void {
+    if (lane.lingering) return
+    lane.lingering = true
+    setImmediate(() => {
+      lane.lingering = false
+      if (lane.closed || lane.inFlight > 0) return
+      this.remove(lane)
+      lane.released = true
+      if (this.exclusiveWaiting === 0) this.wakeAll()
+      Effect.runFork(this.release(lane))
+    })
+  }
+
+  /**
+   * The client's scope closes: every lane goes back to the pool now (one still carrying abandoned
+   * statements is invalidated, closed by the pool); waiting statements look again (and open a
+   * lane of a pool that may be closing: its checkout error).
+   */
+  readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
+    const lanes = this.lanes.splice(0)
+    for (const lane of lanes) lane.closed = true
+    this.wakeAll()
+    return Effect.forEach(lanes, (lane) => {
+      if (lane.released) return Effect.void
+      lane.released = true
+      const connection = lane.pooled.connection
+      const idle = connection.pipelineIdle
+      return Effect.andThen(
+        idle
+          ? Effect.void
+          : lane.pooled.invalidate(new Error("client closed with pipelined statements running"), "statement"),
+        Effect.suspend(() => {
+          connection.setPipelined(false)
+          return Scope.close(lane.scope, Exit.void)
+        })
+      )
+    }, { discard: true })
+  })
+
+  private remove(lane: Lane): void {
+    lane.closed = true
+    const index = this.lanes.indexOf(lane)
+    if (index >= 0) this.lanes.splice(index, 1)
+  }
+
+  /**
+   * Back to the pool: once nothing it carried is on the wire (an abandoned statement still runs),
+   * multiplexing off. Waiting for abandoned statements happens in the background, bounded by the
+   * pool's `resetTimeout`: past it the connection is invalidated (closed by the pool).
+   */
+  private release(lane: Lane): Effect.Effect<void> {
+    const connection = lane.pooled.connection
+    const back = Effect.suspend(() => {
+      connection.setPipelined(false)
+      return Scope.close(lane.scope, Exit.void)
+    })
+    if (connection.pipelineIdle || !lane.pooled.isValid) return back
+    return Effect.asVoid(Effect.forkDetach(
+      Effect.timeoutOrElse(connection.awaitPipelineIdle, {
+        duration: this.pool.settings.resetTimeout,
+        orElse: () => lane.pooled.invalidate(new Error("abandoned pipelined statements still running"), "statement")
+      }).pipe(Effect.andThen(back))
+    ))
+  }
+}
