@@ -2,7 +2,8 @@
 # Both ends of the peer ranges (`npm run test:peers`, called by .ci/run): `tsc --noEmit -p .` and
 # the pg suite (`vitest run test/pg`) on
 #   - the oldest peers: the floors of package.json's `effect` and `@effect/sql-pg` ranges
-#     (`>=X <Y`), with the test tools of the same minor (@effect/vitest, @effect/platform-node);
+#     (`>=X <Y`), with the test tools of the same minor (@effect/vitest, @effect/platform-node,
+#     @effect/opentelemetry);
 #   - the newest peers the ranges allow (asked from the registry). When they are the repo's own
 #     devDependencies, the repo itself is that end: it runs here too, unless
 #     `--skip-dev-end` says the caller's `npm test` (tsc + the whole suite) already ran it.
@@ -81,7 +82,8 @@ overlay() {
     const fs = require("fs"), [file, effect, sqlpg, tools] = process.argv.slice(1)
     const p = JSON.parse(fs.readFileSync(file, "utf8"))
     Object.assign(p.devDependencies, {
-      effect, "@effect/sql-pg": sqlpg, "@effect/vitest": tools, "@effect/platform-node": tools
+      effect, "@effect/sql-pg": sqlpg, "@effect/vitest": tools, "@effect/platform-node": tools,
+      "@effect/opentelemetry": tools
     })
     p.overrides = { ...p.overrides, "@effect/platform-node-shared": tools }
     fs.writeFileSync(file, JSON.stringify(p, null, 2) + "\n")' "$dir/package.json" "$effect" "$sqlpg" "$(same_minor "$effect")"
