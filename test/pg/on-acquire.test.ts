@@ -42,8 +42,8 @@ const driverOf = (applicationName: string) =>
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
-const pgSql = (pool: () => PoolLayer) => (applicationName: string) =>
-  PgClient.layerFrom(PgSql.make({ onAcquire })).pipe(
+const pgSql = (pool: () => PoolLayer, options: PgSql.Options = {}) => (applicationName: string) =>
+  PgClient.layerFrom(PgSql.make({ ...options, onAcquire })).pipe(
     Layer.provide(Layer.succeed(Captured)("built")),
     Layer.provideMerge(pool()),
     Layer.provideMerge(driverOf(applicationName))
@@ -60,6 +60,8 @@ const targets: ReadonlyArray<
 > = [
   ["QueuePool", pgSql(() => QueuePool.layer({ poolSize: 2 }))],
   ["NullPool", pgSql(() => NullPool.layer())],
+  // Pipelined statements (PgSql.layer({ pipeline })): the hook runs once per statement all the same.
+  ["QueuePool-pipelined", pgSql(() => QueuePool.layer({ poolSize: 2 }), { pipeline: { maxInFlight: 4 } })],
   ["StaticPool", pgSql(() => StaticPool.layer())],
   ...(referenceHasOnAcquire
     ? [
