@@ -120,18 +120,9 @@ export const catalogue: ReadonlyArray<Entry> = [
 export const statementName = /effect_[0-9a-f]+_\d+/
 
 /** The internals that can be checked on a session (statement names are checked by the contract test). */
-const checked: ReadonlyArray<Exclude<Internal, "statement names">> = [
-  "internals",
-  "internals.deadError",
-  "internals.retireHooks",
-  "base.prepared.statements",
-  "base.cancel",
-  "base.consumer",
-  "base.fatal",
-  "base.session.socket",
-  "base.dispatch",
-  "base.multiplex"
-]
+const checked = catalogue.map((entry) => entry.internal).filter(
+  (internal): internal is Exclude<Internal, "statement names"> => internal !== "statement names"
+)
 
 /**
  * The session's cancel, replaceable: the driver runs it after an interrupt (a CancelRequest, then
