@@ -8,7 +8,7 @@ import { MockDriver } from "effect-db-pool/testing"
 export const Pool: Layer.Layer<
   ConnectionPool.ConnectionPool | MockDriver.MockDriver | Driver.Driver,
   PoolError.PoolConfigError
-> = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer))
+> = QueuePool.layer({ poolSize: 2 }).pipe(Layer.provideMerge(MockDriver.layer()))
 
 export const program: Effect.Effect<ConnectionPool.PoolStats, PoolError.CheckoutError, ConnectionPool.ConnectionPool> =
   Effect.gen(
