@@ -28,6 +28,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
 import { PgDatabase } from "../src/pg/embedded.ts"
+import { typecheckSnippets } from "./typecheck-snippets.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const outDir = path.join(root, "tmp", "docs-check")
@@ -175,29 +176,8 @@ const extract = (file: string, problems: Array<Problem>): Array<Block> => {
 // ---------------------------------------------------------------------------------- type-check
 
 const typecheck = (blocks: ReadonlyArray<Block>): Array<string> => {
-  const tsconfigPath = path.join(outDir, "tsconfig.json")
-  fs.writeFileSync(
-    tsconfigPath,
-    JSON.stringify(
-      {
-        extends: path.relative(outDir, path.join(root, "tsconfig.json")).split(path.sep).join("/"),
-        compilerOptions: { noEmit: true, noUnusedLocals: false, noUnusedParameters: false, incremental: false },
-        files: blocks.map((b) => path.basename(b.out)),
-        include: []
-      },
-      null,
-      2
-    ) + "\n"
-  )
-  const config = ts.getParsedCommandLineOfConfigFile(tsconfigPath, {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"))
-    }
-  })!
-  const program = ts.createProgram({ rootNames: config.fileNames, options: config.options })
   const byOut = new Map(blocks.map((b) => [path.resolve(b.out), b]))
-  return [...config.errors, ...ts.getPreEmitDiagnostics(program)].map((d) => {
+  return typecheckSnippets(root, outDir, blocks.map((b) => b.out)).map((d) => {
     const message = ts.flattenDiagnosticMessageText(d.messageText, "\n    ")
     const category = ts.DiagnosticCategory[d.category].toLowerCase()
     if (d.file === undefined || d.start === undefined) return `${category} TS${d.code}: ${message}`

@@ -21,6 +21,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import ts from "typescript"
+import { typecheckSnippets } from "./typecheck-snippets.ts"
 
 const CHECKED_LANGUAGES = new Set(["ts", "typescript"])
 
@@ -222,36 +223,10 @@ const main = () => {
   for (const example of examples) {
     fs.writeFileSync(example.out, `${example.code}\nexport {}\n`)
   }
-  const tsconfigPath = path.join(outDir, "tsconfig.json")
-  fs.writeFileSync(
-    tsconfigPath,
-    JSON.stringify(
-      {
-        extends: path.relative(outDir, path.join(root, "tsconfig.json")).split(path.sep).join("/"),
-        compilerOptions: { noEmit: true, noUnusedLocals: false, noUnusedParameters: false, incremental: false },
-        files: examples.map((e) => path.basename(e.out)),
-        include: []
-      },
-      null,
-      2
-    ) + "\n"
-  )
-
   const byOut = new Map(examples.map((e) => [path.resolve(e.out), e]))
   const diagnostics: Array<string> = []
   if (examples.length > 0) {
-    const config = ts.getParsedCommandLineOfConfigFile(tsconfigPath, {}, {
-      ...ts.sys,
-      onUnRecoverableConfigFileDiagnostic: (d) => {
-        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"))
-      }
-    })!
-    const program = ts.createProgram({
-      rootNames: config.fileNames,
-      options: config.options,
-      projectReferences: config.projectReferences ?? []
-    })
-    const all = [...config.errors, ...ts.getPreEmitDiagnostics(program)]
+    const all = typecheckSnippets(root, outDir, examples.map((e) => e.out))
     for (const d of all) {
       const message = ts.flattenDiagnosticMessageText(d.messageText, "\n    ")
       const category = ts.DiagnosticCategory[d.category].toLowerCase()
