@@ -24,19 +24,30 @@ import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import { execFileSync } from "node:child_process"
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
+import { join } from "node:path"
 import pg from "pg"
 import postgres from "postgres"
 import * as PgBouncer from "../support/pgbouncer.ts"
 import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
 
-type Query = "SELECT 1" | "transaction"
-const queries: ReadonlyArray<Query> = ["SELECT 1", "transaction"]
+type Query = "SELECT 1" | "point query" | "transaction"
+const queries: ReadonlyArray<Query> = ["SELECT 1", "point query", "transaction"]
 const connections = 10
+/** The point query's table: `rows` rows keyed by `id` (created if missing). */
+const pointTable = "bench_points"
+const rows = 1000
+/** Operation `i` of a worker reads this row (spread over the table). */
+const pointId = (i: number) => (i * 7919) % rows + 1
+/** application_name of a subject's sessions (counted in pg_stat_activity). */
+const appName = (short: string) => `bench-${short}-${process.pid}`
 
 interface E2eSubject {
   readonly name: string
+  /** Its sessions' application_name, when it sets one (server connections are counted by it). */
+  readonly app?: string
   /**
    * `workers` concurrent loops of `perWorker` operations; every operation's latency (µs) is pushed
    * to `latencies` (the same two clock readings per operation for every subject).
@@ -47,11 +58,16 @@ interface E2eSubject {
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 
-const loop = <E>(op: Effect.Effect<unknown, E>, n: number, latencies: Array<number>): Effect.Effect<void, E> =>
+const loop = <E>(
+  op: (i: number) => Effect.Effect<unknown, E>,
+  n: number,
+  latencies: Array<number>,
+  worker: number
+): Effect.Effect<void, E> =>
   Effect.gen(function*() {
     for (let i = 0; i < n; i++) {
       const t0 = now()
-      yield* op
+      yield* op(worker * n + i)
       latencies.push((now() - t0) * 1000)
     }
   })
@@ -70,23 +86,30 @@ export const summarize = (samples: ReadonlyArray<number>): LatencySummary => {
   }
 }
 
-const sqlOps = (sql: SqlClient.SqlClient): Record<Query, Effect.Effect<unknown, unknown>> => ({
-  "SELECT 1": sql`SELECT 1`,
-  transaction: sql.withTransaction(sql`SELECT 1`)
-})
+const sqlOps = (sql: SqlClient.SqlClient): Record<Query, (i: number) => Effect.Effect<unknown, unknown>> => {
+  const select1 = sql`SELECT 1`
+  const transaction = sql.withTransaction(sql`SELECT 1`)
+  return {
+    "SELECT 1": () => select1,
+    "point query": (i) => sql`select id, name from ${sql(pointTable)} where id = ${pointId(i)}`,
+    transaction: () => transaction
+  }
+}
 
 /** One SqlClient shared by all workers. */
 const sqlSubject = async (
   name: string,
-  layer: Layer.Layer<SqlClient.SqlClient, unknown>
+  layer: Layer.Layer<SqlClient.SqlClient, unknown>,
+  app?: string
 ): Promise<E2eSubject> => {
   const runtime = ManagedRuntime.make(layer)
   const ops = sqlOps(await runtime.runPromise(Effect.service(SqlClient.SqlClient)))
   return {
     name,
+    ...(app === undefined ? {} : { app }),
     run: (query, workers, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(workers), () => loop(ops[query], perWorker, latencies), {
+        Effect.forEach(range(workers), (w) => loop(ops[query], perWorker, latencies, w), {
           concurrency: "unbounded",
           discard: true
         })
@@ -97,19 +120,22 @@ const sqlSubject = async (
 
 /** postgres.js (`postgres`, max 10): pipelines autocommit statements on its own. */
 const postgresJsSubject = (url: string): E2eSubject => {
-  const sql = postgres(url, { max: connections, onnotice: () => {} })
-  const op = async (query: Query) => {
+  const app = appName("postgresjs")
+  const sql = postgres(url, { max: connections, onnotice: () => {}, connection: { application_name: app } })
+  const op = async (query: Query, i: number) => {
     if (query === "SELECT 1") await sql`SELECT 1`
+    else if (query === "point query") await sql`select id, name from ${sql(pointTable)} where id = ${pointId(i)}`
     else await sql.begin((tx) => tx`SELECT 1`)
   }
   return {
     name: "postgres.js (max 10)",
+    app,
     run: (query, workers, perWorker, latencies) =>
       Promise.all(
-        range(workers).map(async () => {
+        range(workers).map(async (w) => {
           for (let i = 0; i < perWorker; i++) {
             const t0 = now()
-            await op(query)
+            await op(query, w * perWorker + i)
             latencies.push((now() - t0) * 1000)
           }
         })
@@ -130,7 +156,7 @@ const dedicatedSqlSubject = async (url: string, workers: number): Promise<E2eSub
     name: "dedicated sql-pg connection / worker",
     run: (query, n, perWorker, latencies) =>
       Effect.runPromise(
-        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker, latencies), {
+        Effect.forEach(range(n), (i) => loop(ops[i]![query], perWorker, latencies, i), {
           concurrency: "unbounded",
           discard: true
         })
@@ -139,9 +165,13 @@ const dedicatedSqlSubject = async (url: string, workers: number): Promise<E2eSub
   }
 }
 
-const pgQuery = async (client: pg.ClientBase | pg.Pool, query: Query): Promise<void> => {
+const pgQuery = async (client: pg.ClientBase | pg.Pool, query: Query, i: number): Promise<void> => {
   if (query === "SELECT 1") {
     await client.query("SELECT 1")
+    return
+  }
+  if (query === "point query") {
+    await client.query(`select id, name from ${pointTable} where id = $1`, [pointId(i)])
     return
   }
   await client.query("BEGIN")
@@ -150,24 +180,26 @@ const pgQuery = async (client: pg.ClientBase | pg.Pool, query: Query): Promise<v
 }
 
 const pgPoolSubject = (url: string): E2eSubject => {
-  const pool = new pg.Pool({ connectionString: url, max: connections })
-  const op = async (query: Query) => {
-    if (query === "SELECT 1") return pgQuery(pool, query)
+  const app = appName("pgpool")
+  const pool = new pg.Pool({ connectionString: url, max: connections, application_name: app })
+  const op = async (query: Query, i: number) => {
+    if (query !== "transaction") return pgQuery(pool, query, i)
     const client = await pool.connect()
     try {
-      await pgQuery(client, query)
+      await pgQuery(client, query, i)
     } finally {
       client.release()
     }
   }
   return {
     name: "node-postgres pg.Pool",
+    app,
     run: (query, workers, perWorker, latencies) =>
       Promise.all(
-        range(workers).map(async () => {
+        range(workers).map(async (w) => {
           for (let i = 0; i < perWorker; i++) {
             const t0 = now()
-            await op(query)
+            await op(query, w * perWorker + i)
             latencies.push((now() - t0) * 1000)
           }
         })
@@ -186,7 +218,7 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
         range(n).map(async (i) => {
           for (let k = 0; k < perWorker; k++) {
             const t0 = now()
-            await pgQuery(clients[i]!, query)
+            await pgQuery(clients[i]!, query, i * perWorker + k)
             latencies.push((now() - t0) * 1000)
           }
         })
@@ -409,6 +441,53 @@ const pinToOneCpu = (options: E2eOptions): { readonly placement?: string; readon
   }
 }
 
+// ---------------------------------------------------------------------------------- ceiling
+
+export const pgbenchSubject = "pgbench -M prepared (ceiling)"
+
+/**
+ * pgbench (libpq, C) on the same server: transactions per second of one workload with `clients`
+ * clients and prepared statements, for `seconds`; `undefined` when pgbench is not installed.
+ */
+const pgbench = (url: string, query: Query, clients: number, seconds: number): number | undefined => {
+  const bin = ["/usr/lib/postgresql/15/bin/pgbench", "/usr/bin/pgbench"].find((f) => existsSync(f))
+  if (bin === undefined) return undefined
+  const dir = mkdtempSync(join(os.tmpdir(), "pgbench-"))
+  const file = join(dir, "script.sql")
+  writeFileSync(
+    file,
+    query === "SELECT 1"
+      ? "SELECT 1;\n"
+      : query === "point query"
+      ? `\\set id random(1, ${rows})\nselect id, name from ${pointTable} where id = :id;\n`
+      : "BEGIN;\nSELECT 1;\nCOMMIT;\n"
+  )
+  try {
+    const out = execFileSync(
+      bin,
+      [
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        String(clients),
+        "-j",
+        String(Math.min(clients, 2)),
+        "-T",
+        String(seconds),
+        "-f",
+        file,
+        url
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }
+    )
+    const tps = /tps = ([\d.]+)/.exec(out)
+    return tps ? Number(tps[1]) : undefined
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 // ------------------------------------------------------------------------------------- run
 
 export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> => {
@@ -421,46 +500,46 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
     const ops = options.quick ? 1_000 : 3_000
     const rounds = options.quick ? 5 : 9
     const results: Array<E2eResult> = []
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    await admin.query(`create table if not exists ${pointTable} (id int primary key, name text not null)`)
+    await admin.query(
+      `insert into ${pointTable} select g, 'row ' || g from generate_series(1, ${rows}) g on conflict do nothing`
+    )
+    /** Server sessions of `app` now (pg_stat_activity). */
+    const sessionsOf = async (app: string): Promise<number> =>
+      (await admin.query<{ n: number }>(
+        "select count(*)::int as n from pg_stat_activity where application_name = $1",
+        [app]
+      )).rows[0]!.n
     // The pools on 10 connections: open together, rounds interleaved (round r of each subject in
     // turn, starting with a different one each round).
+    const ourLayer = (app: string, pipelined: boolean, lifo = false) =>
+      PgSql.layer(pipelined ? { pipeline: {} } : {}).pipe(
+        Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo })),
+        Layer.provide(PgDriver.layer({ url: Redacted.make(url), applicationName: app }))
+      )
+    const ourSubject = (name: string, short: string, pipelined: boolean, lifo = false) => () => {
+      const app = appName(short)
+      return sqlSubject(name, ourLayer(app, pipelined, lifo), app)
+    }
+    const pgClientSubject = (name: string, short: string, multiplex: boolean) => () => {
+      const app = appName(short)
+      return sqlSubject(
+        name,
+        PgClient.layer({ url: Redacted.make(url), maxConnections: connections, multiplex, applicationName: app }),
+        app
+      )
+    }
     const interleaved: ReadonlyArray<() => Promise<E2eSubject>> = [
-      () =>
-        sqlSubject(
-          "SqlClient over QueuePool (PgSql)",
-          PgSql.layer().pipe(
-            Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0 })),
-            Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
-          )
-        ),
-      () =>
-        sqlSubject(
-          "SqlClient over QueuePool lifo (PgSql)",
-          PgSql.layer().pipe(
-            Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo: true })),
-            Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
-          )
-        ),
-      () =>
-        sqlSubject(
-          "@effect/sql-pg PgClient.layer",
-          PgClient.layer({ url: Redacted.make(url), maxConnections: connections })
-        ),
+      ourSubject("SqlClient over QueuePool (PgSql)", "ours", false),
+      ourSubject("SqlClient over QueuePool lifo (PgSql)", "ours-lifo", false, true),
+      pgClientSubject("@effect/sql-pg PgClient.layer", "pgclient", false),
       async () => pgPoolSubject(url),
-      // Pipelined autocommit statements (issue 22); bench/pipeline-pg.ts has the point query,
-      // server connections used and CPU per operation.
-      () =>
-        sqlSubject(
-          "SqlClient over QueuePool pipelined (PgSql)",
-          PgSql.layer({ pipeline: { maxInFlight: 16 } }).pipe(
-            Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0 })),
-            Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
-          )
-        ),
-      () =>
-        sqlSubject(
-          "@effect/sql-pg PgClient.layer multiplex",
-          PgClient.layer({ url: Redacted.make(url), maxConnections: connections, multiplex: true })
-        ),
+      // Pipelined autocommit statements (`PgSql.layer({ pipeline: {} })`, the defaults), and the
+      // clients that pipeline on their own.
+      ourSubject("SqlClient over QueuePool pipelined (PgSql)", "ours-pipelined", true),
+      pgClientSubject("@effect/sql-pg PgClient.layer multiplex", "multiplex", true),
       async () => postgresJsSubject(url)
     ]
     // One after another (a connection per worker, or a PgBouncer each): too many connections to
@@ -477,7 +556,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
       samples: ReadonlyArray<number>,
       latencies: ReadonlyArray<number>,
       grouped: boolean,
-      roundP99?: ReadonlyArray<number>
+      extra: { roundP99?: ReadonlyArray<number>; cpu?: ReadonlyArray<number>; sessions?: number } = {}
     ) =>
       results.push({
         subject: subject.name,
@@ -488,8 +567,40 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
         rounds: samples,
         ...(grouped ? { interleaved: true } : {}),
         latency: summarize(latencies),
-        ...(roundP99 === undefined ? {} : { roundP99 })
+        ...(extra.roundP99 === undefined ? {} : { roundP99: extra.roundP99 }),
+        ...(extra.cpu === undefined ? {} : { cpuUs: median(extra.cpu), cpuRounds: extra.cpu }),
+        ...(extra.sessions === undefined ? {} : { serverConnections: extra.sessions })
       })
+    /**
+     * One measured round of `subject`: µs per operation, CPU µs per operation, and the most
+     * server sessions of the subject seen meanwhile (sampled every 20 ms: the sampler's own
+     * queries cost every subject alike).
+     */
+    const measure = async (
+      subject: E2eSubject,
+      query: Query,
+      concurrency: number,
+      perWorker: number,
+      latencies: Array<number>
+    ): Promise<{ us: number; cpu: number; sessions: number }> => {
+      const total = perWorker * concurrency
+      let sessions = 0
+      let sampling = subject.app !== undefined
+      const sampler = (async () => {
+        while (sampling) {
+          sessions = Math.max(sessions, await sessionsOf(subject.app!))
+          await new Promise((resolve) => setTimeout(resolve, 20))
+        }
+      })()
+      const c0 = process.cpuUsage()
+      const t0 = now()
+      await subject.run(query, concurrency, perWorker, latencies)
+      const us = ((now() - t0) * 1000) / total
+      const c = process.cpuUsage(c0)
+      sampling = false
+      await sampler
+      return { us, cpu: (c.user + c.system) / total, sessions }
+    }
     for (const concurrency of [1, 16, 64]) {
       const perWorker = Math.max(1, Math.ceil(ops / concurrency))
       const total = perWorker * concurrency
@@ -502,21 +613,42 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
           const samples = group.map((): Array<number> => [])
           const latencies = group.map((): Array<number> => [])
           const roundP99 = group.map((): Array<number> => [])
+          const cpu = group.map((): Array<number> => [])
+          const sessions = group.map(() => 0)
           for (let r = 0; r < rounds; r++) {
             for (let k = 0; k < group.length; k++) {
               const i = (k + r) % group.length
               // No forced GC before a round: a full GC shrinks the young generation, and the
               // allocation-heavy (Effect) subjects then ran ~2x slower for the whole round.
               const from = latencies[i]!.length
-              const t0 = now()
-              await group[i]!.run(query, concurrency, perWorker, latencies[i]!)
-              samples[i]!.push(((now() - t0) * 1000) / total)
+              const round = await measure(group[i]!, query, concurrency, perWorker, latencies[i]!)
+              samples[i]!.push(round.us)
+              cpu[i]!.push(round.cpu)
+              sessions[i] = Math.max(sessions[i]!, round.sessions)
               roundP99[i]!.push(summarize(latencies[i]!.slice(from)).p99)
             }
           }
           group.forEach((subject, i) =>
-            record(subject, query, concurrency, samples[i]!, latencies[i]!, true, roundP99[i]!)
+            record(subject, query, concurrency, samples[i]!, latencies[i]!, true, {
+              roundP99: roundP99[i]!,
+              cpu: cpu[i]!,
+              ...(subject.app === undefined ? {} : { sessions: sessions[i]! })
+            })
           )
+        }
+        // The ceiling: pgbench (libpq, C, prepared statements), min(concurrency, 10) clients.
+        for (const query of queries) {
+          const tps = pgbench(url, query, Math.min(concurrency, connections), options.quick ? 2 : 5)
+          if (tps === undefined) continue
+          results.push({
+            subject: pgbenchSubject,
+            query,
+            concurrency,
+            connections: Math.min(concurrency, connections),
+            medianUs: 1e6 / tps,
+            rounds: [1e6 / tps],
+            serverConnections: Math.min(concurrency, connections)
+          })
         }
       } finally {
         for (const subject of group) await subject.close()
@@ -528,20 +660,27 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
             await subject.run(query, concurrency, Math.max(1, perWorker >> 1), [])
             const samples: Array<number> = []
             const latencies: Array<number> = []
+            const cpu: Array<number> = []
             for (let r = 0; r < rounds; r++) {
-              const t0 = now()
-              await subject.run(query, concurrency, perWorker, latencies)
-              samples.push(((now() - t0) * 1000) / total)
+              const round = await measure(subject, query, concurrency, perWorker, latencies)
+              samples.push(round.us)
+              cpu.push(round.cpu)
             }
-            record(subject, query, concurrency, samples, latencies, false)
+            record(subject, query, concurrency, samples, latencies, false, { cpu })
           }
         } finally {
           await subject.close()
         }
       }
     }
+    await admin.end()
     const overload = await runOverload(url, options)
-    return { results, overload, ...(pinned.placement === undefined ? {} : { placement: pinned.placement }) }
+    return {
+      results,
+      overload,
+      ...(pinned.placement === undefined ? {} : { placement: pinned.placement }),
+      rssMiB: Math.round(process.memoryUsage().rss / 1048576)
+    }
   } finally {
     pinned.restore()
     await dbRuntime.dispose()

@@ -20,6 +20,10 @@ const ours = "SqlClient over QueuePool (PgSql)"
 const oursLifo = "SqlClient over QueuePool lifo (PgSql)"
 const pgClient = "@effect/sql-pg PgClient.layer"
 const pgPool = "node-postgres pg.Pool"
+const pipelined = "SqlClient over QueuePool pipelined (PgSql)"
+const multiplex = "@effect/sql-pg PgClient.layer multiplex"
+const postgresJs = "postgres.js (max 10)"
+const ceiling = "pgbench -M prepared (ceiling)"
 const bounced = (s: string) => s.endsWith("via PgBouncer")
 const short = (s: string) => s.replace("SqlClient over ", "").replace(" (PgSql)", "")
 
@@ -84,6 +88,24 @@ export const e2eReport = (
     `End to end (PostgreSQL): µs per operation (median of the rounds${many ? `; median of ${runs.length} runs` : ""})`,
     table(["subject", ...keys], subjects.map((s) => [s, ...keys.map((k) => fmt(us(s, k), 1))]))
   )
+
+  const cpu = (subject: string, key: string) => across(runs, (run) => of(run, subject, key)?.cpuUs ?? NaN)
+  const withCpu = subjects.filter((s) => all.some((r) => r.subject === s && r.cpuUs !== undefined))
+  if (withCpu.length > 0) {
+    say(
+      `Node CPU µs per operation (user + system, median of the rounds${many ? `; median of ${runs.length} runs` : ""})`,
+      table(["subject", ...keys], withCpu.map((s) => [s, ...keys.map((k) => fmt(cpu(s, k), 1))]))
+    )
+  }
+  const sessions = (subject: string, key: string) =>
+    across(runs, (run) => of(run, subject, key)?.serverConnections ?? NaN)
+  const withSessions = subjects.filter((s) => all.some((r) => r.subject === s && r.serverConnections !== undefined))
+  if (withSessions.length > 0) {
+    say(
+      "Server connections used (the most sessions of the subject seen at once in pg_stat_activity, sampled every 20 ms)",
+      table(["subject", ...keys], withSessions.map((s) => [s, ...keys.map((k) => fmt(sessions(s, k), 0))]))
+    )
+  }
 
   // Throughput ratios against every other direct subject.
   const mine = subjects.filter((s) => s.startsWith("SqlClient over QueuePool") && !bounced(s))
@@ -225,6 +247,41 @@ export const e2eReport = (
       ).join(", ")
     })
   }
+  // Pipelined statements (issue 22): autocommit statements at 16 and 64 fibers, against the
+  // clients that pipeline on their own, on no more server connections than they use.
+  const pipelinedKeys = keys.filter((k) => /^(SELECT 1|point query) c=(16|64)$/.test(k))
+  if (subjects.includes(pipelined)) {
+    for (const other of [multiplex, postgresJs]) {
+      if (!subjects.includes(other)) continue
+      const list = cells(pipelined, other, pipelinedKeys)
+      if (list.length === 0) continue
+      const fewer = pipelinedKeys.every((k) => !(sessions(pipelined, k) > sessions(other, k)))
+      targets.push({
+        name: `pipelined ≥ 1.0× ${
+          other === multiplex ? "PgClient.layer multiplex" : "postgres.js"
+        }, SELECT 1 and point query at 16 and 64 fibers, on no more server connections`,
+        holds: fewer && list.every((c) => c.r >= 1),
+        detail: list.map((c) =>
+          `${c.k} ${x(c.r)} (${fmt(sessions(pipelined, c.k), 0)} vs ${fmt(sessions(other, c.k), 0)} connections)`
+        ).join(", ")
+      })
+    }
+    if (subjects.includes(ceiling)) {
+      judge(
+        "pipelined ≥ 0.8× pgbench, SELECT 1 and point query at 16 and 64 fibers (stretch)",
+        cells(pipelined, ceiling, pipelinedKeys),
+        (c) => c.r >= 0.8
+      )
+    }
+    if (subjects.includes(pgClient)) {
+      const tx = keys.filter((k) => k.startsWith("transaction"))
+      judge(
+        "pipelined mode: transactions ≥ 1.0× PgClient.layer, every concurrency",
+        cells(pipelined, pgClient, tx),
+        (c) => c.r >= 1
+      )
+    }
+  }
   if (overloadSubjects.includes(ours)) {
     for (const other of overloadSubjects.filter((s) => s !== ours)) {
       const a = over(ours, (o) => o.wait.p99)
@@ -244,6 +301,10 @@ export const e2eReport = (
       `End-to-end targets${many ? ` (median of ${runs.length} runs)` : ""}: holds / NO, then the figures judged`,
       targets.map((t) => `${t.holds ? "yes" : "NO "}  ${t.name}\n       ${t.detail}`).join("\n")
     )
+  }
+  const rss = across(runs, (run) => run.rssMiB ?? NaN)
+  if (Number.isFinite(rss)) {
+    out.push(`\nResident set after the end-to-end part (every subject in one process): ${fmt(rss, 0)} MiB`)
   }
   const placement = runs.map((run) => run.placement).find((p) => p !== undefined)
   if (placement !== undefined) out.push(`\n(${placement})`)

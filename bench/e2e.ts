@@ -34,6 +34,12 @@ export interface E2eResult {
    * round, as throughput is, so one round that drew a load spike does not decide a pooled p99.
    */
   readonly roundP99?: ReadonlyArray<number>
+  /** Node CPU (user + system) µs per operation: the median of the rounds (the ceiling row: none). */
+  readonly cpuUs?: number
+  /** CPU µs per operation of each round, in round order (interleaved group). */
+  readonly cpuRounds?: ReadonlyArray<number>
+  /** The most server sessions of the subject seen at once (pg_stat_activity, sampled every 20 ms). */
+  readonly serverConnections?: number
 }
 
 export interface LatencySummary {
@@ -78,6 +84,8 @@ export interface E2eOutcome {
   readonly overload?: ReadonlyArray<OverloadResult>
   /** How the process was placed for the run (e.g. pinned to one CPU), if it was. */
   readonly placement?: string
+  /** The process's resident set after the end-to-end part, MiB. */
+  readonly rssMiB?: number
 }
 
 /** What bench/e2e-pg.ts returns. */
@@ -85,6 +93,8 @@ export interface PgBenchOutcome {
   readonly results: ReadonlyArray<E2eResult>
   readonly overload: ReadonlyArray<OverloadResult>
   readonly placement?: string
+  /** The process's resident set after the end-to-end part, MiB (every subject ran in it). */
+  readonly rssMiB?: number
 }
 
 export const runE2e = async (options: E2eOptions): Promise<E2eOutcome> => {

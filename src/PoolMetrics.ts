@@ -237,6 +237,82 @@ export const forPool = (pool: string): Metrics => {
   }
 }
 
+// ---------------------------------------------------------------------- pipelined statements
+
+/**
+ * Metric names of the pipelined mode of `effect-db-pool/pg` (`PgSql.layer({ pipeline })`),
+ * attributed by pool ({@link poolAttribute}). Each shared connection is also one checkout of the
+ * pool (`db.client.connection.count`, state `used`).
+ *
+ * | name | kind | meaning |
+ * |---|---|---|
+ * | `db.client.connection.pipeline.connections` | gauge (`{connection}`) | connections now serving pipelined statements |
+ * | `db.client.connection.pipeline.in_flight` | gauge (`{statement}`) | pipelined statements queued or on the wire whose callers wait, over all of them |
+ * | `db.client.connection.pipeline.statements` | counter (`{statement}`) | statements sent pipelined |
+ * | `db.client.connection.pipeline.abandoned` | counter (`{statement}`) | pipelined statements whose caller was interrupted (the server still ran them) |
+ *
+ * @category names
+ * @since 0.2.0
+ */
+export const pipelineNames = {
+  /** Gauge: connections now serving pipelined statements. */
+  connections: "db.client.connection.pipeline.connections",
+  /** Gauge: pipelined statements in flight, over every shared connection. */
+  inFlight: "db.client.connection.pipeline.in_flight",
+  /** Counter: statements sent pipelined. */
+  statements: "db.client.connection.pipeline.statements",
+  /** Counter: pipelined statements whose caller was interrupted. */
+  abandoned: "db.client.connection.pipeline.abandoned"
+} as const
+
+/**
+ * The pipelined-mode metrics of one pool.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface PipelineMetrics {
+  /** `db.client.connection.pipeline.connections`. */
+  readonly connections: Metric.Gauge<number>
+  /** `db.client.connection.pipeline.in_flight`. */
+  readonly inFlight: Metric.Gauge<number>
+  /** `db.client.connection.pipeline.statements`. */
+  readonly statements: Metric.Counter<number>
+  /** `db.client.connection.pipeline.abandoned`. */
+  readonly abandoned: Metric.Counter<number>
+}
+
+/**
+ * The pipelined-mode metrics of pool `pool`; read them with `Metric.value`.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const forPipeline = (pool: string): PipelineMetrics => {
+  const attributes = { [poolAttribute]: pool }
+  const statements = { ...attributes, [unitAttribute]: "{statement}" }
+  return {
+    connections: Metric.gauge(pipelineNames.connections, {
+      description: "Connections now serving pipelined statements",
+      attributes: { ...attributes, [unitAttribute]: "{connection}" }
+    }),
+    inFlight: Metric.gauge(pipelineNames.inFlight, {
+      description: "Pipelined statements queued or on the wire whose callers wait",
+      attributes: statements
+    }),
+    statements: Metric.counter(pipelineNames.statements, {
+      description: "Statements sent pipelined",
+      attributes: statements,
+      incremental: true
+    }),
+    abandoned: Metric.counter(pipelineNames.abandoned, {
+      description: "Pipelined statements whose caller was interrupted (the server still ran them)",
+      attributes: statements,
+      incremental: true
+    })
+  }
+}
+
 // ------------------------------------------------------------------------- read replicas
 
 /** Attribute naming the router (`PgReplicas` option `name`) on the replica series. @since 0.1.0 */

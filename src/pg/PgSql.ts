@@ -75,7 +75,7 @@ import { isUnsent } from "./internal/connection.ts"
 import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as Hosts from "./internal/hosts.ts"
 import { Exclusive, Lanes } from "./internal/pipeline.ts"
-import type { LaneStatus } from "./internal/pipeline.ts"
+import type { LaneEvent, LaneStatus } from "./internal/pipeline.ts"
 import * as Pooler from "./internal/pooler.ts"
 import * as Routing from "./internal/routing.ts"
 import { classify } from "./internal/session.ts"
@@ -148,7 +148,11 @@ export interface Options<R = never> {
  * @since 0.2.0
  */
 export interface PipelineOptions {
-  /** Statements in flight on one shared connection, 1–128. Default 16. */
+  /**
+   * Statements in flight on one shared connection, 1–128. Default 32 (as `@effect/sql-pg`'s
+   * `multiplexConcurrency`): a larger bound sends more per write on fewer connections; a smaller
+   * one limits how many statements queue behind a slow one.
+   */
   readonly maxInFlight?: number | undefined
   /**
    * Shared connections at most. Default: the pool's `poolSize` (QueuePool), else 1. The pool's own
@@ -156,6 +160,9 @@ export interface PipelineOptions {
    */
   readonly maxConnections?: number | undefined
 }
+
+/** {@link PipelineOptions} `maxInFlight` when not given. */
+const defaultMaxInFlight = 32
 
 /** Validated {@link PipelineOptions}. */
 const pipelineRule = V.custom<PipelineOptions | undefined>((value) => {
@@ -580,8 +587,14 @@ class PooledSql implements SqlConnection {
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** The key under which a `PgSql` client keeps its pipeline status (see {@link pipelineStatus}). */
+/** The key under which a `PgSql` client keeps its pipeline lanes (see {@link pipelineStatus}). */
 const pipelineKey = "~effect-db-pool/pg/PgSql/pipeline"
+
+/** The pipeline lanes of the client in context (`undefined`: it does not pipeline). */
+const lanesOf = Effect.map(SqlClient.SqlClient, (client) => {
+  const lanes = (client as unknown as Record<string, unknown>)[pipelineKey]
+  return lanes instanceof Lanes ? lanes : undefined
+})
 
 /**
  * Pipelined work on one shared connection ({@link pipelineStatus}).
@@ -590,6 +603,31 @@ const pipelineKey = "~effect-db-pool/pg/PgSql/pipeline"
  * @since 0.2.0
  */
 export interface PipelineConnectionStatus extends LaneStatus {}
+
+/**
+ * A connection of the pool began (`open`) or stopped (`close`) serving pipelined statements
+ * ({@link pipelineEvents}); `close` says how many statements it carried, how many were still in
+ * flight and why: `idle` (its last statement ended), `exclusive` (emptied for a transaction,
+ * `reserve`, stream or session-changing statement waiting for the pool), `broken` (its session
+ * died: the statements in flight on it failed), `client closed`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type PipelineEvent = LaneEvent
+
+/**
+ * The pipelined mode's events of the `SqlClient` in context (`PgSql.layer({ pipeline })`): each
+ * shared connection's `open` and `close` ({@link PipelineEvent}); an empty stream when the client
+ * does not pipeline. Each subscriber has a buffer of 1,024 events; past it the newest are dropped.
+ * The pool's own `events` see each shared connection as one checkout and checkin.
+ *
+ * @category getters
+ * @since 0.2.0
+ */
+export const pipelineEvents: Stream.Stream<PipelineEvent, never, SqlClient.SqlClient> = Stream.unwrap(
+  Effect.map(lanesOf, (lanes) => lanes === undefined ? Stream.empty : lanes.events)
+)
 
 /**
  * The shared connections of the `SqlClient` in context in pipelined mode
@@ -613,12 +651,7 @@ export const pipelineStatus: Effect.Effect<
   ReadonlyArray<PipelineConnectionStatus> | undefined,
   never,
   SqlClient.SqlClient
-> = Effect.flatMap(SqlClient.SqlClient, (client) => {
-  const status = (client as unknown as Record<string, unknown>)[pipelineKey]
-  return Effect.isEffect(status)
-    ? status as Effect.Effect<ReadonlyArray<PipelineConnectionStatus> | undefined>
-    : Effect.succeed(undefined)
-})
+> = Effect.map(lanesOf, (lanes) => lanes?.status())
 
 /**
  * Run `effect`'s single statements on connections of their own under `PgSql.layer({ pipeline })`
@@ -783,14 +816,17 @@ export const make = <R = never>(
     const lanes = valid.pipeline === undefined ? undefined : new Lanes(
       pool,
       {
-        maxInFlight: valid.pipeline.maxInFlight ?? 16,
+        maxInFlight: valid.pipeline.maxInFlight ?? defaultMaxInFlight,
         maxConnections: valid.pipeline.maxConnections ??
           (pool.settings.strategy === "QueuePool" ? Math.max(1, pool.settings.poolSize ?? 1) : 1)
       },
       (pooled) => bounded(new PooledSql(pooled, pool)),
       checkoutError
     )
-    if (lanes !== undefined) yield* Effect.addFinalizer(() => lanes.closeAll)
+    if (lanes !== undefined) {
+      const unregister = lanes.register(pool.settings.name, yield* Effect.context<never>())
+      yield* Effect.addFinalizer(() => Effect.andThen(lanes.closeAll, Effect.sync(unregister)))
+    }
     // Exclusive checkouts go first: shared connections take no new statement while one waits.
     const poolCheckout = lanes === undefined ? pool.checkout : lanes.exclusive(pool.checkout)
 
@@ -951,7 +987,7 @@ export const make = <R = never>(
       config: pgConfig,
       json: (value: unknown) => Statement.fragment([PgJson(value, undefined, undefined)]),
       poolStats: pool.stats,
-      [pipelineKey]: Effect.sync(() => lanes?.status()),
+      [pipelineKey]: lanes,
       // A channel name over 63 bytes is refused before anything is sent (no session opened).
       listen: (channel: string) => {
         const invalid = channelNameError(channel, "listen")

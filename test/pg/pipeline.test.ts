@@ -82,7 +82,7 @@ describe("pipelined statements", () => {
         assert.isAtLeast(maxSessions, 1)
         // Statements shared a connection (more than one in flight on one), within the bound.
         assert.isAbove(maxInFlight, 1, "no statement ever shared a connection")
-        assert.isAtMost(maxInFlight, 16)
+        assert.isAtMost(maxInFlight, 32, "the default maxInFlight")
       })))
 
     it.effect("a failing statement fails alone: its neighbours on the connection succeed", () =>

@@ -16,11 +16,12 @@
  *
  * @internal
  */
-import { Context, Effect, Exit, Scope } from "effect"
+import { Context, Effect, Exit, Metric, Queue, Scope, Stream } from "effect"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
 import type { SqlError } from "effect/sql/SqlError"
 import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
 import type { CheckoutError } from "../../PoolError.ts"
+import * as PoolMetrics from "../../PoolMetrics.ts"
 import type { Connection } from "./connection.ts"
 
 /**
@@ -42,6 +43,8 @@ export interface Lane {
   released: boolean
   /** Empty, to be handed back after the callers it served had a turn. */
   lingering: boolean
+  /** Statements it carried. */
+  statements: number
 }
 
 /** Pipelined work on one connection, as {@link Lanes.status} reports it. */
@@ -50,7 +53,29 @@ export interface LaneStatus {
   readonly processId: number
   /** Pipelined statements sent or queued on it whose callers wait for them. */
   readonly inFlight: number
+  /** Statements it carried since it began to serve pipelined statements. */
+  readonly statements: number
 }
+
+/** Why a connection stopped serving pipelined statements. */
+export type LaneEndReason = "idle" | "exclusive" | "broken" | "client closed"
+
+/** A connection began (`open`) or stopped (`close`) serving pipelined statements. */
+export type LaneEvent =
+  | { readonly type: "open"; readonly pool: string; readonly processId: number }
+  | {
+    readonly type: "close"
+    readonly pool: string
+    readonly processId: number
+    /** Statements it carried. */
+    readonly statements: number
+    /** Statements still in flight on it (a broken connection fails them; a closing client abandons them). */
+    readonly inFlight: number
+    readonly reason: LaneEndReason
+  }
+
+/** How many events one {@link Lanes.events} subscriber may have waiting before newer ones are dropped. */
+const eventBufferSize = 1024
 
 /** Bounds of the pipeline (validated by `PgSql`). */
 export interface Bounds {
@@ -60,6 +85,9 @@ export interface Bounds {
 
 export class Lanes {
   private readonly lanes: Array<Lane> = []
+  /** Statements sent pipelined, and those of them whose caller was interrupted (for the metrics). */
+  private statements = 0
+  private abandoned = 0
   private opening = 0
   private readonly waiters = new Set<() => void>()
   /** Exclusive checkouts waiting for the pool: lanes take nothing new meanwhile. */
@@ -74,7 +102,59 @@ export class Lanes {
 
   /** The lanes now open, with their in-flight counts. */
   status(): ReadonlyArray<LaneStatus> {
-    return this.lanes.map((lane) => ({ processId: lane.pooled.connection.processId, inFlight: lane.inFlight }))
+    return this.lanes.map((lane) => ({
+      processId: lane.pooled.connection.processId,
+      inFlight: lane.inFlight,
+      statements: lane.statements
+    }))
+  }
+
+  private readonly listeners = new Set<(event: LaneEvent) => void>()
+
+  /** Lanes opening and closing, as they happen (bounded per subscriber; the newest dropped past it). */
+  readonly events: Stream.Stream<LaneEvent> = Stream.callback<LaneEvent>((queue) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const listener = (event: LaneEvent) => void Queue.offerUnsafe(queue, event)
+        this.listeners.add(listener)
+        return listener
+      }),
+      (listener) => Effect.sync(() => this.listeners.delete(listener))
+    ), { bufferSize: eventBufferSize, strategy: "dropping" })
+
+  private emit(event: LaneEvent): void {
+    for (const listener of this.listeners) listener(event)
+  }
+
+  private closed(lane: Lane, reason: LaneEndReason): void {
+    if (this.listeners.size === 0) return
+    this.emit({
+      type: "close",
+      pool: this.pool.settings.name,
+      processId: lane.pooled.connection.processId,
+      statements: lane.statements,
+      inFlight: lane.inFlight,
+      reason
+    })
+  }
+
+  /**
+   * Publish the pipelined-mode metrics of pool `pool` (`PoolMetrics.forPipeline`) in the
+   * registry of `context`, read when a snapshot is taken. Returns their removal.
+   */
+  register(pool: string, context: Context.Context<never>): () => void {
+    const m = PoolMetrics.forPipeline(pool)
+    const observe = <I, S>(metric: Metric.Metric<I, S>, get: () => S) =>
+      Metric.registerUnsafe(metric, context, { get, update: () => {}, modify: () => {} })
+    const registrations = [
+      observe(m.connections, () => ({ value: this.lanes.length })),
+      observe(m.inFlight, () => ({ value: this.lanes.reduce((sum, lane) => sum + lane.inFlight, 0) })),
+      observe(m.statements, () => ({ count: this.statements, incremental: true })),
+      observe(m.abandoned, () => ({ count: this.abandoned, incremental: true }))
+    ]
+    return () => {
+      for (const r of registrations) r.remove()
+    }
   }
 
   /**
@@ -82,9 +162,33 @@ export class Lanes {
    * connection; the lane is held until `f` ends.
    */
   run<A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(this.lease), (lane) => Effect.onExit(restore(f(lane.sql)), () => this.done(lane)))
-    )
+    return Effect.uninterruptibleMask((restore) => {
+      // A lane with room now (the common case): no wait, no extra step.
+      const lane = this.exclusiveWaiting === 0 ? this.roomy() : undefined
+      if (lane !== undefined) {
+        lane.inFlight++
+        lane.statements++
+        this.statements++
+        return Effect.onExit(restore(f(lane.sql)), (exit) => this.done(lane, exit))
+      }
+      return Effect.flatMap(restore(this.lease), (lane) => {
+        lane.statements++
+        this.statements++
+        return Effect.onExit(restore(f(lane.sql)), (exit) => this.done(lane, exit))
+      })
+    })
+  }
+
+  /** The open lane with the fewest statements in flight, below `maxInFlight`. */
+  private roomy(): Lane | undefined {
+    let best: Lane | undefined = undefined
+    for (const lane of this.lanes) {
+      if (
+        lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
+        (best === undefined || lane.inFlight < best.inFlight)
+      ) best = lane
+    }
+    return best
   }
 
   /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
@@ -103,13 +207,7 @@ export class Lanes {
 
   private readonly lease: Effect.Effect<Lane, SqlError> = Effect.suspend(() => {
     if (this.exclusiveWaiting === 0) {
-      let best: Lane | undefined = undefined
-      for (const lane of this.lanes) {
-        if (
-          lane.inFlight < this.bounds.maxInFlight && lane.pooled.isValid &&
-          (best === undefined || lane.inFlight < best.inFlight)
-        ) best = lane
-      }
+      const best = this.roomy()
       if (best !== undefined) {
         best.inFlight++
         return Effect.succeed(best)
@@ -164,9 +262,13 @@ export class Lanes {
               inFlight: 1,
               closed: false,
               released: false,
-              lingering: false
+              lingering: false,
+              statements: 0
             }
             this.lanes.push(lane)
+            if (this.listeners.size > 0) {
+              this.emit({ type: "open", pool: this.pool.settings.name, processId: pooled.connection.processId })
+            }
             // Room for others too (up to maxInFlight on the new lane): each looks again.
             if (this.bounds.maxInFlight > 1) this.wakeAll()
             return lane
@@ -176,12 +278,13 @@ export class Lanes {
   )
 
   /** A statement of `lane` ended (succeeded, failed or was interrupted). */
-  private done(lane: Lane): Effect.Effect<void> {
+  private done(lane: Lane, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     lane.inFlight--
+    if (exit._tag === "Failure" && Exit.hasInterrupts(exit)) this.abandoned++
     if (!lane.closed) {
       if (!lane.pooled.isValid || (lane.inFlight === 0 && this.exclusiveWaiting > 0)) {
         // Dead (the rest in flight on it fail with it), or emptied for an exclusive checkout.
-        this.remove(lane)
+        this.remove(lane, lane.pooled.isValid ? "exclusive" : "broken")
         if (this.exclusiveWaiting === 0) this.wakeAll()
       } else {
         if (lane.inFlight === 0) this.lingerThenRelease(lane)
@@ -204,7 +307,7 @@ export class Lanes {
     setImmediate(() => {
       lane.lingering = false
       if (lane.closed || lane.inFlight > 0) return
-      this.remove(lane)
+      this.remove(lane, "idle")
       lane.released = true
       if (this.exclusiveWaiting === 0) this.wakeAll()
       Effect.runFork(this.release(lane))
@@ -218,7 +321,10 @@ export class Lanes {
    */
   readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
     const lanes = this.lanes.splice(0)
-    for (const lane of lanes) lane.closed = true
+    for (const lane of lanes) {
+      lane.closed = true
+      this.closed(lane, "client closed")
+    }
     this.wakeAll()
     return Effect.forEach(lanes, (lane) => {
       if (lane.released) return Effect.void
@@ -237,8 +343,9 @@ export class Lanes {
     }, { discard: true })
   })
 
-  private remove(lane: Lane): void {
+  private remove(lane: Lane, reason: LaneEndReason): void {
     lane.closed = true
+    this.closed(lane, reason)
     const index = this.lanes.indexOf(lane)
     if (index >= 0) this.lanes.splice(index, 1)
   }

@@ -1,0 +1,113 @@
+/**
+ * What the pipelined mode shows of itself (`PgSql.layer({ pipeline })`) against a real server:
+ * `PgSql.pipelineStatus` per shared connection, the `db.client.connection.pipeline.*` metrics
+ * (`PoolMetrics.forPipeline`) and `PgSql.pipelineEvents`.
+ */
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Fiber, Layer, Metric, Stream } from "effect"
+import { PoolMetrics, QueuePool } from "effect-db-pool"
+import { PgSql } from "effect-db-pool/pg"
+import type { PgSql as PgSqlTypes } from "effect-db-pool/pg"
+import { SqlClient } from "effect/sql"
+import { appName, Database, driverLayer } from "./fixture.ts"
+
+const pipelined = (name: string, pool: string) =>
+  PgSql.layer({ pipeline: { maxInFlight: 8, maxConnections: 2 } }).pipe(
+    Layer.provideMerge(QueuePool.layer({ poolSize: 3, maxOverflow: 0, name: pool })),
+    Layer.provideMerge(driverLayer(name))
+  )
+
+/** Poll `check` until it holds, or fail naming `what`. */
+const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2000; i++) {
+      if (yield* check) return
+      yield* Effect.sleep(5)
+    }
+    assert.fail(`never: ${what}`)
+  })
+
+describe("pipelined statements: status, metrics, events", () => {
+  layer(Database, { timeout: "120 seconds", excludeTestServices: true })((it) => {
+    it.effect("status, metrics and events follow the work on each shared connection", () =>
+      Effect.scoped(Effect.gen(function*() {
+        const pool = appName("pipe-metrics-pool")
+        const m = PoolMetrics.forPipeline(pool)
+        const gauge = (metric: Metric.Gauge<number>) => Effect.map(Metric.value(metric), (s) => s.value)
+        const count = (metric: Metric.Counter<number>) => Effect.map(Metric.value(metric), (s) => s.count)
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const events: Array<PgSqlTypes.PipelineEvent> = []
+          yield* Effect.forkScoped(Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e))))
+          yield* Effect.yieldNow
+
+          // 12 slow statements: 8 fill the first shared connection, 4 open the second.
+          const slow = yield* Effect.forEach(
+            Array.from({ length: 12 }, (_, i) => i),
+            (i) => Effect.forkChild(sql`select pg_sleep(0.4), ${i}::int as v`)
+          )
+          yield* eventually(
+            Effect.map(gauge(m.inFlight), (n) => n === 12),
+            "12 statements in flight (db.client.connection.pipeline.in_flight)"
+          )
+          assert.strictEqual(yield* gauge(m.connections), 2)
+          const lanes = (yield* PgSql.pipelineStatus) ?? []
+          assert.deepStrictEqual(lanes.map((lane) => lane.inFlight).sort(), [4, 8])
+          assert.deepStrictEqual(lanes.map((lane) => lane.statements).sort(), [4, 8])
+          assert.strictEqual(new Set(lanes.map((lane) => lane.processId)).size, 2)
+          for (const fiber of slow) yield* Fiber.join(fiber)
+
+          // Interrupted pipelined statements are counted as abandoned (the server still runs them).
+          const doomed = yield* Effect.forEach(
+            Array.from({ length: 3 }, () => 0),
+            () => Effect.forkChild(sql`select pg_sleep(0.3)`)
+          )
+          yield* eventually(Effect.map(gauge(m.inFlight), (n) => n === 3), "3 statements in flight")
+          for (const fiber of doomed) yield* Fiber.interrupt(fiber)
+          assert.strictEqual(yield* count(m.abandoned), 3)
+          assert.strictEqual(yield* count(m.statements), 15)
+
+          // Every shared connection goes back once it is empty: gauges at 0, each open closed.
+          yield* eventually(
+            Effect.map(gauge(m.connections), (n) => n === 0),
+            "no shared connection left (db.client.connection.pipeline.connections)"
+          )
+          assert.strictEqual(yield* gauge(m.inFlight), 0)
+          assert.deepStrictEqual(yield* PgSql.pipelineStatus, [])
+          yield* eventually(Effect.sync(() => events.filter((e) => e.type === "close").length >= 2), "close events")
+          const opens = events.filter((e) => e.type === "open")
+          const closes = events.filter((e) => e.type === "close")
+          assert.isAtLeast(opens.length, 2)
+          assert.strictEqual(closes.length, opens.length)
+          // Every connection that opened closed, idle, after carrying its statements.
+          assert.deepStrictEqual(
+            new Set(closes.map((e) => e.processId)),
+            new Set(opens.map((e) => e.processId))
+          )
+          for (const e of closes) {
+            assert.strictEqual(e.pool, pool)
+            if (e.type === "close") {
+              assert.strictEqual(e.reason, "idle")
+              assert.strictEqual(e.inFlight, 0)
+            }
+          }
+          assert.strictEqual(closes.reduce((n, e) => n + (e.type === "close" ? e.statements : 0), 0), 15)
+        }).pipe(Effect.provide(pipelined(appName("pipe-metrics"), pool)))
+        // The series leave the registry with the client.
+        const names = (yield* Metric.snapshot).map((s) => s.id)
+        assert.notInclude(names, PoolMetrics.pipelineNames.inFlight)
+      })))
+
+    it.effect("a client that does not pipeline has no status and no events", () =>
+      Effect.gen(function*() {
+        assert.isUndefined(yield* PgSql.pipelineStatus)
+        const events = yield* Stream.runCollect(PgSql.pipelineEvents)
+        assert.strictEqual(events.length, 0)
+      }).pipe(Effect.provide(
+        PgSql.layer().pipe(
+          Layer.provide(QueuePool.layer({ poolSize: 1 })),
+          Layer.provide(driverLayer(appName("pipe-none")))
+        )
+      )))
+  })
+})
