@@ -212,16 +212,18 @@ export class Lanes {
   }
 
   /**
-   * The client's scope closes: every lane goes back to the pool now (one still carrying abandoned
-   * statements is invalidated, closed by the pool); waiting statements look again (and open a
-   * lane of a pool that may be closing: its checkout error).
+   * The client's scope closes: lanes take no new statement. An empty lane goes back to the pool
+   * now (one still carrying abandoned statements is invalidated, closed by the pool); a lane with
+   * statements in flight goes back when its last one ends (`done`): the server runs them anyway,
+   * so their callers get their results, as an exclusive statement running at close does. Waiting
+   * statements look again (and open a lane of a pool that may be closing: its checkout error).
    */
   readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
     const lanes = this.lanes.splice(0)
     for (const lane of lanes) lane.closed = true
     this.wakeAll()
     return Effect.forEach(lanes, (lane) => {
-      if (lane.released) return Effect.void
+      if (lane.released || lane.inFlight > 0) return Effect.void
       lane.released = true
       const connection = lane.pooled.connection
       const idle = connection.pipelineIdle
