@@ -64,7 +64,7 @@ const expectedCode: Partial<Record<Kind, string>> = { duplicate: "23505", divide
 
 type Outcome = "done" | "failed" | "interrupted"
 
-interface Record {
+interface Statement {
   readonly id: number
   readonly kind: Kind
   outcome: Outcome | undefined
@@ -101,13 +101,13 @@ describe("pipelined statements under random interrupts", () => {
           yield* conn.query(`insert into ${table} (id, tag) values (-1, -1)`)
           assert.strictEqual(yield* sessions(conn, name), 0)
 
-          const records: Array<Record> = []
+          const records: Array<Statement> = []
           const started = Date.now()
           yield* Effect.gen(function*() {
             const sql = yield* sqlClient
             const pool = yield* poolService
 
-            const statement = (r: Record): Effect.Effect<unknown, unknown> => {
+            const statement = (r: Statement): Effect.Effect<unknown, unknown> => {
               const i = r.id
               switch (r.kind) {
                 case "select":
@@ -146,7 +146,7 @@ describe("pipelined statements under random interrupts", () => {
             }
 
             /** Run one statement, interrupted (or not) at a random point; record how it ended. */
-            const one = (r: Record) =>
+            const one = (r: Statement) =>
               Effect.gen(function*() {
                 const inner = statement(r).pipe(
                   Effect.tap(() => Effect.sync(() => void (r.succeededInside = true))),
@@ -187,9 +187,9 @@ describe("pipelined statements under random interrupts", () => {
             let interrupted = 0
             let id = 0
             while (interrupted < target) {
-              const batch: Array<Record> = Array.from({ length: 48 }, () => {
+              const batch: Array<Statement> = Array.from({ length: 48 }, () => {
                 const i = id++
-                const r: Record = {
+                const r: Statement = {
                   id: i,
                   kind: kinds[i % kinds.length]!,
                   outcome: undefined,

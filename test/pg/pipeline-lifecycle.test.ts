@@ -5,12 +5,13 @@
  */
 import type { PgConnection } from "@effect/sql-pg"
 import { assert, describe, layer } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { ConnectionPool, QueuePool } from "effect-db-pool"
-import type { PoolOptions } from "effect-db-pool"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Metric, Scope } from "effect"
+import { ConnectionPool, PoolMetrics, QueuePool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
+import type { LogLine } from "../helpers.ts"
+import { captureLogs } from "../helpers.ts"
 import { admin, appName, Database, driverLayer, sessions, terminate } from "./fixture.ts"
 
 /** Poll `check` until it holds (short sleeps), or fail naming `what`. */
@@ -23,7 +24,7 @@ const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
     assert.fail(`never: ${what}`)
   })
 
-const poolLayer = (name: string, options: PoolOptions.QueuePoolOptions = {}) =>
+const poolLayer = (name: string, options: QueuePool.Options = {}) =>
   QueuePool.layer({ poolSize: 2, maxOverflow: 0, ...options }).pipe(Layer.provideMerge(driverLayer(name)))
 
 const clientLayer = (pipeline: PgSql.PipelineOptions) => PgSql.layer({ pipeline })
@@ -206,6 +207,62 @@ describe("pipelined statements: a shared connection dies", () => {
             )
           ))
         }))
+    )
+  })
+})
+
+describe("pipelined statements: leak detection", () => {
+  layer(Database, { timeout: "120 seconds", excludeTestServices: true })((it) => {
+    it.effect(
+      "a shared connection serving statements is no leak; a statement held past the threshold is, named by its site",
+      () =>
+        Effect.gen(function*() {
+          const lines: Array<LogLine> = []
+          const name = appName("pipe-leak")
+          const leakWarnings = () => lines.filter((l) => l.message.includes("leak suspected"))
+          yield* Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const leaks = Effect.map(Metric.value(PoolMetrics.forPool(name).leaks), (s) => s.count)
+            // 16 fibers keep one or two shared connections busy with short statements for 4 thresholds.
+            const until = Date.now() + 1200
+            yield* Effect.forEach(Array.from({ length: 16 }, (_, f) => f), (f) =>
+              Effect.gen(function*() {
+                while (Date.now() < until) {
+                  const rows = yield* sql<{ v: number }>`select ${f}::int as v`
+                  assert.strictEqual(rows[0]!.v, f)
+                }
+              }), { concurrency: "unbounded" })
+            assert.deepStrictEqual(leakWarnings().map((l) => l.message), [], "a busy shared connection reported")
+            assert.strictEqual(yield* leaks, 0)
+            // One statement held on its shared connection past the threshold: reported once, as a
+            // checkout held that long is, naming where it was run.
+            const slowReport = Effect.fn("Reports.slow")(function*() {
+              return yield* sql`select pg_sleep(0.7)`
+            })
+            yield* slowReport()
+            const warnings = leakWarnings()
+            assert.strictEqual(warnings.length, 1, warnings.map((l) => l.message).join("\n"))
+            assert.strictEqual(warnings[0]!.level, "Warn")
+            assert.include(warnings[0]!.message, "Reports.slow")
+            assert.strictEqual(warnings[0]!.annotations.pool, name)
+            assert.strictEqual(yield* leaks, 1)
+            // As under an exclusive connection.
+            yield* Effect.fn("Reports.exclusive")(function*() {
+              return yield* PgSql.exclusive(sql`select pg_sleep(0.7)`)
+            })()
+            assert.strictEqual(leakWarnings().length, 2)
+            assert.include(leakWarnings()[1]!.message, "Reports.exclusive")
+            assert.strictEqual(yield* leaks, 2)
+          }).pipe(
+            Effect.provide(
+              clientLayer({}).pipe(
+                Layer.provideMerge(poolLayer(name, { name, leakDetectionThreshold: "300 millis" }))
+              )
+            ),
+            Effect.provide(captureLogs(lines)),
+            Effect.provideService(Metric.MetricRegistry, new Map())
+          )
+        })
     )
   })
 })

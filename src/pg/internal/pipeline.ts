@@ -20,6 +20,8 @@ import { Context, Effect, Exit, Scope } from "effect"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
 import type { SqlError } from "effect/sql/SqlError"
 import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
+import { leakWatchOf, Unwatched } from "../../internal/checkout.ts"
+import type { LeakWatch } from "../../internal/checkout.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import type { Connection } from "./connection.ts"
 
@@ -64,13 +66,20 @@ export class Lanes {
   private readonly waiters = new Set<() => void>()
   /** Exclusive checkouts waiting for the pool: lanes take nothing new meanwhile. */
   private exclusiveWaiting = 0
+  /**
+   * With the pool's `leakDetectionThreshold`: a lane is not a leak while it serves statements
+   * (checked out unwatched); each statement held on its lane past the threshold is reported.
+   */
+  private readonly leakWatch: LeakWatch | undefined
 
   constructor(
     readonly pool: PoolService<Connection>,
     readonly bounds: Bounds,
     readonly connect: (pooled: PooledConnection<Connection>) => SqlConnection,
     readonly checkoutError: (error: CheckoutError) => SqlError
-  ) {}
+  ) {
+    this.leakWatch = leakWatchOf(pool as PoolService<unknown>)
+  }
 
   /** The lanes now open, with their in-flight counts. */
   status(): ReadonlyArray<LaneStatus> {
@@ -83,7 +92,11 @@ export class Lanes {
    */
   run<A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(this.lease), (lane) => Effect.onExit(restore(f(lane.sql)), () => this.done(lane)))
+      Effect.flatMap(restore(this.lease), (lane) =>
+        Effect.onExit(
+          restore(this.leakWatch === undefined ? f(lane.sql) : this.leakWatch(f(lane.sql), lane.pooled.slot)),
+          () => this.done(lane)
+        ))
     )
   }
 
@@ -145,7 +158,13 @@ export class Lanes {
       this.opening++
       return Effect.flatMap(Scope.make(), (scope) =>
         Effect.onExit(
-          restore(Scope.provide(scope)(this.pool.checkout)),
+          restore(
+            Scope.provide(scope)(
+              this.leakWatch === undefined
+                ? this.pool.checkout
+                : Effect.provideService(this.pool.checkout, Unwatched, true)
+            )
+          ),
           (exit) =>
             Effect.suspend(() => {
               this.opening--
