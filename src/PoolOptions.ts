@@ -62,7 +62,10 @@ export interface CommonOptions<C = unknown> {
   readonly tracing?: boolean | undefined
   /** Log every pool event at info level, annotated with the pool name (SQLAlchemy's `echo`). Default: false. */
   readonly echo?: boolean | undefined
-  /** Warn once (and count) when a checkout is held longer than this, naming the checkout site. Default: off. */
+  /**
+   * Warn once (and count) when a checkout is held longer than this, naming the checkout site
+   * (under `PgSql.layer({ pipeline })`: each pipelined statement, not the shared connection). Default: off.
+   */
   readonly leakDetectionThreshold?: Duration.Input | undefined
   /**
    * Bound on opening one connection; past it the attempt fails with `ConnectTimeoutError`. With

@@ -286,32 +286,53 @@ export class Pipeline<C> {
     return handle
   }
 
-  /** The record is ready: hand it out and arm leak detection. Uninterruptible. */
+  /** The record is ready: hand it out and arm leak detection (unless {@link Unwatched}). Uninterruptible. */
   private handOut(record: ConnectionRecord<C>, started: number): Effect.Effect<Handle<C>> {
-    const core = this.core
     const handle = this.handOutNow(record, started)
+    if (!this.armsLeakTimer) return Effect.succeed(handle)
+    return Effect.withFiber((fiber) =>
+      fiber.getRef(Unwatched) ? Effect.succeed(handle) : Effect.map(this.leakTimer(record.id, ""), (timer) => {
+        handle.leakTimer = timer
+        return handle
+      })
+    )
+  }
+
+  /**
+   * A fiber that, unless interrupted within `leakDetectionThreshold`, warns once (naming the
+   * current fiber's site) and counts a leak.
+   */
+  private leakTimer(slot: number, what: string): Effect.Effect<Fiber.Fiber<unknown, unknown>> {
+    const core = this.core
     const threshold = core.options.leakDetectionThreshold
-    if (!Duration.isFinite(threshold)) return Effect.succeed(handle)
     return Effect.flatMap(captureSite, (site) =>
-      Effect.map(
-        Effect.forkDetach(
-          Effect.andThen(
-            Effect.sleep(threshold),
-            Effect.suspend(() => {
-              core.instruments?.leaked()
-              return core.annotate(Effect.logWarning(
-                `Connection leak suspected: slot ${record.id} checked out for more than ${
-                  millisText(threshold)
-                } by ${site}`
-              ))
-            })
-          )
-        ),
-        (timer) => {
-          handle.leakTimer = timer
-          return handle
-        }
+      Effect.forkDetach(
+        Effect.andThen(
+          Effect.sleep(threshold),
+          Effect.suspend(() => {
+            core.instruments?.leaked()
+            return core.annotate(Effect.logWarning(
+              `Connection leak suspected: slot ${slot} checked out for more than ${
+                millisText(threshold)
+              } by ${site}${what}`
+            ))
+          })
+        )
       ))
+  }
+
+  /**
+   * Run `effect`, one borrower's share of a connection checked out {@link Unwatched} (a pipelined
+   * statement on its lane), watched as a checkout is: held past `leakDetectionThreshold`, one
+   * warning naming its site, counted as a leak.
+   */
+  watch<A, E, R>(effect: Effect.Effect<A, E, R>, slot: number): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        this.leakTimer(slot, " (a pipelined statement)"),
+        (timer) => Effect.onExit(restore(effect), () => Effect.sync(() => timer.interruptUnsafe()))
+      )
+    )
   }
 
   private traced<A, E, R>(acquired: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
@@ -544,6 +565,27 @@ const settingsOf = <C>(core: PoolCore<C>, strategy: Strategy<C, unknown>): PoolS
   }
 }
 
+/**
+ * Checkouts made with this set arm no leak timer: connections the library holds for many
+ * borrowers (pipeline lanes), whose borrowers are watched one by one instead ({@link leakWatchOf}).
+ * @internal
+ */
+export const Unwatched = Context.Reference<boolean>("effect-db-pool/internal/Unwatched", { defaultValue: () => false })
+
+/** Where a pool service with leak detection keeps its per-borrower watch (see {@link leakWatchOf}). */
+const leakWatchKey = Symbol.for("effect-db-pool/ConnectionPool/leakWatch")
+
+/** Watch one borrower's use of an {@link Unwatched} checkout of `slot` as a checkout is watched. */
+export type LeakWatch = <A, E, R>(effect: Effect.Effect<A, E, R>, slot: number) => Effect.Effect<A, E, R>
+
+/**
+ * The pool's leak watch for borrowers of connections checked out {@link Unwatched}; `undefined`
+ * when the pool has no `leakDetectionThreshold` (or was not built here).
+ * @internal
+ */
+export const leakWatchOf = (service: Service<unknown>): LeakWatch | undefined =>
+  (service as unknown as { readonly [leakWatchKey]?: LeakWatch })[leakWatchKey]
+
 /** Where a pool service keeps the driver it connects with (see {@link driverOf}). */
 const driverKey = Symbol.for("effect-db-pool/ConnectionPool/driver")
 
@@ -617,6 +659,10 @@ export const makeService = <C>(
       droppedEvents: Effect.sync(() => pipeline.droppedEvents)
     }
     Object.defineProperty(service, driverKey, { value: core.driver })
+    if (Duration.isFinite(core.options.leakDetectionThreshold)) {
+      const watch: LeakWatch = (effect, slot) => pipeline.watch(effect, slot)
+      Object.defineProperty(service, leakWatchKey, { value: watch })
+    }
     const unregister = core.instruments?.register(status, () => pipeline.gate.suspended, () => limitOf(strategy))
     const upkeep = strategy.upkeep
     core.tracksIdle = upkeep !== undefined && Housekeeper.isNeeded(core, upkeep.options)

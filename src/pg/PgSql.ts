@@ -142,6 +142,10 @@ export interface Options<R = never> {
  *   transaction, or through `sql.reserve`.
  * - A shared connection that dies (terminated backend, network) fails exactly the statements in
  *   flight on it, each with a retryable `ConnectionError`, and is invalidated in the pool.
+ * - When the client closes, statements in flight still get their results; each shared connection
+ *   goes back to the pool after its last one.
+ * - With the pool's `leakDetectionThreshold`, each statement held on its shared connection past the
+ *   threshold is reported (not the shared connection serving them).
  * - {@link pipelineStatus} shows the shared connections and their statements in flight.
  *
  * @category models

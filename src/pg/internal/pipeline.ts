@@ -20,6 +20,8 @@ import { Context, Effect, Exit, Metric, Queue, Scope, Stream } from "effect"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
 import type { SqlError } from "effect/sql/SqlError"
 import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
+import { leakWatchOf, Unwatched } from "../../internal/checkout.ts"
+import type { LeakWatch } from "../../internal/checkout.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import * as PoolMetrics from "../../PoolMetrics.ts"
 import type { Connection } from "./connection.ts"
@@ -92,13 +94,20 @@ export class Lanes {
   private readonly waiters = new Set<() => void>()
   /** Exclusive checkouts waiting for the pool: lanes take nothing new meanwhile. */
   private exclusiveWaiting = 0
+  /**
+   * With the pool's `leakDetectionThreshold`: a lane is not a leak while it serves statements
+   * (checked out unwatched); each statement held on its lane past the threshold is reported.
+   */
+  private readonly leakWatch: LeakWatch | undefined
 
   constructor(
     readonly pool: PoolService<Connection>,
     readonly bounds: Bounds,
     readonly connect: (pooled: PooledConnection<Connection>) => SqlConnection,
     readonly checkoutError: (error: CheckoutError) => SqlError
-  ) {}
+  ) {
+    this.leakWatch = leakWatchOf(pool as PoolService<unknown>)
+  }
 
   /** The lanes now open, with their in-flight counts. */
   status(): ReadonlyArray<LaneStatus> {
@@ -169,12 +178,12 @@ export class Lanes {
         lane.inFlight++
         lane.statements++
         this.statements++
-        return Effect.onExit(restore(f(lane.sql)), (exit) => this.done(lane, exit))
+        return Effect.onExit(restore(this.statement(f, lane)), (exit) => this.done(lane, exit))
       }
       return Effect.flatMap(restore(this.lease), (lane) => {
         lane.statements++
         this.statements++
-        return Effect.onExit(restore(f(lane.sql)), (exit) => this.done(lane, exit))
+        return Effect.onExit(restore(this.statement(f, lane)), (exit) => this.done(lane, exit))
       })
     })
   }
@@ -189,6 +198,14 @@ export class Lanes {
       ) best = lane
     }
     return best
+  }
+
+  /** `f` on `lane`, watched by the pool's leak detection when it is on (per statement, not per lane). */
+  private statement<A, E, R>(
+    f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
+    lane: Lane
+  ): Effect.Effect<A, E, R> {
+    return this.leakWatch === undefined ? f(lane.sql) : this.leakWatch(f(lane.sql), lane.pooled.slot)
   }
 
   /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
@@ -243,7 +260,13 @@ export class Lanes {
       this.opening++
       return Effect.flatMap(Scope.make(), (scope) =>
         Effect.onExit(
-          restore(Scope.provide(scope)(this.pool.checkout)),
+          restore(
+            Scope.provide(scope)(
+              this.leakWatch === undefined
+                ? this.pool.checkout
+                : Effect.provideService(this.pool.checkout, Unwatched, true)
+            )
+          ),
           (exit) =>
             Effect.suspend(() => {
               this.opening--
@@ -315,9 +338,11 @@ export class Lanes {
   }
 
   /**
-   * The client's scope closes: every lane goes back to the pool now (one still carrying abandoned
-   * statements is invalidated, closed by the pool); waiting statements look again (and open a
-   * lane of a pool that may be closing: its checkout error).
+   * The client's scope closes: lanes take no new statement. An empty lane goes back to the pool
+   * now (one still carrying abandoned statements is invalidated, closed by the pool); a lane with
+   * statements in flight goes back when its last one ends (`done`): the server runs them anyway,
+   * so their callers get their results, as an exclusive statement running at close does. Waiting
+   * statements look again (and open a lane of a pool that may be closing: its checkout error).
    */
   readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
     const lanes = this.lanes.splice(0)
@@ -327,7 +352,7 @@ export class Lanes {
     }
     this.wakeAll()
     return Effect.forEach(lanes, (lane) => {
-      if (lane.released) return Effect.void
+      if (lane.released || lane.inFlight > 0) return Effect.void
       lane.released = true
       const connection = lane.pooled.connection
       const idle = connection.pipelineIdle
