@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
-import { ConnectionPool, PoolEvent } from "effect-db-pool"
+import { ConnectionPool, Driver, PoolEvent, QueuePool } from "effect-db-pool"
+import { MockDriver } from "effect-db-pool/testing"
+import { hookNames } from "../src/internal/core.ts"
 import { queuePool } from "./helpers.ts"
 
 describe("Events", () => {
@@ -83,5 +85,50 @@ describe("The events stream is bounded", () => {
       assert.deepStrictEqual(first.map((e) => e.type), ["first_connect"])
       assert.deepStrictEqual(Object.keys(first[0]!).sort(), ["pool", "slot", "type"])
       assert.deepStrictEqual(yield* pool.status, { size: 2, checkedIn: 1, checkedOut: 0, overflow: -1, waiting: 0 })
+    }))
+})
+
+describe("Hooks", () => {
+  // The hook list is the pool's own (src/internal/core.ts, which option validation reads too):
+  // a hook added there without an event that fires it, an event whose hook is missing from it,
+  // or a hook fired with another hook's event fails here.
+  it.effect("every hook of the pool's list fires, each with an event type of its own, as the events stream shows", () =>
+    Effect.gen(function*() {
+      const heard: Array<readonly [name: string, type: PoolEvent.PoolEventType]> = []
+      const hooks: Record<string, PoolEvent.Hook<MockDriver.MockConnection>> = {}
+      for (const name of hookNames) hooks[name] = (event) => Effect.sync(() => heard.push([name, event.type]))
+      const pool = yield* QueuePool.make<MockDriver.MockConnection>({ poolSize: 1, hooks }).pipe(
+        Effect.provide(Driver.layer(MockDriver.make().driver)),
+        Effect.orDie
+      )
+      const streamed: Array<PoolEvent.PoolEventType> = []
+      const subscriber = yield* Effect.forkChild(
+        Stream.runForEach(pool.events, (e) => Effect.sync(() => streamed.push(e.type)))
+      )
+      yield* Effect.yieldNow
+      // Every event the pool has: first_connect, connect, checkout, reset, checkin; then
+      // invalidate, close; soft_invalidate; detach, close_detached; suspend, resume, resize.
+      yield* Effect.scoped(pool.checkout)
+      yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => c.invalidate("hard")))
+      yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => c.softInvalidate("soft")))
+      yield* Effect.scoped(Effect.flatMap(pool.checkout, (c) => c.detach))
+      yield* pool.suspend
+      yield* pool.resume
+      yield* pool.resize({ poolSize: 2 })
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(subscriber)
+
+      const typesOf = new Map<string, Set<PoolEvent.PoolEventType>>()
+      for (const [name, type] of heard) typesOf.set(name, (typesOf.get(name) ?? new Set()).add(type))
+      for (const name of hookNames) {
+        const types = [...(typesOf.get(name) ?? [])]
+        assert.strictEqual(types.length, 1, `${name} heard ${types.length === 0 ? "nothing" : types.join(", ")}`)
+        // PoolEvent's naming rule: `connect` → `onConnect`, `close_detached` → `onCloseDetached`.
+        const hookOf = `on${types[0]!.split("_").map((w) => w[0]!.toUpperCase() + w.slice(1)).join("")}`
+        assert.strictEqual(name, hookOf, `the hook of ${types[0]}`)
+      }
+      assert.strictEqual(new Set(heard.map(([, type]) => type)).size, hookNames.length, "one event type per hook")
+      // No event fires without its hook in the list: the stream, which sees every event, saw the same.
+      assert.deepStrictEqual(streamed, heard.map(([, type]) => type))
     }))
 })
