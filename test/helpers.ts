@@ -1,35 +1,23 @@
 import { Cause, Effect, Logger, References, Scope, Tracer } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
-import { Driver, PoolEvent, QueuePool } from "effect-db-pool"
+import { Driver, PoolEvent, PoolOptions, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
+import { hookNames } from "../src/internal/core.ts"
 
-/** The hook of each event type (the mapped type makes a missing event a compile error). */
-const hookNames: { readonly [K in PoolEvent.PoolEventType]: keyof PoolEvent.PoolHooks } = {
-  first_connect: "onFirstConnect",
-  connect: "onConnect",
-  checkout: "onCheckout",
-  checkin: "onCheckin",
-  reset: "onReset",
-  invalidate: "onInvalidate",
-  soft_invalidate: "onSoftInvalidate",
-  close: "onClose",
-  detach: "onDetach",
-  close_detached: "onCloseDetached",
-  suspend: "onSuspend",
-  resume: "onResume",
-  resize: "onResize"
-}
-
-/** Hooks for every event type that append "type" (or "type#slot") to `log`. */
+/**
+ * Hooks for every hook of the pool's own list that append the event's type (or "type#slot") to
+ * `log`. The list is the pool's (`src/internal/core.ts`, which option validation also reads);
+ * test/events.test.ts checks that each hook in it fires with an event type of its own.
+ */
 export const recordingHooks = (
   log: Array<string>,
   withSlot = false
 ): PoolEvent.PoolHooks<MockDriver.MockConnection> => {
   const hooks: Record<string, PoolEvent.Hook<MockDriver.MockConnection, never>> = {}
-  for (const [type, name] of Object.entries(hookNames)) {
+  for (const name of hookNames) {
     hooks[name] = (event) =>
       Effect.sync(() => {
-        log.push(withSlot ? `${type}#${event.slot}` : type)
+        log.push(withSlot ? `${event.type}#${event.slot}` : event.type)
       })
   }
   return hooks as PoolEvent.PoolHooks<MockDriver.MockConnection>
@@ -130,3 +118,13 @@ export const recordingTracer = (spans: Array<Tracer.Span>): Tracer.Tracer =>
       return span
     }
   })
+
+/**
+ * A row per strategy, in the order of the library's own list (`PoolOptions.strategyNames`). The
+ * rows are keyed by strategy name: a strategy added to the library without its row here does
+ * not compile, so a test over every strategy never silently skips one.
+ */
+export const everyStrategy = <A>(
+  rows: { readonly [K in PoolOptions.StrategyName]: A }
+): ReadonlyArray<readonly [PoolOptions.StrategyName, A]> =>
+  PoolOptions.strategyNames.map((name) => [name, rows[name]] as const)

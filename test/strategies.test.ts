@@ -4,7 +4,7 @@ import { AssertionPool, ConnectionPool, Driver, FiberPool, NullPool, QueuePool, 
 import { MockDriver } from "effect-db-pool/testing"
 import { TestClock } from "effect/testing"
 import type { MakePool } from "./helpers.ts"
-import { checkoutIn, strategyPool } from "./helpers.ts"
+import { checkoutIn, everyStrategy, strategyPool } from "./helpers.ts"
 
 /** The failure's tag, or the value. */
 const tagOf = <A>(exit: Exit.Exit<A, unknown>): A | string =>
@@ -341,13 +341,13 @@ describe("AssertionPool", () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const strategies: ReadonlyArray<readonly [string, MakePool]> = [
-  ["QueuePool", QueuePool.make],
-  ["NullPool", NullPool.make],
-  ["StaticPool", StaticPool.make],
-  ["FiberPool", FiberPool.make],
-  ["AssertionPool", AssertionPool.make]
-]
+const strategies = everyStrategy<MakePool>({
+  QueuePool: QueuePool.make,
+  NullPool: NullPool.make,
+  StaticPool: StaticPool.make,
+  FiberPool: FiberPool.make,
+  AssertionPool: AssertionPool.make
+})
 
 describe("every strategy: dispose and recreate", () => {
   for (const [name, make] of strategies) {
@@ -433,10 +433,10 @@ const program = Effect.gen(function*() {
   }
 })
 
-const layers: ReadonlyArray<
-  readonly [string, Layer.Layer<ConnectionPool.ConnectionPool, unknown, MockDriver.MockDriver | any>, unknown]
-> = [
-  ["QueuePool", QueuePool.layer({ poolSize: 5 }), {
+const layers = everyStrategy<
+  readonly [Layer.Layer<ConnectionPool.ConnectionPool, unknown, MockDriver.MockDriver | any>, unknown]
+>({
+  QueuePool: [QueuePool.layer({ poolSize: 5 }), {
     first: 1,
     second: 1,
     nested: [1, 2],
@@ -445,7 +445,7 @@ const layers: ReadonlyArray<
     open: 2,
     status: { size: 5, checkedIn: 2, checkedOut: 0, overflow: -3, waiting: 0 }
   }],
-  ["NullPool", NullPool.layer(), {
+  NullPool: [NullPool.layer(), {
     first: 1,
     second: 2,
     nested: [3, 4],
@@ -454,7 +454,7 @@ const layers: ReadonlyArray<
     open: 0,
     status: { size: 0, checkedIn: 0, checkedOut: 0, overflow: 0, waiting: 0 }
   }],
-  ["StaticPool", StaticPool.layer(), {
+  StaticPool: [StaticPool.layer(), {
     first: 1,
     second: 1,
     nested: [1, 1],
@@ -463,7 +463,7 @@ const layers: ReadonlyArray<
     open: 1,
     status: { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 }
   }],
-  ["FiberPool", FiberPool.layer({ poolSize: 5 }), {
+  FiberPool: [FiberPool.layer({ poolSize: 5 }), {
     first: 1,
     second: 1,
     nested: [1, 1],
@@ -472,7 +472,7 @@ const layers: ReadonlyArray<
     open: 3,
     status: { size: 5, checkedIn: 3, checkedOut: 0, overflow: -2, waiting: 0 }
   }],
-  ["AssertionPool", AssertionPool.layer(), {
+  AssertionPool: [AssertionPool.layer(), {
     first: 1,
     second: 1,
     nested: [1, "AssertionPoolError"],
@@ -481,10 +481,10 @@ const layers: ReadonlyArray<
     open: 1,
     status: { size: 1, checkedIn: 1, checkedOut: 0, overflow: 0, waiting: 0 }
   }]
-]
+})
 
 describe("one program on all five layers", () => {
-  for (const [name, layer, expected] of layers) {
+  for (const [name, [layer, expected]] of layers) {
     it.effect(`${name}: the strategy-specific outcome`, () =>
       Effect.gen(function*() {
         const result = yield* program

@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { PgDriver } from "effect-db-pool/pg"
+import { targetSessionAttrsValues } from "../../src/pg/internal/hosts.ts"
 
 const hosts = (config: PgDriver.Config) => {
   const result = PgDriver.hostsOf(config)
@@ -72,9 +73,8 @@ describe("host options are validated when the layer builds", () => {
         { port: "5432" },
         { host: "a,b", port: "5432,5433" },
         { url: url("postgres://u@a:1,b:2/db?target_session_attrs=read-write&load_balance_hosts=random") },
-        ...(["any", "read-write", "read-only", "primary", "standby", "prefer-standby"] as const).map((t) => ({
-          targetSessionAttrs: t
-        })),
+        // Every target of the driver's own list.
+        ...targetSessionAttrsValues.map((t) => ({ targetSessionAttrs: t })),
         { loadBalanceHosts: "disable" },
         { loadBalanceHosts: "random" }
       ]

@@ -43,7 +43,8 @@ const failure = (exit: Exit.Exit<unknown, unknown>): SqlError => {
   return reason.error
 }
 
-const targets = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"] as const
+/** Every `targetSessionAttrs`: the driver's own list, the one its validation accepts. */
+const targets = Hosts.targetSessionAttrsValues
 
 layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("primary + hot standby", (it) => {
   it.effect("every targetSessionAttrs, both host orders, as options and as a URL: libpq's choice", () =>

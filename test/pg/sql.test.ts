@@ -9,22 +9,23 @@ import type { Layer } from "effect"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import { SqlClient } from "effect/sql"
+import { everyStrategy } from "../helpers.ts"
 import { appName, Database, sqlLayer } from "./fixture.ts"
 import { statementTests, transactionTests } from "./sql-suite.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
 /** Every strategy. AssertionPool forbids a second checkout while one is out. */
-const strategies: ReadonlyArray<readonly [string, PoolLayer, { readonly concurrent: boolean }]> = [
-  ["QueuePool", QueuePool.layer({ poolSize: 3, maxOverflow: 2, prePing: true }), { concurrent: true }],
-  ["NullPool", NullPool.layer({}), { concurrent: true }],
-  ["StaticPool", StaticPool.layer({}), { concurrent: true }],
-  ["FiberPool", FiberPool.layer({ poolSize: 4 }), { concurrent: true }],
-  ["AssertionPool", AssertionPool.layer({}), { concurrent: false }]
-]
+const strategies = everyStrategy<readonly [PoolLayer, { readonly concurrent: boolean }]>({
+  QueuePool: [QueuePool.layer({ poolSize: 3, maxOverflow: 2, prePing: true }), { concurrent: true }],
+  NullPool: [NullPool.layer({}), { concurrent: true }],
+  StaticPool: [StaticPool.layer({}), { concurrent: true }],
+  FiberPool: [FiberPool.layer({ poolSize: 4 }), { concurrent: true }],
+  AssertionPool: [AssertionPool.layer({}), { concurrent: false }]
+})
 
 layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg SQL suite", (it) => {
-  for (const [name, pool, traits] of strategies) {
+  for (const [name, [pool, traits]] of strategies) {
     const table = `sql_suite_${name.toLowerCase()}`
     it.layer(sqlLayer(pool, appName(name)))(name, (it) => {
       describe("statements", () => {

@@ -13,6 +13,7 @@ import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effec
 import { PgDriver, PgReplicas } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { MockDriver } from "effect-db-pool/testing"
+import { everyStrategy } from "../helpers.ts"
 import { classify } from "./harness.ts"
 
 type Case = readonly [field: string, options: Record<string, unknown>]
@@ -99,13 +100,17 @@ const queueOnly: ReadonlyArray<Case> = [
 
 const fiberOnly: ReadonlyArray<Case> = integerField("poolSize", 0)
 
-const strategies = [
-  { name: "QueuePool", layer: QueuePool.layer, cases: [...common, ...queueOnly] },
-  { name: "NullPool", layer: NullPool.layer, cases: common },
-  { name: "StaticPool", layer: StaticPool.layer, cases: common },
-  { name: "FiberPool", layer: FiberPool.layer, cases: [...common, ...fiberOnly] },
-  { name: "AssertionPool", layer: AssertionPool.layer, cases: common }
-] as const
+/** Every strategy (a strategy without its row here does not compile). */
+const strategies = everyStrategy<{
+  readonly layer: (options: any) => Layer.Layer<any, unknown, any>
+  readonly cases: ReadonlyArray<Case>
+}>({
+  QueuePool: { layer: QueuePool.layer, cases: [...common, ...queueOnly] },
+  NullPool: { layer: NullPool.layer, cases: common },
+  StaticPool: { layer: StaticPool.layer, cases: common },
+  FiberPool: { layer: FiberPool.layer, cases: [...common, ...fiberOnly] },
+  AssertionPool: { layer: AssertionPool.layer, cases: common }
+}).map(([name, strategy]) => ({ name, ...strategy }))
 
 const build = <E>(layer: Layer.Layer<any, E, any>) => Effect.exit(Effect.scoped(Layer.build(layer)))
 

@@ -5,6 +5,7 @@
 import { Cause, Exit } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import * as SeededRandom from "../../support/random.ts"
+import { everyStrategy } from "../helpers.ts"
 import type { MakePool } from "../helpers.ts"
 
 /** A seeded generator (mulberry32, test/support/random.ts), plus `pick`. */
@@ -52,20 +53,15 @@ export interface StrategyUnderTest {
   }
 }
 
-export const strategies: ReadonlyArray<StrategyUnderTest> = [
-  {
-    name: "QueuePool",
+/** Every strategy (a strategy without its row here does not compile). */
+export const strategies: ReadonlyArray<StrategyUnderTest> = everyStrategy<Omit<StrategyUnderTest, "name">>({
+  QueuePool: {
     make: QueuePool.make,
     options: { poolSize: 3, maxOverflow: 2, timeout: "4 millis" },
     limits: { maxCheckedOut: 5, maxOverflow: 2, maxCheckedIn: 3, maxOpen: 5 }
   },
-  { name: "NullPool", make: NullPool.make, options: {}, limits: { maxCheckedIn: 0 } },
-  { name: "StaticPool", make: StaticPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } },
-  { name: "FiberPool", make: FiberPool.make, options: { poolSize: 3 }, limits: { maxCheckedIn: 3 } },
-  {
-    name: "AssertionPool",
-    make: AssertionPool.make,
-    options: {},
-    limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 }
-  }
-]
+  NullPool: { make: NullPool.make, options: {}, limits: { maxCheckedIn: 0 } },
+  StaticPool: { make: StaticPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } },
+  FiberPool: { make: FiberPool.make, options: { poolSize: 3 }, limits: { maxCheckedIn: 3 } },
+  AssertionPool: { make: AssertionPool.make, options: {}, limits: { maxCheckedOut: 1, maxCheckedIn: 1, maxOpen: 1 } }
+}).map(([name, strategy]) => ({ name, ...strategy }))

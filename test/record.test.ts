@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Option, Scope } from "effect"
+import { Effect, Exit, Fiber, Option, Schedule, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { queuePool } from "./helpers.ts"
+
+const errorOf = (exit: Exit.Exit<unknown, unknown>): any =>
+  Exit.isFailure(exit) ? (exit.cause.reasons.find((r) => r._tag === "Fail") as any)?.error : undefined
 
 describe("Recycle and invalidation", () => {
   it.effect("recycle is max age since connect, checked only at checkout (+1 s same, +35 s new on the same slot)", () =>
@@ -133,5 +136,61 @@ describe("Recycle and invalidation", () => {
       const id = yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))
       assert.strictEqual(id, 2)
       assert.strictEqual(mock.open().length, 1)
+    }))
+})
+
+describe("Timeouts told apart", () => {
+  it.effect("connectTimeout → ConnectTimeoutError; waiting for a slot → PoolTimeoutError", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        maxOverflow: 0,
+        timeout: "5 seconds",
+        connectTimeout: "2 seconds"
+      })
+      mock.next("connect", "hang")
+      const connecting = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("2 seconds")
+      const e1 = errorOf(yield* Fiber.join(connecting))
+      assert.strictEqual(e1._tag, "ConnectTimeoutError")
+      assert.strictEqual(e1.message, "Connecting timed out after 2000 ms (connectTimeout)")
+      assert.strictEqual(mock.open().length, 0)
+      const scope = yield* Scope.make()
+      yield* pool.checkout.pipe(Scope.provide(scope))
+      const waiting = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("5 seconds")
+      const e2 = errorOf(yield* Fiber.join(waiting))
+      assert.strictEqual(e2._tag, "PoolTimeoutError")
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.effect("connectRetry retries failed connects with its backoff", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({
+        poolSize: 1,
+        connectRetry: Schedule.max([Schedule.exponential("100 millis"), Schedule.recurs(3)])
+      })
+      mock.next("connect", "fail", 2)
+      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
+      yield* Effect.yieldNow
+      assert.strictEqual(mock.connectAttempts(), 1)
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(mock.connectAttempts(), 2)
+      yield* TestClock.adjust("200 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 1)
+      assert.strictEqual(mock.connectAttempts(), 3)
+    }))
+})
+
+describe("maxUses", () => {
+  it.effect("a connection is replaced after maxUses checkouts", () =>
+    Effect.gen(function*() {
+      const { pool, mock } = yield* queuePool({ poolSize: 1, maxUses: 3 })
+      const ids: Array<number> = []
+      for (let i = 0; i < 7; i++) ids.push(yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
+      assert.deepStrictEqual(ids, [1, 1, 1, 2, 2, 2, 3])
+      assert.deepStrictEqual(mock.connections[0]!.calls, ["rollback", "rollback", "rollback", "close"])
     }))
 })

@@ -28,6 +28,11 @@ import {
   UnknownError
 } from "effect/sql/SqlError"
 import type { SqlErrorReason } from "effect/sql/SqlError"
+import { readFileSync } from "node:fs"
+import { constants } from "node:os"
+import { fileURLToPath } from "node:url"
+import { getSystemErrorMap } from "node:util"
+import ts from "typescript"
 import { appName, Database } from "./fixture.ts"
 
 /** A server error as `@effect/sql-pg` reports it (its `classifySqlState`, the fields as the cause). */
@@ -270,22 +275,33 @@ const table: ReadonlyArray<Row> = [
   { code: "42P01", severity: "ERROR", what: "undefined_table", disconnect: false, checkout: ["SqlSyntaxError", false] }
 ]
 
-const socketCodes = [
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTCONN",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENETRESET",
-  "ERR_SOCKET_CLOSED",
-  "ERR_STREAM_DESTROYED",
-  "ERR_STREAM_WRITE_AFTER_END"
-]
+/**
+ * A string list a module keeps in a top-level `const` (`[...]` or `new Set([...])`), read from
+ * its source with the TypeScript parser: the test iterates the module's own list, which the
+ * module does not export.
+ */
+const sourceList = (file: URL, name: string): ReadonlyArray<string> => {
+  const path = fileURLToPath(file)
+  const source = ts.createSourceFile(path, readFileSync(path, "utf8"), ts.ScriptTarget.Latest)
+  for (const statement of source.statements) {
+    if (!ts.isVariableStatement(statement)) continue
+    for (const declaration of statement.declarationList.declarations) {
+      if (!ts.isIdentifier(declaration.name) || declaration.name.text !== name) continue
+      let init = declaration.initializer
+      if (init !== undefined && ts.isNewExpression(init) && init.arguments?.length === 1) init = init.arguments[0]
+      const elements = init !== undefined && ts.isArrayLiteralExpression(init) ? [...init.elements] : []
+      const strings = elements.filter(ts.isStringLiteral)
+      if (strings.length === 0 || strings.length !== elements.length) {
+        throw new Error(`${name} in ${path} is not a list of string literals`)
+      }
+      return strings.map((e) => e.text)
+    }
+  }
+  throw new Error(`no top-level const ${name} in ${path}`)
+}
+
+/** The socket codes `PgDriver.isDisconnect` reads as a lost connection: the driver's one list. */
+const socketCodes = sourceList(new URL("../../src/pg/internal/errors.ts", import.meta.url), "socketCodes")
 
 describe("classification table", () => {
   for (const row of table) {
@@ -319,6 +335,26 @@ describe("classification table", () => {
       assert.isTrue(PgDriver.isDisconnect(new PoolError.ConnectError({ cause: socketError(code) })))
     })
   }
+
+  it("the socket-code list: the codes the docs name, real Node error codes; no other errno is a disconnect", () => {
+    // `PgDriver.isDisconnect`'s documentation names these.
+    for (const code of ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"]) assert.include(socketCodes, code)
+    assert.strictEqual(new Set(socketCodes).size, socketCodes.length, "no duplicates")
+    // Node's system error codes: the OS's errno names and libuv's (a socket error's `code`).
+    const errnos = [...new Set([...Object.keys(constants.errno), ...[...getSystemErrorMap().values()].map(([n]) => n)])]
+    for (const code of socketCodes) {
+      // A misspelt code would never match: every E... is an errno Node knows, the rest Node's own ERR_ codes.
+      assert.isTrue(errnos.includes(code) || code.startsWith("ERR_"), `${code} is a Node error code`)
+    }
+    // The list is the whole rule: an errno outside it is no disconnect (by itself, with no SQLSTATE).
+    for (const code of errnos) {
+      assert.strictEqual(
+        PgDriver.isDisconnect(Object.assign(new Error(code), { code })),
+        socketCodes.includes(code),
+        code
+      )
+    }
+  })
 
   it("codeless errors: ConnectionError and DisconnectionError are disconnects, the pool's own timeouts are not", () => {
     const closed = new SqlError({

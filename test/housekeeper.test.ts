@@ -1,10 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { queuePool } from "./helpers.ts"
-
-const errorOf = (exit: Exit.Exit<unknown, unknown>): any =>
-  Exit.isFailure(exit) ? (exit.cause.reasons.find((r) => r._tag === "Fail") as any)?.error : undefined
 
 describe("Warm-up (minIdle)", () => {
   it.effect("warms up to minIdle in the background without blocking checkouts", () =>
@@ -141,61 +138,5 @@ describe("Lifetime (maxLifetime with jitter)", () => {
       yield* TestClock.adjust("1 minute")
       const second = yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id))
       assert.deepStrictEqual([first, second], [1, 2])
-    }))
-})
-
-describe("Timeouts told apart", () => {
-  it.effect("connectTimeout → ConnectTimeoutError; waiting for a slot → PoolTimeoutError", () =>
-    Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({
-        poolSize: 1,
-        maxOverflow: 0,
-        timeout: "5 seconds",
-        connectTimeout: "2 seconds"
-      })
-      mock.next("connect", "hang")
-      const connecting = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
-      yield* Effect.yieldNow
-      yield* TestClock.adjust("2 seconds")
-      const e1 = errorOf(yield* Fiber.join(connecting))
-      assert.strictEqual(e1._tag, "ConnectTimeoutError")
-      assert.strictEqual(e1.message, "Connecting timed out after 2000 ms (connectTimeout)")
-      assert.strictEqual(mock.open().length, 0)
-      const scope = yield* Scope.make()
-      yield* pool.checkout.pipe(Scope.provide(scope))
-      const waiting = yield* Effect.forkChild(Effect.exit(Effect.scoped(pool.checkout)))
-      yield* Effect.yieldNow
-      yield* TestClock.adjust("5 seconds")
-      const e2 = errorOf(yield* Fiber.join(waiting))
-      assert.strictEqual(e2._tag, "PoolTimeoutError")
-      yield* Scope.close(scope, Exit.void)
-    }))
-
-  it.effect("connectRetry retries failed connects with its backoff", () =>
-    Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({
-        poolSize: 1,
-        connectRetry: Schedule.max([Schedule.exponential("100 millis"), Schedule.recurs(3)])
-      })
-      mock.next("connect", "fail", 2)
-      const fiber = yield* Effect.forkChild(Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
-      yield* Effect.yieldNow
-      assert.strictEqual(mock.connectAttempts(), 1)
-      yield* TestClock.adjust("100 millis")
-      assert.strictEqual(mock.connectAttempts(), 2)
-      yield* TestClock.adjust("200 millis")
-      assert.strictEqual(yield* Fiber.join(fiber), 1)
-      assert.strictEqual(mock.connectAttempts(), 3)
-    }))
-})
-
-describe("maxUses", () => {
-  it.effect("a connection is replaced after maxUses checkouts", () =>
-    Effect.gen(function*() {
-      const { pool, mock } = yield* queuePool({ poolSize: 1, maxUses: 3 })
-      const ids: Array<number> = []
-      for (let i = 0; i < 7; i++) ids.push(yield* Effect.scoped(Effect.map(pool.checkout, (c) => c.connection.id)))
-      assert.deepStrictEqual(ids, [1, 1, 1, 2, 2, 2, 3])
-      assert.deepStrictEqual(mock.connections[0]!.calls, ["rollback", "rollback", "rollback", "close"])
     }))
 })
