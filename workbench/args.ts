@@ -25,6 +25,31 @@ export const topologyLabels: Record<TopologyName, string> = {
   replicas: "replicas: primary + standby behind PgReplicas, reads on the standby, its apply delay varied"
 }
 
+/**
+ * How the SQL client runs statements (`--mode`): `exclusive`, a connection per statement as
+ * without the pipelined mode; `pipelined`, `PgSql.layer({ pipeline })`; `both`, each strategy that
+ * can pipeline twice, exclusive then pipelined.
+ */
+export const modes = ["exclusive", "pipelined", "both"] as const
+
+/** One `--mode`. */
+export type ModeName = typeof modes[number]
+
+/** How one phase runs its statements. */
+export type PhaseMode = "exclusive" | "pipelined"
+
+/** The strategies `PgSql.layer({ pipeline })` runs over in the workbench. */
+export const pipelinable: ReadonlyArray<StrategyName> = ["QueuePool", "NullPool"]
+
+/** Why the other strategies run exclusive only (said in `--help`, the header and refusals). */
+export const notPipelined: Readonly<Record<StrategyName, string | undefined>> = {
+  QueuePool: undefined,
+  NullPool: undefined,
+  StaticPool: "it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgConfigError)",
+  FiberPool: "its leases are reentrant, and PgSql refuses to pipeline over them (PgConfigError)",
+  AssertionPool: "it runs one worker with one checkout at a time, so there is nothing to share"
+}
+
 /** Validated workbench settings. */
 export interface Options {
   readonly strategies: ReadonlyArray<StrategyName>
@@ -51,7 +76,46 @@ export interface Options {
   readonly seed: number
   /** Plain periodic lines even on a terminal. */
   readonly plain: boolean
+  /** Exclusive, pipelined (`PgSql.layer({ pipeline })`) or both: see {@link phases}. */
+  readonly mode: ModeName
+  /** Pipelined mode: `maxInFlight`, statements in flight per shared connection. */
+  readonly maxInFlight: number
+  /** Pipelined mode: `maxConnections`; `undefined`: QueuePool's poolSize, NullPool 1 (the library's default). */
+  readonly sharedConnections: number | undefined
 }
+
+/** One phase of a run: a strategy in a mode. */
+export interface Phase {
+  readonly strategy: StrategyName
+  readonly mode: PhaseMode
+}
+
+/**
+ * The phases of a run, in order: each strategy once in its mode; with `--mode both` the
+ * strategies that can pipeline run exclusive then pipelined. With `--mode pipelined` the others
+ * are left out (`parse` refuses them when named in `--strategy`; `all` means all that can).
+ */
+export const phases = (options: Pick<Options, "strategies" | "mode">): ReadonlyArray<Phase> =>
+  options.strategies.flatMap((strategy): Array<Phase> => {
+    const can = pipelinable.includes(strategy)
+    switch (options.mode) {
+      case "exclusive":
+        return [{ strategy, mode: "exclusive" }]
+      case "pipelined":
+        return can ? [{ strategy, mode: "pipelined" }] : []
+      case "both":
+        return can
+          ? [{ strategy, mode: "exclusive" }, { strategy, mode: "pipelined" }]
+          : [{ strategy, mode: "exclusive" }]
+    }
+  })
+
+/** The strategies of `options` that run exclusive only although pipelining was asked for. */
+export const notPipelinedIn = (options: Pick<Options, "strategies" | "mode">): ReadonlyArray<StrategyName> =>
+  options.mode === "exclusive" ? [] : options.strategies.filter((s) => !pipelinable.includes(s))
+
+/** `--max-in-flight` when not given (as `PgSql`'s own default). */
+export const defaultMaxInFlight = 32
 
 /** Shortest `--duration` with `--topology failover`. */
 export const minFailoverSeconds = 2
@@ -69,7 +133,10 @@ export const defaults: Omit<Options, "seed"> = {
   chaos: false,
   topology: "direct",
   reportPath: "tmp/workbench-report.html",
-  plain: false
+  plain: false,
+  mode: "exclusive",
+  maxInFlight: defaultMaxInFlight,
+  sharedConnections: undefined
 }
 
 /** What the command line asked for. */
@@ -124,6 +191,25 @@ Flags:
                                          read-your-writes, by the other half eventual. The standby's
                                          apply delay: none, 50 ms, 400 ms, none (a quarter each).
                                          --duration ≥ ${minReplicasSeconds}s
+  -m, --mode <mode>         how the SQL client runs statements (default: ${defaults.mode}):
+                              exclusive  a connection of the pool per statement (PgSql.layer())
+                              pipelined  PgSql.layer({ pipeline }): point queries and reports from
+                                         every worker pipeline over a few shared connections;
+                                         transfers (transactions) and slow statements
+                                         (PgSql.exclusive) take a connection of their own
+                              both       each strategy that can pipeline runs exclusive, then
+                                         pipelined
+                            Pipelined runs QueuePool and NullPool only: StaticPool shares one
+                            connection among every borrower and FiberPool's leases are reentrant
+                            (PgSql refuses both), AssertionPool runs one worker (nothing to share).
+                            With --strategy all they are left out (with both: run exclusive only);
+                            named with --mode pipelined they are refused. Not with --topology
+                            pgbouncer or replicas
+      --max-in-flight <n>   pipelined: statements in flight per shared connection (maxInFlight),
+                            1..128. Default: ${defaultMaxInFlight}
+      --shared-connections <n>
+                            pipelined: shared connections at most (maxConnections), 1..200; the
+                            pool's own bounds still hold. Default: QueuePool's poolSize, NullPool 1
   -r, --report <path>       HTML report path. Default: ${defaults.reportPath}
       --seed <n>            seed of the random workload and chaos (integer). Default: random, printed
       --plain               plain periodic lines instead of the live view (automatic when stdout
@@ -140,6 +226,8 @@ Examples:
   npm start -- --topology pgbouncer -s queue,null
   npm start -- --topology failover -s queue -d 10s
   npm start -- --topology replicas -s queue -d 8s
+  npm start -- --mode both -s queue,null
+  npm start -- --mode pipelined -w 64 --max-in-flight 8 --shared-connections 4
   npm start -- -s queue -w 64 -p 10 -o 20 -d 30s --seed 7
 `
 
@@ -162,6 +250,7 @@ const flagNames: Record<string, string> = {
   "-d": "--duration",
   "-r": "--report",
   "-t": "--topology",
+  "-m": "--mode",
   "-h": "--help"
 }
 const valued = new Set([
@@ -172,7 +261,10 @@ const valued = new Set([
   "--duration",
   "--report",
   "--seed",
-  "--topology"
+  "--topology",
+  "--mode",
+  "--max-in-flight",
+  "--shared-connections"
 ])
 const booleans = new Set(["--chaos", "--plain", "--help"])
 
@@ -219,7 +311,8 @@ export const parse = (
 
   let chosen: ReadonlyArray<StrategyName> = defaults.strategies
   const strategyText = values.get("--strategy")
-  if (strategyText !== undefined && strategyText.trim().toLowerCase() !== "all") {
+  const named = strategyText !== undefined && strategyText.trim().toLowerCase() !== "all"
+  if (named) {
     const picked: Array<StrategyName> = []
     for (const part of strategyText.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
       const name = aliases[part.toLowerCase()]
@@ -287,6 +380,42 @@ export const parse = (
       }`
     )
   }
+  let mode: ModeName = defaults.mode
+  const modeText = values.get("--mode")
+  if (modeText !== undefined) {
+    const name = modes.find((m) => m === modeText.trim().toLowerCase())
+    if (name === undefined) {
+      return invalid(`--mode: unknown mode ${JSON.stringify(modeText)} (expected ${modes.join(", ")})`)
+    }
+    mode = name
+  }
+  const maxInFlight = intFlag("--max-in-flight", defaults.maxInFlight, 1, 128)
+  if (typeof maxInFlight === "string") return invalid(maxInFlight)
+  const sharedConnections = intFlag("--shared-connections", -1, 1, 200)
+  if (typeof sharedConnections === "string") return invalid(sharedConnections)
+  if (mode === "exclusive") {
+    for (const name of ["--max-in-flight", "--shared-connections"]) {
+      if (values.has(name)) return invalid(`${name} needs --mode pipelined or both (it bounds the pipelined mode)`)
+    }
+  } else {
+    if (topology === "pgbouncer" || topology === "replicas") {
+      return invalid(
+        `--mode ${mode} cannot be combined with --topology ${topology} (${
+          topology === "pgbouncer"
+            ? "the workbench does not pipeline through a transaction-mode pooler: how PgBouncer handles pipelined statements in that mode varies by version"
+            : "the router's own clients are out of reach of PgSql.pipelineStatus and pipelineEvents"
+        }): run them separately`
+      )
+    }
+    const refused = chosen.filter((s) => !pipelinable.includes(s))
+    if (mode === "pipelined" && named && refused.length > 0) {
+      return invalid(
+        `--mode pipelined cannot run ${refused.map((s) => `${s}: ${notPipelined[s]}`).join("; ")}. Leave ${
+          refused.length === 1 ? "it" : "them"
+        } out of --strategy, or use --mode both (${refused.length === 1 ? "it runs" : "they run"} exclusive only)`
+      )
+    }
+  }
   if (topology === "failover" && durationSeconds < minFailoverSeconds) {
     return invalid(
       `--topology failover needs --duration ${minFailoverSeconds}s or more (the primary stops halfway; the standby needs time to take over), got ${
@@ -307,7 +436,10 @@ export const parse = (
       topology,
       reportPath,
       seed: seed === -1 ? randomSeed() : seed,
-      plain: flags.has("--plain")
+      plain: flags.has("--plain"),
+      mode,
+      maxInFlight,
+      sharedConnections: sharedConnections === -1 ? undefined : sharedConnections
     }
   }
 }

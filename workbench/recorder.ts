@@ -1,14 +1,18 @@
 /**
  * What a workbench run records: per strategy, a timeline of pool occupancy sampled every
  * 100 ms, every acquire wait (from the pool's checkout spans, `tracing: true`), errors by
- * type, pool events, chaos kills, and the pool's metric counters. The terminal view, the
- * summary table and the HTML report only read it.
+ * type, pool events, chaos kills, and the pool's metric counters; in pipelined mode, the shared
+ * connections and their statements in flight (`PgSql.pipelineStatus`), the pipelined and
+ * abandoned statements (`PoolMetrics.forPipeline`) and the shared connections opened and closed
+ * by reason (`PgSql.pipelineEvents`). The terminal view, the summary table and the HTML report
+ * only read it.
  */
 import { Effect, Metric, Tracer } from "effect"
 import type { Exit } from "effect"
 import { PoolMetrics } from "effect-db-pool"
 import type { ConnectionPool, PoolEvent } from "effect-db-pool"
-import type { Options, StrategyName } from "./args.ts"
+import type { PgSql } from "effect-db-pool/pg"
+import type { Options, PhaseMode, StrategyName } from "./args.ts"
 
 /** Sampling period of the occupancy timeline. */
 export const sampleEveryMs = 100
@@ -184,6 +188,83 @@ export class Replicas {
   }
 }
 
+/** Why a shared connection stopped serving pipelined statements (`PgSql.PipelineEvent` `close`). */
+export type LaneCloseReason = Extract<PgSql.PipelineEvent, { readonly type: "close" }>["reason"]
+
+/** Every {@link LaneCloseReason}, in the order shown. */
+export const laneCloseReasons: ReadonlyArray<LaneCloseReason> = ["idle", "exclusive", "broken", "client closed"]
+
+/** One point of the pipeline timeline (pipelined mode). */
+export interface PipelineSample {
+  /** Milliseconds since the strategy's phase started. */
+  readonly t: number
+  /** Shared connections then. */
+  readonly connections: number
+  /** Statements in flight then, over every shared connection. */
+  readonly inFlight: number
+}
+
+/**
+ * Pipelined mode (`PgSql.layer({ pipeline })`): the shared connections now (status), sampled
+ * over time; statements pipelined and abandoned so far (metrics); shared connections opened and
+ * closed by reason (events).
+ */
+export class Pipeline {
+  readonly samples: Array<PipelineSample> = []
+  /** The shared connections at the last sample, each with its statements in flight. */
+  lanes: ReadonlyArray<PgSql.PipelineConnectionStatus> = []
+  /** `db.client.connection.pipeline.statements` / `.abandoned` at the last sample. */
+  statements = 0
+  abandoned = 0
+  /** `open` events. */
+  opened = 0
+  /** `close` events by reason. */
+  readonly closed: Record<LaneCloseReason, number> = { "idle": 0, "exclusive": 0, "broken": 0, "client closed": 0 }
+  /** Statements still in flight on the connections that closed (a broken one fails them). */
+  closedInFlight = 0
+  /** Highest shared connections / statements in flight sampled. */
+  peakConnections = 0
+  peakInFlight = 0
+
+  constructor(
+    /** `maxInFlight` per shared connection. */
+    readonly maxInFlight: number,
+    /** `maxConnections`: shared connections at most. */
+    readonly maxConnections: number
+  ) {}
+
+  /** A `PgSql.pipelineEvents` event. */
+  recordEvent(event: PgSql.PipelineEvent): void {
+    if (event.type === "open") {
+      this.opened++
+      return
+    }
+    this.closed[event.reason]++
+    this.closedInFlight += event.inFlight
+  }
+
+  /** Close events of every reason. */
+  get closes(): number {
+    return laneCloseReasons.reduce((n, r) => n + this.closed[r], 0)
+  }
+
+  /** Statements in flight now, over every shared connection. */
+  get inFlight(): number {
+    return this.lanes.reduce((n, lane) => n + lane.inFlight, 0)
+  }
+
+  /** Record the status and the metric counters at `t`. */
+  sample(t: number, lanes: ReadonlyArray<PgSql.PipelineConnectionStatus>, statements: number, abandoned: number): void {
+    this.lanes = lanes
+    this.statements = statements
+    this.abandoned = abandoned
+    const inFlight = this.inFlight
+    this.peakConnections = Math.max(this.peakConnections, lanes.length)
+    this.peakInFlight = Math.max(this.peakInFlight, inFlight)
+    this.samples.push({ t, connections: lanes.length, inFlight })
+  }
+}
+
 /** Everything recorded about one strategy's phase. */
 export class StrategyRun {
   /** Epoch ms of the phase start (set by {@link StrategyRun.begin}). */
@@ -213,6 +294,8 @@ export class StrategyRun {
   failover: Failover | undefined = undefined
   /** `--topology replicas`: routing, lag and read-backs. */
   replicas: Replicas | undefined = undefined
+  /** Pipelined mode: shared connections, statements in flight, pipelined / abandoned, opens and closes. */
+  pipeline: Pipeline | undefined = undefined
   /** How long this strategy's own servers took to start (`--topology failover`), ms. */
   setupMs: number | undefined = undefined
   /** Where its pool connects, when not straight to the database ("PgBouncer ... on :port", ...). */
@@ -228,8 +311,15 @@ export class StrategyRun {
     /** The pool (and driver) options used, for display. */
     public config: Readonly<Record<string, string | number | boolean>>,
     /** How the workload was adapted to this strategy. */
-    readonly notes: ReadonlyArray<string>
+    readonly notes: ReadonlyArray<string>,
+    /** How its SQL client runs statements. */
+    readonly mode: PhaseMode = "exclusive"
   ) {}
+
+  /** The strategy, and the mode when pipelined: `QueuePool pipelined`. */
+  get label(): string {
+    return this.mode === "pipelined" ? `${this.strategy} pipelined` : this.strategy
+  }
 
   /** Milliseconds since the phase started. */
   now(): number {
@@ -323,6 +413,30 @@ export class StrategyRun {
         errors: this.errorCount
       })
     })
+  }
+
+  /**
+   * Pipelined mode: sample the client's shared connections (`PgSql.pipelineStatus`, given as
+   * `status`) and the pool's pipeline metric counters (`PoolMetrics.forPipeline`).
+   */
+  samplePipeline(
+    status: Effect.Effect<ReadonlyArray<PgSql.PipelineConnectionStatus> | undefined>
+  ): Effect.Effect<void> {
+    const p = this.pipeline
+    if (p === undefined) return Effect.void
+    const m = PoolMetrics.forPipeline(this.poolName)
+    const now = () => this.now()
+    return Effect.gen(function*() {
+      const lanes = (yield* status) ?? []
+      const statements = yield* Effect.map(Metric.value(m.statements), (s) => s.count)
+      const abandoned = yield* Effect.map(Metric.value(m.abandoned), (s) => s.count)
+      p.sample(now(), lanes, statements, abandoned)
+    })
+  }
+
+  /** Pool checkouts that were not a shared connection: transactions, slow statements, ... (pipelined mode). */
+  get exclusiveCheckouts(): number | undefined {
+    return this.pipeline === undefined ? undefined : (this.events.get("checkout") ?? 0) - this.pipeline.opened
   }
 
   /** Statements per second over the last `windowMs` of the timeline. */

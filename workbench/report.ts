@@ -3,16 +3,18 @@
  * with the topology, the summary table and, per strategy, the occupancy timeline (checked out /
  * idle / overflow / waiting over time, chaos kills and a failover marked), statements per
  * second, the failover figures (`--topology failover`), the routing, lag and read-backs behind
- * replicas (`--topology replicas`), the acquire-wait distribution, and the event, invalidation
- * and error counts.
+ * replicas (`--topology replicas`), in pipelined mode (`--mode`) the shared connections and
+ * their statements in flight over time with the pipelined, abandoned and exclusive counts and
+ * the shared connections closed by reason, the acquire-wait distribution, and the event,
+ * invalidation and error counts.
  */
 import type { PoolMetrics } from "effect-db-pool"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { topologyLabels } from "./args.ts"
+import { notPipelined, notPipelinedIn, topologyLabels } from "./args.ts"
 import type { Recorder, Sample, StrategyRun } from "./recorder.ts"
-import { sampleEveryMs, totalInvalidations } from "./recorder.ts"
-import { int, ms, summaryRows } from "./view.ts"
+import { laneCloseReasons, sampleEveryMs, totalInvalidations } from "./recorder.ts"
+import { int, modeLabel, ms, summaryRows } from "./view.ts"
 
 const esc = (text: string): string =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
@@ -485,6 +487,76 @@ export const lagSvg = (run: StrategyRun): string => {
     out + `</svg>`
 }
 
+/** Pipelined mode: shared connections and statements in flight over time (step lines), `maxConnections` dashed. */
+export const pipelineSvg = (run: StrategyRun): string => {
+  const p = run.pipeline
+  if (p === undefined) return ""
+  const f: Frame = { ...frame, height: 190 }
+  const w = f.width - f.left - f.right
+  const h = f.height - f.top - f.bottom
+  const xm = xMax(run)
+  const scale = niceScale(Math.max(p.maxConnections, ...p.samples.map((s) => s.inFlight)))
+  const x = (t: number) => (f.left + (w * t) / xm).toFixed(1)
+  const y = (v: number) => (f.top + h - (h * v) / scale.max).toFixed(1)
+  const line = (key: "connections" | "inFlight", color: string, label: string) => {
+    let d = ""
+    let prev: number | undefined
+    for (const s of p.samples) {
+      const v = s[key]
+      d += d === "" ? `M${x(s.t)},${y(v)}` : prev !== v ? `H${x(s.t)}V${y(v)}` : ""
+      prev = v
+    }
+    const last = p.samples[p.samples.length - 1]
+    if (last !== undefined) d += `H${x(last.t)}`
+    return d === ""
+      ? ""
+      : `<path d="${d}" fill="none" stroke="${color}" stroke-width="2" class="pipe-${key}"><title>${
+        esc(label)
+      }</title></path>`
+  }
+  const limit =
+    `<line x1="${f.left}" x2="${f.left + w}" y1="${y(p.maxConnections)}" y2="${
+      y(p.maxConnections)
+    }" class="maxconn"><title>maxConnections ${p.maxConnections}</title></line>` +
+    `<text x="${f.left + w - 4}" y="${
+      Number(y(p.maxConnections)) - 4
+    }" text-anchor="end" class="maxconnmark">maxConnections ${p.maxConnections}</text>`
+  return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="pipelined work of ${
+    esc(run.label)
+  }">` +
+    axes(f, xm, scale, (v) => int(v)) + killMarks(f, run, xm) + limit +
+    line("inFlight", "#0891b2", "statements in flight") + line("connections", "#c026d3", "shared connections") +
+    `</svg>`
+}
+
+/** Pipelined mode: what the shared connections carried, and how they opened and closed. */
+const pipelineBlock = (run: StrategyRun): string => {
+  const p = run.pipeline
+  if (p === undefined) return ""
+  const exclusive = run.exclusiveCheckouts ?? 0
+  const closes = laneCloseReasons.map((r) => [r, p.closed[r]] as const)
+  const lanes = p.lanes.map((lane) => [`pid ${lane.processId}`, lane.inFlight] as const)
+  return `<div class="pipeline" data-pipelined="${p.statements}" data-abandoned="${p.abandoned}" data-peak-shared="${p.peakConnections}" data-max-shared="${p.maxConnections}" data-opened="${p.opened}" data-closed="${p.closes}" data-exclusive="${exclusive}">
+<h3>Pipeline <small>PgSql.layer({ pipeline: { maxInFlight: ${p.maxInFlight}, maxConnections: ${p.maxConnections} } })</small></h3>
+<div class="kpis">
+<div><b>${int(p.statements)}</b><span>statements pipelined (of ${int(run.statements)} in all)</span></div>
+<div><b>${p.peakConnections} / ${p.maxConnections}</b><span>shared connections, peak / max</span></div>
+<div><b>${int(p.peakInFlight)}</b><span>statements in flight, peak (≤ ${p.maxInFlight} per connection)</span></div>
+<div><b>${int(exclusive)}</b><span>exclusive checkouts (transactions, slow statements)</span></div>
+<div class="${p.abandoned > 0 ? "bad" : "good"}"><b>${
+    int(p.abandoned)
+  }</b><span>abandoned (caller interrupted)</span></div>
+<div><b>${int(p.opened)} / ${int(p.closes)}</b><span>shared connections opened / closed</span></div>
+</div>
+<p class="legend"><span><i style="background:#c026d3"></i>shared connections</span><span><i style="background:#0891b2"></i>statements in flight</span><span class="hint">sampled every ${sampleEveryMs} ms (PgSql.pipelineStatus)</span></p>
+<div class="chart pipe">${pipelineSvg(run)}</div>
+<div class="tables">
+${countTable("Shared connections closed, by reason (PgSql.pipelineEvents)", closes, "#c026d3")}
+${countTable("In flight per shared connection at the end", lanes, "#0891b2")}
+</div>
+</div>`
+}
+
 /** `--topology replicas`: routing, lag and read-backs of one strategy. */
 const replicasBlock = (run: StrategyRun): string => {
   const r = run.replicas
@@ -606,8 +678,8 @@ const section = (recorder: Recorder, run: StrategyRun, index: number): string =>
   const ops = (["query", "transaction", "report", "slow"] as const).map((k) => `${k} ${int(run.ops[k])}`).join(" · ")
   return `<section id="s${index}" class="strategy" data-strategy="${
     esc(run.strategy)
-  }" data-samples="${run.samples.length}" data-waits="${run.waits.length}">
-<h2>${esc(run.strategy)}${
+  }" data-mode="${run.mode}" data-samples="${run.samples.length}" data-waits="${run.waits.length}">
+<h2>${esc(run.strategy)}${run.mode === "pipelined" ? ` <small>pipelined</small>` : ""}${
     run.completed ? "" : ` <span class="warn">stopped after ${(run.elapsedMs / 1000).toFixed(1)} s</span>`
   }</h2>
 <p class="meta">${run.workers} worker${run.workers === 1 ? "" : "s"} · ${
@@ -640,6 +712,7 @@ ${run.notes.map((n) => `<p class="note">${esc(n)}</p>`).join("")}
 <h3>Throughput</h3>
 <p class="legend"><span><i style="background:#2563eb"></i>statements/s (500 ms buckets)</span><span><i style="background:#dc2626;border-radius:50%"></i>failed operations</span></p>
 <div class="chart">${throughputSvg(run)}</div>
+${pipelineBlock(run)}
 ${failoverBlock(run)}
 ${replicasBlock(run)}
 <h3>Acquire-wait distribution <small>${int(w.count)} checkouts · p50 ${esc(ms(w.p50))} · p90 ${esc(ms(w.p90))} · p99 ${
@@ -678,7 +751,8 @@ table.summary a{color:#1d4ed8;text-decoration:none}
 .outage{fill:#fecaca;fill-opacity:.45}.legend i.o{background:#fecaca}.fomark{font-size:11px;font-weight:600}
 .fo-stop{stroke:#dc2626;stroke-width:1.5}.fo-promote{stroke:#d97706;stroke-width:1.5;stroke-dasharray:5 3}.fo-write{stroke:#059669;stroke-width:1.5;stroke-dasharray:2 2}
 text.fo-stop{fill:#dc2626;stroke:#fff}text.fo-promote{fill:#b45309;stroke:#fff}text.fo-write{fill:#047857;stroke:#fff}
-.failover,.replicas{border-top:1px solid #e2e8f0;margin-top:14px}
+.failover,.replicas,.pipeline{border-top:1px solid #e2e8f0;margin-top:14px}h2 small{font-weight:normal;color:#7e22ce}
+.maxconn{stroke:#c026d3;stroke-dasharray:5 4;stroke-width:1.2}.maxconnmark{font-size:10px;fill:#a21caf}
 .delay{fill:#fde68a;fill-opacity:.35}.delay-high{fill:#fca5a5;fill-opacity:.35}.legend i.d{background:#fde68a}.legend i.dh{background:#fca5a5}
 .delaymark{font-size:10px;fill:#92400e}.maxlag{stroke:#dc2626;stroke-dasharray:5 4;stroke-width:1.2}.maxlagmark{font-size:10px;fill:#dc2626}.out{fill:#dc2626}.topology{background:#fff7ed;border:1px solid #fed7aa;border-radius:8px;padding:8px 12px;margin:10px 0}.topology p{margin:3px 0}
 .tables{display:grid;grid-template-columns:1fr 1fr;gap:16px 40px;margin-top:14px;align-items:start}
@@ -705,7 +779,13 @@ export const render = (recorder: Recorder): string => {
     o.strategies.join(",")
   } --workers ${o.workers} --pool-size ${o.poolSize} --max-overflow ${o.maxOverflow} --duration ${o.durationSeconds}s --seed ${o.seed}${
     o.chaos ? " --chaos" : ""
-  }${o.topology === "direct" ? "" : ` --topology ${o.topology}`}`
+  }${o.topology === "direct" ? "" : ` --topology ${o.topology}`}${
+    o.mode === "exclusive"
+      ? ""
+      : ` --mode ${o.mode} --max-in-flight ${o.maxInFlight}${
+        o.sharedConnections === undefined ? "" : ` --shared-connections ${o.sharedConnections}`
+      }`
+  }`
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>effect-db-pool workbench report</title><style>${css}</style></head>
@@ -723,6 +803,19 @@ ${
       : `<div class="topology" data-topology="${o.topology}"><p><b>Topology: ${
         esc(topologyLabels[o.topology])
       }</b></p>${recorder.topologyDetail.map((d) => `<p>${d}</p>`).join("")}</div>`
+  }
+${
+    o.mode === "exclusive"
+      ? ""
+      : `<div class="topology" data-mode="${o.mode}"><p><b>Mode: ${
+        esc(modeLabel(o))
+      }</b></p><p>Point queries and reports, lone autocommit statements, are pipelined over the shared connections; transfers (transactions) and slow statements (<code>PgSql.exclusive</code>) take a connection of their own from the same pool. A shared connection is one checkout of the pool: it returns when its last statement ends.</p>${
+        notPipelinedIn(o).map((s) =>
+          `<p>${esc(s)} ${o.mode === "both" ? "runs exclusive only" : "is left out"}: ${
+            esc(notPipelined[s] ?? "")
+          }.</p>`
+        ).join("")
+      }</div>`
   }
 ${recorder.stopped ? `<p class="warn">Stopped early: ${esc(recorder.stopped)}. The report shows what ran.</p>` : ""}
 <p class="meta">Workload per worker: 72% point queries, 20% transfer transactions (6 statements), 6% small reports, 2% slow statements (pg_sleep 0.15–0.6 s), 1–5 ms think time. A statement that fails because its session died is retried once. Acquire wait = time of the pool's checkout (waiting for a slot, connecting, pre-ping).</p>

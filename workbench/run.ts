@@ -3,8 +3,9 @@
  * and the schema; PgBouncer in front; or a fresh primary + standby per strategy), then for each
  * strategy build its pool + `SqlClient`, drive the workload, sample and draw (and, with
  * `--topology failover`, stop the primary and promote the standby halfway; with `--topology
- * replicas`, a second pool on the standby behind `PgReplicas`, its apply delay varied), and
- * finally print the summary and write the HTML report. The report is written by a finalizer, so an
+ * replicas`, a second pool on the standby behind `PgReplicas`, its apply delay varied; in
+ * pipelined mode, the client's shared connections, metrics and events), and finally print the
+ * summary and write the HTML report. The report is written by a finalizer, so an
  * interrupted run (Ctrl-C) still reports what ran.
  */
 import { Cause, Context, Duration, Effect, Exit, Layer, References, Stream, Tracer } from "effect"
@@ -14,9 +15,10 @@ import { PgReplicas, PgSql } from "effect-db-pool/pg"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import { SqlClient } from "effect/sql/SqlClient"
 import * as Random from "../support/random.ts"
-import type { Options, StrategyName } from "./args.ts"
+import type { Options, PhaseMode, StrategyName } from "./args.ts"
+import { phases } from "./args.ts"
 import * as Chaos from "./chaos.ts"
-import { Recorder, sampleEveryMs, StrategyRun } from "./recorder.ts"
+import { Pipeline, Recorder, sampleEveryMs, StrategyRun } from "./recorder.ts"
 import * as Report from "./report.ts"
 import { setup } from "./strategies.ts"
 import * as Topology from "./topology.ts"
@@ -65,8 +67,8 @@ export const run = (options: Options, output: Output): Effect.Effect<Result, unk
     const applicationName = `effect-db-pool-workbench-${runId}`
     const topology = yield* Topology.make({ options, recorder, view, runId, applicationName })
     let index = 0
-    for (const strategy of options.strategies) {
-      yield* phase({ strategy, index: index++, options, recorder, view, topology, applicationName })
+    for (const { mode, strategy } of phases(options)) {
+      yield* phase({ strategy, mode, index: index++, options, recorder, view, topology, applicationName })
     }
     return out
   }).pipe(
@@ -76,6 +78,7 @@ export const run = (options: Options, output: Output): Effect.Effect<Result, unk
 
 interface PhaseContext {
   readonly strategy: StrategyName
+  readonly mode: PhaseMode
   readonly index: number
   readonly options: Options
   readonly recorder: Recorder
@@ -85,18 +88,19 @@ interface PhaseContext {
 }
 
 /**
- * One strategy: its target (topology), pool and client, the workload, the sampler, and chaos or
- * the failover when asked.
+ * One strategy in one mode: its target (topology), pool and client, the workload, the sampler,
+ * and chaos or the failover when asked.
  */
 const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
   const { options, recorder, view } = p
-  const poolName = `workbench-${p.strategy}`
-  const s = setup(p.strategy, options, poolName)
+  const poolName = `workbench-${p.strategy}${p.mode === "pipelined" ? "-pipelined" : ""}`
+  const s = setup(p.strategy, options, poolName, p.mode)
   const plannedMs = Math.round(options.durationSeconds * 1000)
   return Effect.scoped(
     Effect.gen(function*() {
       // Known before the target: a failover pair is started for (and noted on) this run.
-      const run = new StrategyRun(p.strategy, poolName, s.workers, plannedMs, s.config, s.notes)
+      const run = new StrategyRun(p.strategy, poolName, s.workers, plannedMs, s.config, s.notes, p.mode)
+      if (s.pipeline !== undefined) run.pipeline = new Pipeline(s.pipeline.maxInFlight, s.pipeline.maxConnections)
       recorder.runs.push(run)
       recorder.current = run
       yield* Effect.addFinalizer((exit) =>
@@ -115,14 +119,26 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
       yield* Effect.forkScoped(
         Stream.runForEach(pool.events, (event) => Effect.sync(() => run.recordEvent(event.type)))
       )
-      yield* Effect.sleep(Duration.millis(20)) // let the event subscription start
+      // Pipelined mode: the shared connections opening and closing (an empty stream otherwise).
+      const pipeline = run.pipeline
+      if (pipeline !== undefined) {
+        yield* Effect.forkScoped(
+          Stream.runForEach(
+            Stream.provideService(PgSql.pipelineEvents, SqlClient, sql),
+            (event) => Effect.sync(() => pipeline.recordEvent(event))
+          )
+        )
+      }
+      const pipelineStatus = Effect.provideService(PgSql.pipelineStatus, SqlClient, sql)
+      const sampleAll = Effect.andThen(run.sample(pool), run.samplePipeline(pipelineStatus))
+      yield* Effect.sleep(Duration.millis(20)) // let the event subscriptions start
       yield* run.begin()
       // Read the closing counters while the pool is still open (its metric series close with it).
       yield* Effect.addFinalizer((exit) => run.end(Exit.isSuccess(exit)))
       view.phaseStart(run)
       yield* Effect.forkScoped(Effect.forever(Effect.gen(function*() {
         yield* Effect.sleep(Duration.millis(sampleEveryMs))
-        yield* run.sample(pool)
+        yield* sampleAll
         if (router !== undefined) yield* sampleReplicas(run, router)
         if (run.samples.length % Math.max(1, Math.round(redrawEveryMs / sampleEveryMs)) === 0) view.tick(run)
       })))
@@ -138,9 +154,10 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
         run,
         tables: target.tables,
         deadline: Date.now() + run.plannedMs,
-        singleStatementTransactions: s.singleStatementTransactions
+        singleStatementTransactions: s.singleStatementTransactions,
+        pipelined: s.pipeline !== undefined
       }
-      yield* run.sample(pool)
+      yield* sampleAll
       yield* Effect.forEach(
         Array.from({ length: s.workers }, (_, i) => i),
         // Behind replicas: every other worker reads its writes back read-your-writes.
@@ -152,7 +169,7 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
           ),
         { concurrency: "unbounded", discard: true }
       )
-      yield* run.sample(pool)
+      yield* sampleAll
       if (router !== undefined) yield* sampleReplicas(run, router)
     })
   ).pipe(Effect.provideService(Tracer.Tracer, recorder.tracer))
@@ -181,7 +198,10 @@ const clientFor = (
   Effect.gen(function*() {
     if (target.replica === undefined) {
       const context = yield* Layer.build(
-        PgSql.layer().pipe(Layer.provideMerge(s.layer), Layer.provideMerge(target.driver))
+        PgSql.layer(s.pipeline === undefined ? {} : { pipeline: s.pipeline }).pipe(
+          Layer.provideMerge(s.layer),
+          Layer.provideMerge(target.driver)
+        )
       )
       return {
         pool: Context.get(context, ConnectionPool.ConnectionPool),
@@ -189,6 +209,8 @@ const clientFor = (
         router: undefined
       }
     }
+    // `parse` refuses pipelined mode with replicas: the router's clients are its own.
+    if (s.pipeline !== undefined) return yield* Effect.die(new Error("pipelined mode behind PgReplicas"))
     const primary = yield* Layer.build(s.layer.pipe(Layer.provideMerge(target.driver)))
     // The standby's pool: the same strategy, its own name (its metric series are its own).
     const replica = yield* Layer.build(

@@ -1,11 +1,13 @@
 /**
  * The pool layer the workbench builds for each strategy, with the options it shows, and how
- * the workload adapts to strategies that cannot take it as is.
+ * the workload adapts to strategies that cannot take it as is; in pipelined mode, the
+ * `PgSql.layer({ pipeline })` bounds.
  */
 import type { Layer } from "effect"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
-import type { Options, StrategyName } from "./args.ts"
+import type { PgSql } from "effect-db-pool/pg"
+import type { Options, PhaseMode, StrategyName } from "./args.ts"
 
 /** How one strategy is set up for its phase. */
 export interface StrategySetup {
@@ -16,13 +18,55 @@ export interface StrategySetup {
   /** Run transactions as one statement (the connection is shared by concurrent checkouts). */
   readonly singleStatementTransactions: boolean
   readonly notes: ReadonlyArray<string>
+  /** Pipelined mode: the bounds given to `PgSql.layer({ pipeline })`; `undefined`: exclusive. */
+  readonly pipeline: PipelineBounds | undefined
+}
+
+/** The pipelined mode's bounds, both given (`PgSql.PipelineOptions`). */
+export interface PipelineBounds extends PgSql.PipelineOptions {
+  readonly maxInFlight: number
+  readonly maxConnections: number
 }
 
 /** How long a QueuePool checkout waits for a slot before `PoolTimeoutError`. */
 export const checkoutTimeout = "10 seconds"
 
-/** The layer and workload adaptations for `strategy`; the pool is named `poolName`. */
-export const setup = (strategy: StrategyName, options: Options, poolName: string): StrategySetup => {
+/**
+ * The layer and workload adaptations for `strategy` in `mode`; the pool is named `poolName`. In
+ * pipelined mode the bounds are always given explicitly (the library's defaults when the flags
+ * are not), so that what the view shows is what runs.
+ */
+export const setup = (
+  strategy: StrategyName,
+  options: Options,
+  poolName: string,
+  mode: PhaseMode = "exclusive"
+): StrategySetup => {
+  const base = exclusiveSetup(strategy, options, poolName)
+  if (mode === "exclusive") return base
+  const pipeline: PipelineBounds = {
+    maxInFlight: options.maxInFlight,
+    maxConnections: options.sharedConnections ?? (strategy === "QueuePool" ? options.poolSize : 1)
+  }
+  return {
+    ...base,
+    config: {
+      mode: "pipelined",
+      maxInFlight: pipeline.maxInFlight,
+      sharedConnections: pipeline.maxConnections,
+      ...base.config
+    },
+    pipeline,
+    notes: [
+      `Pipelined: point queries and reports from every worker share at most ${pipeline.maxConnections} connection${
+        pipeline.maxConnections === 1 ? "" : "s"
+      } of the pool (${pipeline.maxInFlight} in flight on each); transfers (transactions) and slow statements (PgSql.exclusive: cancellable, nothing queues behind them) take a connection of their own.`,
+      ...base.notes
+    ]
+  }
+}
+
+const exclusiveSetup = (strategy: StrategyName, options: Options, poolName: string): StrategySetup => {
   // tracing: the checkout spans give the recorder every acquire wait.
   const common = { name: poolName, tracing: true, connectTimeout: "5 seconds" } as const
   switch (strategy) {
@@ -43,7 +87,8 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
         },
         workers: options.workers,
         singleStatementTransactions: false,
-        notes: []
+        notes: [],
+        pipeline: undefined
       }
     case "NullPool":
       return {
@@ -51,7 +96,8 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
         config: { pooling: "none: a new connection per checkout" },
         workers: options.workers,
         singleStatementTransactions: false,
-        notes: ["Every checkout connects and every return closes: watch the connect count and the acquire wait."]
+        notes: ["Every checkout connects and every return closes: watch the connect count and the acquire wait."],
+        pipeline: undefined
       }
     case "StaticPool":
       return {
@@ -63,7 +109,8 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
           "One connection shared by every worker: statements queue on it.",
           "Overlapping checkouts share one lease, so the pool sees one checkout (and one acquire wait) while any worker holds it; the queueing shows in the throughput.",
           "Transfers run as one statement: a multi-statement transaction would own the shared session until it ends, and every other worker would wait for it."
-        ]
+        ],
+        pipeline: undefined
       }
     case "FiberPool":
       return {
@@ -78,7 +125,8 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
               `${options.workers} workers > poolSize ${options.poolSize}: the least recently used idle connections are closed, so workers reconnect often (--pool-size ${options.workers} keeps one per worker).`
             ]
             : [])
-        ]
+        ],
+        pipeline: undefined
       }
     case "AssertionPool":
       return {
@@ -86,7 +134,8 @@ export const setup = (strategy: StrategyName, options: Options, poolName: string
         config: { connections: 1, prePing: true },
         workers: 1,
         singleStatementTransactions: false,
-        notes: ["Runs one worker: AssertionPool allows one checkout at a time (a second one fails, naming the first)."]
+        notes: ["Runs one worker: AssertionPool allows one checkout at a time (a second one fails, naming the first)."],
+        pipeline: undefined
       }
   }
 }

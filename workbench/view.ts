@@ -2,13 +2,15 @@
  * The terminal side of the workbench: a live block per strategy (progress bar, pool occupancy,
  * statements per second, acquire-wait percentiles, errors by type, events; the topology and the
  * failover's steps and figures when there is one; behind replicas, the routing, the replica's lag
- * and the read-backs), redrawn in place on a terminal and printed as plain periodic lines
- * otherwise, then the summary table.
+ * and the read-backs; in pipelined mode, the shared connections and their statements in flight,
+ * the statements pipelined and abandoned, and the shared connections opened and closed by
+ * reason), redrawn in place on a terminal and printed as plain periodic lines otherwise, then the
+ * summary table.
  */
 import type { PoolEvent } from "effect-db-pool"
-import { topologyLabels } from "./args.ts"
-import type { Failover, Recorder, Replicas, StrategyRun } from "./recorder.ts"
-import { totalInvalidations } from "./recorder.ts"
+import { notPipelined, notPipelinedIn, topologyLabels } from "./args.ts"
+import type { Failover, Pipeline, Recorder, Replicas, StrategyRun } from "./recorder.ts"
+import { laneCloseReasons, totalInvalidations } from "./recorder.ts"
 
 /** Where the view writes. */
 export interface Output {
@@ -130,6 +132,52 @@ export const replicasFigures = (r: Replicas): string => {
   }; ${readBacksStatus(r)}`
 }
 
+/** Statements in flight on each shared connection now: `8 · 3` (the first 8 connections), or `none`. */
+export const laneInFlight = (p: Pipeline): string => {
+  const shown = p.lanes.slice(0, 8).map((lane) => int(lane.inFlight)).join(" · ")
+  return p.lanes.length === 0 ? "none" : p.lanes.length > 8 ? `${shown} · …` : shown
+}
+
+/** Pipelined mode now, in one line: shared connections, in flight on each, pipelined / abandoned. */
+export const pipelineStatusLine = (run: StrategyRun, p: Pipeline): string =>
+  `shared ${p.lanes.length}/${p.maxConnections} │ in flight ${int(p.inFlight)} (${
+    laneInFlight(p)
+  }; ≤ ${p.maxInFlight} each) │ pipelined ${int(p.statements)} · abandoned ${int(p.abandoned)} │ exclusive checkouts ${
+    int(run.exclusiveCheckouts ?? 0)
+  }`
+
+/** Shared connections closed by reason: `idle 35 · exclusive 4` (reasons with none left out), or `none`. */
+export const laneCloses = (p: Pipeline): string => {
+  const text = laneCloseReasons.filter((r) => p.closed[r] > 0).map((r) => `${r} ${int(p.closed[r])}`).join(" · ")
+  return text === "" ? "none" : text
+}
+
+/** Shared connections opened and closed so far, in one line. */
+export const lanesLine = (p: Pipeline): string =>
+  `opened ${int(p.opened)} · closed ${int(p.closes)} (${laneCloses(p)})${
+    p.closedInFlight > 0 ? ` · ${int(p.closedInFlight)} statements in flight on those that closed` : ""
+  }`
+
+/** A finished phase's pipeline figures in one line. */
+export const pipelineFigures = (run: StrategyRun, p: Pipeline): string =>
+  `${int(p.statements)} statements pipelined on at most ${p.peakConnections} shared connection${
+    p.peakConnections === 1 ? "" : "s"
+  } (of ${p.maxConnections}; peak ${int(p.peakInFlight)} in flight), ${int(p.abandoned)} abandoned, ${
+    int(run.exclusiveCheckouts ?? 0)
+  } exclusive checkouts; shared connections ${lanesLine(p)}`
+
+/** Plain view: the pipeline fields of a periodic line. */
+const pipelinePlain = (run: StrategyRun, p: Pipeline): string =>
+  `shared=${p.lanes.length}/${p.maxConnections} in_flight=${
+    p.lanes.length === 0 ? "0" : p.lanes.map((lane) => lane.inFlight).join("+")
+  } pipelined=${p.statements} abandoned=${p.abandoned} exclusive_checkouts=${
+    run.exclusiveCheckouts ?? 0
+  } lanes_opened=${p.opened} lanes_closed=${
+    p.closes === 0
+      ? "0"
+      : laneCloseReasons.filter((r) => p.closed[r] > 0).map((r) => `${r.replace(" ", "_")}:${p.closed[r]}`).join(",")
+  }`
+
 const overflowText = (run: StrategyRun, overflow: number): string => {
   const max = run.config.maxOverflow
   return typeof max === "number" ? `${Math.max(0, overflow)}/${max === -1 ? "∞" : max}` : `${Math.max(0, overflow)}`
@@ -158,7 +206,7 @@ export class TerminalView {
     const errors = errorList(run)
     const events = shownEvents.map((e) => `${e} ${int(run.events.get(e) ?? 0)}`).join(" · ")
     const lines = [
-      `${cyan(live, "▶")} ${bold(live, run.strategy.padEnd(13))} ${cyan(live, bar(fraction, 30))} ${
+      `${cyan(live, "▶")} ${bold(live, run.label.padEnd(this.labelWidth))} ${cyan(live, bar(fraction, 30))} ${
         String(Math.floor(fraction * 100)).padStart(3)
       }%  ${(elapsed / 1000).toFixed(1)} / ${(run.plannedMs / 1000).toFixed(1)} s  ${
         dim(live, `${run.workers} worker${run.workers === 1 ? "" : "s"}`)
@@ -184,6 +232,11 @@ export class TerminalView {
       )
     }
     if (run.via !== undefined) lines.push(`  ${dim(live, "via    ")} ${run.via}`)
+    const p = run.pipeline
+    if (p !== undefined) {
+      lines.push(`  ${dim(live, "pipe   ")} ${pipelineStatusLine(run, p)}`)
+      lines.push(`  ${dim(live, "shared ")} ${(p.closed.broken > 0 ? yellow : green)(live, lanesLine(p))}`)
+    }
     const r = run.replicas
     if (r !== undefined) {
       const s = r.samples[r.samples.length - 1]
@@ -222,9 +275,11 @@ export class TerminalView {
     const w = run.waitPercentiles()
     const mark = run.completed ? green(live, "✔") : yellow(live, "■")
     const errors = run.errorCount === 0 ? green(live, "0 errors") : red(live, `${int(run.errorCount)} errors`)
-    return `${mark} ${bold(live, run.strategy.padEnd(13))} ${(run.elapsedMs / 1000).toFixed(1).padStart(5)} s  ${
-      int(run.totalOps).padStart(7)
-    } ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${ms(w.p99)}  ${errors}` +
+    return `${mark} ${bold(live, run.label.padEnd(this.labelWidth))} ${
+      (run.elapsedMs / 1000).toFixed(1).padStart(5)
+    } s  ${int(run.totalOps).padStart(7)} ops  ${int(run.throughput).padStart(6)} stmt/s  wait p50 ${ms(w.p50)} p99 ${
+      ms(w.p99)
+    }  ${errors}` +
       (this.recorder.options.chaos
         ? `  ${run.kills.length} killed, ${totalInvalidations(run.counters)} invalidated, ${run.recovered} recovered`
         : "") +
@@ -248,6 +303,24 @@ export class TerminalView {
       }`
     )
     if (o.topology !== "direct") this.line(`${bold(live, "topology")} ${yellow(live, topologyLabels[o.topology])}`)
+    if (o.mode !== "exclusive") {
+      this.line(
+        `${bold(live, "mode")} ${yellow(live, modeLabel(o))}`
+      )
+      for (const strategy of notPipelinedIn(o)) {
+        this.line(
+          dim(
+            live,
+            `${strategy} ${o.mode === "both" ? "runs exclusive only" : "is left out"}: ${notPipelined[strategy]}`
+          )
+        )
+      }
+    }
+  }
+
+  /** Width of the strategy column: room for `QueuePool pipelined` when some phase pipelines. */
+  private get labelWidth(): number {
+    return this.recorder.options.mode === "exclusive" ? 13 : 19
   }
 
   /** Status lines before the workload (server start, ...). */
@@ -264,7 +337,7 @@ export class TerminalView {
       this.tick(run)
     } else {
       this.line(
-        `-- ${run.strategy}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${
+        `-- ${run.label}: ${run.workers} workers for ${(run.plannedMs / 1000).toFixed(1)} s (${
           Object.entries(run.config).map(([k, v]) => `${k} ${v}`).join(", ")
         })`
       )
@@ -298,7 +371,7 @@ export class TerminalView {
     const w = run.waitPercentiles(2000)
     const errors = errorList(run)
     this.line(
-      `[${run.strategy} ${String(Math.min(100, Math.floor((now / run.plannedMs) * 100))).padStart(3)}% ${
+      `[${run.label} ${String(Math.min(100, Math.floor((now / run.plannedMs) * 100))).padStart(3)}% ${
         (now / 1000).toFixed(1)
       }s] ` +
         `checked_out=${s?.checkedOut ?? 0} idle=${s?.idle ?? 0} overflow=${Math.max(0, s?.overflow ?? 0)} waiting=${
@@ -312,7 +385,8 @@ export class TerminalView {
         (run.failover?.stopRequestedAt !== undefined
           ? ` failover_failed=${run.failover.errorCount} ok_after_promotion=${run.failover.opsAfter}`
           : "") +
-        (run.replicas !== undefined ? ` ${replicasPlain(run.replicas)}` : "")
+        (run.replicas !== undefined ? ` ${replicasPlain(run.replicas)}` : "") +
+        (run.pipeline !== undefined ? ` ${pipelinePlain(run, run.pipeline)}` : "")
     )
   }
 
@@ -329,14 +403,20 @@ export class TerminalView {
   }
 
   phaseEnd(run: StrategyRun): void {
-    if (this.out.live) {
-      this.redraw([this.result(run, true)])
-      // Leave only the result line: clear what the block left below it.
+    const live = this.out.live
+    // Pipelined: the figures on a line of their own (the live view cuts lines at the terminal's width).
+    const pipeline = run.pipeline === undefined
+      ? []
+      : [`  ${dim(live, "pipeline")} ${pipelineFigures(run, run.pipeline)}`]
+    if (live) {
+      this.redraw([this.result(run, true), ...pipeline])
+      // Leave only the result lines: clear what the block left below them.
       this.out.write("\x1b[0J\x1b[?25h")
       this.drawn = 0
     } else {
       this.failoverNotes(run)
       this.line(this.result(run, false))
+      for (const line of pipeline) this.line(line)
     }
   }
 
@@ -368,7 +448,12 @@ export class TerminalView {
     this.line(dim(live, widths.map((w) => "─".repeat(w)).join("  ")))
     for (const row of table.slice(1)) this.line(render(row))
     for (const run of runs) {
-      if (run.errors.size > 0) this.line(`${dim(live, `${run.strategy} errors:`)} ${errorList(run)}`)
+      if (run.errors.size > 0) this.line(`${dim(live, `${run.label} errors:`)} ${errorList(run)}`)
+    }
+    for (const run of runs) {
+      if (run.pipeline !== undefined) {
+        this.line(`${dim(live, `${run.label}:`)} ${pipelineFigures(run, run.pipeline)}`)
+      }
     }
     for (const run of runs) {
       if (run.failover !== undefined) {
@@ -379,7 +464,7 @@ export class TerminalView {
       }
     }
     for (const run of runs) {
-      for (const note of run.notes) this.line(dim(live, `${run.strategy}: ${note}`))
+      for (const note of run.notes) this.line(dim(live, `${run.label}: ${note}`))
     }
   }
 }
@@ -436,7 +521,18 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
       : []),
     ...(recorder.options.topology === "replicas"
       ? ["on standby", "max lag", "stale (eventual)", "stale (read-your-writes)"]
-      : [])
+      : []),
+    ...(recorder.options.mode === "exclusive"
+      ? []
+      : [
+        "mode",
+        "pipelined",
+        "abandoned",
+        "shared (peak/max)",
+        "in flight (peak)",
+        "exclusive checkouts",
+        "shared closed"
+      ])
   ]]
   for (const run of recorder.runs.filter((r) => r.startedAt > 0)) {
     const w = run.waitPercentiles()
@@ -476,8 +572,34 @@ export const summaryRows = (recorder: Recorder): Array<Array<string>> => {
               int(run.replicas.readBacks["read-your-writes"].checks)
             }`
         ]
-        : [])
+        : []),
+      ...(recorder.options.mode === "exclusive" ? [] : modeCells(run))
     ])
   }
   return rows
+}
+
+/** The summary's mode cells of `run`: its mode and, pipelined, the pipeline figures (else dashes). */
+const modeCells = (run: StrategyRun): Array<string> => {
+  const p = run.pipeline
+  if (p === undefined) return [run.mode, "–", "–", "–", "–", "–", "–"]
+  return [
+    run.mode,
+    int(p.statements),
+    int(p.abandoned),
+    `${p.peakConnections}/${p.maxConnections}`,
+    int(p.peakInFlight),
+    int(run.exclusiveCheckouts ?? 0),
+    laneCloses(p)
+  ]
+}
+
+/** How the header and the report name `--mode`. */
+export const modeLabel = (o: Pick<Recorder["options"], "mode" | "maxInFlight" | "sharedConnections">): string => {
+  const bounds = `maxInFlight ${o.maxInFlight}, shared connections ${
+    o.sharedConnections ?? "QueuePool's poolSize / NullPool 1"
+  }`
+  return o.mode === "both"
+    ? `exclusive, then pipelined (PgSql.layer({ pipeline }), ${bounds})`
+    : `pipelined (PgSql.layer({ pipeline }), ${bounds})`
 }

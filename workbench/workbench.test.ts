@@ -1,6 +1,6 @@
 /**
  * The workbench (`npm start`): its flags, a short end-to-end run on the real server
- * (DATABASE_URL or embedded) with chaos, short runs with `--topology pgbouncer` (skipped, with
+ * (DATABASE_URL or embedded) with chaos, a short run in pipelined mode, short runs with `--topology pgbouncer` (skipped, with
  * the reason, when `pgbouncer` is not installed outside CI), `--topology failover` and
  * `--topology replicas` (a primary + standby of their own), and the real process's exit codes (bad flags: 2, Ctrl-C: 130
  * with the report still written and the server stopped).
@@ -14,9 +14,11 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as PgBouncer from "../support/pgbouncer.ts"
-import { defaults, parse, strategies } from "./args.ts"
+import { defaults, parse, phases, strategies } from "./args.ts"
 import type { Options } from "./args.ts"
+import { Pipeline, Recorder, StrategyRun } from "./recorder.ts"
 import { run } from "./run.ts"
+import { summaryRows } from "./view.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
@@ -68,9 +70,15 @@ describe("flags", () => {
         topology: "pgbouncer",
         reportPath: "x.html",
         seed: 7,
-        plain: true
+        plain: true,
+        mode: "exclusive",
+        maxInFlight: 32,
+        sharedConnections: undefined
       }
     })
+    const piped = parse(["-m", "pipelined", "--max-in-flight", "8", "--shared-connections=3", "-s", "queue,null"])
+    expect(piped._tag === "Run" && [piped.options.mode, piped.options.maxInFlight, piped.options.sharedConnections])
+      .toEqual(["pipelined", 8, 3])
     const named = parse(["--strategy", "NullPool, staticpool,AssertionPool", "--duration", "1m", "--", "--seed=0"])
     expect(named._tag === "Run" && named.options.strategies).toEqual(["NullPool", "StaticPool", "AssertionPool"])
     expect(named._tag === "Run" && named.options.durationSeconds).toBe(60)
@@ -110,6 +118,66 @@ describe("flags", () => {
       /^--topology failover needs --duration 2s or more/
     )
     expect(invalid(["--topology", "replicas", "-d", "1s"])).toMatch(/^--topology replicas needs --duration 2s or more/)
+  })
+
+  it("--mode: exclusive (default), pipelined, both; the phases each runs", () => {
+    const mode = (argv: ReadonlyArray<string>) => {
+      const parsed = parse(argv)
+      return parsed._tag === "Run" ? parsed.options : undefined
+    }
+    expect(mode([])?.mode).toBe("exclusive")
+    expect(mode(["--mode", "Pipelined"])?.mode).toBe("pipelined")
+    expect(mode(["-m", "both", "-t", "failover", "-d", "2s"])?.mode).toBe("both")
+    const all = (m: Options["mode"]) => phases({ strategies, mode: m }).map((p) => `${p.strategy} ${p.mode}`)
+    expect(all("exclusive")).toEqual(strategies.map((s) => `${s} exclusive`))
+    // `all` in pipelined mode: the strategies that can pipeline.
+    expect(all("pipelined")).toEqual(["QueuePool pipelined", "NullPool pipelined"])
+    // both: exclusive then pipelined, strategy by strategy; the others exclusive only.
+    expect(all("both")).toEqual([
+      "QueuePool exclusive",
+      "QueuePool pipelined",
+      "NullPool exclusive",
+      "NullPool pipelined",
+      "StaticPool exclusive",
+      "FiberPool exclusive",
+      "AssertionPool exclusive"
+    ])
+    const help = parse(["--help"])
+    expect(help._tag === "Help" && help.text).toMatch(
+      /--mode <mode>[\s\S]*exclusive[\s\S]*pipelined[\s\S]*both[\s\S]*--max-in-flight <n>[\s\S]*--shared-connections <n>/
+    )
+    expect(help._tag === "Help" && help.text).toContain("Pipelined runs QueuePool and NullPool only")
+  })
+
+  it("--mode: bad values and combinations that cannot work are refused", () => {
+    expect(invalid(["--mode", "multiplex"])).toBe(
+      "--mode: unknown mode \"multiplex\" (expected exclusive, pipelined, both)"
+    )
+    expect(invalid(["-m"])).toBe("--mode needs a value")
+    expect(invalid(["--max-in-flight", "8"])).toBe(
+      "--max-in-flight needs --mode pipelined or both (it bounds the pipelined mode)"
+    )
+    expect(invalid(["-m", "exclusive", "--shared-connections", "2"])).toMatch(/^--shared-connections needs --mode/)
+    expect(invalid(["-m", "pipelined", "--max-in-flight", "0"])).toBe(
+      "--max-in-flight must be an integer from 1 to 128, got \"0\""
+    )
+    expect(invalid(["-m", "both", "--max-in-flight", "129"])).toMatch(/^--max-in-flight must be an integer/)
+    expect(invalid(["-m", "pipelined", "--shared-connections", "0"])).toMatch(/^--shared-connections must be/)
+    // Named strategies that cannot pipeline: refused, with the reason and the way out.
+    expect(invalid(["-m", "pipelined", "-s", "queue,static"])).toBe(
+      "--mode pipelined cannot run StaticPool: it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgConfigError). Leave it out of --strategy, or use --mode both (it runs exclusive only)"
+    )
+    expect(invalid(["-m", "pipelined", "-s", "fiber,assertion"])).toMatch(
+      /^--mode pipelined cannot run FiberPool: its leases are reentrant, [^;]*; AssertionPool: it runs one worker [\s\S]*Leave them out/
+    )
+    expect(parse(["-m", "both", "-s", "static,queue"])._tag).toBe("Run")
+    expect(parse(["-m", "pipelined", "-s", "all"])._tag).toBe("Run")
+    expect(invalid(["-m", "pipelined", "-t", "pgbouncer"])).toMatch(
+      /^--mode pipelined cannot be combined with --topology pgbouncer/
+    )
+    expect(invalid(["-m", "both", "-t", "replicas"])).toMatch(
+      /^--mode both cannot be combined with --topology replicas/
+    )
   })
 
   it("--help wins over everything else", () => {
@@ -209,7 +277,10 @@ describe("a short run end to end", () => {
           topology: "direct",
           reportPath: path.join(dir, "report.html"),
           seed: 11,
-          plain: false
+          plain: false,
+          mode: "exclusive",
+          maxInFlight: 32,
+          sharedConnections: undefined
         }
         let printed = ""
         const result = yield* Effect.scoped(
@@ -234,7 +305,7 @@ describe("a short run end to end", () => {
         expect(html).not.toMatch(/<script|<link|https?:\/\/(?!www\.w3\.org)/)
         const sections = [
           ...html.matchAll(
-            /<section id="s\d+" class="strategy" data-strategy="(\w+)" data-samples="(\d+)" data-waits="(\d+)">([\s\S]*?)<\/section>/g
+            /<section id="s\d+" class="strategy" data-strategy="(\w+)" data-mode="exclusive" data-samples="(\d+)" data-waits="(\d+)">([\s\S]*?)<\/section>/g
           )
         ]
         expect(sections.map((m) => m[1])).toEqual([...strategies])
@@ -270,6 +341,153 @@ describe("a short run end to end", () => {
     },
     25_000
   )
+})
+
+describe("pipelined mode", () => {
+  it.live(
+    "point queries and reports pipeline over at most maxConnections shared connections, transfers and slow statements go exclusive; status, metrics and events in the view and the report",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options: Options = {
+          ...defaults,
+          // `all`: the strategies that can pipeline (QueuePool, NullPool); the others are left out.
+          strategies,
+          workers: 16,
+          poolSize: 3,
+          maxOverflow: 2,
+          // Past 2 s: the plain view prints a periodic line.
+          durationSeconds: 2.2,
+          mode: "pipelined",
+          maxInFlight: 4,
+          sharedConnections: 2,
+          reportPath: path.join(dir, "report.html"),
+          seed: 13,
+          plain: true
+        }
+        let printed = ""
+        const result = yield* Effect.scoped(
+          run(options, { write: (t) => void (printed += t), live: false, columns: 200 })
+        )
+        const runs = result.recorder.runs
+        expect(runs.map((r) => r.label)).toEqual(["QueuePool pipelined", "NullPool pipelined"])
+        for (const r of runs) {
+          const p = r.pipeline!
+          expect(r.completed, r.label).toBe(true)
+          expect(r.errorCount, r.label).toBe(0)
+          expect([p.maxInFlight, p.maxConnections]).toEqual([4, 2])
+          expect(r.config).toMatchObject({ mode: "pipelined", maxInFlight: 4, sharedConnections: 2 })
+          // Every point query and report was pipelined (metric); transfers and slow statements were not.
+          expect(r.ops.query + r.ops.report).toBeGreaterThan(0)
+          expect(p.statements, r.label).toBe(r.ops.query + r.ops.report)
+          expect(p.abandoned).toBe(0)
+          // Never more shared connections than maxConnections, nor statements in flight than allowed.
+          expect(p.samples.length).toBeGreaterThan(10)
+          expect(p.peakConnections).toBeGreaterThanOrEqual(1)
+          for (const sample of p.samples) {
+            expect(sample.connections).toBeLessThanOrEqual(2)
+            expect(sample.inFlight).toBeLessThanOrEqual(2 * 4)
+          }
+          // Shared connections opened and closed (events); the exclusive path ran the transfers.
+          expect(p.opened).toBeGreaterThan(0)
+          expect(p.closes).toBeGreaterThan(0)
+          expect(p.closes).toBeLessThanOrEqual(p.opened)
+          expect(p.closed.broken).toBe(0)
+          expect(r.ops.transaction).toBeGreaterThan(0)
+          expect(r.exclusiveCheckouts).toBeGreaterThanOrEqual(r.ops.transaction + r.ops.slow)
+        }
+        expect(printed).toContain("mode pipelined (PgSql.layer({ pipeline }), maxInFlight 4, shared connections 2)")
+        expect(printed).toContain("StaticPool is left out: it shares one connection among every borrower")
+        expect(printed).toMatch(
+          /-- QueuePool pipelined: 16 workers for 2\.2 s \(mode pipelined, maxInFlight 4, sharedConnections 2,/
+        )
+        expect(printed).toMatch(
+          /\[QueuePool pipelined +\d+% [\d.]+s\] .* shared=[0-2]\/2 in_flight=[\d+]+ pipelined=\d+ abandoned=0 exclusive_checkouts=\d+ lanes_opened=\d+ lanes_closed=/
+        )
+        expect(printed).toMatch(
+          /✔ QueuePool pipelined .*\n {2}pipeline [\d,]+ statements pipelined on at most [12] shared/
+        )
+        expect(printed).toMatch(
+          /NullPool pipelined: [\d,]+ statements pipelined on at most [12] shared connections? \(of 2;/
+        )
+        expect(printed).toMatch(/mode +pipelined +abandoned +shared \(peak\/max\)/)
+
+        const html = fs.readFileSync(options.reportPath, "utf8")
+        expect(html).toContain("--mode pipelined --max-in-flight 4 --shared-connections 2")
+        expect(html).toContain(`data-mode="pipelined"><p><b>Mode: pipelined`)
+        const sections = sectionsOf(html)
+        expect(sections.map((s) => s.strategy)).toEqual(["QueuePool", "NullPool"])
+        sections.forEach(({ body }, i) => {
+          const r = runs[i]!
+          const p = r.pipeline!
+          const block =
+            /<div class="pipeline" data-pipelined="(\d+)" data-abandoned="(\d+)" data-peak-shared="(\d+)" data-max-shared="(\d+)" data-opened="(\d+)" data-closed="(\d+)" data-exclusive="(\d+)">/
+              .exec(body)
+          expect(block?.slice(1).map(Number)).toEqual([
+            p.statements,
+            0,
+            p.peakConnections,
+            2,
+            p.opened,
+            p.closes,
+            r.exclusiveCheckouts
+          ])
+          const chart = /<div class="chart pipe"><svg[\s\S]*?<\/svg>/.exec(body)?.[0] ?? ""
+          expect(chart).toMatch(/<path d="M[\d.]+,[\d.]+[^"]*" [^>]*class="pipe-connections"/)
+          expect(chart).toMatch(/<path d="M[\d.]+,[\d.]+[^"]*" [^>]*class="pipe-inFlight"/)
+          expect(chart).toContain("maxConnections 2")
+          expect(body).toContain("Shared connections closed, by reason (PgSql.pipelineEvents)")
+        })
+        fs.rmSync(dir, { recursive: true, force: true })
+      }),
+    60_000
+  )
+
+  it("--mode both: the summary gives each phase its mode, the pipelined figures for the pipelined ones", () => {
+    const options: Options = { ...defaults, strategies: ["QueuePool", "StaticPool"], mode: "both", seed: 1 }
+    const recorder = new Recorder(options)
+    for (const { mode, strategy } of phases(options)) {
+      const r = new StrategyRun(strategy, `p-${strategy}-${mode}`, 4, 1000, {}, [], mode)
+      r.startedAt = 1
+      r.elapsedMs = 1000
+      r.completed = true
+      if (mode === "pipelined") {
+        r.pipeline = new Pipeline(32, 5)
+        r.pipeline.sample(100, [{ processId: 1, inFlight: 3, statements: 9 }], 1234, 2)
+        r.pipeline.recordEvent({ type: "open", pool: "p", processId: 1 })
+        r.pipeline.recordEvent({
+          type: "close",
+          pool: "p",
+          processId: 1,
+          statements: 9,
+          inFlight: 0,
+          reason: "exclusive"
+        })
+        r.recordEvent("checkout")
+        r.recordEvent("checkout")
+        r.recordEvent("checkout")
+      }
+      recorder.runs.push(r)
+    }
+    const rows = summaryRows(recorder)
+    const at = (name: string) => rows[0]!.indexOf(name)
+    const cells = (row: ReadonlyArray<string>) =>
+      [
+        "mode",
+        "pipelined",
+        "abandoned",
+        "shared (peak/max)",
+        "in flight (peak)",
+        "exclusive checkouts",
+        "shared closed"
+      ].map((h) => row[at(h)])
+    expect(rows.map((row) => row[0])).toEqual(["strategy", "QueuePool", "QueuePool", "StaticPool"])
+    expect(cells(rows[1]!)).toEqual(["exclusive", "–", "–", "–", "–", "–", "–"])
+    expect(cells(rows[2]!)).toEqual(["pipelined", "1,234", "2", "1/5", "3", "2", "exclusive 1"])
+    expect(cells(rows[3]!)).toEqual(["exclusive", "–", "–", "–", "–", "–", "–"])
+    // Exclusive mode: the table as before, no mode columns.
+    expect(summaryRows(new Recorder({ ...defaults, seed: 1 }))[0]).not.toContain("mode")
+  })
 })
 
 /** The `<section>` of each strategy in a report: name and body. */

@@ -8,6 +8,11 @@
  *
  * Behind `PgReplicas` (`--topology replicas`) the reads are marked read-only, and each transfer
  * is read back at once (read-only): the read-back tells whether the read saw the commit.
+ *
+ * In pipelined mode (`PgSql.layer({ pipeline })`) the point queries and reports, lone
+ * autocommit statements, are pipelined over the shared connections; the transfers, transactions,
+ * take a connection of their own, and so do the slow statements, run under `PgSql.exclusive`
+ * (cancellable on interrupt, and no pipelined statement queues behind them): both paths at work.
  */
 import { Cause, Duration, Effect, Exit } from "effect"
 import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
@@ -82,6 +87,8 @@ export interface WorkerContext {
   /** Epoch ms after which the worker starts no new operation. */
   readonly deadline: number
   readonly singleStatementTransactions: boolean
+  /** The client pipelines (`PgSql.layer({ pipeline })`): slow statements run under `PgSql.exclusive`. */
+  readonly pipelined: boolean
 }
 
 const draw = (rng: Random.Random): OpKind => {
@@ -112,8 +119,10 @@ export const operation = (
       return read(
         sql`select count(*)::int as n, coalesce(sum(amount), 0)::bigint as total from ${ledgerTable} where id > (select coalesce(max(id), 0) - 200 from ${ledgerTable})`
       )
-    case "slow":
-      return sql`select pg_sleep(${(rng.int(150, 600) / 1000).toFixed(3)}::float8)`
+    case "slow": {
+      const slow = sql`select pg_sleep(${(rng.int(150, 600) / 1000).toFixed(3)}::float8)`
+      return ctx.pipelined ? PgSql.exclusive(slow) : slow
+    }
     case "transaction": {
       const a = rng.int(1, accounts)
       const b = ((a + rng.int(1, accounts - 1) - 1) % accounts) + 1
