@@ -60,7 +60,8 @@ describe("pipelined statements: status, metrics, events", () => {
           // Interrupted pipelined statements are counted as abandoned (the server still runs them).
           const doomed = yield* Effect.forEach(
             Array.from({ length: 3 }, () => 0),
-            () => Effect.forkChild(sql`select pg_sleep(0.3)`)
+            // Long enough that none ends on its own before the interrupt, on a loaded machine too.
+            () => Effect.forkChild(sql`select pg_sleep(2)`)
           )
           yield* eventually(Effect.map(gauge(m.inFlight), (n) => n === 3), "3 statements in flight")
           for (const fiber of doomed) yield* Fiber.interrupt(fiber)
@@ -97,6 +98,53 @@ describe("pipelined statements: status, metrics, events", () => {
         const names = (yield* Metric.snapshot).map((s) => s.id)
         assert.notInclude(names, PoolMetrics.pipelineNames.inFlight)
       })))
+
+    it.effect(
+      "transactions with room in the pool leave the shared connection serving; an exhausted pool drains it",
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const run = (poolSize: number) =>
+            Effect.gen(function*() {
+              const sql = yield* SqlClient.SqlClient
+              const events: Array<PgSqlTypes.PipelineEvent> = []
+              yield* Effect.forkScoped(
+                Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e)))
+              )
+              yield* Effect.yieldNow
+              let stop = false
+              // 8 fibers keep one shared connection busy with autocommit statements...
+              const traffic = yield* Effect.forkChild(Effect.forEach(
+                Array.from({ length: 8 }, (_, i) => i),
+                (i) =>
+                  Effect.whileLoop({
+                    while: () => !stop,
+                    body: () => sql`select ${i}::int as v`,
+                    step: () => {}
+                  }),
+                { concurrency: "unbounded", discard: true }
+              ))
+              yield* Effect.sleep(50)
+              // ...while 20 transactions run one after another, each on a connection of its own.
+              for (let i = 0; i < 20; i++) {
+                const rows = yield* sql.withTransaction(sql<{ v: number }>`select ${i}::int as v`)
+                assert.strictEqual(rows[0]!.v, i)
+              }
+              stop = true
+              yield* Fiber.join(traffic)
+              return events.filter((e) => e.type === "close" && e.reason === "exclusive").length
+            }).pipe(Effect.provide(
+              PgSql.layer({ pipeline: { maxConnections: 1 } }).pipe(
+                Layer.provideMerge(QueuePool.layer({ poolSize, maxOverflow: 0 })),
+                Layer.provideMerge(driverLayer(appName("pipe-drain")))
+              )
+            ))
+          // Room for the transactions beside the shared connection: it is never drained for them.
+          assert.strictEqual(yield* run(3), 0, "shared connection drained although the pool had room")
+          // One connection: each transaction needs the shared one, which drains for it (no starvation).
+          assert.isAtLeast(yield* run(1), 1)
+        })),
+      60_000
+    )
 
     it.effect("a client that does not pipeline has no status and no events", () =>
       Effect.gen(function*() {

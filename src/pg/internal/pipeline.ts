@@ -76,6 +76,12 @@ export type LaneEvent =
     readonly reason: LaneEndReason
   }
 
+/**
+ * How long an exclusive checkout that found room in the pool may wait before lanes drain for it
+ * (another fiber took the room first), ms.
+ */
+const exclusiveGraceMillis = 20
+
 /** How many events one {@link Lanes.events} subscriber may have waiting before newer ones are dropped. */
 const eventBufferSize = 1024
 
@@ -210,16 +216,45 @@ export class Lanes {
 
   /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
   exclusive<A, E, R>(checkout: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.suspend(() => {
-      this.exclusiveWaiting++
-      // Idle lanes go back at once; busy ones when their last statement ends.
-      return Effect.ensuring(
-        checkout,
-        Effect.sync(() => {
-          if (--this.exclusiveWaiting === 0) this.wakeAll()
-        })
-      )
+    return Effect.flatMap(this.pool.stats, (stats) => {
+      // A pool without a bound never makes a checkout wait for a connection: nothing to drain.
+      if (stats.max === Infinity) return checkout
+      // Room in the pool (an idle connection or a free slot, nobody queued): the checkout should
+      // not need a lane's connection, so lanes keep serving. Should it wait after all (another
+      // fiber took the room first), lanes drain after `exclusiveGraceMillis`: no starvation.
+      const room = stats.pending === 0 && (stats.idle > 0 || stats.used < stats.max)
+      return Effect.suspend(() => {
+        let draining = false
+        const drain = () => {
+          draining = true
+          this.exclusiveWaiting++
+          this.releaseEmpty()
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined = undefined
+        if (room) {
+          timer = setTimeout(drain, exclusiveGraceMillis)
+          // Not what keeps a process alive: the checkout itself does.
+          if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
+        } else drain()
+        // Busy lanes go back when their last statement ends.
+        return Effect.ensuring(
+          checkout,
+          Effect.sync(() => {
+            if (timer !== undefined) clearTimeout(timer)
+            if (draining && --this.exclusiveWaiting === 0) this.wakeAll()
+          })
+        )
+      })
     })
+  }
+
+  /** Lanes with nothing in flight go back to the pool now (an exclusive checkout waits for one). */
+  private releaseEmpty(): void {
+    for (const lane of this.lanes.filter((lane) => lane.inFlight === 0)) {
+      this.remove(lane, "exclusive")
+      lane.released = true
+      Effect.runFork(this.release(lane))
+    }
   }
 
   private readonly lease: Effect.Effect<Lane, SqlError> = Effect.suspend(() => {
