@@ -66,7 +66,13 @@ const layers: ReadonlyArray<Layer> = [
   {
     name: "record",
     about: "one pool's state: resolved options, hook table, instruments, the shared core, the connection record",
-    files: ["internal/options.ts", "internal/instruments.ts", "internal/core.ts", "internal/record.ts"]
+    files: [
+      "internal/hooks.ts",
+      "internal/options.ts",
+      "internal/instruments.ts",
+      "internal/core.ts",
+      "internal/record.ts"
+    ]
   },
   {
     name: "pipeline",

@@ -22,12 +22,9 @@
  * @internal
  */
 import { Cause, Deferred, Effect, Exit, Scope } from "effect"
-import type { PooledConnection } from "../ConnectionPool.ts"
+import type { PooledConnection, Sharing } from "../ConnectionPool.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { Restore } from "./strategy.ts"
-
-/** What is shared: nested checkouts of one fiber, or every checkout of the pool. @internal */
-export type ShareBy = "fiber" | "pool"
 
 /** The part of the service that is wrapped. @internal */
 export interface Checkouts<C> {
@@ -51,7 +48,7 @@ interface Lease<C> {
 /** @internal */
 export const share = <C>(
   inner: Checkouts<C>,
-  by: ShareBy,
+  by: Sharing,
   /** The driver knows the connection dead (`DriverShape.isDead`); absent: never. */
   isDead: (connection: C) => boolean = () => false
 ): Checkouts<C> => {

@@ -16,11 +16,10 @@
  * @internal
  */
 import type { Effect } from "effect"
-import type { PoolStatus } from "../ConnectionPool.ts"
+import type { PoolStatus, Sharing } from "../ConnectionPool.ts"
 import type { IdleSlots } from "./housekeeper.ts"
 import type { ResolvedIdle } from "./options.ts"
 import type { ConnectionRecord } from "./record.ts"
-import type { ShareBy } from "./reentrant.ts"
 
 /**
  * How many connections the strategy keeps open without demand (`min`) and allows open at once
@@ -69,7 +68,7 @@ export interface Strategy<C, E> {
    * Checkouts that share one lease (see `reentrant.ts`): `"pool"` for StaticPool. Default:
    * `"fiber"` when the `reentrant` option is on, else none.
    */
-  readonly share?: ShareBy | undefined
+  readonly share?: Sharing | undefined
   /**
    * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
    * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that

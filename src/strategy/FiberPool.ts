@@ -34,6 +34,7 @@ import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
 import { unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
+import * as V from "../internal/validate.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
 import type * as PoolOptions from "../PoolOptions.ts"
@@ -62,6 +63,11 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
   readonly poolSize: number
 }
 
+/** The rules of FiberPool's own options. */
+const ownRules = V.rulesFor<OwnOptions>()({
+  poolSize: V.integer({ min: 0, fallback: 5 })
+})
+
 /**
  * Validate options and apply defaults. `reentrant` is always true.
  *
@@ -71,7 +77,7 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
 const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
     const common = yield* resolveCommon(options, "FiberPool")
-    const { poolSize } = yield* resolveOwn("FiberPool", options)
+    const { poolSize } = yield* resolveOwn("FiberPool", ownRules, options)
     return { ...common, reentrant: true, poolSize }
   })
 

@@ -14,11 +14,12 @@ import type { ConnectionPool } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
-import { resolveCommon, resolveIdle, resolveOwn } from "../internal/options.ts"
+import { idleRules, resolveCommon, resolveIdle, resolveOwn, sizeRules } from "../internal/options.ts"
 import type { ResolvedCommon, ResolvedIdle } from "../internal/options.ts"
 import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
 import type { Strategy } from "../internal/strategy.ts"
+import * as V from "../internal/validate.ts"
 import { WaiterQueue } from "../internal/waiters.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
@@ -58,11 +59,19 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
   readonly lifo: boolean
 }
 
+/** The rules of QueuePool's own options. */
+const ownRules = V.rulesFor<OwnOptions>()({
+  ...idleRules,
+  ...sizeRules,
+  timeout: V.duration(Duration.seconds(30)),
+  lifo: V.boolean(false)
+})
+
 /** Validate options and apply defaults. */
 const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
     const common = yield* resolveCommon(options, "QueuePool")
-    const { lifo, maxOverflow, poolSize, timeout, ...idle } = yield* resolveOwn("QueuePool", options)
+    const { lifo, maxOverflow, poolSize, timeout, ...idle } = yield* resolveOwn("QueuePool", ownRules, options)
     return { ...common, poolSize, maxOverflow, timeout, lifo, idle: yield* resolveIdle(idle, poolSize) }
   })
 
