@@ -109,6 +109,11 @@ export interface PoolSettings {
   readonly timeout: Duration.Duration | undefined
   /** QueuePool: most recently returned first. */
   readonly lifo: boolean | undefined
+  /**
+   * How checkouts share a connection ({@link Sharing}): `"pool"` for StaticPool, `"fiber"` with
+   * `reentrant` (FiberPool); `undefined` when every checkout has a connection of its own.
+   */
+  readonly sharing: Sharing | undefined
   /** Max connection age, checked at checkout (default `Duration.infinity`: never). */
   readonly recycle: Duration.Duration
   /** Whether a reused connection is pinged before it is handed out (default false). */

@@ -21,7 +21,7 @@
 import { Cause, Context, Duration, Effect, Exit, Option, Queue, Schedule, Scope, Stream } from "effect"
 import type { Fiber } from "effect"
 import { eventBufferSize } from "../ConnectionPool.ts"
-import type { PooledConnection, PoolSettings, Service } from "../ConnectionPool.ts"
+import type { PooledConnection, PoolSettings, Service, Sharing } from "../ConnectionPool.ts"
 import type { DriverShape } from "../Driver.ts"
 import { ConnectionInvalidatedError, DisconnectionError, DriverError } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
@@ -32,7 +32,6 @@ import { Gate } from "./control.ts"
 import type { PoolCore } from "./core.ts"
 import { millisText } from "./format.ts"
 import * as Housekeeper from "./housekeeper.ts"
-import type { ResolvedCommon } from "./options.ts"
 import * as Record from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import { share } from "./reentrant.ts"
@@ -101,7 +100,7 @@ export class Pipeline<C> {
   private readonly retrySchedule: Schedule.Schedule<unknown, any>
   /** Closed while the pool is suspended (`control.ts`). */
   readonly gate: Gate<C>
-  constructor(readonly core: PoolCore<C>, readonly strategy: Strategy<C, unknown>) {
+  constructor(readonly core: PoolCore<C>, readonly strategy: Strategy<C, CheckoutError>) {
     this.retrySchedule = core.options.checkoutRetry as Schedule.Schedule<unknown, any>
     this.gate = new Gate(core, strategy)
   }
@@ -251,7 +250,7 @@ export class Pipeline<C> {
     if (idle !== undefined) return this.prepare(idle, restore, -1)
     const started = core.instruments === undefined ? -1 : core.now()
     return Effect.flatMap(
-      this.strategy.take(restore, started) as Effect.Effect<ConnectionRecord<C>, CheckoutError>,
+      this.strategy.take(restore, started),
       (record) => this.prepare(record, restore, started)
     )
   }
@@ -537,22 +536,22 @@ export class Pipeline<C> {
     ), { bufferSize: eventBufferSize, strategy: "dropping" })
 }
 
-/** The service's `settings`: the resolved options, strategy ones where the strategy has them. */
-const settingsOf = <C>(core: PoolCore<C>, strategy: Strategy<C, unknown>): PoolSettings => {
-  const o = core.options as ResolvedCommon<C> & {
-    readonly poolSize?: number
-    readonly maxOverflow?: number
-    readonly timeout?: Duration.Duration
-    readonly lifo?: boolean
-  }
-  const sizes = strategy.sizes?.()
+/** The service's `settings`: the resolved common options and the strategy's own settings now. */
+const settingsOf = <C>(
+  core: PoolCore<C>,
+  strategy: Strategy<C, CheckoutError>,
+  sharing: Sharing | undefined
+): PoolSettings => {
+  const o = core.options
+  const own = strategy.settings()
   return {
     name: o.name,
     strategy: core.strategy,
-    poolSize: sizes?.poolSize ?? o.poolSize,
-    maxOverflow: sizes?.maxOverflow ?? o.maxOverflow,
-    timeout: o.timeout,
-    lifo: o.lifo,
+    poolSize: own.poolSize,
+    maxOverflow: own.maxOverflow,
+    timeout: own.timeout,
+    lifo: own.lifo,
+    sharing,
     recycle: o.recycle,
     prePing: o.prePing,
     resetOnReturn: o.resetOnReturn,
@@ -605,7 +604,7 @@ export const driverOf = (service: Service<unknown>): DriverShape<unknown> | unde
  */
 export const makeService = <C>(
   core: PoolCore<C>,
-  strategy: Strategy<C, unknown>,
+  strategy: Strategy<C, CheckoutError>,
   recreate: Effect.Effect<Service<C>, never, Scope.Scope>
 ): Effect.Effect<Service<C>, never, Scope.Scope> =>
   Effect.contextWith((context: Context.Context<never>) => {
@@ -649,7 +648,7 @@ export const makeService = <C>(
       invalidateAll: core.invalidateAll,
       invalidationTime: Effect.sync(() => Option.fromUndefinedOr(core.invalidationTime)),
       get settings() {
-        return settingsOf(core, strategy)
+        return settingsOf(core, strategy, shareBy)
       },
       resize: (change) => Control.resize(core, strategy, change),
       suspend: pipeline.gate.suspend,

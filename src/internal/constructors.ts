@@ -11,7 +11,7 @@ import type { Service } from "../ConnectionPool.ts"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
-import type { PoolConfigError } from "../PoolError.ts"
+import type { CheckoutError, PoolConfigError } from "../PoolError.ts"
 import type { CommonOptions } from "../PoolOptions.ts"
 import { makeService } from "./checkout.ts"
 import { PoolCore } from "./core.ts"
@@ -42,7 +42,7 @@ export interface Constructors<Own> {
 export const constructors = <Own, R extends ResolvedCommon<unknown>>(
   name: StrategyName,
   resolve: (options: CommonOptions<unknown> & Own) => Effect.Effect<R, PoolConfigError>,
-  strategy: (core: PoolCore<unknown>, options: R) => Strategy<unknown, unknown>
+  strategy: (core: PoolCore<unknown>, options: R) => Strategy<unknown, CheckoutError>
 ): Constructors<Own> => {
   const build = (driver: DriverShape<unknown>, options: R): Effect.Effect<Service<unknown>, never, Scope.Scope> =>
     Effect.suspend(() => {

@@ -32,7 +32,7 @@ import { resolveCommon, resolveOwn } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
 import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
-import { unbounded } from "../internal/strategy.ts"
+import { noOwnSettings, unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import * as V from "../internal/validate.ts"
 import { PoolClosedError } from "../PoolError.ts"
@@ -161,6 +161,7 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
     },
     // `poolSize` bounds the connections kept idle, not the ones open: every fiber may hold one.
     limits: () => unbounded,
+    settings: () => ({ ...noOwnSettings, poolSize: options.poolSize }),
     dispose: closeIdle,
     shutdown: Effect.suspend(() => {
       closed = true

@@ -18,7 +18,7 @@ import { resolveCommon } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
 import * as Record from "../internal/record.ts"
 import { ConnectionRecord } from "../internal/record.ts"
-import { unbounded } from "../internal/strategy.ts"
+import { noOwnSettings, unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
@@ -57,6 +57,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
       }),
     status: () => ({ size: 0, checkedIn: 0, checkedOut: out, overflow: 0, waiting: 0 }),
     limits: () => unbounded,
+    settings: () => noOwnSettings,
     dispose: Effect.void,
     shutdown: Effect.sync(() => {
       closed = true

@@ -86,11 +86,13 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
   let overflow = poolSize === 0 ? 0 : -poolSize
   let closed = false
 
+  const timedOut = (suspended: boolean) =>
+    new PoolTimeoutError({ strategy: "QueuePool", poolSize, maxOverflow, timeout: options.timeout, suspended })
   const timeoutMs = Duration.isFinite(options.timeout) ? Duration.toMillis(options.timeout) : -1
   const waiters = new WaiterQueue<C, PoolTimeoutError | PoolClosedError>(
     core,
     timeoutMs,
-    () => new PoolTimeoutError({ strategy: "QueuePool", poolSize, maxOverflow, timeout: options.timeout }),
+    () => timedOut(false),
     (record) => give(record)
   )
 
@@ -182,6 +184,8 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolT
     giveNow,
     resize,
     sizes: () => ({ poolSize, maxOverflow }),
+    settings: () => ({ poolSize, maxOverflow, timeout: options.timeout, lifo }),
+    waitBound: { timeout: options.timeout, timedOut },
     take: (restore, now) => {
       if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
       const idleRecord = takeNow()
