@@ -57,7 +57,7 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
-import { driverOf } from "../internal/checkout.ts"
+import { driverOf } from "../internal/service.ts"
 import * as V from "../internal/validate.ts"
 import {
   AssertionPoolError,
