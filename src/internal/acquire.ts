@@ -19,7 +19,7 @@ import { millisText } from "./format.ts"
 import { Handle } from "./handle.ts"
 import { leakTimer, Unwatched } from "./leaks.ts"
 import type { Pipeline } from "./pipeline.ts"
-import * as Record from "./record.ts"
+import { closeRecord, connectRecord, invalidateRecord, isStale, mayBeStale } from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 import type { Restore } from "./strategy.ts"
 
@@ -81,7 +81,7 @@ const acquireSlow = <C>(
 const isReady = <C>(pipeline: Pipeline<C>, record: ConnectionRecord<C>): boolean => {
   const core = pipeline.core
   return record.connection !== undefined && (!core.options.prePing || record.fresh) &&
-    !Record.mayBeStale(core, record) && !core.observed("checkout") && core.driver.isDead?.(record.connection) !== true
+    !mayBeStale(core, record) && !core.observed("checkout") && core.driver.isDead?.(record.connection) !== true
 }
 
 /** Make a taken record ready (or give it back on any failure), then hand it out. */
@@ -136,7 +136,7 @@ const attempt = <C>(
       Effect.tapError((e) =>
         isDisconnection(e)
           ? Effect.andThen(
-            Record.invalidate(core, record, e, "disconnect"),
+            invalidateRecord(core, record, e, "disconnect"),
             e.invalidatePool ? core.invalidateAll : Effect.void
           )
           : Effect.void
@@ -151,18 +151,18 @@ const renew = <C>(
   budget: Budget
 ): Effect.Effect<void, CheckoutError> => {
   const core = pipeline.core
-  if (record.connection === undefined) return Record.connect(core, record, budget.deadline)
+  if (record.connection === undefined) return connectRecord(core, record, budget.deadline)
   if (core.driver.isDead?.(record.connection) === true) {
     // Known dead by the driver (no round trip): replaced, never handed out.
     const cause = new DisconnectionError({ cause: new Error("the driver reports the connection dead") })
     return Effect.andThen(
-      Record.invalidate(core, record, cause, "disconnect"),
-      Record.connect(core, record, budget.deadline)
+      invalidateRecord(core, record, cause, "disconnect"),
+      connectRecord(core, record, budget.deadline)
     )
   }
-  if (Record.mayBeStale(core, record) && Record.isStale(core, record, core.now())) {
+  if (mayBeStale(core, record) && isStale(core, record, core.now())) {
     core.instruments?.recycled()
-    return Effect.andThen(Record.close(core, record, "recycle"), Record.connect(core, record, budget.deadline))
+    return Effect.andThen(closeRecord(core, record, "recycle"), connectRecord(core, record, budget.deadline))
   }
   return Effect.void
 }
@@ -213,7 +213,7 @@ const abandon = <C>(
   exit: Exit.Exit<unknown, unknown>
 ): Effect.Effect<void> => {
   const cause = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
-  return Effect.andThen(Record.invalidate(pipeline.core, record, cause, "checkout"), pipeline.strategy.give(record))
+  return Effect.andThen(invalidateRecord(pipeline.core, record, cause, "checkout"), pipeline.strategy.give(record))
 }
 
 /** The record is ready: count it, time it, make the handle. */

@@ -15,7 +15,7 @@ import type { PooledConnection } from "../ConnectionPool.ts"
 import { ConnectionInvalidatedError } from "../PoolError.ts"
 import type { InvalidationReason } from "../PoolMetrics.ts"
 import type { Pipeline } from "./pipeline.ts"
-import * as Record from "./record.ts"
+import { closeConnection, closeRecord, invalidateRecord } from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 
 type HandleState = "out" | "returned"
@@ -98,7 +98,7 @@ const reset = <C>(
 ): Effect.Effect<void> =>
   work === undefined
     ? Effect.void
-    : Effect.catchCause(work, (cause) => Record.invalidate(pipeline.core, record, Cause.squash(cause), "reset"))
+    : Effect.catchCause(work, (cause) => invalidateRecord(pipeline.core, record, Cause.squash(cause), "reset"))
 
 /** Give the slot back to the strategy, after the checkin hook. */
 const checkin = <C>(pipeline: Pipeline<C>, record: ConnectionRecord<C>): Effect.Effect<void> =>
@@ -150,7 +150,7 @@ export const releaseNow = <C>(handle: Handle<C>): Effect.Effect<void> | undefine
     core.instruments?.recycled()
     return Effect.andThen(
       reset(pipeline, record, work),
-      Effect.andThen(Record.close(core, record, "maxUses"), checkin(pipeline, record))
+      Effect.andThen(closeRecord(core, record, "maxUses"), checkin(pipeline, record))
     )
   }
   return Effect.andThen(reset(pipeline, record, work), checkin(pipeline, record))
@@ -165,7 +165,7 @@ const closeDetached = <C>(pipeline: Pipeline<C>, slot: number, connection: C): E
   )
   return Effect.andThen(
     resetting,
-    Effect.andThen(core.emitQuiet("close_detached", slot, connection), Record.closeQuietly(core, connection))
+    Effect.andThen(core.emitQuiet("close_detached", slot, connection), closeConnection(core, connection))
   )
 }
 
@@ -187,12 +187,12 @@ const invalidate = <C>(
       if (soft) return Effect.void
       const connection = handle.conn as C
       returned(handle)
-      return Record.closeQuietly(core, connection)
+      return closeConnection(core, connection)
     }
     const record = handle.record!
-    if (soft) return Record.invalidate(core, record, cause, reason, true)
+    if (soft) return invalidateRecord(core, record, cause, reason, true)
     returned(handle)
-    return Effect.andThen(Record.invalidate(core, record, cause, reason), checkin(handle.pipeline, record))
+    return Effect.andThen(invalidateRecord(core, record, cause, reason), checkin(handle.pipeline, record))
   }))
 
 /** Take the connection out of the pool: the slot is freed, the handle closes it on return. */

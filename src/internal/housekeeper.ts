@@ -15,7 +15,7 @@
 import { Duration, Effect, Schedule } from "effect"
 import type { PoolCore } from "./core.ts"
 import type { ResolvedIdle } from "./options.ts"
-import * as Record from "./record.ts"
+import { closeRecord, connectRecord, invalidateRecord } from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 
 /** What a strategy with an idle list offers the housekeeper. @internal */
@@ -86,7 +86,7 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
       work.push(withBorrowed(slots, record, (r) =>
         Effect.suspend(() => {
           if (expired) core.instruments?.recycled()
-          return Effect.as(Record.close(core, r, expired ? "lifetime" : "idle"), "drop" as const)
+          return Effect.as(closeRecord(core, r, expired ? "lifetime" : "idle"), "drop" as const)
         })))
     }
     return Effect.all(work, { discard: true })
@@ -96,7 +96,7 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
     core.bounded(core.driver.ping(record.connection as C), "keepalive ping").pipe(
       Effect.as("keep" as const),
       Effect.tap(() => Effect.sync(() => (record.lastUsed = core.now()))),
-      Effect.catchCause((cause) => Effect.as(Record.invalidate(core, record, cause, "keepalive"), "drop" as const))
+      Effect.catchCause((cause) => Effect.as(invalidateRecord(core, record, cause, "keepalive"), "drop" as const))
     )
 
   const keepAlive = Effect.suspend(() => {
@@ -115,7 +115,7 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
       const empty = slots.idle().find((r) => r.connection === undefined && slots.borrow(r))
       const record = empty ?? slots.grow()
       if (record === undefined) return Effect.succeed(undefined)
-      return Effect.exit(restore(Record.connect(core, record))).pipe(
+      return Effect.exit(restore(connectRecord(core, record))).pipe(
         Effect.flatMap((exit) => {
           record.fresh = false
           if (exit._tag === "Success") return Effect.as(slots.give(record), true)

@@ -30,8 +30,7 @@ import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import { resolveCommon, resolveOwn } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
-import * as Record from "../internal/record.ts"
-import { ConnectionRecord } from "../internal/record.ts"
+import { closeRecord, ConnectionRecord } from "../internal/record.ts"
 import { noOwnSettings, unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import * as V from "../internal/validate.ts"
@@ -105,13 +104,13 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
       excess--
     }
     for (const record of surplus) forget(record)
-    return Effect.forEach(surplus, (record) => Record.close(core, record), { discard: true })
+    return Effect.forEach(surplus, (record) => closeRecord(core, record), { discard: true })
   }
 
   const closeIdle = Effect.suspend(() => {
     const idle = Array.from(kept.values()).filter((record) => !out.has(record))
     for (const record of idle) forget(record)
-    return Effect.forEach(idle, (record) => Record.close(core, record), { discard: true })
+    return Effect.forEach(idle, (record) => closeRecord(core, record), { discard: true })
   })
 
   return {
@@ -140,7 +139,7 @@ const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolC
         const fiber = owner.get(record)
         if (closed || fiber === undefined || kept.get(fiber) !== record) {
           forget(record)
-          return Record.close(core, record)
+          return closeRecord(core, record)
         }
         // A slot that never connected is not kept.
         if (record.generation === 0 && record.connection === undefined) {
