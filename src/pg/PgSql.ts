@@ -786,7 +786,7 @@ export const make = <R = never>(
 
     // Checkouts that share one session: across fibers (StaticPool) or within one (reentrant
     // leases). Decided once: a pool that shares nothing never looks a session up.
-    const sharing = pool.settings.strategy === "StaticPool" ? "pool" : pool.settings.reentrant ? "fiber" : undefined
+    const sharing = pool.settings.sharing
     const sessions = new WeakMap<PooledConnection<PgDriver.Connection>, Session<PooledSql>>()
     const sessionOf = (pooled: PooledConnection<PgDriver.Connection>): Session<PooledSql> => {
       let session = sessions.get(pooled)
