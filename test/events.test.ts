@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Stream } from "effect"
 import { ConnectionPool, Driver, PoolEvent, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { hookNames } from "../src/internal/core.ts"
+import { hookNames } from "../src/internal/hooks.ts"
 import { queuePool } from "./helpers.ts"
 
 describe("Events", () => {

@@ -2,7 +2,7 @@ import { Cause, Effect, Logger, References, Scope, Tracer } from "effect"
 import type { ConnectionPool } from "effect-db-pool"
 import { Driver, PoolEvent, PoolOptions, QueuePool } from "effect-db-pool"
 import { MockDriver } from "effect-db-pool/testing"
-import { hookNames } from "../src/internal/core.ts"
+import { hookNames } from "../src/internal/hooks.ts"
 
 /**
  * Hooks for every hook of the pool's own list that append the event's type (or "type#slot") to

@@ -6,16 +6,17 @@
  * @internal
  */
 import { Config, Effect, Layer } from "effect"
+import type { Context } from "effect"
 import type { Scope } from "effect"
 import type { Service } from "../ConnectionPool.ts"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
-import type { PoolConfigError } from "../PoolError.ts"
+import type { CheckoutError, PoolConfigError } from "../PoolError.ts"
 import type { CommonOptions } from "../PoolOptions.ts"
-import { makeService } from "./checkout.ts"
 import { PoolCore } from "./core.ts"
 import type { ResolvedCommon, StrategyName } from "./options.ts"
+import * as PoolService from "./service.ts"
 import type { Strategy } from "./strategy.ts"
 
 /**
@@ -42,12 +43,12 @@ export interface Constructors<Own> {
 export const constructors = <Own, R extends ResolvedCommon<unknown>>(
   name: StrategyName,
   resolve: (options: CommonOptions<unknown> & Own) => Effect.Effect<R, PoolConfigError>,
-  strategy: (core: PoolCore<unknown>, options: R) => Strategy<unknown, unknown>
+  strategy: (core: PoolCore<unknown>, options: R) => Strategy<unknown, CheckoutError>
 ): Constructors<Own> => {
   const build = (driver: DriverShape<unknown>, options: R): Effect.Effect<Service<unknown>, never, Scope.Scope> =>
-    Effect.suspend(() => {
-      const core = new PoolCore(name, driver, options)
-      return makeService(core, strategy(core, options), build(driver, options))
+    Effect.contextWith((context: Context.Context<never>) => {
+      const core = new PoolCore(name, driver, options, context)
+      return PoolService.make(core, strategy(core, options), build(driver, options))
     })
   // The pool is generic in `C` only through its hooks and handles: at run time it hands out
   // whatever the `Driver` in context connects, which is the promise the caller's `C` makes.

@@ -12,7 +12,8 @@
  * @internal
  */
 import { Duration, Effect, Latch, Result } from "effect"
-import { PoolConfigError, PoolTimeoutError } from "../PoolError.ts"
+import { PoolConfigError } from "../PoolError.ts"
+import type { CheckoutError } from "../PoolError.ts"
 import type { PoolCore } from "./core.ts"
 import { decodeSize } from "./options.ts"
 import type { Restore, Strategy } from "./strategy.ts"
@@ -24,7 +25,7 @@ export class Gate<C> {
   /** Checkouts waiting at the gate (they count in `status.waiting`). */
   waiting = 0
 
-  constructor(private readonly core: PoolCore<C>, private readonly strategy: Strategy<C, unknown>) {}
+  constructor(private readonly core: PoolCore<C>, private readonly strategy: Strategy<C, CheckoutError>) {}
 
   get suspended(): boolean {
     return this.latch !== undefined
@@ -53,29 +54,21 @@ export class Gate<C> {
     return latch === undefined ? Effect.void : latch.open
   })
 
-  /** Wait until the pool is resumed; past the pool's `timeout` fail as a checkout timeout would. */
-  pass(restore: Restore): Effect.Effect<void, PoolTimeoutError> {
+  /** Wait until the pool is resumed; past the strategy's wait bound fail as a checkout wait would. */
+  pass(restore: Restore): Effect.Effect<void, CheckoutError> {
     return Effect.suspend(() => {
       const latch = this.latch
       if (latch === undefined) return Effect.void
       this.waiting++
-      const timeout = (this.core.options as { readonly timeout?: Duration.Duration }).timeout
+      const bound = this.strategy.waitBound
       const wait = restore(latch.await)
-      const bounded = timeout === undefined || !Duration.isFinite(timeout)
+      const bounded = bound === undefined || !Duration.isFinite(bound.timeout)
         ? wait
         : Effect.timeoutOrElse(wait, {
-          duration: timeout,
+          duration: bound.timeout,
           orElse: () => {
             this.core.instruments?.timedOut()
-            // Only QueuePool has a `timeout`, and it has sizes.
-            return Effect.fail(
-              new PoolTimeoutError({
-                strategy: this.core.strategy,
-                ...this.strategy.sizes!(),
-                timeout,
-                suspended: true
-              })
-            )
+            return Effect.fail(bound.timedOut(true))
           }
         })
       // Resumed and suspended again before this fiber ran: wait once more.
@@ -110,7 +103,7 @@ export const resizeToZero =
  */
 export const resize = <C>(
   core: PoolCore<C>,
-  strategy: Strategy<C, unknown>,
+  strategy: Strategy<C, CheckoutError>,
   change: SizeChange
 ): Effect.Effect<void, PoolConfigError> =>
   Effect.suspend(() => {

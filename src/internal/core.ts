@@ -6,33 +6,11 @@
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Latch } from "effect"
 import type { DriverShape } from "../Driver.ts"
-import type { ConnectionEntry, Hook, PoolEvent, PoolEventType, PoolHooks } from "../PoolEvent.ts"
+import type { ConnectionEntry, Hook, PoolEvent, PoolEventType } from "../PoolEvent.ts"
 import { millisText } from "./format.ts"
+import { eventTypes, hookName } from "./hooks.ts"
 import { Instruments } from "./instruments.ts"
 import type { ResolvedCommon, StrategyName } from "./options.ts"
-
-/** The hook of each event type: the one list of hooks (option validation takes its names from here). */
-const hookName = {
-  first_connect: "onFirstConnect",
-  connect: "onConnect",
-  checkout: "onCheckout",
-  checkin: "onCheckin",
-  reset: "onReset",
-  invalidate: "onInvalidate",
-  soft_invalidate: "onSoftInvalidate",
-  close: "onClose",
-  detach: "onDetach",
-  close_detached: "onCloseDetached",
-  suspend: "onSuspend",
-  resume: "onResume",
-  resize: "onResize"
-} as const satisfies { readonly [K in PoolEventType]: keyof PoolHooks }
-
-/** Every hook name (a hook of `PoolHooks` with no event type above does not compile). @internal */
-export const hookNames: ReadonlyArray<keyof PoolHooks & string> = Object.values(hookName)
-const everyHookHasAnEvent: [Exclude<keyof PoolHooks, (typeof hookName)[PoolEventType]>] extends [never] ? true : never =
-  true
-void everyHookHasAnEvent
 
 /** @internal */
 export class PoolCore<C> {
@@ -50,30 +28,25 @@ export class PoolCore<C> {
   firstConnect: "pending" | "done" | Latch.Latch = "pending"
   /** `recycle` in milliseconds (Infinity: never), computed once. */
   readonly recycleMs: number
-  /** Background upkeep runs: records must remember when they were last returned (`lastUsed`). */
-  tracksIdle = false
   /** Event types with a hook (or all, with `echo`): fixed for the pool's life. */
   private readonly hooked: ReadonlySet<PoolEventType>
-  /** Metrics, when the `metrics` option is on; set by `attach`. */
-  instruments: Instruments | undefined = undefined
+  /** Metrics, when the `metrics` option is on (in the metric registry of the pool's context). */
+  readonly instruments: Instruments | undefined
   /** The clock of the context the pool was built in (`TestClock` in tests). */
-  clock: Clock.Clock = Clock.Clock.defaultValue()
+  readonly clock: Clock.Clock
   private nextSlot = 0
 
+  /** `context`: the context the pool is built in, for its clock and metric registry. */
   constructor(
     readonly strategy: StrategyName,
     readonly driver: DriverShape<C>,
-    readonly options: ResolvedCommon<C>
+    readonly options: ResolvedCommon<C>,
+    context: Context.Context<never>
   ) {
     this.recycleMs = Duration.isFinite(options.recycle) ? Duration.toMillis(options.recycle) : Infinity
-    const types = Object.keys(hookName) as Array<PoolEventType>
-    this.hooked = new Set(types.filter((type) => options.echo || options.hooks[hookName[type]] !== undefined))
-  }
-
-  /** Bind the pool to the context it was built in: its clock and metric registry. */
-  attach(context: Context.Context<never>): void {
+    this.hooked = new Set(eventTypes.filter((type) => options.echo || options.hooks[hookName[type]] !== undefined))
     this.clock = Context.get(context, Clock.Clock)
-    if (this.options.metrics) this.instruments = new Instruments(this.options.name, context)
+    this.instruments = options.metrics ? new Instruments(options.name, context) : undefined
   }
 
   now(): number {

@@ -15,7 +15,7 @@
 import { Duration, Effect, Schedule } from "effect"
 import type { PoolCore } from "./core.ts"
 import type { ResolvedIdle } from "./options.ts"
-import * as Record from "./record.ts"
+import { closeRecord, connectRecord, invalidateRecord } from "./record.ts"
 import type { ConnectionRecord } from "./record.ts"
 
 /** What a strategy with an idle list offers the housekeeper. @internal */
@@ -62,60 +62,74 @@ const withBorrowed = <C>(
     })
   )
 
-/**
- * The housekeeper's loop. Fork it in the pool's scope.
- * @internal
- */
-export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: ResolvedIdle): Effect.Effect<never> => {
-  const { idleTimeout, keepalive, minIdle } = options
-  const period = Duration.toMillis(options.housekeepingPeriod)
-  let failures = 0
-  let warmUpAfter = 0
+/** One pool's housekeeper: what it works on, and the back-off of its warm-up. */
+interface State<C> {
+  readonly core: PoolCore<C>
+  readonly slots: IdleSlots<C>
+  readonly options: ResolvedIdle
+  /** `housekeepingPeriod` in milliseconds. */
+  readonly period: number
+  /** Warm-up connects failed in a row. */
+  failures: number
+  /** Clock time (ms) before which no warm-up is tried (after a failed one). */
+  warmUpAfter: number
+}
 
-  const retire = Effect.suspend(() => {
+/** Retire idle connections past their lifetime, or idle too long while more than `minIdle` are idle. */
+const retire = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const { core, options, slots } = state
     const now = core.now()
     let idleCount = slots.idle().length
     const work: Array<Effect.Effect<void>> = []
     for (const record of slots.idle()) {
       if (record.connection === undefined) continue
       const expired = now >= record.expiresAt
-      const idleTooLong = Duration.isFinite(idleTimeout) && now - record.lastUsed >= Duration.toMillis(idleTimeout) &&
-        idleCount > minIdle
+      const idleTooLong = Duration.isFinite(options.idleTimeout) &&
+        now - record.lastUsed >= Duration.toMillis(options.idleTimeout) && idleCount > options.minIdle
       if (!(expired || idleTooLong)) continue
       idleCount--
       work.push(withBorrowed(slots, record, (r) =>
         Effect.suspend(() => {
           if (expired) core.instruments?.recycled()
-          return Effect.as(Record.close(core, r, expired ? "lifetime" : "idle"), "drop" as const)
+          return Effect.as(closeRecord(core, r, expired ? "lifetime" : "idle"), "drop" as const)
         })))
     }
     return Effect.all(work, { discard: true })
   })
 
-  const ping = (record: ConnectionRecord<C>): Effect.Effect<"keep" | "drop"> =>
-    core.bounded(core.driver.ping(record.connection as C), "keepalive ping").pipe(
-      Effect.as("keep" as const),
-      Effect.tap(() => Effect.sync(() => (record.lastUsed = core.now()))),
-      Effect.catchCause((cause) => Effect.as(Record.invalidate(core, record, cause, "keepalive"), "drop" as const))
-    )
+/** Ping one borrowed idle connection; a failure closes it. */
+const ping = <C>(core: PoolCore<C>, record: ConnectionRecord<C>): Effect.Effect<"keep" | "drop"> =>
+  core.bounded(core.driver.ping(record.connection as C), "keepalive ping").pipe(
+    Effect.as("keep" as const),
+    Effect.tap(() => Effect.sync(() => (record.lastUsed = core.now()))),
+    Effect.catchCause((cause) => Effect.as(invalidateRecord(core, record, cause, "keepalive"), "drop" as const))
+  )
 
-  const keepAlive = Effect.suspend(() => {
-    if (!Duration.isFinite(keepalive)) return Effect.void
+/** `keepalive`: ping the connections idle that long. */
+const keepAlive = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const { core, options, slots } = state
+    if (!Duration.isFinite(options.keepalive)) return Effect.void
     const now = core.now()
     const due = slots.idle().filter((r) =>
-      r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(keepalive)
+      r.connection !== undefined && now - r.lastUsed >= Duration.toMillis(options.keepalive)
     )
-    return Effect.forEach(due, (record) => withBorrowed(slots, record, ping), { discard: true })
+    return Effect.forEach(due, (record) => withBorrowed(slots, record, (r) => ping(core, r)), { discard: true })
   })
 
-  // Take an empty idle slot or grow one, and connect it, inside one uninterruptible region (only
-  // the connect is interruptible). `undefined`: nothing to warm; false: the connect failed.
-  const warmOne: Effect.Effect<boolean | undefined> = Effect.uninterruptibleMask((restore) =>
+/**
+ * Take an empty idle slot or grow one, and connect it, inside one uninterruptible region (only
+ * the connect is interruptible). `undefined`: nothing to warm; false: the connect failed.
+ */
+const warmOne = <C>(state: State<C>): Effect.Effect<boolean | undefined> =>
+  Effect.uninterruptibleMask((restore) =>
     Effect.suspend(() => {
+      const { core, slots } = state
       const empty = slots.idle().find((r) => r.connection === undefined && slots.borrow(r))
       const record = empty ?? slots.grow()
       if (record === undefined) return Effect.succeed(undefined)
-      return Effect.exit(restore(Record.connect(core, record))).pipe(
+      return Effect.exit(restore(connectRecord(core, record))).pipe(
         Effect.flatMap((exit) => {
           record.fresh = false
           if (exit._tag === "Success") return Effect.as(slots.give(record), true)
@@ -126,23 +140,39 @@ export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: Resolved
     })
   )
 
-  const warmUp: Effect.Effect<void> = Effect.suspend(() => {
-    if (minIdle === 0 || core.now() < warmUpAfter) return Effect.void
+/** Warm up to `minIdle` idle connections, backing off exponentially after a failed connect. */
+const warmUp = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const { core, options, slots } = state
+    if (options.minIdle === 0 || core.now() < state.warmUpAfter) return Effect.void
     const connectedIdle = slots.idle().filter((r) => r.connection !== undefined).length
-    if (connectedIdle >= minIdle) return Effect.void
-    return Effect.flatMap(warmOne, (ok) => {
+    if (connectedIdle >= options.minIdle) return Effect.void
+    return Effect.flatMap(warmOne(state), (ok) => {
       if (ok === undefined) return Effect.void
       if (ok) {
-        failures = 0
-        return warmUp
+        state.failures = 0
+        return warmUp(state)
       }
-      failures++
-      warmUpAfter = core.now() + Math.min(period * 2 ** (failures - 1), 60_000)
+      state.failures++
+      state.warmUpAfter = core.now() + Math.min(state.period * 2 ** (state.failures - 1), 60_000)
       return Effect.void
     })
   })
 
-  const round = Effect.andThen(retire, Effect.andThen(keepAlive, warmUp))
+/**
+ * The housekeeper's loop. Fork it in the pool's scope.
+ * @internal
+ */
+export const run = <C>(core: PoolCore<C>, slots: IdleSlots<C>, options: ResolvedIdle): Effect.Effect<never> => {
+  const state: State<C> = {
+    core,
+    slots,
+    options,
+    period: Duration.toMillis(options.housekeepingPeriod),
+    failures: 0,
+    warmUpAfter: 0
+  }
+  const round = Effect.andThen(retire(state), Effect.andThen(keepAlive(state), warmUp(state)))
   return core.annotate(
     Effect.repeat(round, Schedule.spaced(options.housekeepingPeriod)).pipe(
       Effect.andThen(Effect.never)

@@ -3,9 +3,11 @@
  * builds, and a bad value is a `PoolConfigError` naming the field.
  *
  * Each options object is one rule table (see `validate.ts`) typed against its interface, so an
- * option added to `CommonOptions`, `IdleOptions` or a strategy's `OwnOptions` without a rule here
- * does not compile. The strategy names are one list, {@link strategyNames}; the table of each
- * strategy's own options is keyed by it, so a new strategy without its table does not compile.
+ * option added to `CommonOptions` or `IdleOptions` without a rule here does not compile. A
+ * strategy keeps the rule table of its own options in its own module and registers their names
+ * in {@link ownOptionNames} (keyed by the strategy names, so a new name without its entry does
+ * not compile; {@link resolveOwn} refuses a table whose keys differ from the registered names).
+ * The registry is what lets every strategy accept, and ignore, the options of the others.
  *
  * @internal
  */
@@ -15,9 +17,7 @@ import type { ConnectError, ConnectTimeoutError, DisconnectionError } from "../P
 import type { PoolHooks } from "../PoolEvent.ts"
 import { strategyNames } from "../PoolOptions.ts"
 import type { CommonOptions, IdleOptions, ResetOnReturn, StrategyName } from "../PoolOptions.ts"
-import type * as FiberPool from "../strategy/FiberPool.ts"
-import type * as QueuePool from "../strategy/QueuePool.ts"
-import { hookNames } from "./core.ts"
+import { hookNames } from "./hooks.ts"
 import type { Decoded, Rule } from "./validate.ts"
 import * as V from "./validate.ts"
 
@@ -85,8 +85,8 @@ const commonRules = V.rulesFor<CommonOptions<unknown>>()({
   maxLifetimeJitter: V.duration()
 })
 
-/** The rules of `IdleOptions`. */
-const idleRules = V.rulesFor<IdleOptions>()({
+/** The rules of `IdleOptions` (QueuePool's background upkeep). */
+export const idleRules = V.rulesFor<IdleOptions>()({
   minIdle: V.integer({ min: 0, fallback: 0 }),
   idleTimeout: V.duration(Duration.infinity),
   // A ping per idle connection per housekeeping round at most; below 1 s idle connections are busy.
@@ -96,12 +96,18 @@ const idleRules = V.rulesFor<IdleOptions>()({
   housekeepingPeriod: V.period(Duration.seconds(5))
 })
 
+/** The sizes of a bounded pool, as options. */
+export interface SizeOptions {
+  readonly poolSize?: number | undefined
+  readonly maxOverflow?: number | undefined
+}
+
 /**
- * The sizes of QueuePool: one rule each, for the layer's options and for `resize` at run time.
- * `poolSize` 0 means no limit (SQLAlchemy's `pool_size=0`); `maxOverflow` -1 means no limit on
- * the overflow.
+ * The sizes of a bounded pool (QueuePool): one rule each, for the layer's options and for
+ * `resize` at run time. `poolSize` 0 means no limit (SQLAlchemy's `pool_size=0`); `maxOverflow`
+ * -1 means no limit on the overflow.
  */
-const sizeRules = V.rulesFor<Pick<QueuePool.OwnOptions, "poolSize" | "maxOverflow">>()({
+export const sizeRules = V.rulesFor<SizeOptions>()({
   poolSize: V.integer({ min: 0, fallback: 5 }),
   maxOverflow: V.integer({ min: -1, fallback: 10 })
 })
@@ -118,42 +124,34 @@ export const decodeSize = (field: keyof typeof sizeRules, value: unknown): Resul
   )
 
 /**
- * Each strategy's own options (beside the common ones), by strategy name. An option of some
- * strategy is accepted (and ignored) by the others, so that swapping the layer needs no change.
+ * The registration of each strategy's own options (beside the common ones), by strategy name.
+ * An option of some strategy is accepted (and ignored) by the others, so that swapping the layer
+ * needs no other change. The rules live with the strategy; {@link resolveOwn} checks that its
+ * table has exactly these names.
  */
-const strategyRules = {
-  QueuePool: V.rulesFor<QueuePool.OwnOptions>()({
-    ...idleRules,
-    ...sizeRules,
-    timeout: V.duration(Duration.seconds(30)),
-    lifo: V.boolean(false)
-  }),
-  NullPool: {},
-  StaticPool: {},
-  FiberPool: V.rulesFor<FiberPool.OwnOptions>()({
-    poolSize: V.integer({ min: 0, fallback: 5 })
-  }),
-  AssertionPool: {}
-} as const satisfies { readonly [S in StrategyName]: Readonly<Record<string, Rule<any>>> }
+export const ownOptionNames = {
+  QueuePool: [
+    "minIdle",
+    "idleTimeout",
+    "keepalive",
+    "housekeepingPeriod",
+    "poolSize",
+    "maxOverflow",
+    "timeout",
+    "lifo"
+  ],
+  NullPool: [],
+  StaticPool: [],
+  FiberPool: ["poolSize"],
+  AssertionPool: []
+} as const satisfies { readonly [S in StrategyName]: ReadonlyArray<string> }
 
-/** Every option name of `CommonOptions`. */
-export const commonKeys = V.keysOfRules(commonRules)
-
-/** Every option name of `IdleOptions`. */
-export const idleKeys = V.keysOfRules(idleRules)
-
-/** Own option names of each strategy. */
-export const strategyOptionKeys: { readonly [S in StrategyName]: ReadonlyArray<string> } = {
-  QueuePool: V.keysOfRules(strategyRules.QueuePool),
-  NullPool: V.keysOfRules(strategyRules.NullPool),
-  StaticPool: V.keysOfRules(strategyRules.StaticPool),
-  FiberPool: V.keysOfRules(strategyRules.FiberPool),
-  AssertionPool: V.keysOfRules(strategyRules.AssertionPool)
-}
+/** The own option names a strategy registered. */
+export type OwnOptionName<S extends StrategyName> = (typeof ownOptionNames)[S][number]
 
 /** Every name any strategy accepts. */
 const knownKeys: ReadonlyArray<string> = [
-  ...new Set([...commonKeys, ...strategyNames.flatMap((s) => strategyOptionKeys[s])])
+  ...new Set([...V.keysOfRules(commonRules), ...strategyNames.flatMap((s) => ownOptionNames[s])])
 ]
 
 /**
@@ -180,16 +178,18 @@ export const resolveCommon = <C>(
   })
 
 /**
- * Validate a strategy's own options (see {@link resolveCommon} for the common ones).
+ * Validate a strategy's own options (see {@link resolveCommon} for the common ones) with the rule
+ * table of its module, whose keys must be the names it registered in {@link ownOptionNames}.
  *
  * @internal
  */
-export const resolveOwn = <S extends StrategyName>(
-  strategy: S,
+export const resolveOwn = <S extends StrategyName, R extends { readonly [K in OwnOptionName<S>]: Rule<any> }>(
+  _strategy: S,
+  rules: R & { readonly [K in Exclude<keyof R, OwnOptionName<S>>]: never },
   options: object
-): Effect.Effect<Decoded<(typeof strategyRules)[S]>, PoolConfigError> =>
-  pool.decode(strategyRules[strategy] as Record<string, Rule<unknown>>, options) as Effect.Effect<
-    Decoded<(typeof strategyRules)[S]>,
+): Effect.Effect<Decoded<R>, PoolConfigError> =>
+  pool.decode(rules as unknown as Readonly<Record<string, Rule<unknown>>>, options) as Effect.Effect<
+    Decoded<R>,
     PoolConfigError
   >
 

@@ -69,7 +69,7 @@ const connectOnce = <C>(core: PoolCore<C>, deadline: number): Effect.Effect<C, C
           Effect.onInterrupt(() =>
             Effect.flatMap(Fiber.interrupt(fiber), () => {
               const exit = fiber.pollUnsafe()
-              return exit !== undefined && Exit.isSuccess(exit) ? closeQuietly(core, exit.value) : Effect.void
+              return exit !== undefined && Exit.isSuccess(exit) ? closeConnection(core, exit.value) : Effect.void
             })
           ),
           Effect.mapError((cause) => new ConnectError({ cause }))
@@ -111,7 +111,7 @@ const connectRaw = <C>(core: PoolCore<C>, deadline: number): Effect.Effect<C, Co
  * A failing connect hook closes the new connection and fails with `ConnectError`. `deadline`
  * (clock ms): the end of the checkout's `connectTimeout` when a pre-ping started it.
  */
-export const connect = <C>(
+export const connectRecord = <C>(
   core: PoolCore<C>,
   record: ConnectionRecord<C>,
   deadline = Infinity
@@ -134,7 +134,7 @@ export const connect = <C>(
         const first = core.firstConnect === "done" ? Effect.void : firstConnect(core, record, connection)
         return restore(Effect.andThen(first, core.emit("connect", record, connection))).pipe(
           Effect.catchCause((cause) =>
-            Effect.andThen(close(core, record), Effect.fail(new ConnectError({ cause: squashHookCause(cause) })))
+            Effect.andThen(closeRecord(core, record), Effect.fail(new ConnectError({ cause: squashHookCause(cause) })))
           )
         )
       }))
@@ -179,20 +179,20 @@ const squashHookCause = (cause: Cause.Cause<unknown>): unknown => {
 }
 
 /** Close a raw connection, bounded by `resetTimeout`; a failure is logged, never raised. */
-export const closeQuietly = <C>(core: PoolCore<C>, connection: C): Effect.Effect<void> =>
+export const closeConnection = <C>(core: PoolCore<C>, connection: C): Effect.Effect<void> =>
   core.bounded(core.driver.close(connection), "close").pipe(
     Effect.catchCause((cause) => core.logFailure("closing a connection failed", cause)),
     Effect.uninterruptible
   )
 
 /** Close the record's connection (firing `close`) and leave the slot empty. No-op when empty. */
-export const close = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, cause?: unknown): Effect.Effect<void> =>
+export const closeRecord = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, cause?: unknown): Effect.Effect<void> =>
   Effect.suspend(() => {
     const connection = record.connection
     if (connection === undefined) return Effect.void
     record.connection = undefined
     record.softInvalidated = false
-    return Effect.andThen(core.emitQuiet("close", record, connection, cause), closeQuietly(core, connection))
+    return Effect.andThen(core.emitQuiet("close", record, connection, cause), closeConnection(core, connection))
   })
 
 /**
@@ -200,7 +200,7 @@ export const close = <C>(core: PoolCore<C>, record: ConnectionRecord<C>, cause?:
  * Soft: fire `soft_invalidate`, keep the connection usable, recycle it at its next checkout.
  * An empty record is left alone and fires nothing.
  */
-export const invalidate = <C>(
+export const invalidateRecord = <C>(
   core: PoolCore<C>,
   record: ConnectionRecord<C>,
   cause: unknown,
@@ -215,5 +215,5 @@ export const invalidate = <C>(
       record.softInvalidated = true
       return core.emitQuiet("soft_invalidate", record, connection, cause)
     }
-    return Effect.andThen(core.emitQuiet("invalidate", record, connection, cause), close(core, record, cause))
+    return Effect.andThen(core.emitQuiet("invalidate", record, connection, cause), closeRecord(core, record, cause))
   })

@@ -22,12 +22,9 @@
  * @internal
  */
 import { Cause, Deferred, Effect, Exit, Scope } from "effect"
-import type { PooledConnection } from "../ConnectionPool.ts"
+import type { PooledConnection, Sharing } from "../ConnectionPool.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import type { Restore } from "./strategy.ts"
-
-/** What is shared: nested checkouts of one fiber, or every checkout of the pool. @internal */
-export type ShareBy = "fiber" | "pool"
 
 /** The part of the service that is wrapped. @internal */
 export interface Checkouts<C> {
@@ -48,118 +45,139 @@ interface Lease<C> {
   readonly ready: Deferred.Deferred<PooledConnection<C> | undefined, CheckoutError>
 }
 
-/** @internal */
-export const share = <C>(
-  inner: Checkouts<C>,
-  by: ShareBy,
-  /** The driver knows the connection dead (`DriverShape.isDead`); absent: never. */
-  isDead: (connection: C) => boolean = () => false
-): Checkouts<C> => {
-  const leases = new Map<number, Lease<C>>()
+/** The shared checkouts of one pool. */
+interface Shared<C> {
+  readonly inner: Checkouts<C>
+  readonly by: Sharing
+  /** The driver knows the connection dead (`DriverShape.isDead`). */
+  readonly isDead: (connection: C) => boolean
+  /** The open leases, by key: the fiber id (`"fiber"`), or 0 (`"pool"`). */
+  readonly leases: Map<number, Lease<C>>
   /**
    * Key `"pool"`: the lease each fiber holds, and how many references it holds on it (a fiber
    * holds one lease at most: its nested checkouts join the lease it holds). Key `"fiber"`: the
    * key is the fiber, so the lease under its key is the one it holds.
    */
-  const holding = by === "pool" ? new Map<number, { readonly lease: Lease<C>; refs: number }>() : undefined
+  readonly holding: Map<number, { readonly lease: Lease<C>; refs: number }> | undefined
+}
 
-  const release = (lease: Lease<C>, fiber: number): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (holding !== undefined) {
-        const held = holding.get(fiber)
-        if (held !== undefined && held.lease === lease && --held.refs === 0) holding.delete(fiber)
-      }
-      if (--lease.refs > 0) return Effect.void
-      if (leases.get(lease.key) === lease) leases.delete(lease.key)
-      return Scope.close(lease.scope, Exit.void)
-    })
+type Leased<C> = readonly [Lease<C>, PooledConnection<C>]
 
-  /** Its handle can be handed out: still valid and attached (or not connected yet). */
-  const usable = (lease: Lease<C>): boolean =>
-    lease.handle === undefined || (lease.handle.isValid && !lease.handle.isDetached)
-
-  /** A new holder may join it: usable, and its connection not known dead. */
-  const joinable = (lease: Lease<C>): boolean =>
-    usable(lease) && (lease.handle === undefined || !isDead(lease.handle.connection))
-
-  const hold = (lease: Lease<C>, fiber: number): void => {
-    if (holding === undefined) return
-    const held = holding.get(fiber)
-    if (held === undefined) holding.set(fiber, { lease, refs: 1 })
-    else if (held.lease === lease) held.refs++
-  }
-
-  const open = (
-    key: number,
-    fiber: number,
-    restore: Restore
-  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
-    const lease: Lease<C> = {
-      key,
-      refs: 1,
-      handle: undefined,
-      scope: Scope.makeUnsafe(),
-      ready: Deferred.makeUnsafe()
+/** Drop one reference of fiber `fiber` on the lease; the last one ends the lease's checkout. */
+const release = <C>(shared: Shared<C>, lease: Lease<C>, fiber: number): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (shared.holding !== undefined) {
+      const held = shared.holding.get(fiber)
+      if (held !== undefined && held.lease === lease && --held.refs === 0) shared.holding.delete(fiber)
     }
-    leases.set(key, lease)
-    hold(lease, fiber)
-    return restore(Scope.provide(inner.checkout, lease.scope)).pipe(
-      Effect.onExit((exit) => {
-        if (Exit.isSuccess(exit)) {
-          lease.handle = exit.value
-          Deferred.doneUnsafe(lease.ready, exit)
-          return Effect.void
-        }
-        if (leases.get(key) === lease) leases.delete(key)
-        Deferred.doneUnsafe(
-          lease.ready,
-          Cause.hasInterruptsOnly(exit.cause) ? Exit.succeed(undefined) : (exit as Exit.Exit<never, CheckoutError>)
-        )
-        return release(lease, fiber)
-      }),
-      Effect.map((handle) => [lease, handle] as const)
-    )
-  }
+    if (--lease.refs > 0) return Effect.void
+    if (shared.leases.get(lease.key) === lease) shared.leases.delete(lease.key)
+    return Scope.close(lease.scope, Exit.void)
+  })
 
-  const join = (
-    lease: Lease<C>,
-    fiber: number,
-    restore: Restore
-  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
-    lease.refs++
-    hold(lease, fiber)
-    if (lease.handle !== undefined) return Effect.succeed([lease, lease.handle] as const)
-    return restore(Deferred.await(lease.ready)).pipe(
-      Effect.onExit((exit) => Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : release(lease, fiber)),
-      Effect.flatMap((handle) =>
-        handle === undefined ? acquire(restore, fiber) : Effect.succeed([lease, handle] as const)
+/** Its handle can be handed out: still valid and attached (or not connected yet). */
+const usable = <C>(lease: Lease<C>): boolean =>
+  lease.handle === undefined || (lease.handle.isValid && !lease.handle.isDetached)
+
+/** A new holder may join it: usable, and its connection not known dead. */
+const joinable = <C>(shared: Shared<C>, lease: Lease<C>): boolean =>
+  usable(lease) && (lease.handle === undefined || !shared.isDead(lease.handle.connection))
+
+const hold = <C>(shared: Shared<C>, lease: Lease<C>, fiber: number): void => {
+  if (shared.holding === undefined) return
+  const held = shared.holding.get(fiber)
+  if (held === undefined) shared.holding.set(fiber, { lease, refs: 1 })
+  else if (held.lease === lease) held.refs++
+}
+
+/** A new lease under `key`: one checkout of the inner pipeline, in the lease's own scope. */
+const open = <C>(
+  shared: Shared<C>,
+  key: number,
+  fiber: number,
+  restore: Restore
+): Effect.Effect<Leased<C>, CheckoutError> => {
+  const lease: Lease<C> = {
+    key,
+    refs: 1,
+    handle: undefined,
+    scope: Scope.makeUnsafe(),
+    ready: Deferred.makeUnsafe()
+  }
+  shared.leases.set(key, lease)
+  hold(shared, lease, fiber)
+  return restore(Scope.provide(shared.inner.checkout, lease.scope)).pipe(
+    Effect.onExit((exit) => {
+      if (Exit.isSuccess(exit)) {
+        lease.handle = exit.value
+        Deferred.doneUnsafe(lease.ready, exit)
+        return Effect.void
+      }
+      if (shared.leases.get(key) === lease) shared.leases.delete(key)
+      Deferred.doneUnsafe(
+        lease.ready,
+        Cause.hasInterruptsOnly(exit.cause) ? Exit.succeed(undefined) : (exit as Exit.Exit<never, CheckoutError>)
       )
+      return release(shared, lease, fiber)
+    }),
+    Effect.map((handle) => [lease, handle] as const)
+  )
+}
+
+/** Join an open lease: at once when it is connected, else when its opener is done. */
+const join = <C>(
+  shared: Shared<C>,
+  lease: Lease<C>,
+  fiber: number,
+  restore: Restore
+): Effect.Effect<Leased<C>, CheckoutError> => {
+  lease.refs++
+  hold(shared, lease, fiber)
+  if (lease.handle !== undefined) return Effect.succeed([lease, lease.handle] as const)
+  return restore(Deferred.await(lease.ready)).pipe(
+    Effect.onExit((exit) =>
+      Exit.isSuccess(exit) && exit.value !== undefined ? Effect.void : release(shared, lease, fiber)
+    ),
+    Effect.flatMap((handle) =>
+      handle === undefined ? acquire(shared, restore, fiber) : Effect.succeed([lease, handle] as const)
     )
-  }
+  )
+}
 
-  /** Take one reference on the lease for fiber `id`'s key. Call inside `uninterruptibleMask`. */
-  const acquire = (
-    restore: Restore,
-    id: number
-  ): Effect.Effect<readonly [Lease<C>, PooledConnection<C>], CheckoutError> => {
-    // A fiber that holds a lease keeps to it: waiting for a new one would wait for itself.
-    const held = holding === undefined ? undefined : holding.get(id)?.lease
-    if (held !== undefined && usable(held)) return join(held, id, restore)
-    const key = by === "pool" ? 0 : id
-    const current = leases.get(key)
-    if (current === undefined) return open(key, id, restore)
-    // Key "fiber": the fiber's own lease, nested in its own use (a dead one is still its own).
-    return (holding === undefined ? usable(current) : joinable(current))
-      ? join(current, id, restore)
-      : open(key, id, restore)
-  }
+/** Take one reference on the lease for fiber `id`'s key. Call inside `uninterruptibleMask`. */
+const acquire = <C>(shared: Shared<C>, restore: Restore, id: number): Effect.Effect<Leased<C>, CheckoutError> => {
+  // A fiber that holds a lease keeps to it: waiting for a new one would wait for itself.
+  const held = shared.holding === undefined ? undefined : shared.holding.get(id)?.lease
+  if (held !== undefined && usable(held)) return join(shared, held, id, restore)
+  const key = shared.by === "pool" ? 0 : id
+  const current = shared.leases.get(key)
+  if (current === undefined) return open(shared, key, id, restore)
+  // Key "fiber": the fiber's own lease, nested in its own use (a dead one is still its own).
+  return (shared.holding === undefined ? usable(current) : joinable(shared, current))
+    ? join(shared, current, id, restore)
+    : open(shared, key, id, restore)
+}
 
+/** @internal */
+export const share = <C>(
+  inner: Checkouts<C>,
+  by: Sharing,
+  /** The driver knows the connection dead (`DriverShape.isDead`); absent: never. */
+  isDead: (connection: C) => boolean = () => false
+): Checkouts<C> => {
+  const shared: Shared<C> = {
+    inner,
+    by,
+    isDead,
+    leases: new Map(),
+    holding: by === "pool" ? new Map() : undefined
+  }
   return {
     checkout: Effect.uninterruptibleMask((restore) =>
       Effect.withFiber((fiber) =>
         Effect.flatMap(
-          acquire(restore, fiber.id),
-          ([lease, handle]) => Effect.as(Effect.addFinalizer(() => release(lease, fiber.id)), handle)
+          acquire(shared, restore, fiber.id),
+          ([lease, handle]) => Effect.as(Effect.addFinalizer(() => release(shared, lease, fiber.id)), handle)
         )
       )
     ),
@@ -167,8 +185,9 @@ export const share = <C>(
       Effect.uninterruptibleMask((restore) =>
         Effect.withFiber((fiber) =>
           Effect.flatMap(
-            acquire(restore, fiber.id),
-            ([lease, handle]) => Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(lease, fiber.id))
+            acquire(shared, restore, fiber.id),
+            ([lease, handle]) =>
+              Effect.onExit(restore(Effect.suspend(() => f(handle))), () => release(shared, lease, fiber.id))
           )
         )
       )

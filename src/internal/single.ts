@@ -11,8 +11,7 @@ import { Effect } from "effect"
 import type { PoolStatus } from "../ConnectionPool.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolCore } from "./core.ts"
-import * as Record from "./record.ts"
-import { ConnectionRecord } from "./record.ts"
+import { closeRecord, ConnectionRecord } from "./record.ts"
 import type { Limits } from "./strategy.ts"
 
 /** @internal */
@@ -40,7 +39,7 @@ export class SingleSlot<C> {
 
   give(): Effect.Effect<void> {
     this.out = false
-    return this.closed ? Record.close(this.core, this.record) : Effect.void
+    return this.closed ? closeRecord(this.core, this.record) : Effect.void
   }
 
   status(waiting = 0): PoolStatus {
@@ -49,7 +48,7 @@ export class SingleSlot<C> {
   }
 
   readonly dispose: Effect.Effect<void> = Effect.suspend(() =>
-    this.out ? Effect.void : Record.close(this.core, this.record)
+    this.out ? Effect.void : closeRecord(this.core, this.record)
   )
 
   readonly shutdown: Effect.Effect<void> = Effect.suspend(() => {

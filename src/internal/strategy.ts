@@ -10,17 +10,19 @@
  * - `takeNow` / `giveNow` are the optional synchronous fast paths: an idle record taken, or a
  *   record taken back, with no effect at all; `undefined` / `false` sends the caller to
  *   `take` / `give`.
- * - `status`, `limits`, `dispose`, `shutdown` report and end; `share`, `wantsSite`, `upkeep` and
- *   `resize` are optional capabilities.
+ * - `status`, `limits`, `settings`, `dispose`, `shutdown` report and end.
+ * - What the pipeline must know of a strategy is said here, typed, never read from its options:
+ *   `waitBound` (how long a checkout may wait, and the error past it: the gate of a suspended
+ *   pool waits as long), `share` (checkouts share a connection: StaticPool), `wantsSite`.
+ * - `upkeep` and `resize` / `sizes` are optional capabilities.
  *
  * @internal
  */
-import type { Effect } from "effect"
-import type { PoolStatus } from "../ConnectionPool.ts"
+import type { Duration, Effect } from "effect"
+import type { PoolSettings, PoolStatus, Sharing } from "../ConnectionPool.ts"
 import type { IdleSlots } from "./housekeeper.ts"
 import type { ResolvedIdle } from "./options.ts"
 import type { ConnectionRecord } from "./record.ts"
-import type { ShareBy } from "./reentrant.ts"
 
 /**
  * How many connections the strategy keeps open without demand (`min`) and allows open at once
@@ -46,6 +48,24 @@ export const limitOf = (strategy: Strategy<any, any>): number | undefined => {
   return Number.isFinite(max) ? max : undefined
 }
 
+/** What a strategy reports in `PoolSettings` beside the common options; `undefined` where it has none. */
+export type OwnSettings = Pick<PoolSettings, "poolSize" | "maxOverflow" | "timeout" | "lifo">
+
+/** The own settings of a strategy that has none. */
+export const noOwnSettings: OwnSettings = {
+  poolSize: undefined,
+  maxOverflow: undefined,
+  timeout: undefined,
+  lifo: undefined
+}
+
+/** How long a checkout may wait for a slot, and what it fails with past that. */
+export interface WaitBound<E> {
+  readonly timeout: Duration.Duration
+  /** The failure of a wait past `timeout`; `suspended`: it waited at the gate of a suspended pool. */
+  readonly timedOut: (suspended: boolean) => E
+}
+
 /** Runs an effect with the interruptibility the caller had (from `uninterruptibleMask`). */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
@@ -61,6 +81,13 @@ export interface Strategy<C, E> {
   readonly status: () => PoolStatus
   /** The bounds now (QueuePool's change with `resize`). */
   readonly limits: () => Limits
+  /** Its own settings now (sizes as resized), for `PoolSettings`. */
+  readonly settings: () => OwnSettings
+  /**
+   * The bound on a checkout's wait (QueuePool's `timeout`); checkouts held at the gate of a
+   * suspended pool wait as long and fail with `timedOut(true)`. Absent: no bound.
+   */
+  readonly waitBound?: WaitBound<E> | undefined
   /** Close idle connections; checked-out ones are untouched and come back normally. */
   readonly dispose: Effect.Effect<void>
   /** The pool's scope ends: fail waiters, close idle connections, close whatever comes back later. */
@@ -69,7 +96,7 @@ export interface Strategy<C, E> {
    * Checkouts that share one lease (see `reentrant.ts`): `"pool"` for StaticPool. Default:
    * `"fiber"` when the `reentrant` option is on, else none.
    */
-  readonly share?: ShareBy | undefined
+  readonly share?: Sharing | undefined
   /**
    * Optional synchronous fast paths: `takeNow` returns an idle record when one can be taken
    * without waiting (else `undefined`, and `take` runs); `giveNow` takes a record back when that

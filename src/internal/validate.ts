@@ -205,8 +205,7 @@ export function duration(
 
 /**
  * The shortest period of work the library schedules again and again (the pool's housekeeping,
- * the replicas' health checks): below it the timer itself becomes the load (an idle pool with a
- * 1 ns housekeeping period kept a core 8-15 % busy).
+ * the replicas' health checks): below it the timer itself becomes the load, even on an idle pool.
  */
 export const minPeriod = Duration.millis(100)
 

@@ -11,11 +11,9 @@
  *   nobody waits): it never goes through the idle list, so a newcomer cannot overtake a waiter.
  * - A hand-off is decided at once (the record is the waiter's from that moment: nobody overtakes
  *   it), but the waiter is resumed from the scheduler, in one batch with the other wake-ups of
- *   this turn of the event loop (as effect/Pool does). Resuming it inside the releasing call made
- *   each woken waiter write its next statement in the middle of the socket callback that
- *   returned the connection: measured on PostgreSQL with Node on one core, batched wake-ups cut
- *   Node's CPU per `SELECT 1` at 16 workers on 10 connections by ~28 % (101 → 73 µs) and raised
- *   throughput 1.1–1.3× at 16 and 64 workers; a microtask instead of the batch gained ~5 %.
+ *   this turn of the event loop (as effect/Pool does), not inside the releasing call: a waiter
+ *   resumed there would write its next statement in the middle of the socket callback that
+ *   returned the connection. The measurements behind it: bench/README.md, "batched wake-ups".
  * - Deadlines: every wait has the same timeout and the queue is FIFO, so deadlines are in queue
  *   order. One sweeper fiber sleeps until the oldest deadline (instead of a timer per wait); it
  *   runs only while someone waits, on the pool's clock (`TestClock` in tests).

@@ -57,7 +57,7 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import * as Statement from "effect/sql/Statement"
 import { ConnectionPool } from "../ConnectionPool.ts"
 import type { PooledConnection, Service as PoolService } from "../ConnectionPool.ts"
-import { driverOf } from "../internal/checkout.ts"
+import { driverOf } from "../internal/service.ts"
 import * as V from "../internal/validate.ts"
 import {
   AssertionPoolError,
@@ -786,7 +786,7 @@ export const make = <R = never>(
 
     // Checkouts that share one session: across fibers (StaticPool) or within one (reentrant
     // leases). Decided once: a pool that shares nothing never looks a session up.
-    const sharing = pool.settings.strategy === "StaticPool" ? "pool" : pool.settings.reentrant ? "fiber" : undefined
+    const sharing = pool.settings.sharing
     const sessions = new WeakMap<PooledConnection<PgDriver.Connection>, Session<PooledSql>>()
     const sessionOf = (pooled: PooledConnection<PgDriver.Connection>): Session<PooledSql> => {
       let session = sessions.get(pooled)

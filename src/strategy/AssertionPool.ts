@@ -25,6 +25,7 @@ import type { ResolvedCommon } from "../internal/options.ts"
 import type { ConnectionRecord } from "../internal/record.ts"
 import { SingleSlot } from "../internal/single.ts"
 import { captureSite } from "../internal/site.ts"
+import { noOwnSettings } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { AssertionPoolError } from "../PoolError.ts"
 import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
@@ -63,6 +64,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, AssertionPoolError | PoolCl
     give: () => slot.give(),
     status: () => slot.status(),
     limits: () => SingleSlot.limits,
+    settings: () => noOwnSettings,
     dispose: slot.dispose,
     shutdown: slot.shutdown
   }

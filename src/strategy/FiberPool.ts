@@ -24,16 +24,16 @@
  */
 import { Effect } from "effect"
 import type { Config, Layer } from "effect"
-import type { ConnectionPool } from "../ConnectionPool.ts"
+import type { ConnectionPool, PoolStatus } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import { resolveCommon, resolveOwn } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
-import * as Record from "../internal/record.ts"
-import { ConnectionRecord } from "../internal/record.ts"
-import { unbounded } from "../internal/strategy.ts"
+import { closeRecord, ConnectionRecord } from "../internal/record.ts"
+import { noOwnSettings, unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
+import * as V from "../internal/validate.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
 import type * as PoolOptions from "../PoolOptions.ts"
@@ -62,6 +62,11 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
   readonly poolSize: number
 }
 
+/** The rules of FiberPool's own options. */
+const ownRules = V.rulesFor<OwnOptions>()({
+  poolSize: V.integer({ min: 0, fallback: 5 })
+})
+
 /**
  * Validate options and apply defaults. `reentrant` is always true.
  *
@@ -71,94 +76,119 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
 const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
     const common = yield* resolveCommon(options, "FiberPool")
-    const { poolSize } = yield* resolveOwn("FiberPool", options)
+    const { poolSize } = yield* resolveOwn("FiberPool", ownRules, options)
     return { ...common, reentrant: true, poolSize }
   })
 
-const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolClosedError> => {
+/** A FiberPool's state. */
+interface State<C> {
+  readonly core: PoolCore<C>
+  readonly poolSize: number
   /** Fiber id → its connection record, least recently used first. */
-  const kept = new Map<number, ConnectionRecord<C>>()
-  const owner = new Map<ConnectionRecord<C>, number>()
-  const out = new Set<ConnectionRecord<C>>()
-  let closed = false
+  readonly kept: Map<number, ConnectionRecord<C>>
+  /** The fiber each kept record belongs to. */
+  readonly owner: Map<ConnectionRecord<C>, number>
+  /** Records checked out now (kept ones and throwaway ones). */
+  readonly out: Set<ConnectionRecord<C>>
+  closed: boolean
+}
 
-  const forget = (record: ConnectionRecord<C>) => {
-    const fiber = owner.get(record)
-    owner.delete(record)
-    if (fiber !== undefined && kept.get(fiber) === record) kept.delete(fiber)
+/** Stop keeping the record for its fiber. */
+const forget = <C>(state: State<C>, record: ConnectionRecord<C>): void => {
+  const fiber = state.owner.get(record)
+  state.owner.delete(record)
+  if (fiber !== undefined && state.kept.get(fiber) === record) state.kept.delete(fiber)
+}
+
+/** Close least recently used idle connections while more than poolSize fibers keep one. */
+const trim = <C>(state: State<C>): Effect.Effect<void> => {
+  const surplus: Array<ConnectionRecord<C>> = []
+  let excess = state.kept.size - state.poolSize
+  for (const record of state.kept.values()) {
+    if (excess <= 0) break
+    if (state.out.has(record)) continue
+    surplus.push(record)
+    excess--
   }
+  for (const record of surplus) forget(state, record)
+  return Effect.forEach(surplus, (record) => closeRecord(state.core, record), { discard: true })
+}
 
-  /** Close least recently used idle connections while more than poolSize fibers keep one. */
-  const trim = (): Effect.Effect<void> => {
-    const surplus: Array<ConnectionRecord<C>> = []
-    let excess = kept.size - options.poolSize
-    for (const record of kept.values()) {
-      if (excess <= 0) break
-      if (out.has(record)) continue
-      surplus.push(record)
-      excess--
-    }
-    for (const record of surplus) forget(record)
-    return Effect.forEach(surplus, (record) => Record.close(core, record), { discard: true })
-  }
-
-  const closeIdle = Effect.suspend(() => {
-    const idle = Array.from(kept.values()).filter((record) => !out.has(record))
-    for (const record of idle) forget(record)
-    return Effect.forEach(idle, (record) => Record.close(core, record), { discard: true })
+const closeIdle = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const idle = Array.from(state.kept.values()).filter((record) => !state.out.has(record))
+    for (const record of idle) forget(state, record)
+    return Effect.forEach(idle, (record) => closeRecord(state.core, record), { discard: true })
   })
 
+/** The fiber's own record when it is idle, else a new slot (kept for the fiber if it has none). */
+const take = <C>(state: State<C>): Effect.Effect<ConnectionRecord<C>, PoolClosedError> =>
+  Effect.withFiber((fiber) => {
+    if (state.closed) return Effect.fail(new PoolClosedError({ strategy: "FiberPool" }))
+    const mine = state.kept.get(fiber.id)
+    if (mine !== undefined && !state.out.has(mine)) {
+      state.kept.delete(fiber.id) // most recently used goes last
+      state.kept.set(fiber.id, mine)
+      state.out.add(mine)
+      return Effect.succeed(mine)
+    }
+    const record = new ConnectionRecord<C>(state.core.newSlotId())
+    state.out.add(record)
+    // A fiber whose own record is still out (a second, unshared lease) gets a throwaway one.
+    if (mine === undefined) {
+      state.kept.set(fiber.id, record)
+      state.owner.set(record, fiber.id)
+    }
+    return Effect.as(trim(state), record)
+  })
+
+const give = <C>(state: State<C>, record: ConnectionRecord<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    state.out.delete(record)
+    const fiber = state.owner.get(record)
+    if (state.closed || fiber === undefined || state.kept.get(fiber) !== record) {
+      forget(state, record)
+      return closeRecord(state.core, record)
+    }
+    // A slot that never connected is not kept.
+    if (record.generation === 0 && record.connection === undefined) {
+      forget(state, record)
+      return Effect.void
+    }
+    return trim(state)
+  })
+
+const status = <C>(state: State<C>): PoolStatus => {
+  const checkedIn = state.kept.size - Array.from(state.kept.values()).filter((record) => state.out.has(record)).length
   return {
-    take: () =>
-      Effect.withFiber((fiber) => {
-        if (closed) return Effect.fail(new PoolClosedError({ strategy: "FiberPool" }))
-        const mine = kept.get(fiber.id)
-        if (mine !== undefined && !out.has(mine)) {
-          kept.delete(fiber.id) // most recently used goes last
-          kept.set(fiber.id, mine)
-          out.add(mine)
-          return Effect.succeed(mine)
-        }
-        const record = new ConnectionRecord<C>(core.newSlotId())
-        out.add(record)
-        // A fiber whose own record is still out (a second, unshared lease) gets a throwaway one.
-        if (mine === undefined) {
-          kept.set(fiber.id, record)
-          owner.set(record, fiber.id)
-        }
-        return Effect.as(trim(), record)
-      }),
-    give: (record) =>
-      Effect.suspend(() => {
-        out.delete(record)
-        const fiber = owner.get(record)
-        if (closed || fiber === undefined || kept.get(fiber) !== record) {
-          forget(record)
-          return Record.close(core, record)
-        }
-        // A slot that never connected is not kept.
-        if (record.generation === 0 && record.connection === undefined) {
-          forget(record)
-          return Effect.void
-        }
-        return trim()
-      }),
-    status: () => {
-      const checkedIn = kept.size - Array.from(kept.values()).filter((record) => out.has(record)).length
-      return {
-        size: options.poolSize,
-        checkedIn,
-        checkedOut: out.size,
-        overflow: out.size + checkedIn - options.poolSize,
-        waiting: 0
-      }
-    },
+    size: state.poolSize,
+    checkedIn,
+    checkedOut: state.out.size,
+    overflow: state.out.size + checkedIn - state.poolSize,
+    waiting: 0
+  }
+}
+
+const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolClosedError> => {
+  const state: State<C> = {
+    core,
+    poolSize: options.poolSize,
+    kept: new Map(),
+    owner: new Map(),
+    out: new Set(),
+    closed: false
+  }
+  return {
+    take: () => take(state),
+    give: (record) => give(state, record),
+    status: () => status(state),
     // `poolSize` bounds the connections kept idle, not the ones open: every fiber may hold one.
     limits: () => unbounded,
-    dispose: closeIdle,
+    settings: () => ({ ...noOwnSettings, poolSize: options.poolSize }),
+    dispose: closeIdle(state),
     shutdown: Effect.suspend(() => {
-      closed = true
-      return closeIdle
+      state.closed = true
+      return closeIdle(state)
     })
   }
 }

@@ -16,9 +16,8 @@ import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
 import { resolveCommon } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
-import * as Record from "../internal/record.ts"
-import { ConnectionRecord } from "../internal/record.ts"
-import { unbounded } from "../internal/strategy.ts"
+import { closeRecord, ConnectionRecord } from "../internal/record.ts"
+import { noOwnSettings, unbounded } from "../internal/strategy.ts"
 import type { Strategy } from "../internal/strategy.ts"
 import { PoolClosedError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
@@ -53,10 +52,11 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
     give: (record) =>
       Effect.suspend(() => {
         out--
-        return Record.close(core, record)
+        return closeRecord(core, record)
       }),
     status: () => ({ size: 0, checkedIn: 0, checkedOut: out, overflow: 0, waiting: 0 }),
     limits: () => unbounded,
+    settings: () => noOwnSettings,
     dispose: Effect.void,
     shutdown: Effect.sync(() => {
       closed = true

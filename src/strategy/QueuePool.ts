@@ -10,15 +10,16 @@
  */
 import { Duration, Effect } from "effect"
 import type { Config, Layer } from "effect"
-import type { ConnectionPool } from "../ConnectionPool.ts"
+import type { ConnectionPool, PoolStatus } from "../ConnectionPool.ts"
 import type { Driver } from "../Driver.ts"
 import { constructors } from "../internal/constructors.ts"
 import type { PoolCore } from "../internal/core.ts"
-import { resolveCommon, resolveIdle, resolveOwn } from "../internal/options.ts"
+import type { IdleSlots } from "../internal/housekeeper.ts"
+import { idleRules, resolveCommon, resolveIdle, resolveOwn, sizeRules } from "../internal/options.ts"
 import type { ResolvedCommon, ResolvedIdle } from "../internal/options.ts"
-import * as Record from "../internal/record.ts"
-import { ConnectionRecord } from "../internal/record.ts"
-import type { Strategy } from "../internal/strategy.ts"
+import { closeRecord, ConnectionRecord } from "../internal/record.ts"
+import type { Restore, Sizes, Strategy } from "../internal/strategy.ts"
+import * as V from "../internal/validate.ts"
 import { WaiterQueue } from "../internal/waiters.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import type { PoolConfigError } from "../PoolError.ts"
@@ -58,150 +59,219 @@ interface Resolved<C = unknown> extends ResolvedCommon<C> {
   readonly lifo: boolean
 }
 
+/** The rules of QueuePool's own options. */
+const ownRules = V.rulesFor<OwnOptions>()({
+  ...idleRules,
+  ...sizeRules,
+  timeout: V.duration(Duration.seconds(30)),
+  lifo: V.boolean(false)
+})
+
 /** Validate options and apply defaults. */
 const resolve = <C>(options: Options<C>): Effect.Effect<Resolved<C>, PoolConfigError> =>
   Effect.gen(function*() {
     const common = yield* resolveCommon(options, "QueuePool")
-    const { lifo, maxOverflow, poolSize, timeout, ...idle } = yield* resolveOwn("QueuePool", options)
+    const { lifo, maxOverflow, poolSize, timeout, ...idle } = yield* resolveOwn("QueuePool", ownRules, options)
     return { ...common, poolSize, maxOverflow, timeout, lifo, idle: yield* resolveIdle(idle, poolSize) }
   })
 
-const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolTimeoutError | PoolClosedError> => {
-  const { lifo } = options
-  // Sizes change at run time (`resize`); `overflow` is always (connections open) - poolSize.
-  let { maxOverflow, poolSize } = options
-  const unlimited = () => maxOverflow === -1 || poolSize === 0
-  /** More connections open than the size allows (after a shrink): returns close, not pool. */
-  const overCapacity = () => !unlimited() && overflow > maxOverflow
-  const idle: Array<ConnectionRecord<C>> = []
-  let overflow = poolSize === 0 ? 0 : -poolSize
-  let closed = false
+/**
+ * A QueuePool's state. Sizes change at run time (`resize`); `overflow` is always (connections
+ * open) - `poolSize`, so it is negative while the pool is below its size.
+ */
+interface State<C> {
+  readonly core: PoolCore<C>
+  readonly options: Resolved<C>
+  poolSize: number
+  maxOverflow: number
+  overflow: number
+  closed: boolean
+  /** Idle records, oldest return first. */
+  readonly idle: Array<ConnectionRecord<C>>
+  readonly waiters: WaiterQueue<C, PoolTimeoutError | PoolClosedError>
+}
 
+const makeState = <C>(core: PoolCore<C>, options: Resolved<C>): State<C> => {
   const timeoutMs = Duration.isFinite(options.timeout) ? Duration.toMillis(options.timeout) : -1
-  const waiters = new WaiterQueue<C, PoolTimeoutError | PoolClosedError>(
+  const state: State<C> = {
     core,
-    timeoutMs,
-    () => new PoolTimeoutError({ strategy: "QueuePool", poolSize, maxOverflow, timeout: options.timeout }),
-    (record) => give(record)
-  )
-
-  /**
-   * Give a slot back without effects when possible: to the longest waiter, else into a non-full
-   * idle list. `false` when it must be given up instead (pool closed, idle list full, or a slot
-   * that never connected): then `give` lowers overflow and closes what it holds.
-   */
-  const giveNow = (record: ConnectionRecord<C>, now = -1): boolean => {
-    if (closed || overCapacity()) return false
-    if (waiters.handOff(record, now)) return true
-    if (record.generation === 0 && record.connection === undefined) return false
-    if (poolSize > 0 && idle.length >= poolSize) return false
-    idle.push(record)
-    return true
+    options,
+    poolSize: options.poolSize,
+    maxOverflow: options.maxOverflow,
+    overflow: options.poolSize === 0 ? 0 : -options.poolSize,
+    closed: false,
+    idle: [],
+    // Its callbacks run only once a checkout waits, after `state` is made.
+    waiters: new WaiterQueue<C, PoolTimeoutError | PoolClosedError>(
+      core,
+      timeoutMs,
+      () => timedOut(state, false),
+      (record) => give(state, record)
+    )
   }
+  return state
+}
 
-  const give = (record: ConnectionRecord<C>): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      if (giveNow(record)) return Effect.void
-      overflow--
-      return Record.close(core, record)
-    })
+/** No limit on the connections open: `maxOverflow` -1, or `poolSize` 0. */
+const unlimited = <C>(state: State<C>): boolean => state.maxOverflow === -1 || state.poolSize === 0
 
-  const takeNow = (): ConnectionRecord<C> | undefined =>
-    waiters.size === 0 && idle.length > 0 ? (lifo ? idle.pop() : idle.shift()) : undefined
+/** More connections open than the size allows (after a shrink): returns close, not pool. */
+const overCapacity = <C>(state: State<C>): boolean => !unlimited(state) && state.overflow > state.maxOverflow
 
-  /** Close every idle connection and give up its slot (dispose, shutdown). */
-  const closeIdle = Effect.suspend(() => {
-    const records = idle.splice(0)
-    overflow -= records.length
-    return Effect.forEach(records, (record) => Record.close(core, record), { discard: true })
+/** The failure of a wait past `timeout`; `suspended`: at the gate of a suspended pool. */
+const timedOut = <C>(state: State<C>, suspended: boolean): PoolTimeoutError =>
+  new PoolTimeoutError({
+    strategy: "QueuePool",
+    poolSize: state.poolSize,
+    maxOverflow: state.maxOverflow,
+    timeout: state.options.timeout,
+    ...(suspended ? { suspended } : {})
   })
 
-  /** Serve waiters with new slots while the size allows (after a resize grew the pool). */
-  const serveWaiters = () => {
-    while (!closed && waiters.size > 0 && (unlimited() || overflow < maxOverflow)) {
-      overflow++
-      // Every waiter left was past its deadline (timed out instead): the slot was not taken.
-      if (!waiters.handOff(new ConnectionRecord<C>(core.newSlotId()))) overflow--
+/** An idle record, when one can be had without waiting (nobody queued before this checkout). */
+const takeNow = <C>(state: State<C>): ConnectionRecord<C> | undefined =>
+  state.waiters.size === 0 && state.idle.length > 0
+    ? (state.options.lifo ? state.idle.pop() : state.idle.shift())
+    : undefined
+
+const take = <C>(
+  state: State<C>,
+  restore: Restore,
+  now: number
+): Effect.Effect<ConnectionRecord<C>, PoolTimeoutError | PoolClosedError> => {
+  if (state.closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
+  const idleRecord = takeNow(state)
+  if (idleRecord !== undefined) return Effect.succeed(idleRecord)
+  if (state.waiters.size === 0 && (unlimited(state) || state.overflow < state.maxOverflow)) {
+    state.overflow++
+    return Effect.succeed(new ConnectionRecord<C>(state.core.newSlotId()))
+  }
+  return state.waiters.wait(restore, now)
+}
+
+/**
+ * Give a slot back without effects when possible: to the longest waiter, else into a non-full
+ * idle list. `false` when it must be given up instead (pool closed, idle list full, or a slot
+ * that never connected): then `give` lowers overflow and closes what it holds.
+ */
+const giveNow = <C>(state: State<C>, record: ConnectionRecord<C>, now = -1): boolean => {
+  if (state.closed || overCapacity(state)) return false
+  if (state.waiters.handOff(record, now)) return true
+  if (record.generation === 0 && record.connection === undefined) return false
+  if (state.poolSize > 0 && state.idle.length >= state.poolSize) return false
+  state.idle.push(record)
+  return true
+}
+
+const give = <C>(state: State<C>, record: ConnectionRecord<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (giveNow(state, record)) return Effect.void
+    state.overflow--
+    return closeRecord(state.core, record)
+  })
+
+/** Close every idle connection and give up its slot (dispose, shutdown). */
+const closeIdle = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const records = state.idle.splice(0)
+    state.overflow -= records.length
+    return Effect.forEach(records, (record) => closeRecord(state.core, record), { discard: true })
+  })
+
+/** Serve waiters with new slots while the size allows (after a resize grew the pool). */
+const serveWaiters = <C>(state: State<C>): void => {
+  while (!state.closed && state.waiters.size > 0 && (unlimited(state) || state.overflow < state.maxOverflow)) {
+    state.overflow++
+    // Every waiter left was past its deadline (timed out instead): the slot was not taken.
+    if (!state.waiters.handOff(new ConnectionRecord<C>(state.core.newSlotId()))) state.overflow--
+  }
+}
+
+/**
+ * New sizes: growing serves waiters at once; shrinking closes idle connections beyond the new
+ * size now and busy ones as they come back (nobody is interrupted).
+ */
+const resize = <C>(state: State<C>, size: Sizes): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    state.overflow += state.poolSize - size.poolSize
+    state.poolSize = size.poolSize
+    state.maxOverflow = size.maxOverflow
+    const excess: Array<ConnectionRecord<C>> = []
+    while (
+      state.idle.length > 0 && (overCapacity(state) || (state.poolSize > 0 && state.idle.length > state.poolSize))
+    ) {
+      excess.push(state.idle.shift()!)
+      state.overflow--
     }
-  }
+    serveWaiters(state)
+    return Effect.forEach(excess, (record) => closeRecord(state.core, record, "resize"), { discard: true })
+  })
 
-  /**
-   * New sizes: growing serves waiters at once; shrinking closes idle connections beyond the new
-   * size now and busy ones as they come back (nobody is interrupted).
-   */
-  const resize = (size: { readonly poolSize: number; readonly maxOverflow: number }) =>
-    Effect.suspend(() => {
-      overflow += poolSize - size.poolSize
-      poolSize = size.poolSize
-      maxOverflow = size.maxOverflow
-      const excess: Array<ConnectionRecord<C>> = []
-      while (idle.length > 0 && (overCapacity() || (poolSize > 0 && idle.length > poolSize))) {
-        excess.push(idle.shift()!)
-        overflow--
-      }
-      serveWaiters()
-      return Effect.forEach(excess, (record) => Record.close(core, record, "resize"), { discard: true })
-    })
-
-  const retireIdle = (record: ConnectionRecord<C>) => {
-    const i = idle.indexOf(record)
+/** What the housekeeper may do with the idle list. */
+const idleSlots = <C>(state: State<C>): IdleSlots<C> => ({
+  idle: () => state.idle.slice(),
+  borrow: (record) => {
+    const i = state.idle.indexOf(record)
     if (i < 0) return false
-    idle.splice(i, 1)
+    state.idle.splice(i, 1)
     return true
-  }
+  },
+  grow: () => {
+    if (state.closed || state.waiters.size > 0 || (state.poolSize > 0 && state.overflow >= 0)) return undefined
+    state.overflow++
+    return new ConnectionRecord<C>(state.core.newSlotId())
+  },
+  // A fill that could not connect gives its slot up: a checkout queued meanwhile gets it.
+  drop: () => {
+    state.overflow--
+    serveWaiters(state)
+  },
+  give: (record) => give(state, record)
+})
 
+// An unlimited pool (poolSize 0) has no "beyond the size": its overflow reads 0, as
+// SQLAlchemy 2.0's, while `checkedOut` still counts the connections out.
+const status = <C>(state: State<C>): PoolStatus => ({
+  size: state.poolSize,
+  checkedIn: state.idle.length,
+  checkedOut: state.poolSize - state.idle.length + state.overflow,
+  overflow: state.poolSize === 0 ? 0 : state.overflow,
+  waiting: state.waiters.size
+})
+
+const shutdown = <C>(state: State<C>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    state.closed = true
+    state.waiters.failAll(Effect.fail(new PoolClosedError({ strategy: "QueuePool" })))
+    return closeIdle(state)
+  })
+
+const strategy = <C>(core: PoolCore<C>, options: Resolved<C>): Strategy<C, PoolTimeoutError | PoolClosedError> => {
+  const state = makeState(core, options)
   return {
-    upkeep: {
-      options: options.idle,
-      slots: {
-        idle: () => idle.slice(),
-        borrow: retireIdle,
-        grow: () => {
-          if (closed || waiters.size > 0 || (poolSize > 0 && overflow >= 0)) return undefined
-          overflow++
-          return new ConnectionRecord<C>(core.newSlotId())
-        },
-        // A fill that could not connect gives its slot up: a checkout queued meanwhile gets it.
-        drop: () => {
-          overflow--
-          serveWaiters()
-        },
-        give
-      }
-    },
-    takeNow,
-    giveNow,
-    resize,
-    sizes: () => ({ poolSize, maxOverflow }),
-    take: (restore, now) => {
-      if (closed) return Effect.fail(new PoolClosedError({ strategy: "QueuePool" }))
-      const idleRecord = takeNow()
-      if (idleRecord !== undefined) return Effect.succeed(idleRecord)
-      if (waiters.size === 0 && (unlimited() || overflow < maxOverflow)) {
-        overflow++
-        return Effect.succeed(new ConnectionRecord<C>(core.newSlotId()))
-      }
-      return waiters.wait(restore, now)
-    },
-    give,
-    // An unlimited pool (poolSize 0) has no "beyond the size": its overflow reads 0, as
-    // SQLAlchemy 2.0's, while `checkedOut` still counts the connections out.
-    status: () => ({
-      size: poolSize,
-      checkedIn: idle.length,
-      checkedOut: poolSize - idle.length + overflow,
-      overflow: poolSize === 0 ? 0 : overflow,
-      waiting: waiters.size
+    upkeep: { options: options.idle, slots: idleSlots(state) },
+    takeNow: () => takeNow(state),
+    giveNow: (record, now) => giveNow(state, record, now),
+    take: (restore, now) => take(state, restore, now),
+    give: (record) => give(state, record),
+    resize: (size) => resize(state, size),
+    sizes: () => ({ poolSize: state.poolSize, maxOverflow: state.maxOverflow }),
+    settings: () => ({
+      poolSize: state.poolSize,
+      maxOverflow: state.maxOverflow,
+      timeout: options.timeout,
+      lifo: options.lifo
     }),
+    waitBound: { timeout: options.timeout, timedOut: (suspended) => timedOut(state, suspended) },
+    status: () => status(state),
     // `minIdle` is what the upkeep keeps open without demand; a shrink may leave more open than
     // `max` until the busy connections beyond it come back.
-    limits: () => ({ min: options.idle.minIdle, max: unlimited() ? Infinity : poolSize + maxOverflow }),
-    dispose: closeIdle,
-    shutdown: Effect.suspend(() => {
-      closed = true
-      waiters.failAll(Effect.fail(new PoolClosedError({ strategy: "QueuePool" })))
-      return closeIdle
-    })
+    limits: () => ({
+      min: options.idle.minIdle,
+      max: unlimited(state) ? Infinity : state.poolSize + state.maxOverflow
+    }),
+    dispose: closeIdle(state),
+    shutdown: shutdown(state)
   }
 }
 

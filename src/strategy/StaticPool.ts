@@ -33,6 +33,7 @@ import { resolveCommon } from "../internal/options.ts"
 import type { ResolvedCommon } from "../internal/options.ts"
 import type { ConnectionRecord } from "../internal/record.ts"
 import { SingleSlot } from "../internal/single.ts"
+import { noOwnSettings } from "../internal/strategy.ts"
 import type { Restore, Strategy } from "../internal/strategy.ts"
 import type { PoolClosedError, PoolConfigError } from "../PoolError.ts"
 import type * as PoolOptions from "../PoolOptions.ts"
@@ -82,6 +83,7 @@ const strategy = <C>(core: PoolCore<C>): Strategy<C, PoolClosedError> => {
       }),
     status: () => slot.status(waiting),
     limits: () => SingleSlot.limits,
+    settings: () => noOwnSettings,
     dispose: slot.dispose,
     shutdown: Effect.suspend(() => {
       Deferred.doneUnsafe(returned, Exit.void)

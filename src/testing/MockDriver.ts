@@ -98,6 +98,91 @@ export interface MockDriverControl {
   readonly reset: () => void
 }
 
+/** A mock driver's state: its connections, its log and its script. */
+interface State {
+  readonly connections: Array<MockConnection>
+  readonly log: Array<string>
+  readonly standing: Map<MockOperation, MockBehaviour | (() => MockBehaviour)>
+  readonly queued: Map<MockOperation, Array<MockBehaviour>>
+  isDown: boolean
+  attempts: number
+}
+
+/** The behaviour of the next call of an operation: a queued one first, else the standing one. */
+const behaviourOf = (state: State, operation: MockOperation): MockBehaviour => {
+  const q = state.queued.get(operation)
+  if (q !== undefined && q.length > 0) return q.shift()!
+  const behaviour = state.standing.get(operation) ?? "ok"
+  return typeof behaviour === "function" ? behaviour() : behaviour
+}
+
+/** Run one call as scripted: `value` on success, a `MockDbError`, a delay or a hang. */
+const run = <A>(state: State, operation: MockOperation, label: string, value: () => A): Effect.Effect<A, MockDbError> =>
+  Effect.suspend(() => {
+    const behaviour = behaviourOf(state, operation)
+    if (behaviour === "ok") return Effect.sync(value)
+    if (behaviour === "fail" || behaviour === "disconnect") {
+      state.log.push(`${label}:${behaviour}`)
+      return Effect.fail(
+        new MockDbError({
+          operation,
+          disconnect: behaviour === "disconnect",
+          message: `${label}: scripted ${behaviour}`
+        })
+      )
+    }
+    if (behaviour === "hang") {
+      state.log.push(`${label}:hang`)
+      return Effect.never
+    }
+    return Effect.andThen(Effect.sleep(behaviour.delay), Effect.sync(value))
+  })
+
+/** An operation on an open connection: fails as a disconnect on a closed or dead one. */
+const onLive = (state: State, operation: Exclude<MockOperation, "connect" | "close">) => (c: MockConnection) =>
+  Effect.suspend(() => {
+    c.calls.push(operation)
+    state.log.push(`${operation}#${c.id}`)
+    if (c.closed) {
+      return Effect.fail(new MockDbError({ operation, disconnect: true, message: `connection ${c.id} is closed` }))
+    }
+    if (c.dead) {
+      return Effect.fail(
+        new MockDbError({ operation, disconnect: true, message: `server closed connection ${c.id}` })
+      )
+    }
+    return run(state, operation, `${operation}#${c.id}`, () => undefined)
+  })
+
+const driverOf = (state: State): DriverShape<MockConnection> => ({
+  name: "mock",
+  connect: Effect.suspend(() => {
+    state.attempts++
+    if (state.isDown) {
+      state.log.push("connect:down")
+      return Effect.fail(new MockDbError({ operation: "connect", disconnect: true, message: "database is down" }))
+    }
+    // The connection exists only once connect completes: an interrupted connect leaves nothing.
+    return run(state, "connect", "connect", () => {
+      const c: MockConnection = { id: state.connections.length + 1, calls: [], closed: false, dead: false }
+      state.connections.push(c)
+      state.log.push(`connect#${c.id}`)
+      return c
+    })
+  }),
+  close: (c) =>
+    Effect.suspend(() => {
+      c.calls.push("close")
+      state.log.push(`close#${c.id}`)
+      c.closed = true
+      return run(state, "close", `close#${c.id}`, () => undefined)
+    }),
+  rollback: onLive(state, "rollback"),
+  commit: onLive(state, "commit"),
+  ping: onLive(state, "ping"),
+  isDisconnect: (error) => error instanceof MockDbError && error.disconnect
+})
+
 /**
  * Make a mock driver and its control.
  *
@@ -105,114 +190,43 @@ export interface MockDriverControl {
  * @since 0.1.0
  */
 export const make = (): MockDriverControl => {
-  const connections: Array<MockConnection> = []
-  const log: Array<string> = []
-  const standing = new Map<MockOperation, MockBehaviour | (() => MockBehaviour)>()
-  const queued = new Map<MockOperation, Array<MockBehaviour>>()
-  let isDown = false
-  let attempts = 0
-
-  const behaviourOf = (operation: MockOperation): MockBehaviour => {
-    const q = queued.get(operation)
-    if (q !== undefined && q.length > 0) return q.shift()!
-    const behaviour = standing.get(operation) ?? "ok"
-    return typeof behaviour === "function" ? behaviour() : behaviour
+  const state: State = {
+    connections: [],
+    log: [],
+    standing: new Map(),
+    queued: new Map(),
+    isDown: false,
+    attempts: 0
   }
-
-  const run = <A>(operation: MockOperation, label: string, value: () => A): Effect.Effect<A, MockDbError> =>
-    Effect.suspend(() => {
-      const behaviour = behaviourOf(operation)
-      if (behaviour === "ok") return Effect.sync(value)
-      if (behaviour === "fail" || behaviour === "disconnect") {
-        log.push(`${label}:${behaviour}`)
-        return Effect.fail(
-          new MockDbError({
-            operation,
-            disconnect: behaviour === "disconnect",
-            message: `${label}: scripted ${behaviour}`
-          })
-        )
-      }
-      if (behaviour === "hang") {
-        log.push(`${label}:hang`)
-        return Effect.never
-      }
-      return Effect.andThen(Effect.sleep(behaviour.delay), Effect.sync(value))
-    })
-
-  const onLive = (operation: Exclude<MockOperation, "connect" | "close">) => (c: MockConnection) =>
-    Effect.suspend(() => {
-      c.calls.push(operation)
-      log.push(`${operation}#${c.id}`)
-      if (c.closed) {
-        return Effect.fail(new MockDbError({ operation, disconnect: true, message: `connection ${c.id} is closed` }))
-      }
-      if (c.dead) {
-        return Effect.fail(
-          new MockDbError({ operation, disconnect: true, message: `server closed connection ${c.id}` })
-        )
-      }
-      return run(operation, `${operation}#${c.id}`, () => undefined)
-    })
-
-  const driver: DriverShape<MockConnection> = {
-    name: "mock",
-    connect: Effect.suspend(() => {
-      attempts++
-      if (isDown) {
-        log.push("connect:down")
-        return Effect.fail(new MockDbError({ operation: "connect", disconnect: true, message: "database is down" }))
-      }
-      // The connection exists only once connect completes: an interrupted connect leaves nothing.
-      return run("connect", "connect", () => {
-        const c: MockConnection = { id: connections.length + 1, calls: [], closed: false, dead: false }
-        connections.push(c)
-        log.push(`connect#${c.id}`)
-        return c
-      })
-    }),
-    close: (c) =>
-      Effect.suspend(() => {
-        c.calls.push("close")
-        log.push(`close#${c.id}`)
-        c.closed = true
-        return run("close", `close#${c.id}`, () => undefined)
-      }),
-    rollback: onLive("rollback"),
-    commit: onLive("commit"),
-    ping: onLive("ping"),
-    isDisconnect: (error) => error instanceof MockDbError && error.disconnect
-  }
-
   return {
-    driver,
-    connections,
-    open: () => connections.filter((c) => !c.closed),
-    log,
-    connectAttempts: () => attempts,
+    driver: driverOf(state),
+    connections: state.connections,
+    open: () => state.connections.filter((c) => !c.closed),
+    log: state.log,
+    connectAttempts: () => state.attempts,
     set: (operation, behaviour) => {
-      standing.set(operation, behaviour)
+      state.standing.set(operation, behaviour)
     },
     next: (operation, behaviour, n = 1) => {
-      const q = queued.get(operation) ?? []
+      const q = state.queued.get(operation) ?? []
       for (let i = 0; i < n; i++) q.push(behaviour)
-      queued.set(operation, q)
+      state.queued.set(operation, q)
     },
     down: () => {
-      isDown = true
-      for (const c of connections) c.dead = true
+      state.isDown = true
+      for (const c of state.connections) c.dead = true
     },
     up: () => {
-      isDown = false
+      state.isDown = false
     },
     kill: (id) => {
-      const c = connections.find((c) => c.id === id)
+      const c = state.connections.find((c) => c.id === id)
       if (c !== undefined) c.dead = true
     },
     reset: () => {
-      standing.clear()
-      queued.clear()
-      isDown = false
+      state.standing.clear()
+      state.queued.clear()
+      state.isDown = false
     }
   }
 }
