@@ -10,7 +10,6 @@ import type { PgConnection } from "@effect/sql-pg"
 import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
-import type { SessionReset } from "../PgDriver.ts"
 import { unsendable } from "./encoding.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { type SessionWatch, watchOf } from "./hosts.ts"
@@ -18,6 +17,28 @@ import { sessionStateRefused } from "./pooler.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
+
+/**
+ * What a return does about session state (`SET`, `set_config(..., false)`, `SET ROLE`, temp
+ * tables, `PREPARE`, `LISTEN`, session advisory locks, `WITH HOLD` cursors...), on top of the
+ * `ROLLBACK`/`COMMIT` of the pool's `resetOnReturn`:
+ *
+ * - `"auto"` (default): `DISCARD ALL` on the sessions whose statements may have changed session
+ *   state (see {@link Connection.sessionDirty}); the others pay nothing.
+ * - `"always"`: `DISCARD ALL` on every return (one more round trip per checkout, and every
+ *   statement is parsed again by the next borrower). For state `"auto"` cannot see: a function
+ *   that calls `set_config` inside, `nextval`'s `currval`/`lastval`...
+ * - `"none"`: nothing; session state survives a return and the next borrower sees it.
+ *
+ * After a `DISCARD ALL` the driver's prepared-statement cache is cleared too (the server has
+ * deallocated every statement). With `resetOnReturn: "none"` the pool sends nothing at all.
+ * Not for a transaction-mode pooler (PgBouncer): `pooler: "transaction"` makes it `"none"` and
+ * refuses the others (see `PoolerConfig`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type SessionReset = "none" | "auto" | "always"
 
 /** Default `PgDriver` `cancelTimeout`, in milliseconds. */
 export const defaultCancelMillis = 30
