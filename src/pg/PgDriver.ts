@@ -18,24 +18,27 @@ import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
 import type { Config } from "./internal/config.ts"
+import { connector } from "./internal/connect.ts"
 import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
-import * as Hosts from "./internal/hosts.ts"
+import * as HostList from "./internal/host-list.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
 import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
 export type { CancelConfig, Config, HostsConfig, PoolerConfig } from "./internal/config.ts"
+export { HostsError } from "./internal/connect.ts"
+export type { HostAttempt } from "./internal/connect.ts"
 export { Connection } from "./internal/connection.ts"
 export type { SessionReset } from "./internal/connection.ts"
 export { EncodingError } from "./internal/encoding.ts"
 export type { Problem as EncodingProblem } from "./internal/encoding.ts"
 export { disconnected, isDisconnect } from "./internal/errors.ts"
-export { HostsError, TargetSessionAttrsError } from "./internal/hosts.ts"
-export type { Host, HostAttempt, LoadBalanceHosts, TargetSessionAttrs } from "./internal/hosts.ts"
+export type { Host, LoadBalanceHosts, TargetSessionAttrs } from "./internal/host-list.ts"
 export { TransactionPoolerError } from "./internal/pooler.ts"
 export type { Pooler } from "./internal/pooler.ts"
 export { touchesSessionState } from "./internal/session.ts"
+export { TargetSessionAttrsError } from "./internal/target-session.ts"
 
 // ------------------------------------------------------------------------------------ config
 
@@ -56,8 +59,8 @@ export { touchesSessionState } from "./internal/session.ts"
  * @category utils
  * @since 0.1.0
  */
-export const hostsOf = (config: Config): ReadonlyArray<Hosts.Host> | PgConfigError => {
-  const targets = Hosts.resolve(config)
+export const hostsOf = (config: Config): ReadonlyArray<HostList.Host> | PgConfigError => {
+  const targets = HostList.resolve(config)
   return "hosts" in targets
     ? targets.hosts
     : new PgConfigError({
@@ -134,12 +137,12 @@ export const make = (config: Config): DriverShape<Connection> => {
     ? defaultCancelMillis
     : Duration.toMillis(Duration.fromInputUnsafe(cancelTimeout))
   // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
-  const connectNative = Hosts.connector(connectionConfig, isDisconnect)
+  const connectNative = connector(connectionConfig, isDisconnect)
   // Layers above the pool (`PgSql`) read these settings from the pool's driver.
   return rememberSettings(
     {
       name: "postgresql",
-      target: Hosts.where(connectionConfig),
+      target: HostList.where(connectionConfig),
       connect: Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(Scope.make(), (scope) =>
           restore(Scope.provide(connectNative, scope)).pipe(

@@ -41,7 +41,7 @@ import type { Driver } from "../Driver.ts"
 import * as V from "../internal/validate.ts"
 import { PoolClosedError, PoolTimeoutError } from "../PoolError.ts"
 import * as PoolMetrics from "../PoolMetrics.ts"
-import * as Hosts from "./internal/hosts.ts"
+import * as HostList from "./internal/host-list.ts"
 import * as Replication from "./internal/replication.ts"
 import * as Routing from "./internal/routing.ts"
 import * as PgDriver from "./PgDriver.ts"
@@ -338,7 +338,7 @@ interface Target {
   readonly options: SqlClient.SqlClient.MakeOptions
   readonly borrower: Borrower
   /** Where its driver connects first (the role error names it). */
-  readonly host: Hosts.Host
+  readonly host: HostList.Host
   healthy: boolean
   /** The last check found the wrong role (its pool was invalidated then). */
   misplaced: boolean
@@ -452,7 +452,7 @@ export const make = (
       client: PgClient.PgClient & SqlClient.SqlClient
     ): Target => {
       const makeOptions = makeOptionsOf(client)
-      const described = Hosts.describe(Context.get(context, PgDriver.PgDriver).config)
+      const described = HostList.describe(Context.get(context, PgDriver.PgDriver).config)
       return {
         name,
         index,

@@ -71,9 +71,10 @@ import {
 } from "../PoolError.ts"
 import type { CheckoutError } from "../PoolError.ts"
 import { settingsOf } from "./internal/config.ts"
+import { connector } from "./internal/connect.ts"
 import { isUnsent } from "./internal/connection.ts"
 import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
-import * as Hosts from "./internal/hosts.ts"
+import * as HostList from "./internal/host-list.ts"
 import { Exclusive, Lanes } from "./internal/pipeline.ts"
 import type { LaneEvent, LaneStatus } from "./internal/pipeline.ts"
 import * as Pooler from "./internal/pooler.ts"
@@ -744,7 +745,7 @@ const driverConfig = (pool: PoolService<PgDriver.Connection>): Effect.Effect<PgD
 }
 
 /** Server address and database, for span attributes (several hosts: the first). */
-const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => Hosts.describe(config)
+const hostOf = (config: PgDriver.Config): { host: string; port: number; database: string } => HostList.describe(config)
 
 /**
  * Build the client over the pool in context (used by {@link layer}).
@@ -971,10 +972,10 @@ export const make = <R = never>(
     // straight to the server (`listenUrl`), or fails at once saying so.
     // Several hosts / targetSessionAttrs: the listener connects as the pool's sessions do.
     const listenConnect = listenUrl !== undefined
-      ? Hosts.connector(Pooler.listenAt(sessionConfig, listenUrl), PgDriver.isDisconnect)
+      ? connector(Pooler.listenAt(sessionConfig, listenUrl), PgDriver.isDisconnect)
       : pooler === "transaction"
       ? Effect.fail(Pooler.listenUnsupported())
-      : Hosts.connector(sessionConfig, PgDriver.isDisconnect)
+      : connector(sessionConfig, PgDriver.isDisconnect)
     const listenSession = onAcquire === undefined ? listenConnect : Effect.tap(listenConnect, onAcquire)
     // `onAcquire` as the client runs it (a field of PgClientConfig since @effect/sql-pg 4.1).
     const reported = { ...valid, onAcquire }

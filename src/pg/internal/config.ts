@@ -9,8 +9,8 @@ import type { PgConnection } from "@effect/sql-pg"
 import { Data, Duration, Effect, Redacted, Result } from "effect"
 import * as V from "../../internal/validate.ts"
 import type { SessionReset } from "./connection.ts"
-import * as Hosts from "./hosts.ts"
-import type { LoadBalanceHosts, TargetSessionAttrs } from "./hosts.ts"
+import * as HostList from "./host-list.ts"
+import type { LoadBalanceHosts, TargetSessionAttrs } from "./host-list.ts"
 import * as PoolerInternal from "./pooler.ts"
 import type { Pooler } from "./pooler.ts"
 
@@ -201,7 +201,7 @@ const configRules = V.rulesFor<Config>()({
   url: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
     // One host or several (`postgres://u@a:1,b:2/db`); never quoted back (it may hold a password).
-    const parsed = Hosts.parseUrl(String(Redacted.value(value)))
+    const parsed = HostList.parseUrl(String(Redacted.value(value)))
     return typeof parsed === "string" ? Result.fail(parsed) : Result.succeed(value as Redacted.Redacted)
   }, undefined),
   host: V.string({ noNul: true }),
@@ -210,7 +210,7 @@ const configRules = V.rulesFor<Config>()({
     if (typeof value !== "number" && typeof value !== "string") {
       return Result.fail("must be an integer between 1 and 65535, or a list \"5432,5433\"")
     }
-    const ports = Hosts.parsePortList(value)
+    const ports = HostList.parsePortList(value)
     return typeof ports === "string" ? Result.fail(ports) : Result.succeed(value)
   }, undefined),
   path: V.string({ noNul: true }),
@@ -269,8 +269,8 @@ const configRules = V.rulesFor<Config>()({
     min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"]
   }),
   sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto"),
-  targetSessionAttrs: V.literal<TargetSessionAttrs>(Hosts.targetSessionAttrsValues, "any"),
-  loadBalanceHosts: V.literal<LoadBalanceHosts>(Hosts.loadBalanceHostsValues, "disable"),
+  targetSessionAttrs: V.literal<TargetSessionAttrs>(HostList.targetSessionAttrsValues, "any"),
+  loadBalanceHosts: V.literal<LoadBalanceHosts>(HostList.loadBalanceHostsValues, "disable"),
   pooler: V.literal<Pooler>(PoolerInternal.poolers, "none"),
   listenUrl: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
@@ -315,7 +315,7 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     yield* pg.check(unknown && { ...unknown, value: "<redacted>" })
     yield* pg.decode(configRules, config)
     // The host list as a whole: as many ports as hosts (or one), no `path` / `stream` with several.
-    const hostsProblem = Hosts.problem(config)
+    const hostsProblem = HostList.problem(config)
     if (hostsProblem !== undefined) {
       return yield* pg.fail(
         hostsProblem.field,

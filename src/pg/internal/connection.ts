@@ -12,11 +12,11 @@ import type { Queue, Scope } from "effect"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import { unsendable } from "./encoding.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
-import { type SessionWatch, watchOf } from "./hosts.ts"
 import { sessionStateRefused } from "./pooler.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
+import { type SessionWatch, watchOf } from "./target-session.ts"
 
 /**
  * What a return does about session state (`SET`, `set_config(..., false)`, `SET ROLE`, temp
