@@ -78,6 +78,7 @@ import * as HostList from "./internal/host-list.ts"
 import { Exclusive, Lanes } from "./internal/pipeline.ts"
 import type { LaneEvent, LaneStatus } from "./internal/pipeline.ts"
 import * as Pooler from "./internal/pooler.ts"
+import { readOnly as markReadOnly } from "./internal/read-only.ts"
 import * as Routing from "./internal/routing.ts"
 import { classify } from "./internal/session.ts"
 import { Session } from "./internal/shared-session.ts"
@@ -1084,4 +1085,4 @@ export const layerWith: <R = never>(
  * @category combinators
  * @since 0.1.0
  */
-export const readOnly: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = Routing.readOnly
+export const readOnly: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> = markReadOnly
