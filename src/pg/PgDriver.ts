@@ -7,7 +7,7 @@
  * at checkout, no round trip: {@link Connection.isDead}), and whether a connection is known to be
  * outside a transaction, so that reset on return can skip its `ROLLBACK` round trip
  * ({@link Connection}). It also bounds what would wait on an unresponsive server: an interrupted
- * statement ({@link CancelConfig.cancelTimeout}) or pre-ping closes the socket and returns.
+ * statement ({@link Config.cancelTimeout}) or pre-ping closes the socket and returns.
  *
  * @since 0.1.0
  */
@@ -17,27 +17,22 @@ import type { ConnectionPool, Service as PoolService } from "../ConnectionPool.t
 import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
-import type { Config } from "./internal/config.ts"
 import { connector } from "./internal/connect.ts"
 import { Connection, defaultCancelMillis } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as HostList from "./internal/host-list.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
+import type { Config } from "./internal/settings.ts"
 import * as SqlPg from "./internal/sql-pg-internals.ts"
 
 export { PgConfigError } from "./internal/config.ts"
-export type { CancelConfig, Config, HostsConfig, PoolerConfig } from "./internal/config.ts"
 export { HostsError } from "./internal/connect.ts"
-export type { HostAttempt } from "./internal/connect.ts"
 export { Connection } from "./internal/connection.ts"
-export type { SessionReset } from "./internal/connection.ts"
 export { EncodingError } from "./internal/encoding.ts"
-export type { Problem as EncodingProblem } from "./internal/encoding.ts"
-export { disconnected, isDisconnect } from "./internal/errors.ts"
-export type { Host, LoadBalanceHosts, TargetSessionAttrs } from "./internal/host-list.ts"
-export { TransactionPoolerError } from "./internal/pooler.ts"
-export type { Pooler } from "./internal/pooler.ts"
+export { isDisconnect } from "./internal/errors.ts"
+export { isTransactionPoolerError, TransactionPoolerError } from "./internal/pooler.ts"
 export { touchesSessionState } from "./internal/session.ts"
+export type { Config } from "./internal/settings.ts"
 export { TargetSessionAttrsError } from "./internal/target-session.ts"
 
 // ------------------------------------------------------------------------------------ config
@@ -59,7 +54,7 @@ export { TargetSessionAttrsError } from "./internal/target-session.ts"
  * @category utils
  * @since 0.1.0
  */
-export const hostsOf = (config: Config): ReadonlyArray<HostList.Host> | PgConfigError => {
+export const hostsOf = (config: Config): ReadonlyArray<Config.Host> | PgConfigError => {
   const targets = HostList.resolve(config)
   return "hosts" in targets
     ? targets.hosts
@@ -69,15 +64,6 @@ export const hostsOf = (config: Config): ReadonlyArray<HostList.Host> | PgConfig
       reason: targets.reason
     })
 }
-
-/**
- * Did this fail because a session-level feature met a transaction-mode pooler
- * ({@link TransactionPoolerError})? Its message names the setting to change.
- *
- * @category predicates
- * @since 0.1.0
- */
-export const isTransactionPoolerError: (error: unknown) => boolean = PoolerInternal.isTransactionPoolerError
 
 // ----------------------------------------------------------------------------- driver/layer
 
@@ -121,7 +107,7 @@ export const Pool: Context.Service<ConnectionPool, PoolService<Connection>> = ty
  * @since 0.1.0
  */
 export const make = (config: Config): DriverShape<Connection> => {
-  // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see PoolerConfig).
+  // `pooler: "transaction"` implies `prepare: false` and `sessionReset: "none"` (see `Config.pooler`).
   const {
     alwaysReset = false,
     sessionReset = "auto",

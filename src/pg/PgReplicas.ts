@@ -28,7 +28,7 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Duration, Effect, Layer, Metric, Result } from "effect"
+import { Context, Data, Duration, Effect, Layer, Metric, Result } from "effect"
 import type { Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -94,7 +94,29 @@ export interface Options {
   readonly sql?: PgSql.Options | undefined
 }
 
-const check = V.validator((invalid) => new PgDriver.PgConfigError(invalid))
+/**
+ * An option of {@link layer} was invalid. Raised when the layer is built, naming the option, its
+ * value and the reason, as the pool's `PoolConfigError` does for pool options. (The `sql` options
+ * fail with `PgSql.PgSqlConfigError`, each pool's driver settings with `PgDriver.PgConfigError`.)
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class PgReplicasConfigError extends Data.TaggedError("PgReplicasConfigError")<{
+  /** The option's name, as given (a misspelled name too). */
+  readonly field: string
+  /** The value given. */
+  readonly value: unknown
+  /** What is wrong with it. */
+  readonly reason: string
+}> {
+  /** Names the option, its value and the reason. */
+  override get message(): string {
+    return `Invalid PgReplicas option "${this.field}" = ${V.showValue(this.value)}: ${this.reason}`
+  }
+}
+
+const check = V.validator((invalid) => new PgReplicasConfigError(invalid))
 
 const optionRules = V.rulesFor<Options>()({
   balance: V.literal<Balance>(["round-robin", "least-busy"], "round-robin"),
@@ -293,7 +315,7 @@ const memberOf = (
   context: Context.Context<ConnectionPool | PgDriver.PgDriver>,
   sql: PgSql.Options,
   transactionService: Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>
-): Effect.Effect<Member, PgDriver.PgConfigError, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<Member, PgSql.PgSqlConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.map(
     PgSql.make(sql).pipe(
       Effect.provideContext(context),
@@ -399,7 +421,7 @@ export const make = (
     /** The {@link PgReplicas} service of this router. */
     readonly service: PgReplicas["Service"]
   },
-  PgDriver.PgConfigError,
+  PgReplicasConfigError | PgSql.PgSqlConfigError,
   Scope.Scope | Reactivity.Reactivity
 > =>
   Effect.gen(function*() {
@@ -492,7 +514,7 @@ export const pool = <E, R>(
  *
  * Give replica drivers `targetSessionAttrs: "standby"` (and the primary's `"read-write"`): a
  * session then also notices a promotion itself, at its next statement (see
- * `PgDriver.TargetSessionAttrs`), besides the router's health check.
+ * `PgDriver.Config.TargetSessionAttrs`), besides the router's health check.
  *
  * @example
  * ```ts
@@ -526,7 +548,11 @@ export const layer = <EP, RP, ER = never, RR = never>(
     readonly replicas: ReadonlyArray<Layer.Layer<ConnectionPool | PgDriver.PgDriver, ER, RR>>
   },
   options: Options = {}
-): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient | PgReplicas, EP | ER | PgDriver.PgConfigError, RP | RR> =>
+): Layer.Layer<
+  PgClient.PgClient | SqlClient.SqlClient | PgReplicas,
+  EP | ER | PgReplicasConfigError | PgSql.PgSqlConfigError,
+  RP | RR
+> =>
   Layer.effectContext(
     Effect.gen(function*() {
       const scope = yield* Effect.scope

@@ -20,7 +20,7 @@
  *   `RELEASE` counts as done.
  * - A statement that fails because the session died invalidates its connection and stamps a
  *   pool-wide invalidation (every older connection is recycled at its next checkout), and fails
- *   with a `SqlError` whose reason is `ConnectionError` (see `PgDriver.disconnected`).
+ *   with a `SqlError` whose reason is `ConnectionError` (`PgDriver.isDisconnect` holds for it).
  * - A single statement (not a transaction's) that never left the client because its session was
  *   closed under it while it waited (a cancel request of another fiber's interrupted statement
  *   the driver could not confirm in time, another holder's failure on a StaticPool session) is
@@ -73,7 +73,7 @@ import type { CheckoutError } from "../PoolError.ts"
 import { settingsOf } from "./internal/config.ts"
 import { connector } from "./internal/connect.ts"
 import { isUnsent } from "./internal/connection.ts"
-import { channelNameError, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
+import { channelNameError, disconnected, isRefusedMessage, refusedMessage, unknownError } from "./internal/errors.ts"
 import * as HostList from "./internal/host-list.ts"
 import { Exclusive, Lanes } from "./internal/pipeline.ts"
 import type { LaneEvent, LaneStatus } from "./internal/pipeline.ts"
@@ -192,6 +192,29 @@ const pipelineRule = V.custom<PipelineOptions | undefined>((value) => {
 }, undefined)
 
 // ------------------------------------------------------------------------------- errors
+
+/**
+ * An option of {@link layer} was invalid, or does not fit the pool in context (`pipeline` over a
+ * pool that shares sessions). Raised when the layer is built, naming the option, its value and
+ * the reason, as the pool's `PoolConfigError` does for pool options (the driver's settings fail
+ * with `PgDriver.PgConfigError`).
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class PgSqlConfigError extends Data.TaggedError("PgSqlConfigError")<{
+  /** The option's name, as given (a misspelled name too). */
+  readonly field: string
+  /** The value given. */
+  readonly value: unknown
+  /** What is wrong with it. */
+  readonly reason: string
+}> {
+  /** Names the option, its value and the reason. */
+  override get message(): string {
+    return `Invalid PgSql option "${this.field}" = ${V.showValue(this.value)}: ${this.reason}`
+  }
+}
 
 const isCheckoutError = (e: unknown): e is CheckoutError =>
   e instanceof PoolTimeoutError || e instanceof ConnectError || e instanceof ConnectTimeoutError ||
@@ -492,8 +515,8 @@ class PooledSql implements SqlConnection {
                 ? commitOutcomeUnknown(error)
                 : disconnect
                 ? notSent && !this.owns
-                  ? unsent(PgDriver.disconnected(error, "execute"))
-                  : PgDriver.disconnected(error, "execute")
+                  ? unsent(disconnected(error, "execute"))
+                  : disconnected(error, "execute")
                 : error
             )
         )
@@ -583,7 +606,7 @@ class PooledSql implements SqlConnection {
       Stream.catchIf(PgDriver.isDisconnect, (error) =>
         Stream.fromEffect(Effect.andThen(
           Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
-          Effect.fail(PgDriver.disconnected(error, "stream"))
+          Effect.fail(disconnected(error, "stream"))
         )))
     )
     return transformRows
@@ -703,7 +726,7 @@ interface PgJson extends Statement.Custom<"PgJson", unknown> {}
 /** The same custom kind `PgClient.makeCompiler` encodes as jsonb. */
 const PgJson = Statement.custom<PgJson>("PgJson")
 
-const sql = V.validator((invalid) => new PgDriver.PgConfigError(invalid))
+const sql = V.validator((invalid) => new PgSqlConfigError(invalid))
 
 /** The rules of every {@link Options} field (an option without one does not compile). */
 const optionRules = V.rulesFor<Options>()({
@@ -721,7 +744,7 @@ const optionRules = V.rulesFor<Options>()({
 
 const optionKeys = V.keysOfRules(optionRules)
 
-const validateOptions = <R>(options: Options<R>): Effect.Effect<Options<R>, PgDriver.PgConfigError> =>
+const validateOptions = <R>(options: Options<R>): Effect.Effect<Options<R>, PgSqlConfigError> =>
   Effect.gen(function*() {
     yield* sql.check(V.notAnObject(options))
     yield* sql.check(V.unknownKey(options, optionKeys, "PgSql.layer"))
@@ -758,7 +781,7 @@ export const make = <R = never>(
   options: Options<R> = {}
 ): Effect.Effect<
   PgClient.PgClient & SqlClient.SqlClient,
-  PgDriver.PgConfigError,
+  PgSqlConfigError,
   ConnectionPool | Scope.Scope | Reactivity.Reactivity | R
 > =>
   Effect.gen(function*() {
@@ -810,7 +833,7 @@ export const make = <R = never>(
     // Pipelined mode: lanes of shared connections; exclusive checkouts go first (see `Lanes`).
     if (valid.pipeline !== undefined && sharing !== undefined) {
       return yield* Effect.fail(
-        new PgDriver.PgConfigError({
+        new PgSqlConfigError({
           field: "pipeline",
           value: valid.pipeline,
           reason: `needs a pool that lends a connection to one borrower at a time (not ${
@@ -1013,7 +1036,7 @@ export const make = <R = never>(
 /**
  * Provide `SqlClient` and `PgClient` over the `ConnectionPool` in context (a pool over
  * `PgDriver`, whose settings it reads from the pool). Options are validated when the layer
- * builds (a bad one fails it with `PgDriver.PgConfigError`).
+ * builds (a bad one fails it with {@link PgSqlConfigError}).
  *
  * Each call makes a new layer: call it where you provide it. effect memoizes layers by
  * reference, also across nested `Effect.provide`s, so one layer value provided again inside a
@@ -1044,7 +1067,7 @@ export const layer = <R = never>(
   options: Options<R> = {}
 ): Layer.Layer<
   PgClient.PgClient | SqlClient.SqlClient,
-  PgDriver.PgConfigError,
+  PgSqlConfigError,
   ConnectionPool | Exclude<R, Scope.Scope | Reactivity.Reactivity>
 > => PgClient.layerFrom(make(options))
 
@@ -1059,7 +1082,7 @@ export const layerWith: <R = never>(
   options: Options<R>
 ) => Layer.Layer<
   PgClient.PgClient | SqlClient.SqlClient,
-  PgDriver.PgConfigError,
+  PgSqlConfigError,
   ConnectionPool | Exclude<R, Scope.Scope | Reactivity.Reactivity>
 > = layer
 

@@ -147,7 +147,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
         [cluster.primary.port, yield* checkCountingProxy(cluster.primary.port)],
         [cluster.standby.port, yield* checkCountingProxy(cluster.standby.port)]
       ])
-      const viaStream = (port: number, targetSessionAttrs: PgDriver.TargetSessionAttrs) =>
+      const viaStream = (port: number, targetSessionAttrs: PgDriver.Config.TargetSessionAttrs) =>
         landOn({
           stream: () => net.connect({ host: "127.0.0.1", port: proxies.get(port)!.port }),
           username: "postgres",
@@ -244,7 +244,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
       const n = 200
-      const count = (loadBalanceHosts: PgDriver.LoadBalanceHosts) =>
+      const count = (loadBalanceHosts: PgDriver.Config.LoadBalanceHosts) =>
         Effect.provide(
           Effect.gen(function*() {
             const ports = new Map<number, number>()

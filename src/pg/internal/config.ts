@@ -1,168 +1,16 @@
 /**
- * `PgDriver`'s settings: their types, the rules of every field, and their validation, made when
- * the layer builds (every check `@effect/sql-pg` would only make when connecting). `PgDriver`
- * re-exports the types and {@link PgConfigError}.
+ * The rules of `PgDriver`'s settings ({@link Config}, `settings.ts`) and their validation, made
+ * when the layer builds: every check `@effect/sql-pg` would only make when connecting. `PgDriver`
+ * re-exports {@link PgConfigError}.
  *
  * @internal
  */
 import type { PgConnection } from "@effect/sql-pg"
 import { Data, Duration, Effect, Redacted, Result } from "effect"
 import * as V from "../../internal/validate.ts"
-import type { SessionReset } from "./connection.ts"
 import * as HostList from "./host-list.ts"
-import type { LoadBalanceHosts, TargetSessionAttrs } from "./host-list.ts"
 import * as PoolerInternal from "./pooler.ts"
-import type { Pooler } from "./pooler.ts"
-
-// ---------------------------------------------------------------------------------- settings
-
-/**
- * Connection settings: `@effect/sql-pg`'s `PgConnection.Config` without `multiplex` (a pooled
- * connection is lent to one borrower at a time; to pipeline statements use `PgSql.layer({ pipeline })`).
- * `url` and `password` are `Redacted`.
- *
- * `alwaysReset: true` sends the reset statement on every return even when the connection is
- * known to be outside a transaction (default false: skipped, see {@link Connection}).
- * `sessionReset` (default `"auto"`): see {@link SessionReset}.
- *
- * @category models
- * @since 0.1.0
- */
-export type Config =
-  & Omit<PgConnection.Config, "multiplex" | "port">
-  & {
-    /** Send the reset `ROLLBACK` on every return, even when the session is known idle. Default false. */
-    readonly alwaysReset?: boolean | undefined
-    /** What a return clears of the session's state (`DISCARD ALL`): {@link SessionReset}. Default `"auto"`. */
-    readonly sessionReset?: SessionReset | undefined
-  }
-  & CancelConfig
-  & PoolerConfig
-  & HostsConfig
-
-/**
- * Several hosts and which server to accept, as libpq (docs/postgres.md: "Several hosts and
- * failover").
- *
- * - Several hosts: `host: "a,b"` with `port: 5432` (one for all) or `port: "5432,5433"` (one per
- *   host), or a URL with several hosts, `postgres://u@a:5432,b:5433/db` (or `?host=a,b&port=1,2`).
- *   An explicit `host` / `port` wins over the URL's query parameter, which wins over its authority.
- * - `targetSessionAttrs` (or the URL's `target_session_attrs`), default `"any"`: see
- *   {@link TargetSessionAttrs}.
- * - `loadBalanceHosts` (or the URL's `load_balance_hosts`), default `"disable"` (hosts in
- *   order); `"random"`: a fresh random order for every connect.
- *
- * A connect tries each host in turn: a host that fails to connect, or whose session does not
- * match `targetSessionAttrs` (the session is closed), sends it to the next. The check reads what
- * the server reports at startup (`in_hot_standby`, `default_transaction_read_only`, PostgreSQL
- * 14+, no round trip) and otherwise asks, as libpq does (`SHOW transaction_read_only`,
- * `pg_is_in_recovery()`). When no host gives an acceptable session the connect fails with a
- * `SqlError` whose cause is a {@link HostsError} listing every host's failure.
- *
- * A session accepted as a standby (`"standby"`, `"read-only"` on a hot standby,
- * `"prefer-standby"`'s first choice) is watched while pooled: when its server is promoted,
- * PostgreSQL 14+ reports `in_hot_standby = off` in the reply to the session's next statement.
- * From then on that session and every other session of its host are dead to the pool (replaced
- * at their next checkout, whose connect checks the hosts again), a pre-ping fails, and with
- * `"standby"` / `"read-only"` the statement whose reply carried the report fails with a
- * retryable `ConnectionError` ("PgDriver: the session is retired: ... is primary, not standby
- * (its server left recovery)", cause a {@link TargetSessionAttrsError}): no statement returns
- * rows read on the promoted server. A stream's rows are not held back (its session is retired
- * after it). PostgreSQL 13 and older send no such report: nothing is noticed there.
- *
- * @category models
- * @since 0.1.0
- */
-export interface HostsConfig {
-  /** The port, or one port per host: `"5432,5433"` (an empty entry means 5432). */
-  readonly port?: number | string | undefined
-  /** Which server to accept ({@link TargetSessionAttrs}). Default `"any"`. */
-  readonly targetSessionAttrs?: TargetSessionAttrs | undefined
-  /** `"disable"` (default): hosts in order; `"random"`: a fresh random order for every connect. */
-  readonly loadBalanceHosts?: LoadBalanceHosts | undefined
-}
-
-/**
- * Behind a transaction-mode pooler (PgBouncer `pool_mode = transaction`): `pooler:
- * "transaction"` makes every statement unnamed (`prepare` defaults to `false`: a named statement
- * parsed on one server session is missing on the next, SQLSTATE 26000; `prepare: true` is kept,
- * for PgBouncer 1.21+ with `max_prepared_statements`) and sends no `DISCARD ALL` (`sessionReset`
- * defaults to `"none"`; `"auto"` / `"always"` fail the layer with {@link PgConfigError}: the
- * pooler resets sessions itself). `PgClient.listen` then needs `listenUrl`, the server's own
- * address: `LISTEN` through such a pooler never receives a notification.
- *
- * A statement that would leave session state on the server session (which the pooler hands to
- * other clients next) fails before it is sent, with a `SqlError` whose cause is a
- * {@link TransactionPoolerError} naming the feature and the fix: `SET` without `LOCAL`, `RESET`,
- * `set_config(..., false)`, session advisory locks, temp objects (except a `TABLE ... ON COMMIT
- * DROP`), SQL `PREPARE`/`DEALLOCATE`, `LISTEN`, `WITH HOLD` cursors, `DISCARD` — inside a
- * transaction too (a plain `SET` outlives its `COMMIT`). `SET LOCAL`, `set_config(..., true)` and
- * `pg_advisory_xact_lock` inside a transaction are fine; `DO` and `CALL` pass (what their bodies
- * do cannot be seen). The same reading as `sessionReset: "auto"`: see {@link touchesSessionState}.
- *
- * `listenUrl` (`Redacted`, `postgres://`): where `PgClient.listen` opens its session (default:
- * the statements' address). It replaces `url`, `host`, `port`, `path` and `stream` for the
- * listener; the other settings apply as they are.
- *
- * Without `pooler: "transaction"`, the failure is recognised: a transaction that reuses a
- * statement the driver prepared on another server session fails with a `SqlError` whose cause is
- * a {@link TransactionPoolerError} naming the setting ({@link isTransactionPoolerError}).
- *
- * @example
- * ```ts
- * import { Layer, Redacted } from "effect"
- * import { QueuePool } from "effect-db-pool"
- * import { PgDriver, PgSql } from "effect-db-pool/pg"
- *
- * // PgBouncer (pool_mode = transaction) on 6432; LISTEN straight to the server on 5432.
- * const Sql = PgSql.layer().pipe(
- *   Layer.provideMerge(QueuePool.layer({ poolSize: 10 })),
- *   Layer.provideMerge(PgDriver.layer({
- *     url: Redacted.make("postgres://app@pgbouncer:6432/app"),
- *     pooler: "transaction",
- *     listenUrl: Redacted.make("postgres://app@db:5432/app")
- *   }))
- * )
- * ```
- *
- * @category models
- * @since 0.1.0
- */
-export interface PoolerConfig {
-  /** `"transaction"` behind a transaction-mode pooler (unnamed statements, no `DISCARD ALL`). Default `"none"`. */
-  readonly pooler?: Pooler | undefined
-  /** Where `PgClient.listen` opens its session (`postgres://` URL). Default: the statements' address. */
-  readonly listenUrl?: Redacted.Redacted | undefined
-}
-
-/**
- * How long an interrupted statement may take to stop (`@effect/sql-pg` sends the server a cancel
- * request and waits for the session to drain) before the driver closes the socket instead and the
- * interrupt returns: the session is then dead and the pool replaces it. Default 30 ms (a healthy
- * local server confirms a cancel in ~2-20 ms); `"Infinity"` waits for the driver's own drain (up
- * to ~5 s on an unresponsive server). The bound costs a statement nothing: one timer is armed
- * when the driver starts cancelling an interrupted statement (or an abandoned stream), none
- * otherwise. At least 20 ms: the driver sends its cancel request 10 ms after the interrupt, and a
- * socket closed before that would leave the statement running on the server. An interrupted
- * pre-ping closes the socket at once.
- *
- * A cancel request cancels whatever the session runs when it reaches the server, so nothing else
- * is sent on the session until the request is confirmed (the server closes its side connection
- * once it has signalled the backend) and the interrupted statement has ended; within the same
- * bound, else the session is closed. A statement of another fiber queued on that session (a
- * StaticPool session) was never sent: it runs on a fresh session instead. A session whose
- * cancel was sent but never met its statement (the statement ended first) is retired by
- * `@effect/sql-pg`: it is never handed to a new checkout.
- *
- * @category models
- * @since 0.1.0
- */
-export interface CancelConfig {
-  /** Bound on an interrupted statement's cancel, then the socket is closed. Default 30 ms; at least 20 ms; `"Infinity"`: the driver's own wait. */
-  readonly cancelTimeout?: Duration.Input | undefined
-}
-
-// -------------------------------------------------------------------------------- validation
+import type { Config } from "./settings.ts"
 
 /** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
 const secretFields: ReadonlySet<string> = new Set(["url", "password", "listenUrl"])
@@ -268,10 +116,10 @@ const configRules = V.rulesFor<Config>()({
   cancelTimeout: V.duration(undefined, {
     min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"]
   }),
-  sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto"),
-  targetSessionAttrs: V.literal<TargetSessionAttrs>(HostList.targetSessionAttrsValues, "any"),
-  loadBalanceHosts: V.literal<LoadBalanceHosts>(HostList.loadBalanceHostsValues, "disable"),
-  pooler: V.literal<Pooler>(PoolerInternal.poolers, "none"),
+  sessionReset: V.literal<Config.SessionReset>(["none", "auto", "always"], "auto"),
+  targetSessionAttrs: V.literal<Config.TargetSessionAttrs>(HostList.targetSessionAttrsValues, "any"),
+  loadBalanceHosts: V.literal<Config.LoadBalanceHosts>(HostList.loadBalanceHostsValues, "disable"),
+  pooler: V.literal<Config.Pooler>(PoolerInternal.poolers, "none"),
   listenUrl: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
     const text = String(Redacted.value(value))

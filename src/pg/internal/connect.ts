@@ -14,29 +14,14 @@ import { ConnectionError, isSqlError, SqlError, UnknownError } from "effect/sql/
 import type { SqlErrorReason } from "effect/sql/SqlError"
 import { connectFailed, connectReason } from "./errors.ts"
 import { connectMillis, defaultConnectMillis, resolve, showHost, where } from "./host-list.ts"
-import type { ConnectConfig, Host, TargetSessionAttrs } from "./host-list.ts"
+import type { ConnectConfig } from "./host-list.ts"
+import type { Config } from "./settings.ts"
 import { keepAliveMillis, readingSocket } from "./startup-parameters.ts"
 import type { Reported } from "./startup-parameters.ts"
 import { checkOf, sessionKind, TargetSessionAttrsError, watchSession } from "./target-session.ts"
 import type { Check } from "./target-session.ts"
 
 // ----------------------------------------------------------------------------------- errors
-
-/**
- * One host's failure: the connect's own error (a `SqlError`: refused, timed out,
- * authentication...) or a {@link TargetSessionAttrsError}.
- *
- * @category models
- * @since 0.1.0
- */
-export interface HostAttempt {
-  /** The host tried. */
-  readonly host: string
-  /** Its port. */
-  readonly port: number
-  /** Why it was not used. */
-  readonly error: SqlError | TargetSessionAttrsError
-}
 
 /**
  * No host gave an acceptable session: every host's failure, in the order tried. The cause of
@@ -51,9 +36,9 @@ export interface HostAttempt {
  */
 export class HostsError extends Data.TaggedError("PgHostsError")<{
   /** What was asked for. */
-  readonly targetSessionAttrs: TargetSessionAttrs
+  readonly targetSessionAttrs: Config.TargetSessionAttrs
   /** Every host's failure, in the order tried. */
-  readonly attempts: ReadonlyArray<HostAttempt>
+  readonly attempts: ReadonlyArray<HostsError.Attempt>
   /** The failure that decides the classification (`PgDriver.isDisconnect` follows it). */
   readonly cause: unknown
   /** The driver's connect bound, ms (how a timed-out attempt is told). */
@@ -66,6 +51,29 @@ export class HostsError extends Data.TaggedError("PgHostsError")<{
     return `PgDriver: no host gave ${wanted} (${
       this.attempts.map((a) => `${showHost(a)}: ${attemptMessage(a.error, millis)}`).join("; ")
     })`
+  }
+}
+
+/**
+ * The types of {@link HostsError}'s fields.
+ *
+ * @since 0.2.0
+ */
+export declare namespace HostsError {
+  /**
+   * One host's failure: the connect's own error (a `SqlError`: refused, timed out,
+   * authentication...) or a {@link TargetSessionAttrsError}.
+   *
+   * @category models
+   * @since 0.2.0
+   */
+  export interface Attempt {
+    /** The host tried. */
+    readonly host: string
+    /** Its port. */
+    readonly port: number
+    /** Why it was not used. */
+    readonly error: SqlError | TargetSessionAttrsError
   }
 }
 
@@ -108,8 +116,8 @@ const isReachability = (error: SqlError | TargetSessionAttrsError, isDisconnect:
 
 /** The `SqlError` of a connect where no host gave an acceptable session. */
 const exhausted = (
-  target: TargetSessionAttrs,
-  attempts: ReadonlyArray<HostAttempt>,
+  target: Config.TargetSessionAttrs,
+  attempts: ReadonlyArray<HostsError.Attempt>,
   isDisconnect: (e: unknown) => boolean,
   connectMillis: number
 ): SqlError => {
@@ -172,7 +180,7 @@ const connectFirst = (
     return PgConnection.make(config as PgConnection.Config)
   }
   const { port: _port, targetSessionAttrs: _t, loadBalanceHosts: _l, host: _host, url: _url, ...base } = config
-  const configs = new Map(hosts.map((host): readonly [Host, PgConnection.Config] => [host, {
+  const configs = new Map(hosts.map((host): readonly [Config.Host, PgConnection.Config] => [host, {
     ...base,
     ...(targets.url !== undefined && { url: targets.url }),
     host: host.host,
@@ -199,16 +207,16 @@ const connectFirst = (
 
 /** A connect over several hosts (or with a check): what every attempt shares. */
 interface Plan {
-  readonly hosts: ReadonlyArray<Host>
-  readonly target: TargetSessionAttrs
+  readonly hosts: ReadonlyArray<Config.Host>
+  readonly target: Config.TargetSessionAttrs
   /** What a session is checked for; `undefined`: any session will do. */
   readonly check: Check | undefined
   /** `loadBalanceHosts: "random"`. */
   readonly random: boolean
   /** The driver's settings for each host. */
-  readonly configs: ReadonlyMap<Host, PgConnection.Config>
+  readonly configs: ReadonlyMap<Config.Host, PgConnection.Config>
   /** Per host: how many of its watched sessions saw their server leave recovery. */
-  readonly hostStates: ReadonlyMap<Host, { promotions: number }>
+  readonly hostStates: ReadonlyMap<Config.Host, { promotions: number }>
   /** The startup parameters can be read off the socket. */
   readonly readable: boolean
   readonly keepAlive: number | undefined
@@ -220,7 +228,7 @@ interface Plan {
 const tryHosts = (plan: Plan): Effect.Effect<PgConnection.PgConnection, SqlError, Scope.Scope> =>
   Effect.gen(function*() {
     const order = plan.random ? shuffled(plan.hosts) : plan.hosts
-    const attempts: Array<HostAttempt> = []
+    const attempts: Array<HostsError.Attempt> = []
     // prefer-standby: the first server that is no standby, kept open in case no host is one.
     let fallback: Candidate | undefined
     for (const host of order) {
@@ -248,7 +256,7 @@ const tryHosts = (plan: Plan): Effect.Effect<PgConnection.PgConnection, SqlError
   })
 
 /** Connect to one host in a child scope of the current one, and check the session. */
-const attempt = (plan: Plan, host: Host): Effect.Effect<Outcome, SqlError, Scope.Scope> =>
+const attempt = (plan: Plan, host: Config.Host): Effect.Effect<Outcome, SqlError, Scope.Scope> =>
   Effect.flatMap(Effect.scope, (parent) =>
     Effect.flatMap(Scope.fork(parent), (scope) => {
       const reported: Reported = {}
@@ -280,7 +288,7 @@ const attempt = (plan: Plan, host: Host): Effect.Effect<Outcome, SqlError, Scope
     }))
 
 /** An acceptable session; one that may stop matching (a standby) is watched. */
-const accepted = (plan: Plan, candidate: Candidate, host: Host, reported: Reported): Outcome => {
+const accepted = (plan: Plan, candidate: Candidate, host: Config.Host, reported: Reported): Outcome => {
   // A read-only session of a server known not to be a standby (default_transaction_read_only) cannot be promoted.
   if (plan.check === "standby" || (plan.check === "read-only" && reported.inHotStandby !== "off")) {
     watchSession(candidate.native, host, plan.target, plan.hostStates.get(host)!, reported.defaultTransactionReadOnly)

@@ -15,30 +15,9 @@ import { disconnected, isDisconnect, unknownError } from "./errors.ts"
 import { sessionStateRefused } from "./pooler.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
+import type { Config } from "./settings.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 import { type SessionWatch, watchOf } from "./target-session.ts"
-
-/**
- * What a return does about session state (`SET`, `set_config(..., false)`, `SET ROLE`, temp
- * tables, `PREPARE`, `LISTEN`, session advisory locks, `WITH HOLD` cursors...), on top of the
- * `ROLLBACK`/`COMMIT` of the pool's `resetOnReturn`:
- *
- * - `"auto"` (default): `DISCARD ALL` on the sessions whose statements may have changed session
- *   state (see {@link Connection.sessionDirty}); the others pay nothing.
- * - `"always"`: `DISCARD ALL` on every return (one more round trip per checkout, and every
- *   statement is parsed again by the next borrower). For state `"auto"` cannot see: a function
- *   that calls `set_config` inside, `nextval`'s `currval`/`lastval`...
- * - `"none"`: nothing; session state survives a return and the next borrower sees it.
- *
- * After a `DISCARD ALL` the driver's prepared-statement cache is cleared too (the server has
- * deallocated every statement). With `resetOnReturn: "none"` the pool sends nothing at all.
- * Not for a transaction-mode pooler (PgBouncer): `pooler: "transaction"` makes it `"none"` and
- * refuses the others (see `PoolerConfig`).
- *
- * @category models
- * @since 0.1.0
- */
-export type SessionReset = "none" | "auto" | "always"
 
 /** Default `PgDriver` `cancelTimeout`, in milliseconds. */
 export const defaultCancelMillis = 30
@@ -143,7 +122,7 @@ export class Connection {
     /** @internal */ readonly native: PgConnection.PgConnection,
     /** @internal */ readonly scope: Scope.Closeable,
     /** @internal */ readonly alwaysReset = false,
-    /** @internal */ readonly sessionReset: SessionReset = "auto",
+    /** @internal */ readonly sessionReset: Config.SessionReset = "auto",
     /** @internal Behind a transaction-mode pooler (`pooler: "transaction"`): statements that would leave session state are refused. */
     readonly transactionPooler = false
   ) {
@@ -313,7 +292,7 @@ export class Connection {
 
   /**
    * The session was accepted as a standby and its server has since left recovery (see
-   * `PgDriver.TargetSessionAttrs`): the error its statements and checkouts fail with.
+   * `PgDriver.Config.TargetSessionAttrs`): the error its statements and checkouts fail with.
    */
   private get mismatch(): SqlError | undefined {
     const mismatch = this.watch?.mismatch

@@ -15,24 +15,10 @@
  */
 import type { PgConnection } from "@effect/sql-pg"
 import { Duration, Option, Redacted } from "effect"
+import type { Config } from "./settings.ts"
 
-/**
- * Which server a connection accepts (libpq's `target_session_attrs`):
- *
- * - `"any"` (default): the first host that accepts the connection;
- * - `"read-write"`: a session that accepts writes (not a hot standby, and
- *   `default_transaction_read_only` off);
- * - `"read-only"`: the opposite (a standby, or a server whose sessions default to read-only);
- * - `"primary"`: a server not in recovery; `"standby"`: a server in recovery;
- * - `"prefer-standby"`: a standby if any host has one, else any server.
- *
- * @category models
- * @since 0.1.0
- */
-export type TargetSessionAttrs = "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby"
-
-/** Every {@link TargetSessionAttrs}, in libpq's order. */
-export const targetSessionAttrsValues: ReadonlyArray<TargetSessionAttrs> = [
+/** Every `targetSessionAttrs`, in libpq's order. */
+export const targetSessionAttrsValues: ReadonlyArray<Config.TargetSessionAttrs> = [
   "any",
   "read-write",
   "read-only",
@@ -41,41 +27,18 @@ export const targetSessionAttrsValues: ReadonlyArray<TargetSessionAttrs> = [
   "prefer-standby"
 ]
 
-/**
- * The order hosts are tried in (libpq's `load_balance_hosts`): `"disable"` (default) in the
- * order given; `"random"`: a fresh random order for every connect, spreading connections over
- * the hosts.
- *
- * @category models
- * @since 0.1.0
- */
-export type LoadBalanceHosts = "disable" | "random"
-
-export const loadBalanceHostsValues: ReadonlyArray<LoadBalanceHosts> = ["disable", "random"]
-
-/**
- * One host of the list: a name or address, or a unix-socket directory (a `host` starting with
- * `/`), and its port.
- *
- * @category models
- * @since 0.1.0
- */
-export interface Host {
-  /** Name, address, or unix-socket directory (starts with `/`). */
-  readonly host: string
-  /** TCP port (5432 when not given). */
-  readonly port: number
-}
+/** Every `loadBalanceHosts`. */
+export const loadBalanceHostsValues: ReadonlyArray<Config.LoadBalanceHosts> = ["disable", "random"]
 
 /** The connection settings this module reads (the driver's `Config` is one). */
 export type ConnectConfig = Omit<PgConnection.Config, "port" | "multiplex"> & {
   readonly port?: number | string | undefined
-  readonly targetSessionAttrs?: TargetSessionAttrs | undefined
-  readonly loadBalanceHosts?: LoadBalanceHosts | undefined
+  readonly targetSessionAttrs?: Config.TargetSessionAttrs | undefined
+  readonly loadBalanceHosts?: Config.LoadBalanceHosts | undefined
 }
 
 /** `host:port`, `[v6]:port`, or a unix socket's path. */
-export const showHost = (host: Host): string =>
+export const showHost = (host: Config.Host): string =>
   host.host.startsWith("/")
     ? `${host.host}/.s.PGSQL.${host.port}`
     : host.host.includes(":")
@@ -217,9 +180,9 @@ export const parsePortList = (value: number | string): ReadonlyArray<number | un
 
 /** The hosts and target of a config, resolved. */
 export interface Targets {
-  readonly hosts: ReadonlyArray<Host>
-  readonly targetSessionAttrs: TargetSessionAttrs
-  readonly loadBalanceHosts: LoadBalanceHosts
+  readonly hosts: ReadonlyArray<Config.Host>
+  readonly targetSessionAttrs: Config.TargetSessionAttrs
+  readonly loadBalanceHosts: Config.LoadBalanceHosts
   /** The URL without its host list, or the original one. */
   readonly url: Redacted.Redacted | undefined
   /** Is the session in plaintext (`ssl` false, the default)? Then the startup messages can be read. */
@@ -279,8 +242,9 @@ export const resolve = (config: ConnectConfig): Targets | HostsProblem => {
     }
   }
   const hosts = names.map((host, i) => ({ host, port: (ports.length === 1 ? ports[0] : ports[i]) ?? defaultPort }))
-  const target = config.targetSessionAttrs ?? (url?.targetSessionAttrs as TargetSessionAttrs | undefined) ?? "any"
-  const balance = config.loadBalanceHosts ?? (url?.loadBalanceHosts as LoadBalanceHosts | undefined) ?? "disable"
+  const target = config.targetSessionAttrs ?? (url?.targetSessionAttrs as Config.TargetSessionAttrs | undefined) ??
+    "any"
+  const balance = config.loadBalanceHosts ?? (url?.loadBalanceHosts as Config.LoadBalanceHosts | undefined) ?? "disable"
   const sslmode = url?.sslmode
   const plaintext = config.ssl === false ||
     (config.ssl === undefined && (sslmode === undefined || sslmode === "disable"))

@@ -15,8 +15,8 @@ import type { Borrower } from "effect/sql/SqlConnection"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
 import type { Service as PoolService } from "../../ConnectionPool.ts"
 import { PoolClosedError, PoolTimeoutError } from "../../PoolError.ts"
-import type { Host } from "./host-list.ts"
 import * as Replication from "./replication.ts"
+import type { Config } from "./settings.ts"
 import { TargetSessionAttrsError } from "./target-session.ts"
 
 /**
@@ -38,7 +38,7 @@ export interface Member {
   readonly options: SqlClient.SqlClient.MakeOptions
   readonly borrower: Borrower
   /** Where its driver connects first (the role error names it). */
-  readonly host: Host
+  readonly host: Config.Host
   healthy: boolean
   /** The last check found the wrong role (its pool was invalidated then). */
   misplaced: boolean
@@ -58,7 +58,7 @@ export const member = (
   client: PgClient.PgClient & SqlClient.SqlClient,
   pool: PoolService,
   options: SqlClient.SqlClient.MakeOptions,
-  host: Host
+  host: Config.Host
 ): Member => ({
   name,
   index,

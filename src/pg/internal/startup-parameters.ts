@@ -8,7 +8,8 @@
 import { Duration, Option } from "effect"
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
-import type { ConnectConfig, Host } from "./host-list.ts"
+import type { ConnectConfig } from "./host-list.ts"
+import type { Config } from "./settings.ts"
 
 /** What the server reported at startup (ParameterStatus), read off the socket. */
 export interface Reported {
@@ -58,7 +59,7 @@ const readStartupParameters = (socket: Duplex, reported: Reported): void => {
 }
 
 /** A socket to one host whose startup parameters are read (the first call only: later calls are cancel requests). */
-export const readingSocket = (host: Host, keepAlive: number | undefined, reported: Reported): () => Duplex => {
+export const readingSocket = (host: Config.Host, keepAlive: number | undefined, reported: Reported): () => Duplex => {
   let first = true
   return () => {
     const socket = host.host.startsWith("/")

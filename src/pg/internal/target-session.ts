@@ -9,7 +9,7 @@ import type { PgConnection } from "@effect/sql-pg"
 import { Data, Effect } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
 import { showHost } from "./host-list.ts"
-import type { Host, TargetSessionAttrs } from "./host-list.ts"
+import type { Config } from "./settings.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 import type { Reported } from "./startup-parameters.ts"
 
@@ -26,7 +26,7 @@ export class TargetSessionAttrsError extends Data.TaggedError("TargetSessionAttr
   /** Its port. */
   readonly port: number
   /** What was asked for. */
-  readonly targetSessionAttrs: TargetSessionAttrs
+  readonly targetSessionAttrs: Config.TargetSessionAttrs
   /** What the session was: `"read-only"` / `"read-write"` (read-write / read-only targets), `"standby"` / `"primary"`. */
   readonly session: "read-only" | "read-write" | "standby" | "primary"
 }> {
@@ -42,7 +42,7 @@ export class TargetSessionAttrsError extends Data.TaggedError("TargetSessionAttr
 export type Check = "read-write" | "read-only" | "primary" | "standby"
 
 /** The check a target makes (`prefer-standby`'s first pass looks for a standby). */
-export const checkOf = (target: TargetSessionAttrs): Check | undefined =>
+export const checkOf = (target: Config.TargetSessionAttrs): Check | undefined =>
   target === "any" ? undefined : target === "prefer-standby" ? "standby" : target
 
 /** What the session is, for a check: read-only or not / in recovery or not. */
@@ -91,8 +91,8 @@ export class SessionWatch {
   readOnlyDefault: string | undefined
 
   constructor(
-    readonly host: Host,
-    readonly target: TargetSessionAttrs,
+    readonly host: Config.Host,
+    readonly target: Config.TargetSessionAttrs,
     private readonly hostState: { promotions: number },
     private readonly promotionsAtConnect: number,
     readOnlyDefault: string | undefined
@@ -135,8 +135,8 @@ export const watchOf = (native: PgConnection.PgConnection): SessionWatch | undef
 /** Watch a session accepted as a standby: see {@link SessionWatch} (without `base.dispatch`: not watched). */
 export const watchSession = (
   native: PgConnection.PgConnection,
-  host: Host,
-  target: TargetSessionAttrs,
+  host: Config.Host,
+  target: Config.TargetSessionAttrs,
   hostState: { promotions: number },
   readOnlyDefault: string | undefined
 ): void => {
