@@ -19,7 +19,7 @@
  *   (PgBouncer logs "got packet 'A' from server when not linked"); the listener waits forever.
  * - Session state (`SET`, session advisory locks, temp objects, SQL `PREPARE`, `WITH HOLD`
  *   cursors, `DISCARD`): it stays on a server session that other clients get next (one client's
- *   `SET statement_timeout` changed 19-20 of 40 later statements of other clients). With
+ *   `SET statement_timeout` applies to the statements of whichever clients get that session). With
  *   `pooler: "transaction"` such a statement is refused before it is sent
  *   ({@link sessionStateRefused}), inside a transaction too (a plain `SET` outlives its `COMMIT`).
  *
