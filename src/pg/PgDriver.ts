@@ -18,10 +18,12 @@ import { Driver } from "../Driver.ts"
 import type { DriverShape } from "../Driver.ts"
 import { PgConfigError, rememberSettings, validate } from "./internal/config.ts"
 import { connector } from "./internal/connect.ts"
-import { Connection, defaultCancelMillis } from "./internal/connection.ts"
+import { ConnectionImpl, defaultCancelMillis } from "./internal/connection.ts"
+import type { Connection } from "./internal/connection.ts"
 import { isDisconnect } from "./internal/errors.ts"
 import * as HostList from "./internal/host-list.ts"
 import * as PoolerInternal from "./internal/pooler.ts"
+import { PgDriver } from "./internal/settings.ts"
 import type { Config } from "./internal/settings.ts"
 import * as SqlPg from "./internal/sql-pg-internals.ts"
 
@@ -32,6 +34,7 @@ export { EncodingError } from "./internal/encoding.ts"
 export { isDisconnect } from "./internal/errors.ts"
 export { isTransactionPoolerError, TransactionPoolerError } from "./internal/pooler.ts"
 export { touchesSessionState } from "./internal/session.ts"
+export { PgDriver } from "./internal/settings.ts"
 export type { Config } from "./internal/settings.ts"
 export { TargetSessionAttrsError } from "./internal/target-session.ts"
 
@@ -66,18 +69,6 @@ export const hostsOf = (config: Config): ReadonlyArray<Config.Host> | PgConfigEr
 }
 
 // ----------------------------------------------------------------------------- driver/layer
-
-/**
- * The `PgDriver` service: the validated settings, for layers above the pool (`PgSql` reads it
- * for `PgClient.config` and span attributes).
- *
- * @category services
- * @since 0.1.0
- */
-export class PgDriver extends Context.Service<PgDriver, {
-  /** The driver's settings after validation. */
-  readonly config: Config
-}>()("effect-db-pool/pg/PgDriver") {}
 
 /**
  * The `ConnectionPool` service of a pool built over this driver, with its raw connection typed
@@ -125,41 +116,40 @@ export const make = (config: Config): DriverShape<Connection> => {
   // The first acceptable host (several hosts, targetSessionAttrs); one host: PgConnection.make.
   const connectNative = connector(connectionConfig, isDisconnect)
   // Layers above the pool (`PgSql`) read these settings from the pool's driver.
-  return rememberSettings(
-    {
-      name: "postgresql",
-      target: HostList.where(connectionConfig),
-      connect: Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(Scope.make(), (scope) =>
-          restore(Scope.provide(connectNative, scope)).pipe(
-            Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-            Effect.flatMap((native) => {
-              const connection = new Connection(native, scope, alwaysReset, sessionReset, pooler === "transaction")
-              connection.cancelMillis = cancelMillis
-              // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
-              return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
-            })
-          ))
-      ),
-      close: (connection) =>
-        Effect.suspend(() => {
-          connection.disarm()
-          return Scope.close(connection.scope, Exit.void)
-        }),
-      rollback: (connection) => connection.reset("ROLLBACK"),
-      commit: (connection) => connection.reset("COMMIT"),
-      ping: (connection) => connection.ping,
-      isDisconnect,
-      // The session died while idle (idle_session_timeout, a terminated backend, a socket error,
-      // a bound this driver enforced): the checkout replaces it without handing it out.
-      isDead: (connection) => connection.isDead,
-      // Known outside a transaction, no session state to discard and not known dead: the pool
-      // skips the reset round trip.
-      needsReset: (connection) =>
-        connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
-    } satisfies DriverShape<Connection>,
-    config
-  )
+  const driver: DriverShape<ConnectionImpl> = {
+    name: "postgresql",
+    target: HostList.where(connectionConfig),
+    connect: Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Scope.make(), (scope) =>
+        restore(Scope.provide(connectNative, scope)).pipe(
+          Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
+          Effect.flatMap((native) => {
+            const connection = new ConnectionImpl(native, scope, alwaysReset, sessionReset, pooler === "transaction")
+            connection.cancelMillis = cancelMillis
+            // Once per process: what this @effect/sql-pg lacks and what the driver does instead.
+            return Effect.as(SqlPg.warnMissing(connection.missingInternals), connection)
+          })
+        ))
+    ),
+    close: (connection) =>
+      Effect.suspend(() => {
+        connection.disarm()
+        return Scope.close(connection.scope, Exit.void)
+      }),
+    rollback: (connection) => connection.reset("ROLLBACK"),
+    commit: (connection) => connection.reset("COMMIT"),
+    ping: (connection) => connection.ping,
+    isDisconnect,
+    // The session died while idle (idle_session_timeout, a terminated backend, a socket error,
+    // a bound this driver enforced): the checkout replaces it without handing it out.
+    isDead: (connection) => connection.isDead,
+    // Known outside a transaction, no session state to discard and not known dead: the pool
+    // skips the reset round trip.
+    needsReset: (connection) =>
+      connection.alwaysReset || !connection.knownIdle || connection.needsDiscard || connection.isDead
+  }
+  // Every connection this driver is handed back is one it made (a `ConnectionImpl`).
+  return rememberSettings(driver as unknown as DriverShape<Connection>, config)
 }
 
 /**

@@ -46,7 +46,8 @@ import * as Router from "./internal/replica-router.ts"
 import * as ReplicaSet from "./internal/replica-set.ts"
 import type { Balance, Member } from "./internal/replica-set.ts"
 import * as Replication from "./internal/replication.ts"
-import * as Routing from "./internal/routing.ts"
+import { makeClient } from "./internal/sql-client.ts"
+import type { TransactionService } from "./internal/sql-client.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as PgSql from "./PgSql.ts"
 
@@ -290,12 +291,6 @@ export class PgReplicas extends Context.Service<PgReplicas, {
 
 // ----------------------------------------------------------------------------------- router
 
-const makeOptionsOf = (client: PgClient.PgClient): SqlClient.SqlClient.MakeOptions => {
-  const options = (client as unknown as Record<string, SqlClient.SqlClient.MakeOptions | undefined>)[Routing.optionsKey]
-  if (options === undefined) throw new Error("PgReplicas: the client was not built by PgSql.make")
-  return options
-}
-
 /** Several pools' stats added up (`max` is `Infinity` when one pool is unbounded). */
 const sumStats = (all: ReadonlyArray<PoolStats>): PoolStats =>
   all.reduce((sum, s) => ({
@@ -314,16 +309,13 @@ const memberOf = (
   index: number,
   context: Context.Context<ConnectionPool | PgDriver.PgDriver>,
   sql: PgSql.Options,
-  transactionService: Context.Service<SqlClient.TransactionConnection, SqlClient.TransactionConnection.Service>
+  transactionService: TransactionService
 ): Effect.Effect<Member, PgSql.PgSqlConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.map(
-    PgSql.make(sql).pipe(
-      Effect.provideContext(context),
-      Effect.provideService(Routing.SharedTransactionService, transactionService)
-    ),
-    (client) => {
+    Effect.provideContext(makeClient(sql, transactionService), context),
+    ({ client, makeOptions }) => {
       const described = HostList.describe(Context.get(context, PgDriver.PgDriver).config)
-      return ReplicaSet.member(name, index, client, Context.get(context, ConnectionPool), makeOptionsOf(client), {
+      return ReplicaSet.member(name, index, client, Context.get(context, ConnectionPool), makeOptions, {
         host: described.host,
         port: described.port
       })
@@ -428,12 +420,10 @@ export const make = (
     yield* check.check(V.notAnObject(options))
     yield* check.check(V.unknownKey(options, optionKeys, "PgReplicas.layer"))
     const valid = yield* check.decode(optionRules, options)
-    const transactionService = Context.Service<
+    const transactionService: TransactionService = Context.Service<
       SqlClient.TransactionConnection,
       SqlClient.TransactionConnection.Service
-    >(
-      `effect-db-pool/pg/PgReplicas/TransactionConnection/${routerIds++}`
-    )
+    >(`effect-db-pool/pg/PgReplicas/TransactionConnection/${routerIds++}`)
     const sql = valid.sql ?? {}
     const primary = yield* memberOf("primary", -1, pools.primary, sql, transactionService)
     const replicas = yield* Effect.forEach(

@@ -1,10 +1,12 @@
 /**
- * `PgDriver`'s settings: {@link Config} and, under its name, the types of its fields. Types
- * only; their rules and validation are `config.ts`. `PgDriver` re-exports {@link Config}.
+ * `PgDriver`'s settings: {@link Config} and, under its name, the types of its fields, and the
+ * {@link PgDriver} service that provides them to the layers above the pool. Their rules and
+ * validation are `config.ts`. `PgDriver` re-exports both.
  *
  * @internal
  */
 import type { PgConnection } from "@effect/sql-pg"
+import { Context } from "effect"
 import type { Duration, Redacted } from "effect"
 
 /**
@@ -216,3 +218,15 @@ export declare namespace Config {
     readonly port: number
   }
 }
+
+/**
+ * The `PgDriver` service: the validated settings, for layers above the pool (`PgSql` reads it
+ * for `PgClient.config` and span attributes).
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class PgDriver extends Context.Service<PgDriver, {
+  /** The driver's settings after validation. */
+  readonly config: Config
+}>()("effect-db-pool/pg/PgDriver") {}
