@@ -34,7 +34,10 @@ export default tseslint.config(
         caughtErrorsIgnorePattern: "^_"
       }],
       // An interface that names a service shape or merges with a class is not an empty object type.
-      "@typescript-eslint/no-empty-object-type": ["error", { allowInterfaces: "always" }]
+      "@typescript-eslint/no-empty-object-type": ["error", { allowInterfaces: "always" }],
+      // `declare namespace X { type ... }` holds the types of X's fields under X's name, as effect's
+      // own modules do (`PgDriver.Config.SessionReset`); it emits no code.
+      "@typescript-eslint/no-namespace": ["error", { allowDeclarations: true }]
     }
   },
   {

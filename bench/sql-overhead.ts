@@ -22,6 +22,7 @@ import { PgDriver, PgSql } from "effect-db-pool/pg"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
+import { ConnectionImpl } from "../src/pg/internal/connection.ts"
 
 const arg = (k: string, d: string) => process.argv.find((a) => a.startsWith(k + "="))?.slice(k.length + 1) ?? d
 const c = Number(arg("c", "16")),
@@ -60,8 +61,8 @@ const fakeDriverLayer = (cfg: PgDriver.Config) => {
   const shape = {
     ...real,
     connect: Effect.map(Scope.make(), (scope) => {
-      const conn = new PgDriver.Connection(fakeNative(), scope)
-      if (cancel !== undefined) (conn as any).cancelMillis = Infinity
+      const conn = new ConnectionImpl(fakeNative(), scope)
+      if (cancel !== undefined) conn.cancelMillis = Infinity
       return conn
     })
   }

@@ -1,21 +1,23 @@
 /**
  * One validator, one list: every duration, integer and boolean option of every layer — each pool
- * strategy, `PgDriver.layer`, `PgSql.layer` — rejects the same catalogue of bad values, and
- * random bad values of its kind, with its typed error (`PoolConfigError` / `PgConfigError`)
- * naming the option; good values of each kind still build.
+ * strategy, `PgDriver.layer`, `PgSql.layer`, `PgReplicas.layer` — rejects the same catalogue of
+ * bad values, and random bad values of its kind, with its typed error (`PoolConfigError` /
+ * `PgConfigError` / `PgSqlConfigError` / `PgReplicasConfigError`) naming the option; good values
+ * of each kind still build.
  *
  * The options iterated here are the catalogues below, each typed against the layer's options
  * interface (`satisfies Catalogue<QueuePool.Options>`): an option added to an interface without
  * a line here does not compile, so no new option escapes the test.
  *
  * No server is needed: `PgDriver.layer` validates when it builds and connects nothing; the pool
- * under `PgSql.layer` connects nothing either (no `minIdle`).
+ * under `PgSql.layer` connects nothing either (no `minIdle`), nor does a `PgReplicas` router with
+ * no replica (no health check).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Cause, Duration, Effect, Exit, Layer, Schema } from "effect"
 import type { Driver, PoolOptions } from "effect-db-pool"
 import { AssertionPool, FiberPool, NullPool, QueuePool, StaticPool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import { MockDriver } from "effect-db-pool/testing"
 import { strategyNames } from "../src/internal/options.ts"
 import type { StrategyName } from "../src/internal/options.ts"
@@ -119,11 +121,23 @@ const pgSql = {
   pipeline: other
 } as const satisfies Catalogue<PgSql.Options>
 
+const pgReplicas = {
+  balance: other,
+  healthCheckInterval: durationAtLeast(100, true),
+  // positive and finite: 0 and "Infinity" are refused too (test/pg/replicas.test.ts)
+  healthCheckTimeout: { kind: "duration", finite: true },
+  consistency: other,
+  maxReplayWait: { kind: "duration", finite: true },
+  maxLag: { kind: "duration", finite: true },
+  name: other,
+  sql: other
+} as const satisfies Catalogue<PgReplicas.Options>
+
 type Options = Record<string, unknown>
 
 interface Subject {
   readonly name: string
-  readonly error: "PoolConfigError" | "PgConfigError"
+  readonly error: "PoolConfigError" | "PgConfigError" | "PgSqlConfigError" | "PgReplicasConfigError"
   readonly catalogue: Readonly<Record<string, Kind>>
   readonly layer: (options: Options) => Layer.Layer<any, unknown>
 }
@@ -158,10 +172,20 @@ const subjects: ReadonlyArray<Subject> = [
   },
   {
     name: "PgSql.layer",
-    error: "PgConfigError",
+    error: "PgSqlConfigError",
     catalogue: pgSql,
     layer: (o) =>
       PgSql.layer(o as PgSql.Options).pipe(Layer.provide(QueuePool.layer()), Layer.provide(PgDriver.layer({})))
+  },
+  {
+    name: "PgReplicas.layer",
+    error: "PgReplicasConfigError",
+    catalogue: pgReplicas,
+    layer: (o) =>
+      PgReplicas.layer(
+        { primary: QueuePool.layer().pipe(Layer.provideMerge(PgDriver.layer({}))), replicas: [] },
+        o as PgReplicas.Options
+      )
   }
 ]
 

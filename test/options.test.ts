@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { ConnectionPool, NullPool, QueuePool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import { MockDriver } from "effect-db-pool/testing"
 
 const buildError = (options: QueuePool.Options) =>
@@ -125,12 +125,34 @@ describe("Postgres option names and values (one validator with the pool's)", () 
       }
     }))
 
-  it.effect("a misspelled PgSql.layer option is a PgConfigError with a suggestion", () =>
+  it.effect("a misspelled PgSql.layer option is a PgSqlConfigError with a suggestion", () =>
     Effect.gen(function*() {
       const error = yield* sqlError({ transformResultName: (s: string) => s })
-      assert.strictEqual(error._tag, "PgConfigError")
+      assert.strictEqual(error._tag, "PgSqlConfigError")
+      assert.instanceOf(error, PgSql.PgSqlConfigError)
       assert.strictEqual(error.field, "transformResultName")
+      assert.include(error.message, `Invalid PgSql option "transformResultName"`)
       assert.include(error.message, `did you mean "transformResultNames"`)
+    }))
+
+  it.effect("a misspelled PgReplicas.layer option is a PgReplicasConfigError; its sql options fail as PgSql's", () =>
+    Effect.gen(function*() {
+      const router = (options: Record<string, unknown>) =>
+        Effect.flip(Effect.scoped(Layer.build(
+          PgReplicas.layer(
+            { primary: QueuePool.layer().pipe(Layer.provideMerge(PgDriver.layer({}))), replicas: [] },
+            options as PgReplicas.Options
+          )
+        )))
+      const error = yield* router({ healthCheckIntervall: "1 second" })
+      assert.instanceOf(error, PgReplicas.PgReplicasConfigError)
+      assert.strictEqual(error._tag, "PgReplicasConfigError")
+      assert.strictEqual(error.field, "healthCheckIntervall")
+      assert.include(error.message, `Invalid PgReplicas option "healthCheckIntervall"`)
+      assert.include(error.message, `did you mean "healthCheckInterval"`)
+      const sqlOption = yield* router({ sql: { transformJson: "yes" } })
+      assert.instanceOf(sqlOption, PgSql.PgSqlConfigError)
+      assert.strictEqual(sqlOption.field, "transformJson")
     }))
 
   it.effect("multiplex: false is accepted, multiplex: true is not", () =>

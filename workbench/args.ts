@@ -45,8 +45,8 @@ export const pipelinable: ReadonlyArray<StrategyName> = ["QueuePool", "NullPool"
 export const notPipelined: Readonly<Record<StrategyName, string | undefined>> = {
   QueuePool: undefined,
   NullPool: undefined,
-  StaticPool: "it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgConfigError)",
-  FiberPool: "its leases are reentrant, and PgSql refuses to pipeline over them (PgConfigError)",
+  StaticPool: "it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgSqlConfigError)",
+  FiberPool: "its leases are reentrant, and PgSql refuses to pipeline over them (PgSqlConfigError)",
   AssertionPool: "it runs one worker with one checkout at a time, so there is nothing to share"
 }
 

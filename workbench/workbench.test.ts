@@ -165,7 +165,7 @@ describe("flags", () => {
     expect(invalid(["-m", "pipelined", "--shared-connections", "0"])).toMatch(/^--shared-connections must be/)
     // Named strategies that cannot pipeline: refused, with the reason and the way out.
     expect(invalid(["-m", "pipelined", "-s", "queue,static"])).toBe(
-      "--mode pipelined cannot run StaticPool: it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgConfigError). Leave it out of --strategy, or use --mode both (it runs exclusive only)"
+      "--mode pipelined cannot run StaticPool: it shares one connection among every borrower, and PgSql refuses to pipeline over it (PgSqlConfigError). Leave it out of --strategy, or use --mode both (it runs exclusive only)"
     )
     expect(invalid(["-m", "pipelined", "-s", "fiber,assertion"])).toMatch(
       /^--mode pipelined cannot run FiberPool: its leases are reentrant, [^;]*; AssertionPool: it runs one worker [\s\S]*Leave them out/

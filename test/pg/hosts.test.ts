@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { PgDriver } from "effect-db-pool/pg"
-import { targetSessionAttrsValues } from "../../src/pg/internal/hosts.ts"
+import { targetSessionAttrsValues } from "../../src/pg/internal/host-list.ts"
 
 const hosts = (config: PgDriver.Config) => {
   const result = PgDriver.hostsOf(config)

@@ -12,7 +12,7 @@ import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { SqlError } from "effect/sql/SqlError"
 import * as net from "node:net"
-import * as Hosts from "../../src/pg/internal/hosts.ts"
+import * as HostList from "../../src/pg/internal/host-list.ts"
 import * as Fixture from "../../support/replication.ts"
 
 interface Landed {
@@ -43,8 +43,58 @@ const failure = (exit: Exit.Exit<unknown, unknown>): SqlError => {
   return reason.error
 }
 
+/** The statements libpq's check sends when the server's startup parameters were not seen. */
+const checkStatements = ["SHOW transaction_read_only", "pg_catalog.pg_is_in_recovery() AS in_recovery"]
+
+/**
+ * A loopback proxy to `port` that reads what clients send through it: `checks()` is how many of
+ * the check's statements went to the server (a round trip each). Closed with the scope.
+ */
+const checkCountingProxy = (port: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly port: number; readonly checks: () => number; readonly close: () => void }>((resume) => {
+      const sockets = new Set<net.Socket>()
+      const sent: Array<{ text: string }> = []
+      const track = (socket: net.Socket) => {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+        socket.on("error", () => socket.destroy())
+      }
+      const server = net.createServer((client) => {
+        const upstream = net.connect({ host: "127.0.0.1", port })
+        const seen = { text: "" }
+        sent.push(seen)
+        track(client)
+        track(upstream)
+        client.on("data", (chunk: Buffer) => {
+          seen.text += chunk.toString("latin1")
+          upstream.write(chunk)
+        })
+        upstream.pipe(client)
+        upstream.on("close", () => client.destroy())
+        client.on("close", () => upstream.destroy())
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          checks: () =>
+            sent.reduce(
+              (n, { text }) => n + checkStatements.reduce((m, statement) => m + text.split(statement).length - 1, 0),
+              0
+            ),
+          close: () => {
+            server.close()
+            for (const socket of sockets) socket.destroy()
+          }
+        }))
+      })
+    }),
+    (proxy) => Effect.sync(proxy.close)
+  )
+
 /** Every `targetSessionAttrs`: the driver's own list, the one its validation accepts. */
-const targets = Hosts.targetSessionAttrsValues
+const targets = HostList.targetSessionAttrsValues
 
 layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("primary + hot standby", (it) => {
   it.effect("every targetSessionAttrs, both host orders, as options and as a URL: libpq's choice", () =>
@@ -53,7 +103,9 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
       const P = cluster.primary.port
       const S = cluster.standby.port
       // Plaintext sessions: the check reads the startup parameters (PostgreSQL 14+), no round trip.
-      const queriesBefore = Hosts.checkQueries.count
+      // Every session goes through a proxy that counts the check's statements.
+      const proxies = new Map([[P, yield* checkCountingProxy(P)], [S, yield* checkCountingProxy(S)]])
+      const via = (port: number) => proxies.get(port)!.port
       // [order, target] → the port the session must land on.
       const expected = (first: number, target: typeof targets[number]) =>
         target === "any" ? first : target === "read-write" || target === "primary" ? P : S
@@ -62,7 +114,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
           const viaOptions = landed(
             yield* landOn({
               host: "127.0.0.1,127.0.0.1",
-              port: `${first},${second}`,
+              port: `${via(first)},${via(second)}`,
               username: "postgres",
               database: "postgres",
               targetSessionAttrs: target
@@ -71,7 +123,9 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
           const viaUrl = landed(
             yield* landOn({
               url: Redacted.make(
-                `postgres://postgres@127.0.0.1:${first},127.0.0.1:${second}/postgres?target_session_attrs=${target}`
+                `postgres://postgres@127.0.0.1:${via(first)},127.0.0.1:${
+                  via(second)
+                }/postgres?target_session_attrs=${target}`
               )
             })
           )
@@ -82,16 +136,20 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
           }
         }
       }
-      assert.strictEqual(Hosts.checkQueries.count, queriesBefore, "no check needed a round trip")
-    }))
+      assert.strictEqual(proxies.get(P)!.checks() + proxies.get(S)!.checks(), 0, "no check needed a round trip")
+    }).pipe(Effect.scoped))
 
   it.effect("the check without startup parameters (the user's own stream): libpq's queries decide the same", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
-      const queriesBefore = Hosts.checkQueries.count
-      const viaStream = (port: number, targetSessionAttrs: PgDriver.TargetSessionAttrs) =>
+      // The sessions go through proxies that count the check's statements.
+      const proxies = new Map([
+        [cluster.primary.port, yield* checkCountingProxy(cluster.primary.port)],
+        [cluster.standby.port, yield* checkCountingProxy(cluster.standby.port)]
+      ])
+      const viaStream = (port: number, targetSessionAttrs: PgDriver.Config.TargetSessionAttrs) =>
         landOn({
-          stream: () => net.connect({ host: "127.0.0.1", port }),
+          stream: () => net.connect({ host: "127.0.0.1", port: proxies.get(port)!.port }),
           username: "postgres",
           database: "postgres",
           targetSessionAttrs
@@ -104,8 +162,9 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
       const cause = error.reason.cause
       assert.instanceOf(cause, PgDriver.HostsError)
       assert.strictEqual((cause as PgDriver.HostsError).attempts[0]!.error._tag, "TargetSessionAttrsError")
-      assert.strictEqual(Hosts.checkQueries.count - queriesBefore, 5, "each check asked the server")
-    }))
+      const checks = [...proxies.values()].reduce((n, proxy) => n + proxy.checks(), 0)
+      assert.strictEqual(checks, 5, "each check asked the server")
+    }).pipe(Effect.scoped))
 
   it.effect("default_transaction_read_only=on is a read-only session (libpq), seen at startup", () =>
     Effect.gen(function*() {
@@ -185,7 +244,7 @@ layer(Fixture.layer, { timeout: "120 seconds", excludeTestServices: true })("pri
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
       const n = 200
-      const count = (loadBalanceHosts: PgDriver.LoadBalanceHosts) =>
+      const count = (loadBalanceHosts: PgDriver.Config.LoadBalanceHosts) =>
         Effect.provide(
           Effect.gen(function*() {
             const ports = new Map<number, number>()

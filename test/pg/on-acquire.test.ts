@@ -174,7 +174,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("onAcquire
     })
   }
 
-  it.effect("a value that is no Effect fails the layer with PgConfigError naming onAcquire", () =>
+  it.effect("a value that is no Effect fails the layer with PgSqlConfigError naming onAcquire", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Layer.build(
         PgClient.layerFrom(PgSql.make({ onAcquire: (() => {}) as unknown as Effect.Effect<void> })).pipe(
@@ -182,7 +182,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("onAcquire
           Layer.provide(driverOf(appName("on-acquire-bad")))
         )
       )))
-      assert.strictEqual(error._tag, "PgConfigError")
+      assert.strictEqual(error._tag, "PgSqlConfigError")
       assert.match(error.message, /onAcquire.*must be an Effect/)
     }))
 })

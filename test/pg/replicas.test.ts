@@ -164,7 +164,7 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
       assert.deepStrictEqual(leastBusy.apps, [other, other, other, other])
     }))
 
-  it.effect("PgSql.readOnly over one pool changes nothing; bad options are a PgConfigError", () =>
+  it.effect("PgSql.readOnly over one pool changes nothing; bad options are a PgReplicasConfigError", () =>
     Effect.gen(function*() {
       const cluster = yield* Fixture.Replication
       const single = PgSql.layer().pipe(
@@ -176,7 +176,7 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         Effect.scoped(Layer.build(routerFor(cluster, [], { balance: "fastest" as never })))
       )
       const error = Exit.isFailure(exit) ? exit.cause.reasons.find(Cause.isFailReason)?.error : undefined
-      assert.strictEqual((error as { _tag?: string })._tag, "PgConfigError")
+      assert.strictEqual((error as { _tag?: string })._tag, "PgReplicasConfigError")
       assert.strictEqual((error as { field?: string }).field, "balance")
     }))
 

@@ -68,7 +68,7 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("pg server
             Layer.provide(PgDriver.layer({}))
           )
         )))
-        assert.strictEqual(sqlOptions._tag, "PgConfigError")
+        assert.strictEqual(sqlOptions._tag, "PgSqlConfigError")
       }))
 
     it.effect("an embedded server that cannot start reports the server's own message", () =>

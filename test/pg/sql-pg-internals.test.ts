@@ -12,7 +12,7 @@ import { assert, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Logger, Scope } from "effect"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
-import { Connection } from "../../src/pg/internal/connection.ts"
+import { ConnectionImpl } from "../../src/pg/internal/connection.ts"
 import { isDisconnect } from "../../src/pg/internal/errors.ts"
 import * as SqlPg from "../../src/pg/internal/sql-pg-internals.ts"
 import { admin, appName, Database } from "./fixture.ts"
@@ -112,7 +112,7 @@ const hide = (native: PgConnection.PgConnection, hidden: Hidden): PgConnection.P
 /** The driver's `Connection` over the session with `hidden` internals moved. */
 const connectionWithout = (native: PgConnection.PgConnection, hidden: Hidden, sessionReset: "auto" | "none" = "auto") =>
   Effect.map(Scope.make(), (scope) => {
-    const connection = new Connection(hide(native, hidden), scope, false, sessionReset)
+    const connection = new ConnectionImpl(hide(native, hidden), scope, false, sessionReset)
     connection.cancelMillis = 50
     return connection
   })

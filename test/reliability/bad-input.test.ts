@@ -193,15 +193,15 @@ describe("bad input", () => {
       assert.isTrue(Exit.isSuccess(yield* build(atBound.pipe(Layer.provide(MockDriver.layer())))))
     }))
 
-  it.effect("PgReplicas: a health-check interval below 100 ms fails with PgConfigError naming it (no server needed)", () =>
+  it.effect("PgReplicas: a health-check interval below 100 ms fails with PgReplicasConfigError naming it (no server needed)", () =>
     Effect.gen(function*() {
       // The driver layer connects nothing when it builds, and neither does a pool without minIdle.
       const pool = QueuePool.layer().pipe(Layer.provideMerge(PgDriver.layer({})))
       for (const healthCheckInterval of ["1 nanos", "99 millis", 0, "Infinity"] as const) {
         const exit = yield* build(PgReplicas.layer({ primary: pool, replicas: [pool] }, { healthCheckInterval }))
-        assert.strictEqual(classify(exit), "fail:PgConfigError", String(healthCheckInterval))
+        assert.strictEqual(classify(exit), "fail:PgReplicasConfigError", String(healthCheckInterval))
         if (Exit.isFailure(exit)) {
-          const error = (exit.cause.reasons[0] as { error: PgDriver.PgConfigError }).error
+          const error = (exit.cause.reasons[0] as { error: PgReplicas.PgReplicasConfigError }).error
           assert.strictEqual(error.field, "healthCheckInterval")
           assert.include(error.message, "at least 100 milliseconds")
         }

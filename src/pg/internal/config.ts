@@ -1,16 +1,16 @@
 /**
- * The rules of `PgDriver`'s settings and their validation, made when the layer builds: every
- * check `@effect/sql-pg` would only make when connecting. `PgDriver` re-exports
- * {@link PgConfigError}.
+ * The rules of `PgDriver`'s settings ({@link Config}, `settings.ts`) and their validation, made
+ * when the layer builds: every check `@effect/sql-pg` would only make when connecting. `PgDriver`
+ * re-exports {@link PgConfigError}.
  *
  * @internal
  */
 import type { PgConnection } from "@effect/sql-pg"
 import { Data, Duration, Effect, Redacted, Result } from "effect"
 import * as V from "../../internal/validate.ts"
-import type { Config, LoadBalanceHosts, Pooler, SessionReset, TargetSessionAttrs } from "../PgDriver.ts"
-import * as Hosts from "./hosts.ts"
+import * as HostList from "./host-list.ts"
 import * as PoolerInternal from "./pooler.ts"
+import type { Config } from "./settings.ts"
 
 /** Fields whose value is a secret: an error about one keeps "<redacted>" instead (it may be logged or serialised). */
 const secretFields: ReadonlySet<string> = new Set(["url", "password", "listenUrl"])
@@ -49,7 +49,7 @@ const configRules = V.rulesFor<Config>()({
   url: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
     // One host or several (`postgres://u@a:1,b:2/db`); never quoted back (it may hold a password).
-    const parsed = Hosts.parseUrl(String(Redacted.value(value)))
+    const parsed = HostList.parseUrl(String(Redacted.value(value)))
     return typeof parsed === "string" ? Result.fail(parsed) : Result.succeed(value as Redacted.Redacted)
   }, undefined),
   host: V.string({ noNul: true }),
@@ -58,7 +58,7 @@ const configRules = V.rulesFor<Config>()({
     if (typeof value !== "number" && typeof value !== "string") {
       return Result.fail("must be an integer between 1 and 65535, or a list \"5432,5433\"")
     }
-    const ports = Hosts.parsePortList(value)
+    const ports = HostList.parsePortList(value)
     return typeof ports === "string" ? Result.fail(ports) : Result.succeed(value)
   }, undefined),
   path: V.string({ noNul: true }),
@@ -116,10 +116,10 @@ const configRules = V.rulesFor<Config>()({
   cancelTimeout: V.duration(undefined, {
     min: [Duration.millis(20), "must be at least 20 milliseconds (or \"Infinity\")"]
   }),
-  sessionReset: V.literal<SessionReset>(["none", "auto", "always"], "auto"),
-  targetSessionAttrs: V.literal<TargetSessionAttrs>(Hosts.targetSessionAttrsValues, "any"),
-  loadBalanceHosts: V.literal<LoadBalanceHosts>(Hosts.loadBalanceHostsValues, "disable"),
-  pooler: V.literal<Pooler>(PoolerInternal.poolers, "none"),
+  sessionReset: V.literal<Config.SessionReset>(["none", "auto", "always"], "auto"),
+  targetSessionAttrs: V.literal<Config.TargetSessionAttrs>(HostList.targetSessionAttrsValues, "any"),
+  loadBalanceHosts: V.literal<Config.LoadBalanceHosts>(HostList.loadBalanceHostsValues, "disable"),
+  pooler: V.literal<Config.Pooler>(PoolerInternal.poolers, "none"),
   listenUrl: V.custom<Redacted.Redacted | undefined>((value) => {
     if (!Redacted.isRedacted(value)) return Result.fail("must be Redacted (Redacted.make(url))")
     const text = String(Redacted.value(value))
@@ -163,7 +163,7 @@ export const validate = (config: Config): Effect.Effect<Config, PgConfigError> =
     yield* pg.check(unknown && { ...unknown, value: "<redacted>" })
     yield* pg.decode(configRules, config)
     // The host list as a whole: as many ports as hosts (or one), no `path` / `stream` with several.
-    const hostsProblem = Hosts.problem(config)
+    const hostsProblem = HostList.problem(config)
     if (hostsProblem !== undefined) {
       return yield* pg.fail(
         hostsProblem.field,

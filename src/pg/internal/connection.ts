@@ -10,14 +10,14 @@ import type { PgConnection } from "@effect/sql-pg"
 import { Effect, Fiber, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ConnectionError, isSqlError, SqlError } from "effect/sql/SqlError"
-import type { SessionReset } from "../PgDriver.ts"
 import { unsendable } from "./encoding.ts"
 import { disconnected, isDisconnect, unknownError } from "./errors.ts"
-import { type SessionWatch, watchOf } from "./hosts.ts"
 import { sessionStateRefused } from "./pooler.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
+import type { Config } from "./settings.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
+import { type SessionWatch, watchOf } from "./target-session.ts"
 
 /** Default `PgDriver` `cancelTimeout`, in milliseconds. */
 export const defaultCancelMillis = 30
@@ -70,7 +70,7 @@ const discardStatement = "DISCARD ALL"
 
 /**
  * One pooled PostgreSQL session: the raw connection a `ConnectionPool` over {@link layer}
- * hands out (`pooled.connection`).
+ * hands out (`pooled.connection`). Made by the driver only (`instanceof PgDriver.Connection` tells one).
  *
  * It tracks whether the session is known to be outside a transaction, so reset on return can
  * skip its `ROLLBACK`. The rule is conservative: the session starts known-idle; a statement run
@@ -90,7 +90,82 @@ const discardStatement = "DISCARD ALL"
  * @category models
  * @since 0.1.0
  */
-export class Connection {
+export abstract class Connection {
+  /** Backend process id (`pg_backend_pid()`). */
+  abstract get processId(): number
+
+  /**
+   * The native session, untracked. Using it is fine; the pool then no longer assumes the
+   * session is outside a transaction and resets it on return (with `sessionReset: "auto"`, a
+   * `DISCARD ALL` too).
+   */
+  abstract get pg(): PgConnection.PgConnection
+
+  /** Known to be outside a transaction (so the reset on return can be skipped). */
+  abstract get knownIdle(): boolean
+
+  /**
+   * A statement since the last reset may have changed session state (`sessionReset: "auto"`
+   * only; `"none"` and `"always"` do not look): see {@link touchesSessionState}. Reading
+   * {@link Connection.pg} or calling {@link Connection.listen} makes it `true`.
+   */
+  abstract get sessionDirty(): boolean
+
+  /** Will the next reset send `DISCARD ALL`? */
+  abstract get needsDiscard(): boolean
+
+  /**
+   * Why the session is dead, when the driver already knows (socket closed, fatal error, or
+   * retired after an unconfirmed cancel); `undefined` otherwise. Best effort: a session can be
+   * dead without this knowing.
+   */
+  abstract get deadError(): SqlError | undefined
+
+  /**
+   * The driver already knows the session is dead ({@link Connection.deadError} is set): checked
+   * synchronously at checkout (`DriverShape.isDead`), no round trip.
+   */
+  abstract get isDead(): boolean
+
+  /** Run a statement (rows keyed by column), tracking the transaction state. */
+  abstract query(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    prepare?: boolean
+  ): Effect.Effect<PgConnection.Result, SqlError>
+
+  /** Run a statement (positional rows), tracking the transaction state. */
+  abstract queryValues(
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    prepare?: boolean
+  ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError>
+
+  /** Stream rows, tracking the transaction state. */
+  abstract stream(sql: string, params?: ReadonlyArray<unknown>): Stream.Stream<PgConnection.Row, SqlError>
+
+  /** `LISTEN` on a channel until the scope closes (does not touch the transaction state; marks the session dirty). */
+  abstract listen(
+    channel: string
+  ): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope>
+
+  /**
+   * Reset on return: the `ROLLBACK`/`COMMIT`, skipped when known idle, then `DISCARD ALL` when
+   * {@link Connection.needsDiscard}; fails at once when the session is known dead.
+   */
+  abstract reset(statement: "ROLLBACK" | "COMMIT"): Effect.Effect<void, SqlError>
+
+  /**
+   * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
+   * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
+   * `connectTimeout` bound) closes the socket at once. A watched standby session whose reply
+   * reported that its server left recovery fails it too (see `SessionWatch`).
+   */
+  abstract get ping(): Effect.Effect<void, SqlError>
+}
+
+/** The {@link Connection} `PgDriver` makes, with what the pool, `PgSql` and the pipelined mode use of it. */
+export class ConnectionImpl extends Connection {
   /** Known to be outside a transaction. */
   private idle = true
   private retired = false
@@ -100,32 +175,32 @@ export class Connection {
   private killedWith: SqlError | undefined = undefined
   /** What this package reaches of `@effect/sql-pg`'s internals for this session (`sql-pg-internals.ts`). */
   private readonly sqlPg: SqlPg.Access
-  /** What a statement gets from a session this driver closed before it was sent ({@link Connection.kill}). */
+  /** What a statement gets from a session this driver closed before it was sent ({@link ConnectionImpl.kill}). */
   private refusedWith: SqlError | undefined = undefined
   /** A session accepted as a standby: is it still one (`targetSessionAttrs`)? See `SessionWatch`. */
   private readonly watch: SessionWatch | undefined
-  /** @internal `PgDriver` `cancelTimeout` in ms (`Infinity`: the driver's own drain). */
+  /** `PgDriver` `cancelTimeout` in ms (`Infinity`: the driver's own drain). */
   cancelMillis = defaultCancelMillis
   /**
-   * The driver's cancel of this session is bounded in place ({@link Connection.boundCancel}):
+   * The driver's cancel of this session is bounded in place ({@link ConnectionImpl.boundCancel}):
    * statements run in the caller's fiber. `false` (another `@effect/sql-pg`): each statement runs
-   * in a fiber of its own ({@link Connection.interruptibly}).
+   * in a fiber of its own ({@link ConnectionImpl.interruptibly}).
    */
   private readonly cancelBounded: boolean
-  /** Transaction-control bound ({@link Connection.within}): deadline (`Date.now()` ms), its error, one lazy timer. */
+  /** Transaction-control bound ({@link ConnectionImpl.within}): deadline (`Date.now()` ms), its error, one lazy timer. */
   private controlDeadline = Infinity
   private controlExpired: (() => SqlError) | undefined = undefined
   private controlTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  /** @internal */
   constructor(
-    /** @internal */ readonly native: PgConnection.PgConnection,
-    /** @internal */ readonly scope: Scope.Closeable,
-    /** @internal */ readonly alwaysReset = false,
-    /** @internal */ readonly sessionReset: SessionReset = "auto",
-    /** @internal Behind a transaction-mode pooler (`pooler: "transaction"`): statements that would leave session state are refused. */
+    readonly native: PgConnection.PgConnection,
+    readonly scope: Scope.Closeable,
+    readonly alwaysReset = false,
+    readonly sessionReset: Config.SessionReset = "auto",
+    /** Behind a transaction-mode pooler (`pooler: "transaction"`): statements that would leave session state are refused. */
     readonly transactionPooler = false
   ) {
+    super()
     this.sqlPg = SqlPg.access(native)
     this.sqlPg.onRetire?.(() => {
       this.retired = true
@@ -190,13 +265,13 @@ export class Connection {
     return true
   }
 
-  /** @internal The `@effect/sql-pg` internals not found for this session (`sql-pg-internals.ts`). */
+  /** The `@effect/sql-pg` internals not found for this session (`sql-pg-internals.ts`). */
   get missingInternals(): ReadonlyArray<SqlPg.Internal> {
     return this.sqlPg.missing
   }
 
   /**
-   * @internal Switch the driver's multiplexed mode for this session (a pipeline lane of
+   * Switch the driver's multiplexed mode for this session (a pipeline lane of
    * `PgSql.layer({ pipeline })`): `false` when this `@effect/sql-pg` lacks it (statements then
    * run one at a time). Only while the session holds no statement of an exclusive borrower.
    */
@@ -207,64 +282,46 @@ export class Connection {
     return true
   }
 
-  /** @internal No pipelined statement (even an abandoned one) is queued or on the wire. */
+  /** No pipelined statement (even an abandoned one) is queued or on the wire. */
   get pipelineIdle(): boolean {
     return this.sqlPg.multiplex?.isIdle() ?? true
   }
 
-  /** @internal Wait until no pipelined statement is queued or on the wire. */
+  /** Wait until no pipelined statement is queued or on the wire. */
   get awaitPipelineIdle(): Effect.Effect<void> {
     return this.sqlPg.multiplex?.idle ?? Effect.void
   }
 
-  /** @internal The connection is closed: stop its timers. */
+  /** The connection is closed: stop its timers. */
   disarm(): void {
     this.controlDeadline = Infinity
     if (this.controlTimer !== undefined) clearTimeout(this.controlTimer)
     this.controlTimer = undefined
   }
 
-  /** Backend process id (`pg_backend_pid()`). */
-  get processId(): number {
+  override get processId(): number {
     return this.native.processId
   }
 
-  /**
-   * The native session, untracked. Using it is fine; the pool then no longer assumes the
-   * session is outside a transaction and resets it on return (with `sessionReset: "auto"`, a
-   * `DISCARD ALL` too).
-   */
-  get pg(): PgConnection.PgConnection {
+  override get pg(): PgConnection.PgConnection {
     this.idle = false
     if (this.sessionReset === "auto") this.dirty = true
     return this.native
   }
 
-  /** Known to be outside a transaction (so the reset on return can be skipped). */
-  get knownIdle(): boolean {
+  override get knownIdle(): boolean {
     return this.idle
   }
 
-  /**
-   * A statement since the last reset may have changed session state (`sessionReset: "auto"`
-   * only; `"none"` and `"always"` do not look): see {@link touchesSessionState}. Reading
-   * {@link Connection.pg} or calling {@link Connection.listen} makes it `true`.
-   */
-  get sessionDirty(): boolean {
+  override get sessionDirty(): boolean {
     return this.dirty
   }
 
-  /** Will the next reset send `DISCARD ALL`? */
-  get needsDiscard(): boolean {
+  override get needsDiscard(): boolean {
     return this.sessionReset === "always" || this.dirty
   }
 
-  /**
-   * Why the session is dead, when the driver already knows (socket closed, fatal error, or
-   * retired after an unconfirmed cancel); `undefined` otherwise. Best effort: a session can be
-   * dead without this knowing.
-   */
-  get deadError(): SqlError | undefined {
+  override get deadError(): SqlError | undefined {
     const dead = this.sqlPg.deadError?.()
     if (dead !== undefined) return dead
     if (this.killedWith !== undefined) return this.killedWith
@@ -281,18 +338,14 @@ export class Connection {
       : undefined
   }
 
-  /**
-   * The driver already knows the session is dead ({@link Connection.deadError} is set): checked
-   * synchronously at checkout (`DriverShape.isDead`), no round trip.
-   */
-  get isDead(): boolean {
+  override get isDead(): boolean {
     return this.retired || this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined ||
       (this.watch !== undefined && this.watch.mismatch !== undefined)
   }
 
   /**
    * The session was accepted as a standby and its server has since left recovery (see
-   * `PgDriver.TargetSessionAttrs`): the error its statements and checkouts fail with.
+   * `PgDriver.Config.TargetSessionAttrs`): the error its statements and checkouts fail with.
    */
   private get mismatch(): SqlError | undefined {
     const mismatch = this.watch?.mismatch
@@ -318,7 +371,6 @@ export class Connection {
    * to it later, fail with an equal error marked never sent ({@link isUnsent}): they never
    * reached the server, so running them on another session is safe. Synchronous; never waits
    * for the server.
-   * @internal
    */
   kill(error: SqlError): void {
     if (this.killedWith !== undefined) return
@@ -335,7 +387,6 @@ export class Connection {
    * The session's socket is closed (this driver closed it, or the driver saw it die). A session
    * only retired ({@link Connection.isDead}: not to be handed out again) is not closed: it serves
    * its current holders.
-   * @internal
    */
   get isClosed(): boolean {
     return this.killedWith !== undefined || this.sqlPg.deadError?.() !== undefined
@@ -343,17 +394,17 @@ export class Connection {
 
   /**
    * Run `effect` (a statement of this session) bounded by `millis`: past it the socket is closed
-   * ({@link Connection.kill}) and the statement fails with `expired()`. Works where interruption
+   * ({@link ConnectionImpl.kill}) and the statement fails with `expired()`. Works where interruption
    * cannot (a transaction's COMMIT/ROLLBACK runs uninterruptibly).
-   * @internal
    */
   within<A>(effect: Effect.Effect<A, SqlError>, millis: number, expired: () => SqlError): Effect.Effect<A, SqlError> {
     if (!Number.isFinite(millis)) return effect
     if (this.sqlPg.close === undefined) return this.abandonAfter(effect, millis, expired)
     return Effect.suspend(() => {
-      // One lazy timer per session instead of a timer per statement: a statement sets the
-      // deadline and clears it when it ends; the timer, when it fires, re-arms for a later
-      // deadline or closes the socket of one that passed (a timer per BEGIN/COMMIT cost ~1 µs).
+      // One lazy timer per session instead of arming and clearing a timer for every BEGIN /
+      // COMMIT (this runs for every transaction-control statement): a statement sets the deadline
+      // and clears it when it ends; the timer, when it fires, re-arms for a later deadline or
+      // closes the socket of one that passed.
       this.controlDeadline = Date.now() + millis
       this.controlExpired = expired
       if (this.controlTimer === undefined) this.armControl(millis)
@@ -362,7 +413,7 @@ export class Connection {
   }
 
   /**
-   * {@link Connection.within} when the socket cannot be closed (`@effect/sql-pg`'s internals
+   * {@link ConnectionImpl.within} when the socket cannot be closed (`@effect/sql-pg`'s internals
    * missing): the statement runs in a fiber of its own, left behind at the deadline; the session
    * is then marked dead (the pool closes it).
    */
@@ -476,7 +527,7 @@ export class Connection {
 
   /**
    * A statement of the user's (`native`: the driver call, made only if it runs), with the
-   * bookkeeping of {@link Connection.see}. Bounded on interrupt (`PgDriver` `cancelTimeout`);
+   * bookkeeping of {@link ConnectionImpl.see}. Bounded on interrupt (`PgDriver` `cancelTimeout`);
    * on a session this driver closed, it fails at once (the closed statement's cancel request may
    * still hold the native session for a few seconds: nothing may queue behind it). Text the
    * protocol cannot carry fails at once too, with nothing sent (`encoding.ts`).
@@ -520,8 +571,7 @@ export class Connection {
     })
   }
 
-  /** Run a statement (rows keyed by column), tracking the transaction state. */
-  query(
+  override query(
     sql: string,
     params: ReadonlyArray<unknown> = [],
     prepare = true
@@ -529,8 +579,7 @@ export class Connection {
     return this.statement(sql, params, () => this.native.query(sql, params, prepare))
   }
 
-  /** Run a statement (positional rows), tracking the transaction state. */
-  queryValues(
+  override queryValues(
     sql: string,
     params: ReadonlyArray<unknown> = [],
     prepare = true
@@ -538,8 +587,7 @@ export class Connection {
     return this.statement(sql, params, () => this.native.queryValues(sql, params, prepare))
   }
 
-  /** Stream rows, tracking the transaction state. */
-  stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
+  override stream(sql: string, params: ReadonlyArray<unknown> = []): Stream.Stream<PgConnection.Row, SqlError> {
     return Stream.suspend(() => {
       if (this.killedWith !== undefined) return Stream.fail(this.killedWith)
       const unsent = unsendable(sql, params)
@@ -549,19 +597,16 @@ export class Connection {
     })
   }
 
-  /** `LISTEN` on a channel until the scope closes (does not touch the transaction state; marks the session dirty). */
-  listen(channel: string): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope> {
+  override listen(
+    channel: string
+  ): Effect.Effect<Queue.Dequeue<PgConnection.Notification, SqlError>, SqlError, Scope.Scope> {
     return Effect.suspend(() => {
       if (this.sessionReset === "auto") this.dirty = true
       return this.native.listen(channel)
     })
   }
 
-  /**
-   * Reset on return: the `ROLLBACK`/`COMMIT`, skipped when known idle, then `DISCARD ALL` when
-   * {@link Connection.needsDiscard}; fails at once when the session is known dead.
-   */
-  reset(statement: "ROLLBACK" | "COMMIT"): Effect.Effect<void, SqlError> {
+  override reset(statement: "ROLLBACK" | "COMMIT"): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
       if (dead !== undefined) return Effect.fail(dead)
@@ -602,13 +647,7 @@ export class Connection {
     })
   }
 
-  /**
-   * The cheapest round trip: an empty query (Parse/Bind/Execute of "" → EmptyQueryResponse). A
-   * session known dead fails at once, as a disconnect; an interrupted ping (the pool's
-   * `connectTimeout` bound) closes the socket at once. A watched standby session whose reply
-   * reported that its server left recovery fails it too (see `SessionWatch`).
-   */
-  get ping(): Effect.Effect<void, SqlError> {
+  override get ping(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const dead = this.deadError
       if (dead !== undefined) return Effect.fail(isDisconnect(dead) ? dead : disconnected(dead, "ping"))

@@ -12,15 +12,6 @@ import { PgTypes } from "@effect/sql-pg"
 import { Data } from "effect"
 import { SqlError, UnknownError } from "effect/sql/SqlError"
 
-/** Why a string cannot be sent. */
-/**
- * What the protocol cannot carry: a NUL character, or a lone UTF-16 surrogate (no UTF-8 form).
- *
- * @category models
- * @since 0.1.0
- */
-export type Problem = "nul" | "lone-surrogate"
-
 /**
  * A statement the protocol cannot carry: its text or a string parameter holds a NUL character
  * (U+0000) or a lone UTF-16 surrogate. Nothing was sent; the session is untouched. The cause of
@@ -36,7 +27,7 @@ export class EncodingError extends Data.TaggedError("PgEncodingError")<{
   /** Which parameter (1-based), for `part: "parameter"`. */
   readonly parameter?: number | undefined
   /** What the string holds that the protocol cannot carry. */
-  readonly problem: Problem
+  readonly problem: EncodingError.Problem
   /** Where in the string (a UTF-16 index; in an array parameter, within the element). */
   readonly offset: number
 }> {
@@ -48,6 +39,21 @@ export class EncodingError extends Data.TaggedError("PgEncodingError")<{
       : `contains a lone UTF-16 surrogate at offset ${this.offset} (it has no UTF-8 form)`
     return `PgDriver: ${where} ${what}; PostgreSQL cannot receive it, nothing was sent`
   }
+}
+
+/**
+ * The types of {@link EncodingError}'s fields.
+ *
+ * @since 0.2.0
+ */
+export declare namespace EncodingError {
+  /**
+   * What the protocol cannot carry: a NUL character, or a lone UTF-16 surrogate (no UTF-8 form).
+   *
+   * @category models
+   * @since 0.2.0
+   */
+  export type Problem = "nul" | "lone-surrogate"
 }
 
 /** `String.prototype.isWellFormed` (ES2024; Node 20+), else a scan for a lone surrogate. */
@@ -74,7 +80,7 @@ const loneSurrogate = (text: string): number => {
 }
 
 /** What is wrong with `text` (and where), or `undefined`. Two native scans for the common string. */
-const problemOf = (text: string): { readonly problem: Problem; readonly offset: number } | undefined => {
+const problemOf = (text: string): { readonly problem: EncodingError.Problem; readonly offset: number } | undefined => {
   const nul = text.indexOf("\0")
   if (nul >= 0) return { problem: "nul", offset: nul }
   if (isWellFormed.call(text)) return undefined

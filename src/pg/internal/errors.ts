@@ -1,7 +1,7 @@
 /**
  * How PostgreSQL errors are read: which ones mean the session is gone (by SQLSTATE class and
  * socket code along the `cause` chain), and the `SqlError`s the binding builds for them.
- * `PgDriver` re-exports {@link isDisconnect} and {@link disconnected}.
+ * `PgDriver` re-exports {@link isDisconnect}.
  *
  * @internal
  */
@@ -114,9 +114,6 @@ export const isDisconnect = (error: unknown): boolean => {
  * A dead session as a `SqlError` with a `ConnectionError` reason (so `isRetryable` is true and
  * `catchReason("SqlError", "ConnectionError")` catches every way a session dies), whose cause
  * is a `DisconnectionError` wrapping the driver's original error.
- *
- * @category errors
- * @since 0.1.0
  */
 export const disconnected = (original: unknown, operation: string): SqlError => {
   const reason = isSqlError(original) ? original.reason : undefined

@@ -24,7 +24,7 @@ import { leakWatchOf, Unwatched } from "../../internal/leaks.ts"
 import type { LeakWatch } from "../../internal/leaks.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import * as PoolMetrics from "../../PoolMetrics.ts"
-import type { Connection } from "./connection.ts"
+import type { ConnectionImpl as Connection } from "./connection.ts"
 
 /**
  * Work marked exclusive (`PgSql.exclusive(effect)`): under `pipeline` its statements get a
@@ -59,22 +59,43 @@ export interface LaneStatus {
   readonly statements: number
 }
 
-/** Why a connection stopped serving pipelined statements. */
-export type LaneEndReason = "idle" | "exclusive" | "broken" | "client closed"
-
-/** A connection began (`open`) or stopped (`close`) serving pipelined statements. */
+/**
+ * A connection of the pool began (`open`) or stopped (`close`) serving pipelined statements
+ * (`PgSql.pipelineEvents`); `close` says how many statements it carried, how many were still in
+ * flight and why: `idle` (its last statement ended), `exclusive` (emptied for a transaction,
+ * `reserve`, stream or session-changing statement waiting for the pool), `broken` (its session
+ * died: the statements in flight on it failed), `client closed`. `PgSql` re-exports it as
+ * `PipelineEvent`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
 export type LaneEvent =
-  | { readonly type: "open"; readonly pool: string; readonly processId: number }
   | {
-    readonly type: "close"
+    /** It began to serve pipelined statements. */
+    readonly type: "open"
+    /** The pool's `name`. */
     readonly pool: string
+    /** The server backend's process id (`pg_backend_pid()`). */
+    readonly processId: number
+  }
+  | {
+    /** It stopped serving pipelined statements (back to the pool, or closed). */
+    readonly type: "close"
+    /** The pool's `name`. */
+    readonly pool: string
+    /** The server backend's process id (`pg_backend_pid()`). */
     readonly processId: number
     /** Statements it carried. */
     readonly statements: number
     /** Statements still in flight on it (a broken connection fails them; a closing client abandons them). */
     readonly inFlight: number
-    readonly reason: LaneEndReason
+    /** Why it stopped. */
+    readonly reason: "idle" | "exclusive" | "broken" | "client closed"
   }
+
+/** Why a connection stopped serving pipelined statements. */
+export type LaneEndReason = Extract<LaneEvent, { readonly type: "close" }>["reason"]
 
 /**
  * How long an exclusive checkout that found room in the pool may wait before lanes drain for it

@@ -19,7 +19,7 @@
  *   (PgBouncer logs "got packet 'A' from server when not linked"); the listener waits forever.
  * - Session state (`SET`, session advisory locks, temp objects, SQL `PREPARE`, `WITH HOLD`
  *   cursors, `DISCARD`): it stays on a server session that other clients get next (one client's
- *   `SET statement_timeout` changed 19-20 of 40 later statements of other clients). With
+ *   `SET statement_timeout` applies to the statements of whichever clients get that session). With
  *   `pooler: "transaction"` such a statement is refused before it is sent
  *   ({@link sessionStateRefused}), inside a transaction too (a plain `SET` outlives its `COMMIT`).
  *
@@ -29,20 +29,11 @@ import { Data } from "effect"
 import type { Redacted } from "effect"
 import { isSqlError, SqlError, UnknownError } from "effect/sql/SqlError"
 import type { SessionChange } from "./session.ts"
+import type { Config } from "./settings.ts"
 import * as SqlPg from "./sql-pg-internals.ts"
 
-/**
- * What sits between the driver and PostgreSQL: `"none"` (default; a session pooler, e.g.
- * PgBouncer `pool_mode = session`, counts as none) or `"transaction"`, a transaction-mode pooler
- * (PgBouncer `pool_mode = transaction`), which runs each transaction and each autocommit
- * statement on whichever server session is free. Re-exported as `PgDriver.Pooler`.
- *
- * @category models
- * @since 0.1.0
- */
-export type Pooler = "none" | "transaction"
-
-export const poolers: ReadonlyArray<Pooler> = ["none", "transaction"]
+/** Every `pooler`. */
+export const poolers: ReadonlyArray<Config.Pooler> = ["none", "transaction"]
 
 /** Session state a transaction-mode pooler refuses: every {@link SessionChange} but `"routine"` (`DO`, `CALL`: unknowable). */
 export type RefusedChange = Exclude<SessionChange, "routine">
@@ -173,15 +164,21 @@ export const sessionStateRefused = (change: RefusedChange): SqlError =>
 export const listenUnsupported = (): SqlError =>
   poolerError(new TransactionPoolerError({ feature: "listen" }), "listen")
 
-/** Is this a `SqlError` caused by a {@link TransactionPoolerError}? */
+/**
+ * Did this fail because a session-level feature met a transaction-mode pooler
+ * ({@link TransactionPoolerError})? Its message names the setting to change.
+ *
+ * @category predicates
+ * @since 0.1.0
+ */
 export const isTransactionPoolerError = (error: unknown): boolean =>
   isSqlError(error) && error.reason.cause instanceof TransactionPoolerError
 
 /** The settings `pooler` implies, and the combinations it refuses. */
 export interface PoolerSettings {
-  readonly pooler?: Pooler | undefined
+  readonly pooler?: Config.Pooler | undefined
   readonly prepare?: boolean | undefined
-  readonly sessionReset?: "none" | "auto" | "always" | undefined
+  readonly sessionReset?: Config.SessionReset | undefined
 }
 
 /**

@@ -1,0 +1,233 @@
+/**
+ * `PgSql`'s `SqlConnection` over one checkout of the pool ({@link PooledSql}): it runs the
+ * statement on the driver's connection, bounds transaction control, turns a dead session into an
+ * invalidated connection and a retryable error, refuses what would wait for itself, and on a
+ * session shared across fibers (StaticPool) waits while another connection's transaction or
+ * `reserve` owns it.
+ *
+ * @internal
+ */
+import { Effect, Stream } from "effect"
+import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
+import type { SqlError } from "effect/sql/SqlError"
+import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
+import { ConnectionImpl, isUnsent } from "./connection.ts"
+import { disconnected, isDisconnect, isRefusedMessage, refusedMessage } from "./errors.ts"
+import { isLostPreparedStatement, lostPreparedStatement } from "./pooler.ts"
+import { classify } from "./session.ts"
+import type { Session } from "./shared-session.ts"
+import { commitOutcomeUnknown, controlExpired, handleClosed, selfDeadlock, unsent } from "./sql-errors.ts"
+
+/** What a `ROLLBACK` on a dead session returns (nothing to roll back): one shared empty result. */
+const noRows: ReadonlyArray<never> = []
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- effect/sql's `Connection` types rows as `any` */
+/** `SqlConnection` over one checkout; disconnects invalidate the checkout and the pool. */
+export class PooledSql implements SqlConnection {
+  /** Streams of this connection being read (a transaction's or `reserve`'s: nothing else may use it meanwhile). */
+  private streams = 0
+  /** Bound on transaction-control statements, ms (`transactionControlTimeout`); set by the client. */
+  controlMillis = Infinity
+  /**
+   * The transaction or `reserve` this connection owned its shared session for has ended: it
+   * refuses statements as a returned connection does (its session may be another's by now).
+   */
+  ended = false
+
+  constructor(
+    readonly pooled: PooledConnection<ConnectionImpl>,
+    readonly pool: PoolService<ConnectionImpl>,
+    /** Only when the pool shares sessions between checkouts (StaticPool, reentrant leases). */
+    readonly session: Session<PooledSql> | undefined = undefined,
+    /** This is the transaction / `reserve` connection that owns its (StaticPool) session. */
+    readonly owns = false
+  ) {}
+
+  /**
+   * Refuse what would wait for itself; on a StaticPool session, run as a user (waiting while a
+   * transaction or `reserve` of another connection owns it). Unshared pools: two field reads.
+   */
+  private guard<A>(
+    sql: string,
+    run: (c: ConnectionImpl) => Effect.Effect<A, SqlError>,
+    onDeadRollback: A
+  ): Effect.Effect<A, SqlError> {
+    if (this.streams > 0) return Effect.fail(selfDeadlock("stream", "execute"))
+    const session = this.session
+    if (session === undefined) return this.exec(sql, run, onDeadRollback)
+    return Effect.withFiber((fiber) => {
+      if (session.streaming(fiber.id)) return Effect.fail(selfDeadlock("stream", "execute"))
+      if (!session.lock || this.owns) return this.exec(sql, run, onDeadRollback)
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.andThen(
+          session.enter(fiber, restore, "execute"),
+          // `exec` reads the connection's state after the wait (the owner may have ended it meanwhile).
+          Effect.ensuring(
+            restore(Effect.suspend(() => this.exec(sql, run, onDeadRollback))),
+            Effect.sync(() => session.leave())
+          )
+        )
+      )
+    })
+  }
+
+  private exec<A>(
+    sql: string,
+    run: (c: ConnectionImpl) => Effect.Effect<A, SqlError>,
+    onDeadRollback: A
+  ): Effect.Effect<A, SqlError> {
+    // What the statement is (cached per text; the connection reads the same verdict): a cleanup
+    // statement (`ROLLBACK`, `RELEASE SAVEPOINT`...) has nothing left to do on a dead session (the
+    // server rolls back the transaction of a session that ended).
+    const verdict = classify(sql)
+    if (!this.pooled.isValid || this.ended) {
+      if (verdict.cleanup) return Effect.succeed(onDeadRollback)
+      // Not sent: a statement of the pool's (not a transaction's) goes to a fresh session.
+      return Effect.fail(this.owns ? handleClosed("execute") : unsent(handleClosed("execute")))
+    }
+    const connection = this.pooled.connection
+    if (!(connection instanceof ConnectionImpl)) {
+      return Effect.die(
+        new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)")
+      )
+    }
+    // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
+    const millis = this.controlMillis
+    // Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is bounded.
+    const control = millis !== Infinity && verdict.control !== undefined
+    // A COMMIT (`COMMIT [AND CHAIN]`, `END`, `COMMIT PREPARED`) sent on a live session whose answer
+    // never comes: the outcome is unknown (bounded or not: an unbounded COMMIT whose socket dies is as unknown).
+    const committing = verdict.control === "commit" && !connection.isClosed
+    const statement = control
+      ? connection.within(run(connection), millis, () => controlExpired(sql.trim(), millis))
+      : run(connection)
+    return Effect.catchIf(
+      statement,
+      // A disconnect, or any failure after which the driver knows the session is closed (e.g. a
+      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again. (A session
+      // only retired after a cancel is not closed: an ordinary error leaves it to its holders.)
+      // Also: one of the driver's named statements gone from the session (a transaction-mode
+      // pooler the driver was not told about): an error that names the setting.
+      // And a message the server refused (08P01, ERROR): the session goes on; not retryable.
+      (error) =>
+        isDisconnect(error) || connection.isClosed || isLostPreparedStatement(error) ||
+        isRefusedMessage(error),
+      (error) => {
+        if (!connection.isClosed && isLostPreparedStatement(error)) {
+          return Effect.fail(lostPreparedStatement(error))
+        }
+        if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
+        const disconnect = isDisconnect(error)
+        // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
+        // and a statement of the pool's goes to a fresh session (see `borrower`).
+        const notSent = isUnsent(error)
+        const invalidate = this.pooled.invalidate(error, "statement")
+        return Effect.andThen(
+          disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
+          verdict.cleanup
+            ? Effect.succeed(onDeadRollback)
+            : Effect.fail(
+              committing && !notSent
+                ? commitOutcomeUnknown(error)
+                : disconnect
+                ? notSent && !this.owns
+                  ? unsent(disconnected(error, "execute"))
+                  : disconnected(error, "execute")
+                : error
+            )
+        )
+      }
+    )
+  }
+
+  execute(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+  ) {
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
+  }
+  executeUnprepared(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+  ) {
+    return this.guard(
+      sql,
+      (c) =>
+        Effect.map(
+          c.query(sql, params, false),
+          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
+        ),
+      noRows as ReadonlyArray<any>
+    )
+  }
+  executeRaw(sql: string, params: ReadonlyArray<unknown>) {
+    return this.guard(sql, (c) => c.query(sql, params) as Effect.Effect<unknown, SqlError>, undefined as unknown)
+  }
+  executeValues(sql: string, params: ReadonlyArray<unknown>) {
+    return this.guard(sql, (c) => c.queryValues(sql, params), noRows)
+  }
+  executeValuesUnprepared(sql: string, params: ReadonlyArray<unknown>) {
+    return this.guard(sql, (c) => c.queryValues(sql, params, false), noRows)
+  }
+  executeStream(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+  ): Stream.Stream<any, SqlError> {
+    // While the stream is open (until its scope closes: read to the end, failed or abandoned),
+    // the session serves nothing else: this connection and the reading fiber are marked, so what
+    // would wait for the stream from inside it fails at once (see `guard`).
+    return Stream.unwrap(Effect.uninterruptibleMask((restore) =>
+      Effect.withFiber((fiber) => {
+        const session = this.session
+        if (this.streams > 0 || session?.streaming(fiber.id)) return Effect.fail(selfDeadlock("stream", "stream"))
+        const user = session !== undefined && session.lock && !this.owns
+        const open = Effect.suspend(() => {
+          this.streams++
+          session?.openStream(fiber.id)
+          return Effect.as(
+            Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                this.streams--
+                session?.closeStream(fiber.id)
+                if (user) session.leave()
+              })
+            ),
+            this.rows(sql, params, transformRows)
+          )
+        })
+        return user ? Effect.andThen(session.enter(fiber, restore, "stream"), open) : open
+      })
+    ))
+  }
+
+  private rows(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+  ): Stream.Stream<any, SqlError> {
+    if (!this.pooled.isValid || this.ended) return Stream.fail(handleClosed("stream"))
+    const rows = this.pooled.connection.stream(sql, params).pipe(
+      Stream.mapError((error) => isRefusedMessage(error) ? refusedMessage(error, "stream") : error),
+      Stream.catchIf(isDisconnect, (error) =>
+        Stream.fromEffect(Effect.andThen(
+          Effect.andThen(this.pooled.invalidate(error, "statement"), this.pool.invalidateAll),
+          Effect.fail(disconnected(error, "stream"))
+        )))
+    )
+    return transformRows
+      ? Stream.mapArray(rows, (chunk) => transformRows(chunk) as any)
+      : rows
+  }
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
