@@ -236,8 +236,8 @@ const makeLanes = (
       pool,
       {
         maxInFlight: pipeline.maxInFlight ?? defaultMaxInFlight,
-        maxConnections: pipeline.maxConnections ??
-          (pool.settings.strategy === "QueuePool" ? Math.max(1, pool.settings.poolSize ?? 1) : 1)
+        // The pool's size where it has one (QueuePool), else 1 (NullPool, AssertionPool).
+        maxConnections: pipeline.maxConnections ?? Math.max(1, pool.settings.poolSize ?? 1)
       },
       connect,
       checkoutError
