@@ -6,7 +6,7 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Layer } from "effect"
-import { ConnectionPool, QueuePool, StaticPool } from "effect-db-pool"
+import { ConnectionPool, FiberPool, QueuePool, StaticPool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
@@ -312,6 +312,19 @@ describe("pipelined statements", () => {
         assert.instanceOf(error, PgSql.PgSqlConfigError)
         assert.strictEqual((error as PgSql.PgSqlConfigError).field, "pipeline")
         assert.include(String(error), "not StaticPool")
+        // Nor one whose fiber's checkouts share a connection: a lane opened by a fiber would be
+        // handed back to that fiber's own exclusive checkout.
+        for (const pool of [FiberPool.layer(), QueuePool.layer({ poolSize: 2, reentrant: true })]) {
+          const perFiber = PgSql.layer({ pipeline: {} }).pipe(
+            Layer.provideMerge(pool),
+            Layer.provideMerge(driverLayer(appName("pipe-fiber")))
+          )
+          const exit = yield* Effect.exit(Effect.provide(sqlClient, perFiber))
+          assert.isTrue(Exit.isFailure(exit))
+          const failure = Cause.squash((exit as Exit.Failure<unknown, unknown>).cause)
+          assert.instanceOf(failure, PgSql.PgSqlConfigError)
+          assert.include(String(failure), "FiberPool or reentrant leases")
+        }
       }))
   })
 })

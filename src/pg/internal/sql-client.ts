@@ -297,7 +297,7 @@ export const makeClient = <R = never>(
           field: "pipeline",
           value: valid.pipeline,
           reason: `needs a pool that lends a connection to one borrower at a time (not ${
-            sharing === "pool" ? "StaticPool" : "reentrant leases"
+            sharing === "pool" ? "StaticPool" : "FiberPool or reentrant leases: a fiber's checkouts share one"
           })`
         })
       )

@@ -45,7 +45,7 @@ export interface Options<R = never> {
   /**
    * Pipeline autocommit statements from many fibers over a few connections of the pool (see
    * {@link PipelineOptions}). Off by default. Needs a pool that lends a connection to one
-   * borrower at a time (QueuePool, NullPool, ...; not StaticPool / AssertionPool / `reentrant`).
+   * borrower at a time (QueuePool, NullPool, AssertionPool; not StaticPool, FiberPool or `reentrant`).
    */
   readonly pipeline?: PipelineOptions | undefined
 }
