@@ -118,6 +118,26 @@ const sqlSubject = async (
   }
 }
 
+/**
+ * `workers` concurrent promise loops of `perWorker` operations each (`op(worker, i)`, `i` counting
+ * the worker's operations from `worker * perWorker`), every operation's latency (µs) pushed.
+ */
+const promiseWorkers = (
+  workers: number,
+  perWorker: number,
+  latencies: Array<number>,
+  op: (worker: number, i: number) => Promise<unknown>
+): Promise<void> =>
+  Promise.all(
+    range(workers).map(async (w) => {
+      for (let i = 0; i < perWorker; i++) {
+        const t0 = now()
+        await op(w, w * perWorker + i)
+        latencies.push((now() - t0) * 1000)
+      }
+    })
+  ).then(() => undefined)
+
 /** postgres.js (`postgres`, max 10): pipelines autocommit statements on its own. */
 const postgresJsSubject = (url: string): E2eSubject => {
   const app = appName("postgresjs")
@@ -131,15 +151,7 @@ const postgresJsSubject = (url: string): E2eSubject => {
     name: "postgres.js (max 10)",
     app,
     run: (query, workers, perWorker, latencies) =>
-      Promise.all(
-        range(workers).map(async (w) => {
-          for (let i = 0; i < perWorker; i++) {
-            const t0 = now()
-            await op(query, w * perWorker + i)
-            latencies.push((now() - t0) * 1000)
-          }
-        })
-      ).then(() => undefined),
+      promiseWorkers(workers, perWorker, latencies, (_, i) => op(query, i)),
     close: () => sql.end()
   }
 }
@@ -195,15 +207,7 @@ const pgPoolSubject = (url: string): E2eSubject => {
     name: "node-postgres pg.Pool",
     app,
     run: (query, workers, perWorker, latencies) =>
-      Promise.all(
-        range(workers).map(async (w) => {
-          for (let i = 0; i < perWorker; i++) {
-            const t0 = now()
-            await op(query, w * perWorker + i)
-            latencies.push((now() - t0) * 1000)
-          }
-        })
-      ).then(() => undefined),
+      promiseWorkers(workers, perWorker, latencies, (_, i) => op(query, i)),
     close: () => pool.end()
   }
 }
@@ -214,15 +218,7 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
   return {
     name: "dedicated pg.Client / worker",
     run: (query, n, perWorker, latencies) =>
-      Promise.all(
-        range(n).map(async (i) => {
-          for (let k = 0; k < perWorker; k++) {
-            const t0 = now()
-            await pgQuery(clients[i]!, query, i * perWorker + k)
-            latencies.push((now() - t0) * 1000)
-          }
-        })
-      ).then(() => undefined),
+      promiseWorkers(n, perWorker, latencies, (w, i) => pgQuery(clients[w]!, query, i)),
     close: () => Promise.all(clients.map((c) => c.end())).then(() => undefined)
   }
 }

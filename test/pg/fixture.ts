@@ -4,6 +4,7 @@
  * for observing the server from outside the pool.
  */
 import { PgConnection } from "@effect/sql-pg"
+import { assert } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import type { ConnectionPool, Driver, PoolError } from "effect-db-pool"
@@ -49,3 +50,13 @@ export const sessions = (conn: PgConnection.PgConnection, name: string) =>
 
 export const terminate = (conn: PgConnection.PgConnection, pid: number) =>
   conn.query("select pg_terminate_backend($1) as ok", [pid])
+
+/** Poll `check` (short sleeps, up to 10 s) until it holds, or fail naming `what`. */
+export const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 2000; i++) {
+      if (yield* check) return
+      yield* Effect.sleep(5)
+    }
+    assert.fail(`never: ${what}`)
+  })

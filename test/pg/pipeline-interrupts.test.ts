@@ -15,7 +15,7 @@ import type { Driver, PoolError } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
-import { admin, appName, Database, driverLayer, sessions } from "./fixture.ts"
+import { admin, appName, Database, driverLayer, eventually, sessions } from "./fixture.ts"
 
 const target = Number(process.env.PIPELINE_INTERRUPTS ?? 10_000)
 const verbose = process.env.PIPELINE_INTERRUPTS_VERBOSE === "1"
@@ -111,16 +111,6 @@ interface Statement {
 const sqlClient = Effect.service(SqlClient.SqlClient)
 
 const poolService = Effect.service(ConnectionPool.ConnectionPool)
-
-/** Poll `check` until it holds (short sleeps), or fail naming `what`. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2000; i++) {
-      if (yield* check) return
-      yield* Effect.sleep(5)
-    }
-    assert.fail(`never: ${what}`)
-  })
 
 describe("pipelined statements under random interrupts", () => {
   layer(Database, { timeout: "300 seconds", excludeTestServices: true })((it) => {

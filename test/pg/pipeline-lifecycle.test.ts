@@ -12,17 +12,7 @@ import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import type { LogLine } from "../helpers.ts"
 import { captureLogs } from "../helpers.ts"
-import { admin, appName, Database, driverLayer, sessions, terminate } from "./fixture.ts"
-
-/** Poll `check` until it holds (short sleeps), or fail naming `what`. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2000; i++) {
-      if (yield* check) return
-      yield* Effect.sleep(5)
-    }
-    assert.fail(`never: ${what}`)
-  })
+import { admin, appName, Database, driverLayer, eventually, sessions, terminate } from "./fixture.ts"
 
 const poolLayer = (name: string, options: QueuePool.Options = {}) =>
   QueuePool.layer({ poolSize: 2, maxOverflow: 0, ...options }).pipe(Layer.provideMerge(driverLayer(name)))

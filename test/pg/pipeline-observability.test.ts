@@ -9,23 +9,13 @@ import { PoolMetrics, QueuePool } from "effect-db-pool"
 import { PgSql } from "effect-db-pool/pg"
 import type { PgSql as PgSqlTypes } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
-import { appName, Database, driverLayer } from "./fixture.ts"
+import { appName, Database, driverLayer, eventually } from "./fixture.ts"
 
 const pipelined = (name: string, pool: string) =>
   PgSql.layer({ pipeline: { maxInFlight: 8, maxConnections: 2 } }).pipe(
     Layer.provideMerge(QueuePool.layer({ poolSize: 3, maxOverflow: 0, name: pool })),
     Layer.provideMerge(driverLayer(name))
   )
-
-/** Poll `check` until it holds, or fail naming `what`. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2000; i++) {
-      if (yield* check) return
-      yield* Effect.sleep(5)
-    }
-    assert.fail(`never: ${what}`)
-  })
 
 describe("pipelined statements: status, metrics, events", () => {
   layer(Database, { timeout: "120 seconds", excludeTestServices: true })((it) => {

@@ -10,7 +10,7 @@ import { ConnectionPool, FiberPool, QueuePool, StaticPool } from "effect-db-pool
 import { PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
-import { admin, appName, Database, driverLayer, sessions, terminate } from "./fixture.ts"
+import { admin, appName, Database, driverLayer, eventually, sessions, terminate } from "./fixture.ts"
 
 const pipelined = (name: string, pipeline: PgSql.PipelineOptions = {}) =>
   PgSql.layer({ pipeline }).pipe(
@@ -27,16 +27,6 @@ const checkedOut = Effect.flatMap(
   Effect.service(ConnectionPool.ConnectionPool),
   (pool) => Effect.map(pool.status, (s) => s.checkedOut)
 )
-
-/** Poll `check` (yielding to other fibers, then short sleeps) until it holds, or fail naming `what`. */
-const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, what: string) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 2000; i++) {
-      if (yield* check) return
-      yield* Effect.sleep(5)
-    }
-    assert.fail(`never: ${what}`)
-  })
 
 describe("pipelined statements", () => {
   layer(Database, { timeout: "120 seconds", excludeTestServices: true })((it) => {

@@ -235,16 +235,34 @@ export class Lanes {
     return this.leakWatch === undefined ? f(lane.sql) : this.leakWatch(f(lane.sql), lane.pooled.slot)
   }
 
-  /** An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it meanwhile. */
+  /**
+   * An exclusive checkout (`acquirer`, the exclusive statement path): lanes drain for it when it
+   * would otherwise wait for one of their connections.
+   */
   exclusive<A, E, R>(checkout: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.flatMap(this.pool.stats, (stats) => {
-      // A pool without a bound never makes a checkout wait for a connection: nothing to drain.
-      if (stats.max === Infinity) return checkout
-      // Room in the pool (an idle connection or a free slot, nobody queued): the checkout should
-      // not need a lane's connection, so lanes keep serving. Should it wait after all (another
-      // fiber took the room first), lanes drain after `exclusiveGraceMillis`: no starvation.
-      const room = stats.pending === 0 && (stats.idle > 0 || stats.used < stats.max)
-      return Effect.suspend(() => {
+    return Effect.suspend(() =>
+      // No lane open or opening: none holds a connection it could need (a lane opened later
+      // queues behind it in the pool). The common case at low load: no bookkeeping at all.
+      this.lanes.length === 0 && this.opening === 0
+        ? checkout
+        : Effect.flatMap(this.pool.stats, (stats) =>
+          // A pool without a bound never makes a checkout wait for a connection.
+          stats.max === Infinity
+            ? checkout
+            // Room (an idle connection or a free slot, nobody queued): lanes keep serving; should
+            // the checkout wait after all (another fiber took the room first), they drain after
+            // `exclusiveGraceMillis`. No room: they drain now.
+            : this.drainingFor(checkout, stats.pending === 0 && (stats.idle > 0 || stats.used < stats.max)))
+    )
+  }
+
+  /**
+   * `checkout` with the lanes draining for it (now, or after the grace when `room`), until it
+   * ends. Uninterruptible until the cleanup is in place: a drain never outlives its checkout.
+   */
+  private drainingFor<A, E, R>(checkout: Effect.Effect<A, E, R>, room: boolean): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
         let draining = false
         const drain = () => {
           draining = true
@@ -259,14 +277,14 @@ export class Lanes {
         } else drain()
         // Busy lanes go back when their last statement ends.
         return Effect.ensuring(
-          checkout,
+          restore(checkout),
           Effect.sync(() => {
             if (timer !== undefined) clearTimeout(timer)
             if (draining && --this.exclusiveWaiting === 0) this.wakeAll()
           })
         )
       })
-    })
+    )
   }
 
   /** Lanes with nothing in flight go back to the pool now (an exclusive checkout waits for one). */

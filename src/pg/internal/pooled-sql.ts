@@ -145,26 +145,27 @@ export class PooledSql implements SqlConnection {
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
-    return this.guard(
-      sql,
-      (c) =>
-        Effect.map(
-          c.query(sql, params),
-          (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
-        ),
-      noRows as ReadonlyArray<any>
-    )
+    return this.query(sql, params, transformRows, true)
   }
   executeUnprepared(
     sql: string,
     params: ReadonlyArray<unknown>,
     transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
   ) {
+    return this.query(sql, params, transformRows, false)
+  }
+  /** Rows keyed by column, transformed; `prepare`: through the driver's named-statement cache. */
+  private query(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined,
+    prepare: boolean
+  ) {
     return this.guard(
       sql,
       (c) =>
         Effect.map(
-          c.query(sql, params, false),
+          c.query(sql, params, prepare),
           (r) => transformRows ? transformRows(r.rows as ReadonlyArray<object>) : r.rows
         ),
       noRows as ReadonlyArray<any>
