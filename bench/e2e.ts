@@ -76,6 +76,23 @@ export interface E2eOptions {
   readonly log: (line: string) => void
   /** Pin the process to one CPU for the end-to-end part (Linux, `taskset`). Default true. */
   readonly pin?: boolean | undefined
+  /**
+   * A subset, for working on one comparison (`--subjects=ours-pipelined,multiplex`,
+   * `--concurrency=16,64`, `--queries=select,point`, `--rounds=15`): only those interleaved
+   * subjects, cells and rounds; no sequential subjects, pgbench or overload part. Such a run is
+   * marked `partial` and `bench/median.ts --last=N` skips it.
+   */
+  readonly subset?: E2eSubset | undefined
+}
+
+/** See {@link E2eOptions.subset}. */
+export interface E2eSubset {
+  /** Interleaved subjects by short name (`ours`, `ours-lifo`, `pgclient`, `pgpool`, `ours-pipelined`, `multiplex`, `postgresjs`). */
+  readonly subjects?: ReadonlyArray<string> | undefined
+  readonly concurrency?: ReadonlyArray<number> | undefined
+  /** `select`, `point`, `transaction`. */
+  readonly queries?: ReadonlyArray<string> | undefined
+  readonly rounds?: number | undefined
 }
 
 export interface E2eOutcome {
@@ -86,6 +103,8 @@ export interface E2eOutcome {
   readonly placement?: string
   /** The process's resident set after the end-to-end part, MiB. */
   readonly rssMiB?: number
+  /** A subset run (see {@link E2eOptions.subset}): not one of the full runs medians are taken of. */
+  readonly partial?: boolean
 }
 
 /** What bench/e2e-pg.ts returns. */
@@ -110,5 +129,6 @@ export const runE2e = async (options: E2eOptions): Promise<E2eOutcome> => {
   const { runPgBench } = (await import(new URL(bundled ? "./e2e-pg.mjs" : "./e2e-pg.ts", import.meta.url).href)) as {
     runPgBench: (options: E2eOptions) => Promise<PgBenchOutcome>
   }
-  return await runPgBench(options)
+  const outcome = await runPgBench(options)
+  return options.subset === undefined ? outcome : { ...outcome, partial: true }
 }

@@ -4,7 +4,7 @@
  * judged on those medians (holds / NO).
  *
  *   npx tsx bench/median.ts bench/results/<run 1>.json bench/results/<run 2>.json bench/results/<run 3>.json
- *   npx tsx bench/median.ts --last=3          the three newest results that have an e2e part
+ *   npx tsx bench/median.ts --last=3          the three newest results with a full e2e part (not a subset)
  */
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -17,7 +17,7 @@ const last = args.find((a) => a.startsWith("--last="))
 const dir = join(benchDir, "results")
 const withE2e = (file: string): E2eOutcome | undefined => {
   const run = JSON.parse(readFileSync(file, "utf8")) as { e2e?: E2eOutcome }
-  return run.e2e !== undefined && run.e2e.results.length > 0 ? run.e2e : undefined
+  return run.e2e !== undefined && run.e2e.results.length > 0 && run.e2e.partial !== true ? run.e2e : undefined
 }
 const files = last !== undefined
   ? readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) => join(dir, f)).filter((f) =>

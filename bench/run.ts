@@ -6,6 +6,8 @@
  *   npm run bench -- --only=cycle,scaling,memory,e2e,lexer
  *   npm run bench -- --only=lexer          the statement classifier alone (seconds, no server)
  *   npm run bench -- --only=e2e --no-pin   the end-to-end part without pinning node to one CPU
+ *   npm run bench -- --only=e2e --subjects=ours-pipelined,multiplex --concurrency=16 --queries=select
+ *                                          a subset of the end-to-end part (see E2eOptions.subset)
  *   npx tsx bench/median.ts --last=3       the e2e report from the median of the last 3 runs
  *
  * (bench/launch.ts bundles this file with esbuild and runs it under node --expose-gc.)
@@ -34,6 +36,18 @@ const only = new Set(
   onlyArg === undefined ? ["cycle", "scaling", "memory", "e2e", "lexer"] : onlyArg.slice(7).split(",")
 )
 const log = (line: string) => console.error(`[bench] ${line}`)
+/** `--name=a,b` as a list, or `undefined` when absent. */
+const listArg = (name: string): ReadonlyArray<string> | undefined =>
+  args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3).split(",").filter((x) => x !== "")
+const subset = (() => {
+  const subjects = listArg("subjects")
+  const concurrency = listArg("concurrency")?.map(Number)
+  const queries = listArg("queries")
+  const rounds = listArg("rounds")?.map(Number)[0]
+  return subjects === undefined && concurrency === undefined && queries === undefined && rounds === undefined
+    ? undefined
+    : { subjects, concurrency, queries, rounds }
+})()
 
 const version = (pkg: string): string => {
   try {
@@ -280,7 +294,7 @@ const main = async () => {
   }
 
   if (only.has("e2e")) {
-    const e2e = await runE2e({ quick, log, pin: !args.includes("--no-pin") })
+    const e2e = await runE2e({ quick, log, pin: !args.includes("--no-pin"), subset })
     output.e2e = e2e
     // Tables and the e2e targets (holds / NO): bench/e2e-report.ts; `npx tsx bench/median.ts
     // <result files>` prints the same from the median of several runs.
@@ -298,7 +312,8 @@ const main = async () => {
   output.durationS = Math.round((Date.now() - started.getTime()) / 100) / 10
   const dir = join(benchDir, "results")
   mkdirSync(dir, { recursive: true })
-  const file = join(dir, `${started.toISOString().replace(/[:.]/g, "-")}${quick ? "-quick" : ""}.json`)
+  const suffix = `${quick ? "-quick" : ""}${subset === undefined ? "" : "-subset"}`
+  const file = join(dir, `${started.toISOString().replace(/[:.]/g, "-")}${suffix}.json`)
   writeFileSync(file, JSON.stringify(output, null, 2) + "\n")
   console.log(`\n${quick ? "quick" : "full"} run took ${output.durationS} s; results: ${file}`)
 }

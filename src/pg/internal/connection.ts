@@ -537,38 +537,49 @@ export class ConnectionImpl extends Connection {
     params: ReadonlyArray<unknown>,
     native: () => Effect.Effect<A, SqlError>
   ): Effect.Effect<A, SqlError> {
-    return Effect.suspend(() => {
-      const unsent = unsendable(sql, params)
-      if (unsent !== undefined) return Effect.fail(unsent)
-      const verdict = classify(sql)
-      const refused = this.see(verdict)
-      if (refused !== undefined) return Effect.fail(refused)
-      const sent = this.refusedWith !== undefined
-        ? Effect.fail(this.refusedWith)
-        : this.cancelBounded
-        ? native()
-        : this.interruptibly(native(), this.cancelMillis)
-      const run = this.watch !== undefined && this.watch.failsStatements ? Effect.flatMap(sent, this.checkWatch) : sent
-      // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
-      // hook): the server no longer has the driver's statements, so neither may the cache.
-      if (verdict.dropsStatements) {
-        return Effect.tap(run, () =>
-          Effect.sync(() => {
-            const statements = this.sqlPg.preparedStatements()
-            // Not found: the reset will close the session rather than hand out a stale cache.
-            if (statements === undefined) return void (this.dirty = true)
-            statements.clear()
-            // A whole `DISCARD ALL` that succeeded: the session is as clean as a reset leaves it.
-            if (verdict.discardsAll) this.dirty = false
-          }))
-      }
-      // Still known idle after `see`: an autocommit-safe statement, it cannot end a transaction.
-      if (this.idle || !verdict.endsTransaction) return run
+    return Effect.suspend(() => this.send(classify(sql), sql, params, native()))
+  }
+
+  /**
+   * {@link ConnectionImpl.statement} now, with the text's verdict already known (a pipelined
+   * statement, classified by its router): call it inside the effect that runs it. `native` is
+   * the driver's statement (not run when the statement is refused).
+   */
+  send<A>(
+    verdict: Verdict,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    native: Effect.Effect<A, SqlError>
+  ): Effect.Effect<A, SqlError> {
+    const unsent = unsendable(sql, params)
+    if (unsent !== undefined) return Effect.fail(unsent)
+    const refused = this.see(verdict)
+    if (refused !== undefined) return Effect.fail(refused)
+    const sent = this.refusedWith !== undefined
+      ? Effect.fail(this.refusedWith)
+      : this.cancelBounded
+      ? native
+      : this.interruptibly(native, this.cancelMillis)
+    const run = this.watch !== undefined && this.watch.failsStatements ? Effect.flatMap(sent, this.checkWatch) : sent
+    // A `DISCARD ALL` / `DEALLOCATE` of the borrower's own (e.g. the PgBouncer-style `onReset`
+    // hook): the server no longer has the driver's statements, so neither may the cache.
+    if (verdict.dropsStatements) {
       return Effect.tap(run, () =>
         Effect.sync(() => {
-          this.idle = true
+          const statements = this.sqlPg.preparedStatements()
+          // Not found: the reset will close the session rather than hand out a stale cache.
+          if (statements === undefined) return void (this.dirty = true)
+          statements.clear()
+          // A whole `DISCARD ALL` that succeeded: the session is as clean as a reset leaves it.
+          if (verdict.discardsAll) this.dirty = false
         }))
-    })
+    }
+    // Still known idle after `see`: an autocommit-safe statement, it cannot end a transaction.
+    if (this.idle || !verdict.endsTransaction) return run
+    return Effect.tap(run, () =>
+      Effect.sync(() => {
+        this.idle = true
+      }))
   }
 
   override query(

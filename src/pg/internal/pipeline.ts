@@ -16,8 +16,7 @@
  *
  * @internal
  */
-import { Context, Effect, Exit, Metric, Queue, Scope, Stream } from "effect"
-import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
+import { Cause, Context, Effect, Exit, Metric, Queue, Result, Scope, Stream } from "effect"
 import type { SqlError } from "effect/sql/SqlError"
 import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
 import { leakWatchOf, Unwatched } from "../../internal/leaks.ts"
@@ -25,6 +24,10 @@ import type { LeakWatch } from "../../internal/leaks.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import * as PoolMetrics from "../../PoolMetrics.ts"
 import type { ConnectionImpl as Connection } from "./connection.ts"
+import type { Ask, PooledSql, TransformRows } from "./pooled-sql.ts"
+import { classify } from "./session.ts"
+import type { Verdict } from "./session.ts"
+import { unsentRetries, wasUnsent } from "./sql-errors.ts"
 
 /**
  * Work marked exclusive (`PgSql.exclusive(effect)`): under `pipeline` its statements get a
@@ -35,7 +38,7 @@ export const Exclusive = Context.Reference<boolean>("effect-db-pool/pg/Exclusive
 /** One connection serving pipelined statements. */
 export interface Lane {
   readonly pooled: PooledConnection<Connection>
-  readonly sql: SqlConnection
+  readonly sql: PooledSql
   readonly scope: Scope.Closeable
   /** Statements of this lane whose callers still wait for them. */
   inFlight: number
@@ -130,7 +133,7 @@ export class Lanes {
   constructor(
     readonly pool: PoolService<Connection>,
     readonly bounds: Bounds,
-    readonly connect: (pooled: PooledConnection<Connection>) => SqlConnection,
+    readonly connect: (pooled: PooledConnection<Connection>) => PooledSql,
     readonly checkoutError: (error: CheckoutError) => SqlError
   ) {
     this.leakWatch = leakWatchOf(pool as PoolService<unknown>)
@@ -194,25 +197,76 @@ export class Lanes {
   }
 
   /**
-   * Run `f` on a lane (its own statement: result, error, interruption). `f` gets the lane's
-   * connection; the lane is held until `f` ends.
+   * One statement of the pipelined mode: on a lane when it may share one (a single autocommit-safe
+   * statement that changes no session state, outside {@link Exclusive}): its own result, error,
+   * interruption, the lane held until it ends, sent again (on a lane with room) while it never
+   * left the client, up to `retries` times. Any other statement: `exclusive`. `ask` is which of
+   * `SqlConnection`'s methods it came through.
    */
-  run<A, E, R>(f: (connection: SqlConnection) => Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> {
-    return Effect.uninterruptibleMask((restore) => {
-      // A lane with room now (the common case): no wait, no extra step.
-      const lane = this.exclusiveWaiting === 0 ? this.roomy() : undefined
-      if (lane !== undefined) {
-        lane.inFlight++
-        lane.statements++
-        this.statements++
-        return Effect.onExit(restore(this.statement(f, lane)), (exit) => this.done(lane, exit))
+  route(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined,
+    exclusive: (
+      sql: string,
+      params: ReadonlyArray<unknown>,
+      ask: Ask,
+      transformRows: TransformRows | undefined
+    ) => Effect.Effect<unknown, SqlError>,
+    retries: number = unsentRetries
+  ): Effect.Effect<unknown, SqlError> {
+    /** Taken (counted) inside the `onExit` it is handed back by: no interruption falls between. */
+    let lane: Lane | undefined = undefined
+    let shared = false
+    return Effect.catchCause(
+      Effect.onExit(
+        Effect.withFiber((fiber) => {
+          const verdict = classify(sql)
+          if (!verdict.autocommitSafe || verdict.sessionChange !== undefined || fiber.getRef(Exclusive)) {
+            return exclusive(sql, params, ask, transformRows)
+          }
+          shared = true
+          // A lane with room now (the common case): no wait, no extra step.
+          lane = this.exclusiveWaiting === 0 ? this.roomy() : undefined
+          if (lane === undefined) return this.runLeased(verdict, sql, params, ask, transformRows)
+          lane.inFlight++
+          lane.statements++
+          this.statements++
+          return this.statement(lane, verdict, sql, params, ask, transformRows)
+        }),
+        (exit) => lane === undefined ? Effect.void : this.done(lane, exit)
+      ),
+      (cause) => {
+        if (shared && retries > 0 && !Cause.hasDies(cause)) {
+          const found = Cause.findError(cause)
+          if (Result.isSuccess(found) && wasUnsent(found.success)) {
+            return this.route(sql, params, ask, transformRows, exclusive, retries - 1)
+          }
+        }
+        return Effect.failCause(cause)
       }
-      return Effect.flatMap(restore(this.lease), (lane) => {
+    )
+  }
+
+  /** {@link Lanes.route} on a lane leased (waited for, or opened). */
+  private runLeased(
+    verdict: Verdict,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined
+  ): Effect.Effect<unknown, SqlError> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(this.lease), (lane) => {
         lane.statements++
         this.statements++
-        return Effect.onExit(restore(this.statement(f, lane)), (exit) => this.done(lane, exit))
+        return Effect.onExit(
+          restore(Effect.suspend(() => this.statement(lane, verdict, sql, params, ask, transformRows))),
+          (exit) => this.done(lane, exit)
+        )
       })
-    })
+    )
   }
 
   /** The open lane with the fewest statements in flight, below `maxInFlight`. */
@@ -227,12 +281,20 @@ export class Lanes {
     return best
   }
 
-  /** `f` on `lane`, watched by the pool's leak detection when it is on (per statement, not per lane). */
-  private statement<A, E, R>(
-    f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
-    lane: Lane
-  ): Effect.Effect<A, E, R> {
-    return this.leakWatch === undefined ? f(lane.sql) : this.leakWatch(f(lane.sql), lane.pooled.slot)
+  /**
+   * The statement on `lane` (made now, inside the effect that runs it), watched by the pool's
+   * leak detection when it is on (per statement, not per lane).
+   */
+  private statement(
+    lane: Lane,
+    verdict: Verdict,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined
+  ): Effect.Effect<unknown, SqlError> {
+    const statement = lane.sql.onLane(verdict, sql, params, ask, transformRows)
+    return this.leakWatch === undefined ? statement : this.leakWatch(statement, lane.pooled.slot)
   }
 
   /**

@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { Effect, Stream } from "effect"
+import { Cause, Effect, Result, Stream } from "effect"
 import type { Connection as SqlConnection } from "effect/sql/SqlConnection"
 import type { SqlError } from "effect/sql/SqlError"
 import type { PooledConnection, Service as PoolService } from "../../ConnectionPool.ts"
@@ -15,11 +15,36 @@ import { ConnectionImpl, isUnsent } from "./connection.ts"
 import { disconnected, isDisconnect, isRefusedMessage, refusedMessage } from "./errors.ts"
 import { isLostPreparedStatement, lostPreparedStatement } from "./pooler.ts"
 import { classify } from "./session.ts"
+import type { Verdict } from "./session.ts"
 import type { Session } from "./shared-session.ts"
 import { commitOutcomeUnknown, controlExpired, handleClosed, selfDeadlock, unsent } from "./sql-errors.ts"
 
 /** What a `ROLLBACK` on a dead session returns (nothing to roll back): one shared empty result. */
 const noRows: ReadonlyArray<never> = []
+
+/** Which of `SqlConnection`'s statement methods a statement came through (rows or values, prepared or not, raw). */
+export type Ask = "rows" | "rows unprepared" | "raw" | "values" | "values unprepared"
+
+/** effect/sql's row transform (column names), as its `SqlConnection` passes it. */
+export type TransformRows = <A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>
+
+/**
+ * A failure the connection must answer: a disconnect, or any failure after which the driver knows
+ * the session is closed (e.g. a FATAL 25P03 idle-in-transaction timeout): the connection is not
+ * used again. (A session only retired after a cancel is not closed: an ordinary error leaves it to
+ * its holders.) Also: one of the driver's named statements gone from the session (a
+ * transaction-mode pooler the driver was not told about): an error that names the setting. And a
+ * message the server refused (08P01, ERROR): the session goes on; not retryable.
+ */
+const mustHandle = (error: SqlError, connection: ConnectionImpl): boolean =>
+  isDisconnect(error) || connection.isClosed || isLostPreparedStatement(error) || isRefusedMessage(error)
+
+/** A result's rows, untransformed. */
+const rowsOf = (result: { readonly rows: ReadonlyArray<unknown> }): ReadonlyArray<unknown> => result.rows
+
+/** A pool over another driver than `PgDriver`: a defect (the layers are wired wrong). */
+const notPgDriver = () =>
+  Effect.die(new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)"))
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- effect/sql's `Connection` types rows as `any` */
 /** `SqlConnection` over one checkout; disconnects invalidate the checkout and the pool. */
@@ -76,21 +101,71 @@ export class PooledSql implements SqlConnection {
     run: (c: ConnectionImpl) => Effect.Effect<A, SqlError>,
     onDeadRollback: A
   ): Effect.Effect<A, SqlError> {
-    // What the statement is (cached per text; the connection reads the same verdict): a cleanup
-    // statement (`ROLLBACK`, `RELEASE SAVEPOINT`...) has nothing left to do on a dead session (the
-    // server rolls back the transaction of a session that ended).
-    const verdict = classify(sql)
+    // What the statement is (cached per text; the connection reads the same verdict).
+    return this.execWith(classify(sql), sql, run, onDeadRollback)
+  }
+
+  /**
+   * A pipelined statement on this connection (a lane's: no stream, no shared session, no
+   * transaction), its text classified by the router as autocommit-safe (no transaction control,
+   * nothing to clean up): the driver call made now, inside the effect that runs it.
+   */
+  onLane(
+    verdict: Verdict,
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined
+  ): Effect.Effect<unknown, SqlError> {
+    if (!this.pooled.isValid || this.ended) return Effect.fail(unsent(handleClosed("execute")))
+    const c = this.pooled.connection
+    if (!(c instanceof ConnectionImpl)) return notPgDriver()
+    let statement: Effect.Effect<unknown, SqlError>
+    switch (ask) {
+      case "rows":
+      case "rows unprepared":
+        statement = Effect.map(
+          c.send(verdict, sql, params, c.native.query(sql, params, ask === "rows")),
+          transformRows === undefined ? rowsOf : (r) => transformRows(r.rows as ReadonlyArray<object>)
+        )
+        break
+      case "raw":
+        statement = c.send(verdict, sql, params, c.native.query(sql, params))
+        break
+      case "values":
+      case "values unprepared":
+        statement = c.send(verdict, sql, params, c.native.queryValues(sql, params, ask === "values"))
+    }
+    return Effect.catchCause(statement, this.laneFailure ??= (cause) => this.laneFailed(c, cause))
+  }
+
+  /** {@link PooledSql.laneFailed} on this lane's connection, made once (its statements share it). */
+  private laneFailure: ((cause: Cause.Cause<SqlError>) => Effect.Effect<void, SqlError>) | undefined = undefined
+
+  /** A lane's statement failed: as {@link PooledSql.failed}, without a `catchIf` per statement. */
+  private laneFailed(connection: ConnectionImpl, cause: Cause.Cause<SqlError>): Effect.Effect<void, SqlError> {
+    const found = Cause.findError(cause)
+    if (Result.isFailure(found) || Cause.hasDies(cause)) return Effect.failCause(cause)
+    return mustHandle(found.success, connection)
+      ? this.failed(found.success, connection, false, false)
+      : Effect.failCause(cause)
+  }
+
+  private execWith<A>(
+    verdict: Verdict,
+    sql: string,
+    run: (c: ConnectionImpl) => Effect.Effect<A, SqlError>,
+    onDeadRollback: A
+  ): Effect.Effect<A, SqlError> {
+    // A cleanup statement (`ROLLBACK`, `RELEASE SAVEPOINT`...) has nothing left to do on a dead
+    // session (the server rolls back the transaction of a session that ended).
     if (!this.pooled.isValid || this.ended) {
       if (verdict.cleanup) return Effect.succeed(onDeadRollback)
       // Not sent: a statement of the pool's (not a transaction's) goes to a fresh session.
       return Effect.fail(this.owns ? handleClosed("execute") : unsent(handleClosed("execute")))
     }
     const connection = this.pooled.connection
-    if (!(connection instanceof ConnectionImpl)) {
-      return Effect.die(
-        new Error("PgSql needs a ConnectionPool over PgDriver (the raw connection is not a PgDriver.Connection)")
-      )
-    }
+    if (!(connection instanceof ConnectionImpl)) return notPgDriver()
     // Transaction control runs uninterruptibly (effect/sql): bounded here, by closing the socket.
     const millis = this.controlMillis
     // Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is bounded.
@@ -103,40 +178,44 @@ export class PooledSql implements SqlConnection {
       : run(connection)
     return Effect.catchIf(
       statement,
-      // A disconnect, or any failure after which the driver knows the session is closed (e.g. a
-      // FATAL 25P03 idle-in-transaction timeout): the connection is not used again. (A session
-      // only retired after a cancel is not closed: an ordinary error leaves it to its holders.)
-      // Also: one of the driver's named statements gone from the session (a transaction-mode
-      // pooler the driver was not told about): an error that names the setting.
-      // And a message the server refused (08P01, ERROR): the session goes on; not retryable.
-      (error) =>
-        isDisconnect(error) || connection.isClosed || isLostPreparedStatement(error) ||
-        isRefusedMessage(error),
-      (error) => {
-        if (!connection.isClosed && isLostPreparedStatement(error)) {
-          return Effect.fail(lostPreparedStatement(error))
-        }
-        if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
-        const disconnect = isDisconnect(error)
-        // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
-        // and a statement of the pool's goes to a fresh session (see `borrower`).
-        const notSent = isUnsent(error)
-        const invalidate = this.pooled.invalidate(error, "statement")
-        return Effect.andThen(
-          disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate,
-          verdict.cleanup
-            ? Effect.succeed(onDeadRollback)
-            : Effect.fail(
-              committing && !notSent
-                ? commitOutcomeUnknown(error)
-                : disconnect
-                ? notSent && !this.owns
-                  ? unsent(disconnected(error, "execute"))
-                  : disconnected(error, "execute")
-                : error
-            )
-        )
-      }
+      (error) => mustHandle(error, connection),
+      (error) => Effect.as(this.failed(error, connection, committing, verdict.cleanup), onDeadRollback)
+    )
+  }
+
+  /**
+   * A statement failed with an error {@link mustHandle} picks: the connection is invalidated (and
+   * the pool's other idle ones on a disconnect), and the error named for the caller; a `cleanup`
+   * statement on a dead session succeeds instead (nothing left to roll back).
+   */
+  private failed(
+    error: SqlError,
+    connection: ConnectionImpl,
+    committing: boolean,
+    cleanup: boolean
+  ): Effect.Effect<void, SqlError> {
+    if (!connection.isClosed && isLostPreparedStatement(error)) {
+      return Effect.fail(lostPreparedStatement(error))
+    }
+    if (!connection.isClosed && isRefusedMessage(error)) return Effect.fail(refusedMessage(error, "execute"))
+    const disconnect = isDisconnect(error)
+    // Never sent (the driver closed the session before it went out): not an unknown COMMIT,
+    // and a statement of the pool's goes to a fresh session (see `borrower`).
+    const notSent = isUnsent(error)
+    const invalidate = this.pooled.invalidate(error, "statement")
+    const invalidated = disconnect ? Effect.andThen(invalidate, this.pool.invalidateAll) : invalidate
+    if (cleanup) return invalidated
+    return Effect.andThen(
+      invalidated,
+      Effect.fail(
+        committing && !notSent
+          ? commitOutcomeUnknown(error)
+          : disconnect
+          ? notSent && !this.owns
+            ? unsent(disconnected(error, "execute"))
+            : disconnected(error, "execute")
+          : error
+      )
     )
   }
 

@@ -16,9 +16,8 @@ import type { PooledConnection, Service as PoolService } from "../../ConnectionP
 import { isCheckoutError } from "../../PoolError.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import type { ConnectionImpl } from "./connection.ts"
-import { Exclusive } from "./pipeline.ts"
 import type { Lanes } from "./pipeline.ts"
-import { classify } from "./session.ts"
+import type { Ask, TransformRows } from "./pooled-sql.ts"
 import { failCheckout, unsentRetries, wasUnsent } from "./sql-errors.ts"
 
 /** What a client's statements are borrowed through. */
@@ -65,40 +64,55 @@ const borrow = <A, E, R>(
         : Effect.fail(error as E)
   ) as Effect.Effect<A, E | SqlError, R>
 
-/** `f` on a shared connection (a lane); sent again while it never left the client. */
-const pipelined = <A, E, R>(
-  lanes: Lanes,
-  f: (connection: SqlConnection) => Effect.Effect<A, E, R>,
-  retries: number
-): Effect.Effect<A, E | SqlError, R> =>
-  Effect.catchIf(
-    lanes.run(f),
-    (error: unknown) => wasUnsent(error),
-    (error): Effect.Effect<A, E | SqlError, R> =>
-      retries > 0 ? pipelined(lanes, f, retries - 1) : Effect.fail(error as E)
-  ) as Effect.Effect<A, E | SqlError, R>
+/** `ask` of `connection`: the `SqlConnection` method a statement came through. */
+const askOf = (
+  connection: SqlConnection,
+  sql: string,
+  params: ReadonlyArray<unknown>,
+  ask: Ask,
+  transformRows: TransformRows | undefined
+): Effect.Effect<unknown, SqlError> => {
+  switch (ask) {
+    case "rows":
+      return connection.execute(sql, params, transformRows)
+    case "rows unprepared":
+      return connection.executeUnprepared(sql, params, transformRows)
+    case "raw":
+      return connection.executeRaw(sql, params)
+    case "values":
+      return connection.executeValues(sql, params)
+    case "values unprepared":
+      return connection.executeValuesUnprepared(sql, params)
+  }
+}
 
 /**
  * The pipelined mode's `SqlConnection`: each statement on a lane when it may share one (a single
- * autocommit-safe statement that changes no session state, outside {@link Exclusive}), else on a
+ * autocommit-safe statement that changes no session state, outside `PgSql.exclusive`), else on a
  * connection of its own; a stream on a checkout of its own.
  */
 const router = (b: Borrowing, lanes: Lanes, use: Use): SqlConnection => {
+  /** A statement that may not share a lane: on a connection of its own. */
+  const exclusive = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined
+  ) => borrow(use, (c) => askOf(c, sql, params, ask, transformRows), unsentRetries)
   /** One statement in pipelined mode: on a lane when it may share one, else exclusive. */
-  const route = <A>(sql: string, f: (connection: SqlConnection) => Effect.Effect<A, SqlError>) =>
-    Effect.withFiber((fiber) => {
-      const verdict = classify(sql)
-      return verdict.autocommitSafe && verdict.sessionChange === undefined && !fiber.getRef(Exclusive)
-        ? pipelined(lanes, f, unsentRetries)
-        : borrow(use, f, unsentRetries)
-    })
+  const route = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    ask: Ask,
+    transformRows: TransformRows | undefined
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- effect/sql's `Connection` types rows as `any`
+  ): Effect.Effect<any, SqlError> => lanes.route(sql, params, ask, transformRows, exclusive)
   return {
-    execute: (sql, params, transformRows) => route(sql, (c) => c.execute(sql, params, transformRows)),
-    executeUnprepared: (sql, params, transformRows) =>
-      route(sql, (c) => c.executeUnprepared(sql, params, transformRows)),
-    executeRaw: (sql, params) => route(sql, (c) => c.executeRaw(sql, params)),
-    executeValues: (sql, params) => route(sql, (c) => c.executeValues(sql, params)),
-    executeValuesUnprepared: (sql, params) => route(sql, (c) => c.executeValuesUnprepared(sql, params)),
+    execute: (sql, params, transformRows) => route(sql, params, "rows", transformRows),
+    executeUnprepared: (sql, params, transformRows) => route(sql, params, "rows unprepared", transformRows),
+    executeRaw: (sql, params) => route(sql, params, "raw", undefined),
+    executeValues: (sql, params) => route(sql, params, "values", undefined),
+    executeValuesUnprepared: (sql, params) => route(sql, params, "values unprepared", undefined),
     executeStream: (sql, params, transformRows) =>
       Stream.unwrap(Effect.map(b.acquirer, (c) => c.executeStream(sql, params, transformRows)))
   }
