@@ -520,7 +520,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
     const url = Redacted.value(db.url)
     options.log(`e2e: ${db.embedded === undefined ? "DATABASE_URL" : "embedded PostgreSQL"} server`)
     const ops = options.quick ? 1_000 : 3_000
-    const rounds = options.subset?.rounds ?? (options.quick ? 5 : 9)
+    const rounds = options.subset?.rounds ?? (options.quick ? 5 : 15)
     const results: Array<E2eResult> = []
     const admin = new pg.Client({ connectionString: url })
     await admin.connect()
