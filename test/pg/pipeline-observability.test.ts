@@ -4,12 +4,51 @@
  * (`PoolMetrics.forPipeline`) and `PgSql.pipelineEvents`.
  */
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Fiber, Layer, Metric, Stream } from "effect"
+import { Effect, Fiber, Layer, Metric, Redacted, Stream } from "effect"
 import { PoolMetrics, QueuePool } from "effect-db-pool"
-import { PgSql } from "effect-db-pool/pg"
+import { PgDriver, PgSql } from "effect-db-pool/pg"
 import type { PgSql as PgSqlTypes } from "effect-db-pool/pg"
+import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { SqlClient } from "effect/sql"
+import * as net from "node:net"
 import { appName, Database, driverLayer, eventually } from "./fixture.ts"
+
+/** A loopback proxy to `host:port` that holds each new session back `delayMs` before it connects. */
+const slowProxy = (host: string, port: number, delayMs: number) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly port: number; readonly close: () => void }>((resume) => {
+      const sockets = new Set<net.Socket>()
+      const track = (socket: net.Socket) => {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+        socket.on("error", () => socket.destroy())
+      }
+      const server = net.createServer((client) => {
+        track(client)
+        client.pause()
+        setTimeout(() => {
+          const upstream = net.connect({ host, port })
+          track(upstream)
+          client.pipe(upstream)
+          upstream.pipe(client)
+          client.resume()
+          upstream.on("close", () => client.destroy())
+          client.on("close", () => upstream.destroy())
+        }, delayMs)
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({
+          port: typeof address === "object" && address !== null ? address.port : 0,
+          close: () => {
+            for (const socket of sockets) socket.destroy()
+            server.close()
+          }
+        }))
+      })
+    }),
+    (proxy) => Effect.sync(proxy.close)
+  ).pipe(Effect.map((proxy) => proxy.port))
 
 const pipelined = (name: string, pool: string) =>
   PgSql.layer({ pipeline: { maxInFlight: 8, maxConnections: 2 } }).pipe(
@@ -132,6 +171,53 @@ describe("pipelined statements: status, metrics, events", () => {
           assert.strictEqual(yield* run(3), 0, "shared connection drained although the pool had room")
           // One connection: each transaction needs the shared one, which drains for it (no starvation).
           assert.isAtLeast(yield* run(1), 1)
+        })),
+      60_000
+    )
+
+    it.effect(
+      "a transaction whose own connection is slow to open does not drain the shared one",
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          // Every new session takes 150 ms to reach the server: far past the 20 ms grace.
+          const db = yield* PgDatabase.PgDatabase
+          const target = new URL(Redacted.value(db.url))
+          const port = yield* slowProxy(target.hostname, Number(target.port), 150)
+          target.port = String(port)
+          const closes = yield* Effect.gen(function*() {
+            const sql = yield* SqlClient.SqlClient
+            const events: Array<PgSqlTypes.PipelineEvent> = []
+            yield* Effect.forkScoped(Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e))))
+            yield* Effect.yieldNow
+            let stop = false
+            const traffic = yield* Effect.forkChild(Effect.forEach(
+              Array.from({ length: 8 }, (_, i) => i),
+              (i) => Effect.whileLoop({ while: () => !stop, body: () => sql`select ${i}::int as v`, step: () => {} }),
+              { concurrency: "unbounded", discard: true }
+            ))
+            yield* eventually(
+              Effect.map(PgSql.pipelineStatus, (lanes) => (lanes ?? []).length === 1),
+              "one shared connection serving"
+            )
+            // The first transaction opens a connection of its own (150 ms); the others reuse it.
+            for (let i = 0; i < 3; i++) {
+              const rows = yield* sql.withTransaction(sql<{ v: number }>`select ${i}::int as v`)
+              assert.strictEqual(rows[0]!.v, i)
+            }
+            stop = true
+            yield* Fiber.join(traffic)
+            return events.filter((e) => e.type === "close" && e.reason === "exclusive").length
+          }).pipe(Effect.provide(
+            PgSql.layer({ pipeline: { maxConnections: 1 } }).pipe(
+              Layer.provideMerge(QueuePool.layer({ poolSize: 3, maxOverflow: 0 })),
+              Layer.provideMerge(PgDriver.layer({
+                url: Redacted.make(target.href),
+                applicationName: appName("pipe-slow-connect"),
+                connectTimeout: "5 seconds"
+              }))
+            )
+          ))
+          assert.strictEqual(closes, 0, "shared connection drained for a checkout that was only connecting")
         })),
       60_000
     )

@@ -101,8 +101,8 @@ export type LaneEvent =
 export type LaneEndReason = Extract<LaneEvent, { readonly type: "close" }>["reason"]
 
 /**
- * How long an exclusive checkout that found room in the pool may wait before lanes drain for it
- * (another fiber took the room first), ms.
+ * How long an exclusive checkout that found room in the pool may take before lanes drain for it
+ * if it waits in the pool (another fiber took the room first), ms; it looks again as often.
  */
 const exclusiveGraceMillis = 20
 
@@ -332,11 +332,17 @@ export class Lanes {
           this.releaseEmpty()
         }
         let timer: ReturnType<typeof setTimeout> | undefined = undefined
-        if (room) {
-          timer = setTimeout(drain, exclusiveGraceMillis)
+        const arm = () => {
+          timer = setTimeout(look, exclusiveGraceMillis)
           // Not what keeps a process alive: the checkout itself does.
           if (typeof timer === "object" && typeof timer.unref === "function") timer.unref()
-        } else drain()
+        }
+        // After the grace: drain only if a checkout waits in the pool (another fiber took the room
+        // this one saw). None waiting: this one holds a slot of its own and is still connecting
+        // (or pre-pinging), which the lanes' connections would not speed up: look again later.
+        const look = () => Effect.runSync(this.pool.stats).pending > 0 ? drain() : arm()
+        if (room) arm()
+        else drain()
         // Busy lanes go back when their last statement ends.
         return Effect.ensuring(
           restore(checkout),
