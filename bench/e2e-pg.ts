@@ -74,10 +74,9 @@ const loop = <E>(
 
 /**
  * The order of the interleaved subjects in round `round`: a shuffle seeded by the round (the same
- * in every run). A rotation of one fixed order kept each subject behind the same predecessor in
- * every round, and a round runs slower behind some subjects than behind others (measured: our
- * pipelined subject behind `PgClient.layer` at 0.79–0.87× `multiplex`, 0.93–1.0× with the two
- * swapped), so each subject's rounds now follow a mix of predecessors.
+ * in every run), so that each subject's rounds follow a mix of predecessors. A rotation of one
+ * order kept each behind the same one, and a round runs slower behind some subjects than behind
+ * others (bench/README.md, "End to end").
  */
 const roundOrder = (subjects: number, round: number): Array<number> => {
   let seed = 0x9e3779b9 ^ (round + 1)

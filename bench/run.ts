@@ -41,9 +41,15 @@ const listArg = (name: string): ReadonlyArray<string> | undefined =>
   args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3).split(",").filter((x) => x !== "")
 const subset = (() => {
   const subjects = listArg("subjects")
-  const concurrency = listArg("concurrency")?.map(Number)
+  const counts = (name: string) =>
+    listArg(name)?.map((x) => {
+      const n = Number(x)
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: ${JSON.stringify(x)} is not a positive integer`)
+      return n
+    })
+  const concurrency = counts("concurrency")
   const queries = listArg("queries")
-  const rounds = listArg("rounds")?.map(Number)[0]
+  const rounds = counts("rounds")?.[0]
   return subjects === undefined && concurrency === undefined && queries === undefined && rounds === undefined
     ? undefined
     : { subjects, concurrency, queries, rounds }
