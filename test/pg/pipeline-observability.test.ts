@@ -50,6 +50,36 @@ const slowProxy = (host: string, port: number, delayMs: number) =>
     (proxy) => Effect.sync(proxy.close)
   ).pipe(Effect.map((proxy) => proxy.port))
 
+/**
+ * 8 fibers keep one shared connection busy with autocommit statements while `transactions`
+ * transactions run one after another, each on a connection of its own: how many times the shared
+ * connection was drained for them (`close` events with reason `exclusive`).
+ */
+const drainsUnderTraffic = (transactions: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const events: Array<PgSqlTypes.PipelineEvent> = []
+    yield* Effect.forkScoped(Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e))))
+    yield* Effect.yieldNow
+    let stop = false
+    const traffic = yield* Effect.forkChild(Effect.forEach(
+      Array.from({ length: 8 }, (_, i) => i),
+      (i) => Effect.whileLoop({ while: () => !stop, body: () => sql`select ${i}::int as v`, step: () => {} }),
+      { concurrency: "unbounded", discard: true }
+    ))
+    yield* eventually(
+      Effect.map(PgSql.pipelineStatus, (lanes) => (lanes ?? []).length === 1),
+      "one shared connection serving"
+    )
+    for (let i = 0; i < transactions; i++) {
+      const rows = yield* sql.withTransaction(sql<{ v: number }>`select ${i}::int as v`)
+      assert.strictEqual(rows[0]!.v, i)
+    }
+    stop = true
+    yield* Fiber.join(traffic)
+    return events.filter((e) => e.type === "close" && e.reason === "exclusive").length
+  }))
+
 const pipelined = (name: string, pool: string) =>
   PgSql.layer({ pipeline: { maxInFlight: 8, maxConnections: 2 } }).pipe(
     Layer.provideMerge(QueuePool.layer({ poolSize: 3, maxOverflow: 0, name: pool })),
@@ -133,35 +163,7 @@ describe("pipelined statements: status, metrics, events", () => {
       () =>
         Effect.scoped(Effect.gen(function*() {
           const run = (poolSize: number) =>
-            Effect.gen(function*() {
-              const sql = yield* SqlClient.SqlClient
-              const events: Array<PgSqlTypes.PipelineEvent> = []
-              yield* Effect.forkScoped(
-                Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e)))
-              )
-              yield* Effect.yieldNow
-              let stop = false
-              // 8 fibers keep one shared connection busy with autocommit statements...
-              const traffic = yield* Effect.forkChild(Effect.forEach(
-                Array.from({ length: 8 }, (_, i) => i),
-                (i) =>
-                  Effect.whileLoop({
-                    while: () => !stop,
-                    body: () => sql`select ${i}::int as v`,
-                    step: () => {}
-                  }),
-                { concurrency: "unbounded", discard: true }
-              ))
-              yield* Effect.sleep(50)
-              // ...while 20 transactions run one after another, each on a connection of its own.
-              for (let i = 0; i < 20; i++) {
-                const rows = yield* sql.withTransaction(sql<{ v: number }>`select ${i}::int as v`)
-                assert.strictEqual(rows[0]!.v, i)
-              }
-              stop = true
-              yield* Fiber.join(traffic)
-              return events.filter((e) => e.type === "close" && e.reason === "exclusive").length
-            }).pipe(Effect.provide(
+            drainsUnderTraffic(20).pipe(Effect.provide(
               PgSql.layer({ pipeline: { maxConnections: 1 } }).pipe(
                 Layer.provideMerge(QueuePool.layer({ poolSize, maxOverflow: 0 })),
                 Layer.provideMerge(driverLayer(appName("pipe-drain")))
@@ -182,32 +184,9 @@ describe("pipelined statements: status, metrics, events", () => {
           // Every new session takes 150 ms to reach the server: far past the 20 ms grace.
           const db = yield* PgDatabase.PgDatabase
           const target = new URL(Redacted.value(db.url))
-          const port = yield* slowProxy(target.hostname, Number(target.port), 150)
-          target.port = String(port)
-          const closes = yield* Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
-            const events: Array<PgSqlTypes.PipelineEvent> = []
-            yield* Effect.forkScoped(Stream.runForEach(PgSql.pipelineEvents, (e) => Effect.sync(() => events.push(e))))
-            yield* Effect.yieldNow
-            let stop = false
-            const traffic = yield* Effect.forkChild(Effect.forEach(
-              Array.from({ length: 8 }, (_, i) => i),
-              (i) => Effect.whileLoop({ while: () => !stop, body: () => sql`select ${i}::int as v`, step: () => {} }),
-              { concurrency: "unbounded", discard: true }
-            ))
-            yield* eventually(
-              Effect.map(PgSql.pipelineStatus, (lanes) => (lanes ?? []).length === 1),
-              "one shared connection serving"
-            )
-            // The first transaction opens a connection of its own (150 ms); the others reuse it.
-            for (let i = 0; i < 3; i++) {
-              const rows = yield* sql.withTransaction(sql<{ v: number }>`select ${i}::int as v`)
-              assert.strictEqual(rows[0]!.v, i)
-            }
-            stop = true
-            yield* Fiber.join(traffic)
-            return events.filter((e) => e.type === "close" && e.reason === "exclusive").length
-          }).pipe(Effect.provide(
+          target.port = String(yield* slowProxy(target.hostname, Number(target.port), 150))
+          // The first transaction opens a connection of its own (150 ms); the others reuse it.
+          const closes = yield* drainsUnderTraffic(3).pipe(Effect.provide(
             PgSql.layer({ pipeline: { maxConnections: 1 } }).pipe(
               Layer.provideMerge(QueuePool.layer({ poolSize: 3, maxOverflow: 0 })),
               Layer.provideMerge(PgDriver.layer({
