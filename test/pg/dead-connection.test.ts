@@ -14,7 +14,9 @@ import type { ConnectionPool, Driver, PoolError, PoolEvent } from "effect-db-poo
 import { PgDriver, PgSql } from "effect-db-pool/pg"
 import { PgDatabase } from "effect-db-pool/pg/embedded"
 import { SqlClient } from "effect/sql"
-import { appName, Database } from "./fixture.ts"
+import { isSqlError } from "effect/sql/SqlError"
+import { isUnsent } from "../../src/pg/internal/connection.ts"
+import { admin, appName, Database, eventually, terminate } from "./fixture.ts"
 
 type PoolLayer = Layer.Layer<ConnectionPool.ConnectionPool, PoolError.PoolConfigError, Driver.Driver>
 
@@ -75,4 +77,23 @@ layer(Database, { timeout: "60 seconds", excludeTestServices: true })("dead conn
       yield* rounds("FiberPool", (hooks) => FiberPool.layer({ poolSize: 1, hooks }), 2)
       yield* rounds("AssertionPool", (hooks) => AssertionPool.layer({ hooks }), 2)
     }))
+
+  it.effect("a statement on a session the driver saw die fails at once, marked never sent", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const db = yield* PgDatabase.PgDatabase
+      const conn = yield* admin
+      const driver = PgDriver.make({ url: db.url, applicationName: appName("dead-unsent") })
+      const connection = yield* Effect.acquireRelease(driver.connect, (c) => Effect.ignore(driver.close(c)))
+      const pid = (yield* connection.query("select pg_backend_pid() as pid")).rows[0]!.pid as number
+      yield* terminate(conn, pid)
+      yield* eventually(Effect.sync(() => connection.isDead), "the driver saw the session die")
+      // Never written to the socket: another session may run it (a pipelined statement that took
+      // a shared connection between its death and its removal is sent again on another).
+      const error = yield* Effect.flip(connection.query("select 1"))
+      assert.isTrue(isSqlError(error), String(error))
+      assert.isTrue(isUnsent(error), "the statement was not marked never sent")
+      // The driver's own reason for the death (here FATAL 57P01, terminated by an administrator).
+      assert.include(String(error.reason.cause), "terminat")
+      assert.isTrue(isUnsent(yield* Effect.flip(connection.queryValues("select 2"))))
+    })))
 })

@@ -384,6 +384,17 @@ export class ConnectionImpl extends Connection {
   }
 
   /**
+   * The driver saw the session die (its socket closed, a fatal error) though this driver did not
+   * close it: from now on a statement fails at once, with a copy of the death's error marked never
+   * sent (`@effect/sql-pg` would fail it with the error of the statements that were on the wire,
+   * which may have run). `undefined` while the session is alive, as far as the driver knows.
+   */
+  private diedUnsent(): SqlError | undefined {
+    const dead = this.sqlPg.deadError?.()
+    return dead === undefined ? undefined : (this.refusedWith = unsentCopy(dead))
+  }
+
+  /**
    * The session's socket is closed (this driver closed it, or the driver saw it die). A session
    * only retired ({@link Connection.isDead}: not to be handed out again) is not closed: it serves
    * its current holders.
@@ -529,7 +540,9 @@ export class ConnectionImpl extends Connection {
    * A statement of the user's (`native`: the driver call, made only if it runs), with the
    * bookkeeping of {@link ConnectionImpl.see}. Bounded on interrupt (`PgDriver` `cancelTimeout`);
    * on a session this driver closed, it fails at once (the closed statement's cancel request may
-   * still hold the native session for a few seconds: nothing may queue behind it). Text the
+   * still hold the native session for a few seconds: nothing may queue behind it), as on one the
+   * driver saw die, marked never sent (another session may run it: a pipelined statement that
+   * took a shared connection in the moment between its death and its removal). Text the
    * protocol cannot carry fails at once too, with nothing sent (`encoding.ts`).
    */
   private statement<A>(
@@ -555,8 +568,9 @@ export class ConnectionImpl extends Connection {
     if (unsent !== undefined) return Effect.fail(unsent)
     const refused = this.see(verdict)
     if (refused !== undefined) return Effect.fail(refused)
-    const sent = this.refusedWith !== undefined
-      ? Effect.fail(this.refusedWith)
+    const refusedWith = this.refusedWith ?? this.diedUnsent()
+    const sent = refusedWith !== undefined
+      ? Effect.fail(refusedWith)
       : this.cancelBounded
       ? native
       : this.interruptibly(native, this.cancelMillis)
