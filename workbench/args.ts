@@ -403,7 +403,7 @@ export const parse = (
         `--mode ${mode} cannot be combined with --topology ${topology} (${
           topology === "pgbouncer"
             ? "the workbench does not pipeline through a transaction-mode pooler: how PgBouncer handles pipelined statements in that mode varies by version"
-            : "the router's own clients are out of reach of PgSql.pipelineStatus and pipelineEvents"
+            : "the workbench's pipelined view reads one pool's metrics; the router pipelines on every pool with PgReplicas.layer's sql: { pipeline } (docs/postgres.md)"
         }): run them separately`
       )
     }

@@ -209,7 +209,7 @@ const clientFor = (
         router: undefined
       }
     }
-    // `parse` refuses pipelined mode with replicas: the router's clients are its own.
+    // `parse` refuses pipelined mode with replicas: the pipelined view reads one pool's metrics.
     if (s.pipeline !== undefined) return yield* Effect.die(new Error("pipelined mode behind PgReplicas"))
     const primary = yield* Layer.build(s.layer.pipe(Layer.provideMerge(target.driver)))
     // The standby's pool: the same strategy, its own name (its metric series are its own).

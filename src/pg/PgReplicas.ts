@@ -28,7 +28,7 @@
  * @since 0.1.0
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Data, Duration, Effect, Layer, Metric, Result } from "effect"
+import { Context, Data, Duration, Effect, Layer, Metric, Result, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
@@ -46,7 +46,7 @@ import * as Router from "./internal/replica-router.ts"
 import * as ReplicaSet from "./internal/replica-set.ts"
 import type { Balance, Member } from "./internal/replica-set.ts"
 import * as Replication from "./internal/replication.ts"
-import { makeClient } from "./internal/sql-client.ts"
+import { makeClient, pipelineOf, setPipeline } from "./internal/sql-client.ts"
 import type { TransactionService } from "./internal/sql-client.ts"
 import * as PgDriver from "./PgDriver.ts"
 import * as PgSql from "./PgSql.ts"
@@ -91,7 +91,11 @@ export interface Options {
   readonly maxLag?: Duration.Input | undefined
   /** Names the router in metrics (`db.client.replicas.name`, see `PoolMetrics.replicaNames`). Default `"PgReplicas"`. */
   readonly name?: string | undefined
-  /** `PgSql` options (name transforms, span attributes, `transactionControlTimeout`) for every pool. */
+  /**
+   * `PgSql` options (name transforms, span attributes, `transactionControlTimeout`, `pipeline`)
+   * for every pool. With `pipeline`, each pool pipelines the statements routed to it over its own
+   * shared connections (`maxConnections` per pool); {@link PoolStatus} `pipeline` shows them.
+   */
   readonly sql?: PgSql.Options | undefined
 }
 
@@ -241,6 +245,11 @@ export interface PoolStatus {
   readonly lastError: SqlError | undefined
   /** The pool's occupancy (`ConnectionPool.PoolStats`). */
   readonly stats: PoolStats
+  /**
+   * With `sql: { pipeline }`: the pool's shared connections now (as `PgSql.pipelineStatus`);
+   * `undefined` without it.
+   */
+  readonly pipeline: ReadonlyArray<PgSql.PipelineConnectionStatus> | undefined
 }
 
 /**
@@ -334,7 +343,8 @@ const statusOf = (set: ReplicaSet.ReplicaSet, member: Member): Effect.Effect<Poo
     inFlight: member.inFlight,
     routed: member.routed,
     lastError: member.lastError,
-    stats
+    stats,
+    pipeline: pipelineOf(member.client)?.status()
   }))
 
 /** The {@link PgReplicas} service of a router. */
@@ -461,6 +471,14 @@ export const make = (
       listen: primaryClient.listen,
       notify: primaryClient.notify
     }) as PgClient.PgClient & SqlClient.SqlClient
+    // With `sql: { pipeline }`: `PgSql.pipelineStatus` / `pipelineEvents` of the router are its pools'.
+    const pipelines = [primary, ...replicas].flatMap((m) => pipelineOf(m.client) ?? [])
+    if (pipelines.length > 0) {
+      setPipeline(client, {
+        status: () => pipelines.flatMap((p) => p.status()),
+        events: Stream.mergeAll(pipelines.map((p) => p.events), { concurrency: "unbounded" })
+      })
+    }
     return { client, service }
   })
 

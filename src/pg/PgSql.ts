@@ -55,7 +55,7 @@ import type { ConnectionPool } from "../ConnectionPool.ts"
 import { Exclusive } from "./internal/pipeline.ts"
 import type { LaneEvent, LaneStatus } from "./internal/pipeline.ts"
 import { readOnly as markReadOnly } from "./internal/read-only.ts"
-import { lanesOf, makeClient } from "./internal/sql-client.ts"
+import { makeClient, pipelineOf } from "./internal/sql-client.ts"
 import type { PgSqlConfigError } from "./internal/sql-options.ts"
 import type { Options } from "./internal/sql-options.ts"
 
@@ -72,7 +72,7 @@ export type { Options, PipelineOptions } from "./internal/sql-options.ts"
 // ------------------------------------------------------------------------------ pipelined mode
 
 /** The pipeline lanes of the client in context (`undefined`: it does not pipeline). */
-const lanesInContext = Effect.map(SqlClient.SqlClient, lanesOf)
+const pipelineInContext = Effect.map(SqlClient.SqlClient, pipelineOf)
 
 /**
  * Pipelined work on one shared connection ({@link pipelineStatus}).
@@ -87,21 +87,23 @@ export type { LaneEvent as PipelineEvent } from "./internal/pipeline.ts"
 /**
  * The pipelined mode's events of the `SqlClient` in context (`PgSql.layer({ pipeline })`): each
  * shared connection's `open` and `close` ({@link PipelineEvent}); an empty stream when the client
- * does not pipeline. Each subscriber has a buffer of 1,024 events; past it the newest are dropped.
- * The pool's own `events` see each shared connection as one checkout and checkin.
+ * does not pipeline. Under `PgReplicas` (`sql: { pipeline }`), every pool's, merged. Each subscriber
+ * has a buffer of 1,024 events; past it the newest are dropped. The pool's own `events` see each
+ * shared connection as one checkout and checkin.
  *
  * @category getters
  * @since 0.2.0
  */
 export const pipelineEvents: Stream.Stream<LaneEvent, never, SqlClient.SqlClient> = Stream.unwrap(
-  Effect.map(lanesInContext, (lanes) => lanes === undefined ? Stream.empty : lanes.events)
+  Effect.map(pipelineInContext, (lanes) => lanes === undefined ? Stream.empty : lanes.events)
 )
 
 /**
  * The shared connections of the `SqlClient` in context in pipelined mode
  * (`PgSql.layer({ pipeline })`), each with its backend process id and its statements in flight
  * (sent or queued, whose callers still wait); `undefined` when the client does not pipeline. A
- * connection that ended its last statement is back in the pool and not listed.
+ * connection that ended its last statement is back in the pool and not listed. Under `PgReplicas`
+ * (`sql: { pipeline }`): every pool's (`PgReplicas.status` gives each pool's own, `pipeline`).
  *
  * @example
  * ```ts
@@ -119,7 +121,7 @@ export const pipelineStatus: Effect.Effect<
   ReadonlyArray<PipelineConnectionStatus> | undefined,
   never,
   SqlClient.SqlClient
-> = Effect.map(lanesInContext, (lanes) => lanes?.status())
+> = Effect.map(pipelineInContext, (lanes) => lanes?.status())
 
 /**
  * Run `effect`'s single statements on connections of their own under `PgSql.layer({ pipeline })`

@@ -404,6 +404,82 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
       }).pipe(Effect.provide(router))
     }))
 
+  it.effect("sql: { pipeline }: each pool pipelines its own statements; status and events show both", () =>
+    Effect.gen(function*() {
+      const cluster = yield* Fixture.Replication
+      yield* Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const replicas = yield* PgReplicas.PgReplicas
+        yield* sql`create table if not exists replicas_pipe (id int primary key)`
+        const events: Array<PgSql.PipelineEvent> = []
+        const listening = yield* Effect.forkChild(
+          Stream.runForEach(PgSql.pipelineEvents, (event) => Effect.sync(() => events.push(event)))
+        )
+        // The merged stream subscribes to each pool's events as it starts.
+        yield* Effect.sleep("20 millis")
+        const fibers = 64
+        const rounds = 10
+        const work = Effect.forEach(
+          Array.from({ length: fibers }, (_, f) => f),
+          (f) =>
+            Effect.forEach(Array.from({ length: rounds }, (_, r) => f * rounds + r), (id) =>
+              Effect.zip(
+                PgSql.readOnly(
+                  sql<{ recovery: boolean; v: number }>`select pg_is_in_recovery() as recovery, ${id}::int as v`
+                ),
+                sql`insert into replicas_pipe (id) values (${id})`,
+                { concurrent: true }
+              )),
+          { concurrency: "unbounded" }
+        )
+        const running = yield* Effect.forkChild(work)
+        let most = { primary: 0, replica: 0, both: false }
+        const seen = { primary: new Set<number>(), replica: new Set<number>() }
+        while (running.pollUnsafe() === undefined) {
+          const status = yield* replicas.status
+          const inFlight = (lanes: ReadonlyArray<PgSql.PipelineConnectionStatus> | undefined) =>
+            Math.max(0, ...(lanes ?? []).map((l) => l.inFlight))
+          const all = (yield* PgSql.pipelineStatus) ?? []
+          const primaryLanes = status.primary.pipeline ?? []
+          const replicaLanes = status.replicas[0]!.pipeline ?? []
+          for (const lane of primaryLanes) seen.primary.add(lane.processId)
+          for (const lane of replicaLanes) seen.replica.add(lane.processId)
+          // The router's status is its pools' lanes together.
+          assert.strictEqual(all.length, primaryLanes.length + replicaLanes.length)
+          most = {
+            primary: Math.max(most.primary, inFlight(primaryLanes)),
+            replica: Math.max(most.replica, inFlight(replicaLanes)),
+            both: most.both || (primaryLanes.length > 0 && replicaLanes.length > 0)
+          }
+          yield* Effect.yieldNow
+        }
+        const results = (yield* Fiber.join(running)).flat()
+        assert.strictEqual(results.length, fibers * rounds)
+        results.forEach(([rows], i) => {
+          assert.isTrue(rows[0]!.recovery, "a read marked read-only ran on the standby")
+          assert.strictEqual(rows[0]!.v, i)
+        })
+        const [count] = yield* sql<{ n: number }>`select count(*)::int as n from replicas_pipe`
+        assert.strictEqual(count!.n, fibers * rounds)
+        // Statements shared connections on both pools, within maxInFlight.
+        assert.isAbove(most.primary, 1, "no write shared a primary connection")
+        assert.isAbove(most.replica, 1, "no read shared a standby connection")
+        assert.isAtMost(Math.max(most.primary, most.replica), 32)
+        assert.isTrue(most.both, "never both pools' shared connections in PgSql.pipelineStatus at once")
+        // Each pool's shared connections went back after the load: every open closed, idle.
+        yield* Effect.sleep("50 millis")
+        yield* Fiber.interrupt(listening)
+        const opened = events.filter((e) => e.type === "open").map((e) => e.processId)
+        const closes = events.filter((e) => e.type === "close")
+        assert.isTrue(opened.some((pid) => seen.primary.has(pid)), "no open event of a primary connection")
+        assert.isTrue(opened.some((pid) => seen.replica.has(pid)), "no open event of a standby connection")
+        for (const pid of opened) {
+          assert.isTrue(closes.some((e) => e.processId === pid), `connection ${pid} opened, never closed`)
+        }
+        assert.isTrue(closes.every((e) => e.type === "close" && e.reason === "idle"))
+      }).pipe(Effect.provide(routerFor(cluster, ["edp-rp"], { sql: { pipeline: { maxInFlight: 32 } } })))
+    }))
+
   // Last: it stops the standby (and starts it again).
   it.effect("the standby down: reads go to the primary with no error; back to the standby once it answers", () =>
     Effect.gen(function*() {

@@ -11,7 +11,7 @@
 import { PgClient } from "@effect/sql-pg"
 import type { PgConnection } from "@effect/sql-pg"
 import { Context, Duration, Effect } from "effect"
-import type { Scope } from "effect"
+import type { Scope, Stream } from "effect"
 import type * as Reactivity from "effect/reactivity/Reactivity"
 import * as SqlClient from "effect/sql/SqlClient"
 import type { Borrower, Connection as SqlConnection } from "effect/sql/SqlConnection"
@@ -27,6 +27,7 @@ import type { ConnectionImpl } from "./connection.ts"
 import { channelNameError, isDisconnect, unknownError } from "./errors.ts"
 import * as HostList from "./host-list.ts"
 import { Lanes } from "./pipeline.ts"
+import type { LaneEvent, LaneStatus } from "./pipeline.ts"
 import { PooledSql } from "./pooled-sql.ts"
 import * as Pooler from "./pooler.ts"
 import { PgDriver } from "./settings.ts"
@@ -58,11 +59,25 @@ const Pool: Context.Service<ConnectionPool, PoolService<ConnectionImpl>> = typed
 /** Each client's own transaction service (statements find their transaction's connection by it). */
 let clientIds = 0
 
-/** The pipelined mode's lanes of each client that has them. */
-const clientLanes = new WeakMap<object, Lanes>()
+/**
+ * What `PgSql.pipelineStatus` and `PgSql.pipelineEvents` read of a client in pipelined mode: its
+ * lanes, or a `PgReplicas` router's view over its pools' lanes.
+ */
+export interface PipelineView {
+  status(): ReadonlyArray<LaneStatus>
+  readonly events: Stream.Stream<LaneEvent>
+}
 
-/** The pipeline lanes of `client` (`undefined`: it does not pipeline). */
-export const lanesOf = (client: SqlClient.SqlClient): Lanes | undefined => clientLanes.get(client)
+/** The pipeline of each client that has one. */
+const clientPipelines = new WeakMap<object, PipelineView>()
+
+/** The pipeline of `client` (`undefined`: it does not pipeline). */
+export const pipelineOf = (client: SqlClient.SqlClient): PipelineView | undefined => clientPipelines.get(client)
+
+/** Make `view` the pipeline of `client` (a router over clients that pipeline). */
+export const setPipeline = (client: SqlClient.SqlClient, view: PipelineView): void => {
+  clientPipelines.set(client, view)
+}
 
 /** PostgreSQL answers `COMMIT` with `ROLLBACK` when the transaction was aborted: that must fail. */
 const commit = (conn: SqlConnection): Effect.Effect<void, SqlError> =>
@@ -345,6 +360,6 @@ export const makeClient = <R = never>(
     const sqlClient = yield* SqlClient.make(makeOptions)
 
     const client = asPgClient(sqlClient, { config, target, options: valid, onAcquire, pool, borrower })
-    if (lanes !== undefined) clientLanes.set(client, lanes)
+    if (lanes !== undefined) setPipeline(client, lanes)
     return { client, makeOptions }
   })
