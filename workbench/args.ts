@@ -204,7 +204,7 @@ Flags:
                             (PgSql refuses both), AssertionPool runs one worker (nothing to share).
                             With --strategy all they are left out (with both: run exclusive only);
                             named with --mode pipelined they are refused. Not with --topology
-                            pgbouncer or replicas
+                            pgbouncer; with replicas both pools pipeline (sql: { pipeline })
       --max-in-flight <n>   pipelined: statements in flight per shared connection (maxInFlight),
                             1..128. Default: ${defaultMaxInFlight}
       --shared-connections <n>
@@ -398,13 +398,9 @@ export const parse = (
       if (values.has(name)) return invalid(`${name} needs --mode pipelined or both (it bounds the pipelined mode)`)
     }
   } else {
-    if (topology === "pgbouncer" || topology === "replicas") {
+    if (topology === "pgbouncer") {
       return invalid(
-        `--mode ${mode} cannot be combined with --topology ${topology} (${
-          topology === "pgbouncer"
-            ? "the workbench does not pipeline through a transaction-mode pooler: how PgBouncer handles pipelined statements in that mode varies by version"
-            : "the workbench's pipelined view reads one pool's metrics; the router pipelines on every pool with PgReplicas.layer's sql: { pipeline } (docs/postgres.md)"
-        }): run them separately`
+        `--mode ${mode} cannot be combined with --topology pgbouncer (the workbench does not pipeline through a transaction-mode pooler: how PgBouncer handles pipelined statements in that mode varies by version): run them separately`
       )
     }
     const refused = chosen.filter((s) => !pipelinable.includes(s))

@@ -218,6 +218,8 @@ export class Pipeline {
   abandoned = 0
   /** `open` events. */
   opened = 0
+  /** `open` events by pool name. */
+  private readonly openedIn = new Map<string, number>()
   /** `close` events by reason. */
   readonly closed: Record<LaneCloseReason, number> = { "idle": 0, "exclusive": 0, "broken": 0, "client closed": 0 }
   /** Statements still in flight on the connections that closed (a broken one fails them). */
@@ -229,14 +231,37 @@ export class Pipeline {
   constructor(
     /** `maxInFlight` per shared connection. */
     readonly maxInFlight: number,
-    /** `maxConnections`: shared connections at most. */
-    readonly maxConnections: number
+    /** `maxConnections`: shared connections at most (per pool). */
+    readonly maxConnections: number,
+    /**
+     * The pools that pipeline (their `name`s; metrics summed): the run's pool, and behind
+     * `PgReplicas` the standby's after it.
+     */
+    readonly pools: ReadonlyArray<string>
   ) {}
+
+  /** Shared connections at most, over every pool. */
+  get maxShared(): number {
+    return this.maxConnections * this.pools.length
+  }
+
+  /** `maxConnections`, and over how many pools when more than one. */
+  get maxLabel(): string {
+    return this.pools.length === 1
+      ? `maxConnections ${this.maxConnections}`
+      : `maxConnections ${this.maxConnections} × ${this.pools.length} pools`
+  }
+
+  /** Shared connections opened by pool `pool`. */
+  openedBy(pool: string): number {
+    return this.openedIn.get(pool) ?? 0
+  }
 
   /** A `PgSql.pipelineEvents` event. */
   recordEvent(event: PgSql.PipelineEvent): void {
     if (event.type === "open") {
       this.opened++
+      this.openedIn.set(event.pool, this.openedBy(event.pool) + 1)
       return
     }
     this.closed[event.reason]++
@@ -424,19 +449,29 @@ export class StrategyRun {
   ): Effect.Effect<void> {
     const p = this.pipeline
     if (p === undefined) return Effect.void
-    const m = PoolMetrics.forPipeline(this.poolName)
+    const metrics = p.pools.map(PoolMetrics.forPipeline)
+    const sum = (counter: (m: (typeof metrics)[number]) => Metric.Counter<number>) =>
+      Effect.map(
+        Effect.forEach(metrics, (m) => Metric.value(counter(m))),
+        (values) => values.reduce((n, v) => n + v.count, 0)
+      )
     const now = () => this.now()
     return Effect.gen(function*() {
       const lanes = (yield* status) ?? []
-      const statements = yield* Effect.map(Metric.value(m.statements), (s) => s.count)
-      const abandoned = yield* Effect.map(Metric.value(m.abandoned), (s) => s.count)
+      const statements = yield* sum((m) => m.statements)
+      const abandoned = yield* sum((m) => m.abandoned)
       p.sample(now(), lanes, statements, abandoned)
     })
   }
 
-  /** Pool checkouts that were not a shared connection: transactions, slow statements, ... (pipelined mode). */
+  /**
+   * The run's pool's checkouts that were not a shared connection: transactions, slow statements,
+   * ... (pipelined mode).
+   */
   get exclusiveCheckouts(): number | undefined {
-    return this.pipeline === undefined ? undefined : (this.events.get("checkout") ?? 0) - this.pipeline.opened
+    return this.pipeline === undefined
+      ? undefined
+      : (this.events.get("checkout") ?? 0) - this.pipeline.openedBy(this.poolName)
   }
 
   /** Statements per second over the last `windowMs` of the timeline. */

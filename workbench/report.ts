@@ -495,7 +495,7 @@ export const pipelineSvg = (run: StrategyRun): string => {
   const w = f.width - f.left - f.right
   const h = f.height - f.top - f.bottom
   const xm = xMax(run)
-  const scale = niceScale(Math.max(p.maxConnections, ...p.samples.map((s) => s.inFlight)))
+  const scale = niceScale(Math.max(p.maxShared, ...p.samples.map((s) => s.inFlight)))
   const x = (t: number) => (f.left + (w * t) / xm).toFixed(1)
   const y = (v: number) => (f.top + h - (h * v) / scale.max).toFixed(1)
   const line = (key: "connections" | "inFlight", color: string, label: string) => {
@@ -515,12 +515,12 @@ export const pipelineSvg = (run: StrategyRun): string => {
       }</title></path>`
   }
   const limit =
-    `<line x1="${f.left}" x2="${f.left + w}" y1="${y(p.maxConnections)}" y2="${
-      y(p.maxConnections)
-    }" class="maxconn"><title>maxConnections ${p.maxConnections}</title></line>` +
+    `<line x1="${f.left}" x2="${f.left + w}" y1="${y(p.maxShared)}" y2="${
+      y(p.maxShared)
+    }" class="maxconn"><title>${p.maxLabel}</title></line>` +
     `<text x="${f.left + w - 4}" y="${
-      Number(y(p.maxConnections)) - 4
-    }" text-anchor="end" class="maxconnmark">maxConnections ${p.maxConnections}</text>`
+      Number(y(p.maxShared)) - 4
+    }" text-anchor="end" class="maxconnmark">${p.maxLabel}</text>`
   return `<svg viewBox="0 0 ${f.width} ${f.height}" width="100%" role="img" aria-label="pipelined work of ${
     esc(run.label)
   }">` +
@@ -536,13 +536,17 @@ const pipelineBlock = (run: StrategyRun): string => {
   const exclusive = run.exclusiveCheckouts ?? 0
   const closes = laneCloseReasons.map((r) => [r, p.closed[r]] as const)
   const lanes = p.lanes.map((lane) => [`pid ${lane.processId}`, lane.inFlight] as const)
-  return `<div class="pipeline" data-pipelined="${p.statements}" data-abandoned="${p.abandoned}" data-peak-shared="${p.peakConnections}" data-max-shared="${p.maxConnections}" data-opened="${p.opened}" data-closed="${p.closes}" data-exclusive="${exclusive}">
-<h3>Pipeline <small>PgSql.layer({ pipeline: { maxInFlight: ${p.maxInFlight}, maxConnections: ${p.maxConnections} } })</small></h3>
+  return `<div class="pipeline" data-pipelined="${p.statements}" data-abandoned="${p.abandoned}" data-peak-shared="${p.peakConnections}" data-max-shared="${p.maxShared}" data-opened="${p.opened}" data-closed="${p.closes}" data-exclusive="${exclusive}">
+<h3>Pipeline <small>PgSql.layer({ pipeline: { maxInFlight: ${p.maxInFlight}, maxConnections: ${p.maxConnections} } })${
+    p.pools.length > 1 ? ` on each of ${p.pools.length} pools` : ""
+  }</small></h3>
 <div class="kpis">
 <div><b>${int(p.statements)}</b><span>statements pipelined (of ${int(run.statements)} in all)</span></div>
-<div><b>${p.peakConnections} / ${p.maxConnections}</b><span>shared connections, peak / max</span></div>
+<div><b>${p.peakConnections} / ${p.maxShared}</b><span>shared connections, peak / max</span></div>
 <div><b>${int(p.peakInFlight)}</b><span>statements in flight, peak (≤ ${p.maxInFlight} per connection)</span></div>
-<div><b>${int(exclusive)}</b><span>exclusive checkouts (transactions, slow statements)</span></div>
+<div><b>${int(exclusive)}</b><span>exclusive checkouts (transactions, slow statements${
+    p.pools.length > 1 ? "; the primary's" : ""
+  })</span></div>
 <div class="${p.abandoned > 0 ? "bad" : "good"}"><b>${
     int(p.abandoned)
   }</b><span>abandoned (caller interrupted)</span></div>

@@ -87,6 +87,9 @@ interface PhaseContext {
   readonly applicationName: string
 }
 
+/** The standby's pool behind `PgReplicas` (`--topology replicas`): its own name, its own metric series. */
+const standbyPoolName = (poolName: string): string => `${poolName}-standby`
+
 /**
  * One strategy in one mode: its target (topology), pool and client, the workload, the sampler,
  * and chaos or the failover when asked.
@@ -100,7 +103,11 @@ const phase = (p: PhaseContext): Effect.Effect<void, unknown> => {
     Effect.gen(function*() {
       // Known before the target: a failover pair is started for (and noted on) this run.
       const run = new StrategyRun(p.strategy, poolName, s.workers, plannedMs, s.config, s.notes, p.mode)
-      if (s.pipeline !== undefined) run.pipeline = new Pipeline(s.pipeline.maxInFlight, s.pipeline.maxConnections)
+      if (s.pipeline !== undefined) {
+        // Behind PgReplicas both pools pipeline (the primary's and the standby's).
+        const pools = options.topology === "replicas" ? [poolName, standbyPoolName(poolName)] : [poolName]
+        run.pipeline = new Pipeline(s.pipeline.maxInFlight, s.pipeline.maxConnections, pools)
+      }
       recorder.runs.push(run)
       recorder.current = run
       yield* Effect.addFinalizer((exit) =>
@@ -209,14 +216,16 @@ const clientFor = (
         router: undefined
       }
     }
-    // `parse` refuses pipelined mode with replicas: the pipelined view reads one pool's metrics.
-    if (s.pipeline !== undefined) return yield* Effect.die(new Error("pipelined mode behind PgReplicas"))
     const primary = yield* Layer.build(s.layer.pipe(Layer.provideMerge(target.driver)))
     // The standby's pool: the same strategy, its own name (its metric series are its own).
     const replica = yield* Layer.build(
-      setup(strategy, options, `${poolName}-standby`).layer.pipe(Layer.provideMerge(target.replica.driver))
+      setup(strategy, options, standbyPoolName(poolName)).layer.pipe(Layer.provideMerge(target.replica.driver))
     )
-    const built = yield* PgReplicas.make({ primary, replicas: [replica] }, Topology.routerOptions).pipe(
+    // Pipelined: each pool pipelines the statements routed to it.
+    const routerOptions = s.pipeline === undefined
+      ? Topology.routerOptions
+      : { ...Topology.routerOptions, sql: { pipeline: s.pipeline } }
+    const built = yield* PgReplicas.make({ primary, replicas: [replica] }, routerOptions).pipe(
       Effect.provide(Reactivity.layer)
     )
     return { pool: Context.get(primary, ConnectionPool.ConnectionPool), sql: built.client, router: built.service }

@@ -60,7 +60,9 @@ export const setup = (
     notes: [
       `Pipelined: point queries and reports from every worker share at most ${pipeline.maxConnections} connection${
         pipeline.maxConnections === 1 ? "" : "s"
-      } of the pool (${pipeline.maxInFlight} in flight on each); transfers (transactions) and slow statements (PgSql.exclusive: cancellable, nothing queues behind them) take a connection of their own.`,
+      } of ${
+        options.topology === "replicas" ? "each pool (the primary's, the standby's)" : "the pool"
+      } (${pipeline.maxInFlight} in flight on each); transfers (transactions) and slow statements (PgSql.exclusive: cancellable, nothing queues behind them) take a connection of their own.`,
       ...base.notes
     ]
   }

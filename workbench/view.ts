@@ -140,7 +140,7 @@ export const laneInFlight = (p: Pipeline): string => {
 
 /** Pipelined mode now, in one line: shared connections, in flight on each, pipelined / abandoned. */
 export const pipelineStatusLine = (run: StrategyRun, p: Pipeline): string =>
-  `shared ${p.lanes.length}/${p.maxConnections} │ in flight ${int(p.inFlight)} (${
+  `shared ${p.lanes.length}/${p.maxShared} │ in flight ${int(p.inFlight)} (${
     laneInFlight(p)
   }; ≤ ${p.maxInFlight} each) │ pipelined ${int(p.statements)} · abandoned ${int(p.abandoned)} │ exclusive checkouts ${
     int(run.exclusiveCheckouts ?? 0)
@@ -162,13 +162,13 @@ export const lanesLine = (p: Pipeline): string =>
 export const pipelineFigures = (run: StrategyRun, p: Pipeline): string =>
   `${int(p.statements)} statements pipelined on at most ${p.peakConnections} shared connection${
     p.peakConnections === 1 ? "" : "s"
-  } (of ${p.maxConnections}; peak ${int(p.peakInFlight)} in flight), ${int(p.abandoned)} abandoned, ${
+  } (of ${p.maxShared}; peak ${int(p.peakInFlight)} in flight), ${int(p.abandoned)} abandoned, ${
     int(run.exclusiveCheckouts ?? 0)
   } exclusive checkouts; shared connections ${lanesLine(p)}`
 
 /** Plain view: the pipeline fields of a periodic line. */
 const pipelinePlain = (run: StrategyRun, p: Pipeline): string =>
-  `shared=${p.lanes.length}/${p.maxConnections} in_flight=${
+  `shared=${p.lanes.length}/${p.maxShared} in_flight=${
     p.lanes.length === 0 ? "0" : p.lanes.map((lane) => lane.inFlight).join("+")
   } pipelined=${p.statements} abandoned=${p.abandoned} exclusive_checkouts=${
     run.exclusiveCheckouts ?? 0
@@ -587,7 +587,7 @@ const modeCells = (run: StrategyRun): Array<string> => {
     run.mode,
     int(p.statements),
     int(p.abandoned),
-    `${p.peakConnections}/${p.maxConnections}`,
+    `${p.peakConnections}/${p.maxShared}`,
     int(p.peakInFlight),
     int(run.exclusiveCheckouts ?? 0),
     laneCloses(p)

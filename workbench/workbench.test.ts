@@ -175,9 +175,7 @@ describe("flags", () => {
     expect(invalid(["-m", "pipelined", "-t", "pgbouncer"])).toMatch(
       /^--mode pipelined cannot be combined with --topology pgbouncer/
     )
-    expect(invalid(["-m", "both", "-t", "replicas"])).toMatch(
-      /^--mode both cannot be combined with --topology replicas/
-    )
+    expect(parse(["-m", "both", "-t", "replicas", "-d", "4s"])._tag).toBe("Run")
   })
 
   it("--help wins over everything else", () => {
@@ -447,17 +445,18 @@ describe("pipelined mode", () => {
     const options: Options = { ...defaults, strategies: ["QueuePool", "StaticPool"], mode: "both", seed: 1 }
     const recorder = new Recorder(options)
     for (const { mode, strategy } of phases(options)) {
-      const r = new StrategyRun(strategy, `p-${strategy}-${mode}`, 4, 1000, {}, [], mode)
+      const pool = `p-${strategy}-${mode}`
+      const r = new StrategyRun(strategy, pool, 4, 1000, {}, [], mode)
       r.startedAt = 1
       r.elapsedMs = 1000
       r.completed = true
       if (mode === "pipelined") {
-        r.pipeline = new Pipeline(32, 5)
+        r.pipeline = new Pipeline(32, 5, [pool])
         r.pipeline.sample(100, [{ processId: 1, inFlight: 3, statements: 9 }], 1234, 2)
-        r.pipeline.recordEvent({ type: "open", pool: "p", processId: 1 })
+        r.pipeline.recordEvent({ type: "open", pool, processId: 1 })
         r.pipeline.recordEvent({
           type: "close",
-          pool: "p",
+          pool,
           processId: 1,
           statements: 9,
           inFlight: 0,
@@ -690,6 +689,55 @@ describe("--topology", () => {
           expect(lag).toContain(`class="maxlag"`)
           expect(lag).toContain(`class="delay-high"`)
         })
+        fs.rmSync(dir, { recursive: true, force: true })
+      }),
+    90_000
+  )
+
+  it.live(
+    "replicas, pipelined: the primary's and the standby's pools each pipeline; both in the view and the report",
+    () =>
+      Effect.gen(function*() {
+        const dir = tempDir()
+        const options: Options = {
+          ...twoPools("replicas", 2, 21, dir),
+          strategies: ["QueuePool"],
+          workers: 16,
+          poolSize: 3,
+          mode: "pipelined",
+          maxInFlight: 4,
+          sharedConnections: 2,
+          plain: true
+        }
+        const { html, printed, result } = yield* printedRun(options)
+        const [r] = result.recorder.runs
+        const p = r!.pipeline!
+        expect(r!.completed).toBe(true)
+        expect(r!.errorCount).toBe(0)
+        expect(p.pools).toEqual([r!.poolName, `${r!.poolName}-standby`])
+        expect(p.maxShared).toBe(4)
+        // Every point query, report and transfer read-back was pipelined, on whichever pool the
+        // router sent it to (so were the router's own: health checks, replay positions).
+        const readBacks = r!.replicas!.readBacks
+        expect(r!.ops.query + r!.ops.report).toBeGreaterThan(0)
+        expect(p.statements).toBeGreaterThanOrEqual(
+          r!.ops.query + r!.ops.report + readBacks.eventual.checks + readBacks["read-your-writes"].checks
+        )
+        expect(p.abandoned).toBe(0)
+        // Shared connections on both pools (reads on the standby while it is within maxLag).
+        expect(p.openedBy(r!.poolName)).toBeGreaterThan(0)
+        expect(p.openedBy(`${r!.poolName}-standby`)).toBeGreaterThan(0)
+        for (const sample of p.samples) {
+          expect(sample.connections).toBeLessThanOrEqual(4)
+          expect(sample.inFlight).toBeLessThanOrEqual(4 * 4)
+        }
+        // Exclusive checkouts: the primary pool's checkouts that were not its shared connections.
+        expect(r!.exclusiveCheckouts).toBeGreaterThanOrEqual(r!.ops.transaction)
+        expect(r!.replicas!.samples.some((s) => s.replicaRouted > 0)).toBe(true)
+        expect(printed).toMatch(/shared=[0-4]\/4 in_flight=/)
+        const [section] = sectionsOf(html)
+        expect(section!.body).toContain("maxConnections 2 × 2 pools")
+        expect(section!.body).toMatch(/data-max-shared="4"/)
         fs.rmSync(dir, { recursive: true, force: true })
       }),
     90_000
