@@ -71,7 +71,7 @@ export type { Options, PipelineOptions } from "./internal/sql-options.ts"
 
 // ------------------------------------------------------------------------------ pipelined mode
 
-/** The pipeline lanes of the client in context (`undefined`: it does not pipeline). */
+/** The pipeline of the client in context (`undefined`: it does not pipeline). */
 const pipelineInContext = Effect.map(SqlClient.SqlClient, pipelineOf)
 
 /**
@@ -95,7 +95,7 @@ export type { LaneEvent as PipelineEvent } from "./internal/pipeline.ts"
  * @since 0.2.0
  */
 export const pipelineEvents: Stream.Stream<LaneEvent, never, SqlClient.SqlClient> = Stream.unwrap(
-  Effect.map(pipelineInContext, (lanes) => lanes === undefined ? Stream.empty : lanes.events)
+  Effect.map(pipelineInContext, (pipeline) => pipeline === undefined ? Stream.empty : pipeline.events)
 )
 
 /**
@@ -121,7 +121,7 @@ export const pipelineStatus: Effect.Effect<
   ReadonlyArray<PipelineConnectionStatus> | undefined,
   never,
   SqlClient.SqlClient
-> = Effect.map(pipelineInContext, (lanes) => lanes?.status())
+> = Effect.map(pipelineInContext, (pipeline) => pipeline?.status())
 
 /**
  * Run `effect`'s single statements on connections of their own under `PgSql.layer({ pipeline })`
