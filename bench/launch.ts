@@ -14,6 +14,8 @@
  *                                         CPU-profile the QueuePool hot path and print a summary
  *   npm run bench -- --sql-overhead [op=select|tx] [c=16] [subjects=ours,effpool,floor] ...
  *                                         CPU per statement above the wire (bench/sql-overhead.ts)
+ *   npm run bench -- --neighbours [active=ours-pipelined,multiplex,...] [query=select|point] ...
+ *                                         the e2e subjects in one process, some idle (bench/neighbours.ts)
  */
 import { build } from "esbuild"
 import { spawnSync } from "node:child_process"
@@ -50,7 +52,7 @@ const buildLibrary = (): void => {
 const bundle = async (): Promise<void> => {
   buildLibrary()
   mkdirSync(outDir, { recursive: true })
-  const entryPoints = ["run.ts", "profile.ts", "e2e-pg.ts", "sql-overhead.ts"]
+  const entryPoints = ["run.ts", "profile.ts", "e2e-pg.ts", "sql-overhead.ts", "neighbours.ts"]
     .map((f) => join(benchDir, f))
     .filter((f) => existsSync(f))
   await build({
@@ -83,6 +85,10 @@ const main = async (): Promise<number> => {
   if (args[0] === "--sql-overhead") {
     await bundle()
     return run([join(outDir, "sql-overhead.mjs"), ...args.slice(1)])
+  }
+  if (args[0] === "--neighbours") {
+    await bundle()
+    return run([join(outDir, "neighbours.mjs"), ...args.slice(1)])
   }
   if (args.includes("--tsx")) {
     return run(["--expose-gc", "--import", "tsx", join(benchDir, "run.ts"), ...args.filter((a) => a !== "--tsx")])
