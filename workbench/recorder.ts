@@ -449,7 +449,7 @@ export class StrategyRun {
   ): Effect.Effect<void> {
     const p = this.pipeline
     if (p === undefined) return Effect.void
-    const metrics = p.pools.map(PoolMetrics.forPipeline)
+    const metrics = p.pools.map((pool) => PoolMetrics.forPipeline(pool))
     const sum = (counter: (m: (typeof metrics)[number]) => Metric.Counter<number>) =>
       Effect.map(
         Effect.forEach(metrics, (m) => Metric.value(counter(m))),

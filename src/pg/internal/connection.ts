@@ -175,7 +175,10 @@ export class ConnectionImpl extends Connection {
   private killedWith: SqlError | undefined = undefined
   /** What this package reaches of `@effect/sql-pg`'s internals for this session (`sql-pg-internals.ts`). */
   private readonly sqlPg: SqlPg.Access
-  /** What a statement gets from a session this driver closed before it was sent ({@link ConnectionImpl.kill}). */
+  /**
+   * What a statement gets, never sent, from a session this driver closed ({@link ConnectionImpl.kill})
+   * or the driver saw die (told by its retire hook).
+   */
   private refusedWith: SqlError | undefined = undefined
   /** A session accepted as a standby: is it still one (`targetSessionAttrs`)? See `SessionWatch`. */
   private readonly watch: SessionWatch | undefined
@@ -204,6 +207,11 @@ export class ConnectionImpl extends Connection {
     this.sqlPg = SqlPg.access(native)
     this.sqlPg.onRetire?.(() => {
       this.retired = true
+      // Retired because the driver saw the session die (not for a late cancel): from now on a
+      // statement fails at once with a copy of the death's error marked never sent; the driver
+      // would fail it with the error of the statements that were on the wire, which may have run.
+      const dead = this.sqlPg.deadError?.()
+      if (dead !== undefined && this.refusedWith === undefined) this.refusedWith = unsentCopy(dead)
     })
     this.cancelBounded = this.boundCancel()
     this.watch = watchOf(native)
@@ -384,17 +392,6 @@ export class ConnectionImpl extends Connection {
   }
 
   /**
-   * The driver saw the session die (its socket closed, a fatal error) though this driver did not
-   * close it: from now on a statement fails at once, with a copy of the death's error marked never
-   * sent (`@effect/sql-pg` would fail it with the error of the statements that were on the wire,
-   * which may have run). `undefined` while the session is alive, as far as the driver knows.
-   */
-  private diedUnsent(): SqlError | undefined {
-    const dead = this.sqlPg.deadError?.()
-    return dead === undefined ? undefined : (this.refusedWith = unsentCopy(dead))
-  }
-
-  /**
    * The session's socket is closed (this driver closed it, or the driver saw it die). A session
    * only retired ({@link Connection.isDead}: not to be handed out again) is not closed: it serves
    * its current holders.
@@ -568,9 +565,8 @@ export class ConnectionImpl extends Connection {
     if (unsent !== undefined) return Effect.fail(unsent)
     const refused = this.see(verdict)
     if (refused !== undefined) return Effect.fail(refused)
-    const refusedWith = this.refusedWith ?? this.diedUnsent()
-    const sent = refusedWith !== undefined
-      ? Effect.fail(refusedWith)
+    const sent = this.refusedWith !== undefined
+      ? Effect.fail(this.refusedWith)
       : this.cancelBounded
       ? native
       : this.interruptibly(native, this.cancelMillis)

@@ -24,7 +24,7 @@ import type { LeakWatch } from "../../internal/leaks.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import * as PoolMetrics from "../../PoolMetrics.ts"
 import type { ConnectionImpl as Connection } from "./connection.ts"
-import type { Ask, PooledSql, TransformRows } from "./pooled-sql.ts"
+import type { Ask, PooledSql, Send, TransformRows } from "./pooled-sql.ts"
 import { classify } from "./session.ts"
 import type { Verdict } from "./session.ts"
 import { unsentRetries, wasUnsent } from "./sql-errors.ts"
@@ -208,12 +208,7 @@ export class Lanes {
     params: ReadonlyArray<unknown>,
     ask: Ask,
     transformRows: TransformRows | undefined,
-    exclusive: (
-      sql: string,
-      params: ReadonlyArray<unknown>,
-      ask: Ask,
-      transformRows: TransformRows | undefined
-    ) => Effect.Effect<unknown, SqlError>,
+    exclusive: Send,
     retries: number = unsentRetries
   ): Effect.Effect<unknown, SqlError> {
     /** Taken (counted) inside the `onExit` it is handed back by: no interruption falls between. */

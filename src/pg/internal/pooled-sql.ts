@@ -28,6 +28,14 @@ export type Ask = "rows" | "rows unprepared" | "raw" | "values" | "values unprep
 /** effect/sql's row transform (column names), as its `SqlConnection` passes it. */
 export type TransformRows = <A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>
 
+/** One statement as `SqlConnection`'s methods give it (text, parameters, which method, row transform). */
+export type Send = (
+  sql: string,
+  params: ReadonlyArray<unknown>,
+  ask: Ask,
+  transformRows: TransformRows | undefined
+) => Effect.Effect<unknown, SqlError>
+
 /**
  * A failure the connection must answer: a disconnect, or any failure after which the driver knows
  * the session is closed (e.g. a FATAL 25P03 idle-in-transaction timeout): the connection is not

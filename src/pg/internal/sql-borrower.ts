@@ -17,7 +17,7 @@ import { isCheckoutError } from "../../PoolError.ts"
 import type { CheckoutError } from "../../PoolError.ts"
 import type { ConnectionImpl } from "./connection.ts"
 import type { Lanes } from "./pipeline.ts"
-import type { Ask, TransformRows } from "./pooled-sql.ts"
+import type { Ask, Send, TransformRows } from "./pooled-sql.ts"
 import { failCheckout, unsentRetries, wasUnsent } from "./sql-errors.ts"
 
 /** What a client's statements are borrowed through. */
@@ -93,12 +93,8 @@ const askOf = (
  */
 const router = (b: Borrowing, lanes: Lanes, use: Use): SqlConnection => {
   /** A statement that may not share a lane: on a connection of its own. */
-  const exclusive = (
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    ask: Ask,
-    transformRows: TransformRows | undefined
-  ) => borrow(use, (c) => askOf(c, sql, params, ask, transformRows), unsentRetries)
+  const exclusive: Send = (sql, params, ask, transformRows) =>
+    borrow(use, (c) => askOf(c, sql, params, ask, transformRows), unsentRetries)
   /** One statement in pipelined mode: on a lane when it may share one, else exclusive. */
   const route = (
     sql: string,

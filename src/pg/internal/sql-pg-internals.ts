@@ -63,8 +63,10 @@ export const catalogue: ReadonlyArray<Entry> = [
   {
     internal: "internals.retireHooks",
     feature: "a session whose cancel request may still arrive (sent after its statement ended) is retired, so the " +
-      "cancel cannot hit the next borrower's statement",
-    fallback: "every session with an interrupted statement is retired (closed on return): one reconnect per interrupt"
+      "cancel cannot hit the next borrower's statement; a statement sent to a session the driver saw die is " +
+      "marked never sent (a pipelined one goes to another shared connection)",
+    fallback: "every session with an interrupted statement is retired (closed on return): one reconnect per " +
+      "interrupt; a statement sent to a dead session fails with the error of those that were on the wire"
   },
   {
     internal: "base.prepared.statements",
