@@ -33,7 +33,7 @@ import * as PgBouncer from "../support/pgbouncer.ts"
 import type { E2eOptions, E2eResult, LatencySummary, OverloadResult, PgBenchOutcome } from "./e2e.ts"
 import { median, now } from "./stats.ts"
 
-type Query = "SELECT 1" | "point query" | "transaction"
+export type Query = "SELECT 1" | "point query" | "transaction"
 const queries: ReadonlyArray<Query> = ["SELECT 1", "point query", "transaction"]
 const connections = 10
 /** The point query's table: `rows` rows keyed by `id` (created if missing). */
@@ -44,7 +44,7 @@ const pointId = (i: number) => (i * 7919) % rows + 1
 /** application_name of a subject's sessions (counted in pg_stat_activity). */
 const appName = (short: string) => `bench-${short}-${process.pid}`
 
-interface E2eSubject {
+export interface E2eSubject {
   readonly name: string
   /** Its sessions' application_name, when it sets one (server connections are counted by it). */
   readonly app?: string
@@ -246,6 +246,50 @@ const dedicatedPgSubject = async (url: string, workers: number): Promise<E2eSubj
       promiseWorkers(n, perWorker, latencies, (w, i) => pgQuery(clients[w]!, query, i)),
     close: () => Promise.all(clients.map((c) => c.end())).then(() => undefined)
   }
+}
+
+/**
+ * The subjects that share the machine in interleaved rounds, each on at most 10 server connections,
+ * by short name (the `application_name` part; `--subjects=` and `--neighbours active=` pick from
+ * these). Each is opened when its factory is called.
+ */
+export const interleavedSubjects = (url: string): ReadonlyArray<readonly [string, () => Promise<E2eSubject>]> => {
+  const ourLayer = (app: string, pipelined: boolean, lifo = false) =>
+    PgSql.layer(pipelined ? { pipeline: {} } : {}).pipe(
+      Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo })),
+      Layer.provide(PgDriver.layer({ url: Redacted.make(url), applicationName: app }))
+    )
+  const ourSubject = (name: string, short: string, pipelined: boolean, lifo = false) => () => {
+    const app = appName(short)
+    return sqlSubject(name, ourLayer(app, pipelined, lifo), app)
+  }
+  const pgClientSubject = (name: string, short: string, multiplex: boolean) => () => {
+    const app = appName(short)
+    return sqlSubject(
+      name,
+      PgClient.layer({ url: Redacted.make(url), maxConnections: connections, multiplex, applicationName: app }),
+      app
+    )
+  }
+  return [
+    ["ours", ourSubject("SqlClient over QueuePool (PgSql)", "ours", false)],
+    ["ours-lifo", ourSubject("SqlClient over QueuePool lifo (PgSql)", "ours-lifo", false, true)],
+    ["pgclient", pgClientSubject("@effect/sql-pg PgClient.layer", "pgclient", false)],
+    ["pgpool", async () => pgPoolSubject(url)],
+    // Pipelined autocommit statements (`PgSql.layer({ pipeline: {} })`, the defaults), and the
+    // clients that pipeline on their own.
+    ["ours-pipelined", ourSubject("SqlClient over QueuePool pipelined (PgSql)", "ours-pipelined", true)],
+    ["multiplex", pgClientSubject("@effect/sql-pg PgClient.layer multiplex", "multiplex", true)],
+    ["postgresjs", async () => postgresJsSubject(url)]
+  ]
+}
+
+/** The point query's table (1,000 rows), made if missing. */
+export const createPointTable = async (admin: pg.Client): Promise<void> => {
+  await admin.query(`create table if not exists ${pointTable} (id int primary key, name text not null)`)
+  await admin.query(
+    `insert into ${pointTable} select g, 'row ' || g from generate_series(1, ${rows}) g on conflict do nothing`
+  )
 }
 
 /**
@@ -523,10 +567,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
     const results: Array<E2eResult> = []
     const admin = new pg.Client({ connectionString: url })
     await admin.connect()
-    await admin.query(`create table if not exists ${pointTable} (id int primary key, name text not null)`)
-    await admin.query(
-      `insert into ${pointTable} select g, 'row ' || g from generate_series(1, ${rows}) g on conflict do nothing`
-    )
+    await createPointTable(admin)
     /** Server sessions of `app` now (pg_stat_activity). */
     const sessionsOf = async (app: string): Promise<number> =>
       (await admin.query<{ n: number }>(
@@ -535,35 +576,7 @@ export const runPgBench = async (options: E2eOptions): Promise<PgBenchOutcome> =
       )).rows[0]!.n
     // The pools on 10 connections: open together, rounds interleaved (round r of each subject in
     // turn, starting with a different one each round).
-    const ourLayer = (app: string, pipelined: boolean, lifo = false) =>
-      PgSql.layer(pipelined ? { pipeline: {} } : {}).pipe(
-        Layer.provide(QueuePool.layer({ poolSize: connections, maxOverflow: 0, lifo })),
-        Layer.provide(PgDriver.layer({ url: Redacted.make(url), applicationName: app }))
-      )
-    const ourSubject = (name: string, short: string, pipelined: boolean, lifo = false) => () => {
-      const app = appName(short)
-      return sqlSubject(name, ourLayer(app, pipelined, lifo), app)
-    }
-    const pgClientSubject = (name: string, short: string, multiplex: boolean) => () => {
-      const app = appName(short)
-      return sqlSubject(
-        name,
-        PgClient.layer({ url: Redacted.make(url), maxConnections: connections, multiplex, applicationName: app }),
-        app
-      )
-    }
-    // By short name (the application_name part; `--subjects=` picks from these).
-    const allInterleaved: ReadonlyArray<readonly [string, () => Promise<E2eSubject>]> = [
-      ["ours", ourSubject("SqlClient over QueuePool (PgSql)", "ours", false)],
-      ["ours-lifo", ourSubject("SqlClient over QueuePool lifo (PgSql)", "ours-lifo", false, true)],
-      ["pgclient", pgClientSubject("@effect/sql-pg PgClient.layer", "pgclient", false)],
-      ["pgpool", async () => pgPoolSubject(url)],
-      // Pipelined autocommit statements (`PgSql.layer({ pipeline: {} })`, the defaults), and the
-      // clients that pipeline on their own.
-      ["ours-pipelined", ourSubject("SqlClient over QueuePool pipelined (PgSql)", "ours-pipelined", true)],
-      ["multiplex", pgClientSubject("@effect/sql-pg PgClient.layer multiplex", "multiplex", true)],
-      ["postgresjs", async () => postgresJsSubject(url)]
-    ]
+    const allInterleaved = interleavedSubjects(url)
     const subset = options.subset
     const unknown = subset?.subjects?.filter((s) => !allInterleaved.some(([short]) => short === s)) ?? []
     if (unknown.length > 0) throw new Error(`unknown subjects: ${unknown.join(", ")}`)

@@ -5,104 +5,49 @@
  *
  *   npm run bench -- --neighbours [active=ours-pipelined,multiplex,...] [query=select|point] [c=16] [rounds=30]
  *
- * Subjects: ours, ours-lifo, pgclient, pgpool, ours-pipelined, multiplex, postgresjs. Each round
+ * Subjects: the end-to-end run's interleaved ones, by short name (`interleavedSubjects` in
+ * e2e-pg.ts: ours, ours-lifo, pgclient, pgpool, ours-pipelined, multiplex, postgresjs). Each round
  * runs the active ones once in a seeded shuffled order; per subject it prints the median µs and
  * Node CPU µs per statement and the young-generation collections that fell in its rounds (count
- * and ms per 1,000 statements). `DATABASE_URL` or the machine's default local server; the point
- * query needs the e2e run's `bench_points` table. Node is not pinned here: run it under
- * `taskset -c 0` to match the e2e run.
+ * and ms per 1,000 statements). `DATABASE_URL` or the machine's default local server (the point
+ * query's table is made if missing). Node is not pinned here: run it under `taskset -c 0` to
+ * match the e2e run.
  */
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
-import { QueuePool } from "effect-db-pool"
-import { PgDriver, PgSql } from "effect-db-pool/pg"
-import { SqlClient } from "effect/sql"
 import { constants, performance, PerformanceObserver } from "node:perf_hooks"
 import pg from "pg"
-import postgres from "postgres"
+import { createPointTable, interleavedSubjects } from "./e2e-pg.ts"
+import type { E2eSubject, Query } from "./e2e-pg.ts"
 import { median } from "./stats.ts"
 
 const flags = new Map(process.argv.slice(2).map((a) => a.split("=") as [string, string]))
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const active = (flags.get("active") ?? "ours-pipelined,multiplex").split(",")
-const query = flags.get("query") ?? "select"
+const queryNames: Record<string, Query> = { select: "SELECT 1", point: "point query" }
+const query = queryNames[flags.get("query") ?? "select"]
+if (query === undefined) throw new Error(`query=${flags.get("query")}: select or point`)
 const workers = Number(flags.get("c") ?? 16)
 const rounds = Number(flags.get("rounds") ?? 30)
 const perWorker = Math.ceil(3008 / workers)
 const statements = perWorker * workers
-if (query !== "select" && query !== "point") throw new Error(`query=${query}: select or point`)
 
-interface Subject {
-  readonly name: string
-  readonly run: (n: number) => Promise<void>
-  readonly close: () => Promise<unknown>
-}
+const admin = new pg.Client({ connectionString: url })
+await admin.connect()
+await createPointTable(admin)
+await admin.end()
 
-const pointId = (i: number) => (i % 1000) + 1
-
-const effectSubject = async (name: string, layer: Layer.Layer<SqlClient.SqlClient, unknown>): Promise<Subject> => {
-  const runtime = ManagedRuntime.make(layer)
-  const sql = await runtime.runPromise(Effect.service(SqlClient.SqlClient))
-  const select1 = sql`SELECT 1`
-  const op = query === "select"
-    ? () => select1
-    : (i: number) => sql`select id, name from ${sql("bench_points")} where id = ${pointId(i)}`
-  return {
-    name,
-    run: (n) =>
-      Effect.runPromise(Effect.forEach(
-        Array.from({ length: workers }, (_, w) => w),
-        (w) =>
-          Effect.gen(function*() {
-            for (let i = 0; i < n; i++) yield* op(w * n + i)
-          }),
-        { concurrency: "unbounded", discard: true }
-      )),
-    close: () => runtime.dispose()
-  }
-}
-
-const promiseSubject = (name: string, op: (i: number) => Promise<unknown>, close: () => Promise<unknown>): Subject => ({
-  name,
-  run: (n) =>
-    Promise.all(Array.from({ length: workers }, async (_, w) => {
-      for (let i = 0; i < n; i++) await op(w * n + i)
-    })).then(() => undefined),
-  close
-})
-
-const ours = (lifo: boolean, pipelined: boolean) =>
-  PgSql.layer(pipelined ? { pipeline: {} } : {}).pipe(
-    Layer.provide(QueuePool.layer({ poolSize: 10, maxOverflow: 0, lifo })),
-    Layer.provide(PgDriver.layer({ url: Redacted.make(url) }))
-  )
-const pgClient = (multiplex: boolean) => PgClient.layer({ url: Redacted.make(url), maxConnections: 10, multiplex })
-const pool = new pg.Pool({ connectionString: url, max: 10 })
-const pgjs = postgres(url, { max: 10, onnotice: () => {} })
-
-const subjects: ReadonlyArray<Subject> = [
-  await effectSubject("ours", ours(false, false)),
-  await effectSubject("ours-lifo", ours(true, false)),
-  await effectSubject("pgclient", pgClient(false)),
-  promiseSubject(
-    "pgpool",
-    (i) =>
-      query === "select"
-        ? pool.query("SELECT 1")
-        : pool.query("select id, name from bench_points where id = $1", [pointId(i)]),
-    () => pool.end()
-  ),
-  await effectSubject("ours-pipelined", ours(false, true)),
-  await effectSubject("multiplex", pgClient(true)),
-  promiseSubject(
-    "postgresjs",
-    (i) => query === "select" ? pgjs`SELECT 1` : pgjs`select id, name from bench_points where id = ${pointId(i)}`,
-    () => pgjs.end()
-  )
-]
-const unknown = active.filter((name) => !subjects.some((s) => s.name === name))
+// Every subject opened (the end-to-end run's, in its order), only the active ones run.
+const all = interleavedSubjects(url)
+const unknown = active.filter((name) => !all.some(([short]) => short === name))
 if (unknown.length > 0) throw new Error(`unknown subjects: ${unknown.join(", ")}`)
-const running = subjects.filter((s) => active.includes(s.name))
+const subjects: Array<{ readonly short: string; readonly subject: E2eSubject }> = []
+for (const [short, open] of all) subjects.push({ short, subject: await open() })
+const running = subjects.filter((s) => active.includes(s.short))
+/** Each operation's latency, pushed by the subjects' loops (the same cost for each); not read here. */
+const latencies: Array<number> = []
+const run = (s: (typeof subjects)[number], n: number) => {
+  latencies.length = 0
+  return s.subject.run(query, workers, n, latencies)
+}
 
 // Young-generation collections, by start time (to charge each to the round it fell in).
 const scavenges: Array<{ readonly start: number; readonly ms: number }> = []
@@ -114,13 +59,13 @@ const observer = new PerformanceObserver((list) => {
 })
 observer.observe({ entryTypes: ["gc"] })
 
-for (const s of running) await s.run(Math.max(1, perWorker >> 1))
+for (const s of running) await run(s, Math.max(1, perWorker >> 1))
 let seed = 0x2545f491
 const next = () => {
   seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
   return seed / 4294967296
 }
-const measured = new Map(running.map((s) => [s.name, { us: [] as Array<number>, cpu: [] as Array<number> }]))
+const measured = new Map(running.map((s) => [s.short, { us: [] as Array<number>, cpu: [] as Array<number> }]))
 const windows: Array<{ readonly name: string; readonly start: number; readonly end: number }> = []
 for (let r = 0; r < rounds; r++) {
   const order = running.slice()
@@ -133,12 +78,12 @@ for (let r = 0; r < rounds; r++) {
   for (const s of order) {
     const c0 = process.cpuUsage()
     const start = performance.now()
-    await s.run(perWorker)
+    await run(s, perWorker)
     const end = performance.now()
     const c = process.cpuUsage(c0)
-    windows.push({ name: s.name, start, end })
-    measured.get(s.name)!.us.push(((end - start) * 1000) / statements)
-    measured.get(s.name)!.cpu.push((c.user + c.system) / statements)
+    windows.push({ name: s.short, start, end })
+    measured.get(s.short)!.us.push(((end - start) * 1000) / statements)
+    measured.get(s.short)!.cpu.push((c.user + c.system) / statements)
   }
 }
 await new Promise((resolve) => setTimeout(resolve, 50))
@@ -146,11 +91,13 @@ observer.disconnect()
 
 console.log(`${query}, ${workers} fibers, ${rounds} rounds of ${statements} statements; active: ${active.join(", ")}`)
 for (const s of running) {
-  const m = measured.get(s.name)!
-  const mine = scavenges.filter((g) => windows.some((w) => w.name === s.name && g.start >= w.start && g.start <= w.end))
+  const m = measured.get(s.short)!
+  const mine = scavenges.filter((g) =>
+    windows.some((w) => w.name === s.short && g.start >= w.start && g.start <= w.end)
+  )
   const ms = mine.reduce((sum, g) => sum + g.ms, 0)
   console.log(
-    `${s.name.padEnd(16)} ${median(m.us).toFixed(2).padStart(7)} µs/stmt  CPU ${
+    `${s.short.padEnd(16)} ${median(m.us).toFixed(2).padStart(7)} µs/stmt  CPU ${
       median(m.cpu).toFixed(2).padStart(7)
     } µs/stmt  ` +
       `scavenges ${String(mine.length).padStart(3)}, ${
@@ -158,5 +105,5 @@ for (const s of running) {
       } ms per 1,000 stmts`
   )
 }
-for (const s of subjects) await s.close()
+for (const s of subjects) await s.subject.close()
 process.exit(0)

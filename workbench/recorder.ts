@@ -216,8 +216,6 @@ export class Pipeline {
   /** `db.client.connection.pipeline.statements` / `.abandoned` at the last sample. */
   statements = 0
   abandoned = 0
-  /** `open` events. */
-  opened = 0
   /** `open` events by pool name. */
   private readonly openedIn = new Map<string, number>()
   /** `close` events by reason. */
@@ -257,10 +255,16 @@ export class Pipeline {
     return this.openedIn.get(pool) ?? 0
   }
 
+  /** `open` events, every pool's. */
+  get opened(): number {
+    let n = 0
+    for (const count of this.openedIn.values()) n += count
+    return n
+  }
+
   /** A `PgSql.pipelineEvents` event. */
   recordEvent(event: PgSql.PipelineEvent): void {
     if (event.type === "open") {
-      this.opened++
       this.openedIn.set(event.pool, this.openedBy(event.pool) + 1)
       return
     }

@@ -10,6 +10,7 @@ import { PgDriver, PgReplicas, PgSql } from "effect-db-pool/pg"
 import { SqlClient } from "effect/sql"
 import { isSqlError } from "effect/sql/SqlError"
 import * as Fixture from "../../support/replication.ts"
+import { eventually } from "./fixture.ts"
 
 const recovery = Effect.flatMap(
   Effect.service(SqlClient.SqlClient),
@@ -435,10 +436,10 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         const running = yield* Effect.forkChild(work)
         let most = { primary: 0, replica: 0, both: false }
         const seen = { primary: new Set<number>(), replica: new Set<number>() }
+        const inFlight = (lanes: ReadonlyArray<PgSql.PipelineConnectionStatus>) =>
+          Math.max(0, ...lanes.map((l) => l.inFlight))
         while (running.pollUnsafe() === undefined) {
           const status = yield* replicas.status
-          const inFlight = (lanes: ReadonlyArray<PgSql.PipelineConnectionStatus> | undefined) =>
-            Math.max(0, ...(lanes ?? []).map((l) => l.inFlight))
           const all = (yield* PgSql.pipelineStatus) ?? []
           const primaryLanes = status.primary.pipeline ?? []
           const replicaLanes = status.replicas[0]!.pipeline ?? []
@@ -467,16 +468,16 @@ layer(Cluster, { timeout: "120 seconds", excludeTestServices: true })("read repl
         assert.isAtMost(Math.max(most.primary, most.replica), 32)
         assert.isTrue(most.both, "never both pools' shared connections in PgSql.pipelineStatus at once")
         // Each pool's shared connections went back after the load: every open closed, idle.
-        yield* Effect.sleep("50 millis")
+        const opened = () => events.filter((e) => e.type === "open").map((e) => e.processId)
+        const closes = () => events.filter((e) => e.type === "close")
+        yield* eventually(
+          Effect.sync(() => opened().every((pid) => closes().some((e) => e.processId === pid))),
+          "every shared connection opened was closed"
+        )
         yield* Fiber.interrupt(listening)
-        const opened = events.filter((e) => e.type === "open").map((e) => e.processId)
-        const closes = events.filter((e) => e.type === "close")
-        assert.isTrue(opened.some((pid) => seen.primary.has(pid)), "no open event of a primary connection")
-        assert.isTrue(opened.some((pid) => seen.replica.has(pid)), "no open event of a standby connection")
-        for (const pid of opened) {
-          assert.isTrue(closes.some((e) => e.processId === pid), `connection ${pid} opened, never closed`)
-        }
-        assert.isTrue(closes.every((e) => e.type === "close" && e.reason === "idle"))
+        assert.isTrue(opened().some((pid) => seen.primary.has(pid)), "no open event of a primary connection")
+        assert.isTrue(opened().some((pid) => seen.replica.has(pid)), "no open event of a standby connection")
+        assert.isTrue(closes().every((e) => e.type === "close" && e.reason === "idle"))
       }).pipe(Effect.provide(routerFor(cluster, ["edp-rp"], { sql: { pipeline: { maxInFlight: 32 } } })))
     }))
 
