@@ -222,7 +222,9 @@ export class Pipeline {
   readonly closed: Record<LaneCloseReason, number> = { "idle": 0, "exclusive": 0, "broken": 0, "client closed": 0 }
   /** Statements still in flight on the connections that closed (a broken one fails them). */
   closedInFlight = 0
-  /** Highest shared connections / statements in flight sampled. */
+  /** Shared connections open now, by `pool:processId` (from the events: every change, not sampled). */
+  private readonly openNow = new Set<string>()
+  /** Highest shared connections open at once (events and samples) / statements in flight sampled. */
   peakConnections = 0
   peakInFlight = 0
 
@@ -264,10 +266,14 @@ export class Pipeline {
 
   /** A `PgSql.pipelineEvents` event. */
   recordEvent(event: PgSql.PipelineEvent): void {
+    const key = `${event.pool}:${event.processId}`
     if (event.type === "open") {
       this.openedIn.set(event.pool, this.openedBy(event.pool) + 1)
+      this.openNow.add(key)
+      this.peakConnections = Math.max(this.peakConnections, this.openNow.size)
       return
     }
+    this.openNow.delete(key)
     this.closed[event.reason]++
     this.closedInFlight += event.inFlight
   }
